@@ -1,0 +1,1 @@
+"""Hardware drivers: bytes and pins, no hall rules (never imports edge)."""

@@ -1,0 +1,80 @@
+"""``hall-edge``: the daemon and its local tools."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from edge import __version__, logs
+from edge.config import ConfigError, load
+from edge.storage import StorageError
+
+log = logging.getLogger("edge")
+
+DEFAULT_CONFIG = "/etc/hall-edge/hall-edge.toml"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "action", None):
+        parser.print_help()
+        return 2
+    return args.action(args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hall-edge", description=__doc__)
+    sub = parser.add_subparsers(dest="command")
+
+    run = sub.add_parser("run", help="run the controller daemon")
+    run.add_argument(
+        "--config", default=DEFAULT_CONFIG, help=f"TOML file (default {DEFAULT_CONFIG})"
+    )
+    run.set_defaults(action=cmd_run)
+
+    check = sub.add_parser(
+        "check-config", help="validate a configuration file; exit 1 on any problem"
+    )
+    check.add_argument("path", nargs="?", default=DEFAULT_CONFIG)
+    check.set_defaults(action=cmd_check_config)
+
+    ver = sub.add_parser("version", help="print the version")
+    ver.set_defaults(action=lambda _args: print(__version__) or 0)
+    return parser
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    try:
+        load(args.path)
+    except ConfigError as exc:
+        print(exc.report(), file=sys.stderr)
+        return 1
+    print(f"{args.path}: ok")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    logs.setup("info")
+    try:
+        config = load(args.config)
+    except ConfigError as exc:
+        # One line per problem: journald shows them as they are.
+        for line in exc.report().splitlines():
+            log.error("config %s", line.strip())
+        return 1
+    logs.setup(config.logging.level)
+    from edge.daemon import Daemon  # imported late: check-config must not need the drivers
+
+    try:
+        daemon = Daemon(config)
+        daemon.start()
+    except StorageError as exc:
+        log.error("storage %s", exc)
+        return 1
+    try:
+        daemon.run_until_signalled()
+    finally:
+        daemon.stop()
+    return 0

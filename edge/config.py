@@ -1,0 +1,378 @@
+"""The controller's configuration file: its schema, loading and errors.
+
+Every key, its type and default lives in ``SCHEMA``; the commented example
+``firmware_config/hall-edge.example.toml`` shows all of them (a test keeps the
+two in step).  ``load`` returns validated ``Settings`` or raises
+``ConfigError`` carrying every problem at once.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from edge.schema import (
+    Key,
+    Settings,
+    TableList,
+    between,
+    hhmm_check,
+    lookup,
+    name_check,
+    one_of,
+    pin_check,
+    port_check,
+    secret_file_problem,
+    secret_paths,
+    validate,
+)
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; ``errors`` lists every problem."""
+
+    def __init__(self, source: str, errors: list[str]) -> None:
+        self.source = source
+        self.errors = errors
+        super().__init__(f"{source}: " + "; ".join(errors))
+
+    def report(self) -> str:
+        lines = [f"{self.source}: {len(self.errors)} problem(s):"]
+        lines += [f"  - {e}" for e in self.errors]
+        return "\n".join(lines)
+
+
+def _zone_check(value: str) -> str | None:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        return "a time zone name such as 'Asia/Shanghai'"
+    return None
+
+
+def _category_code(value: str) -> str | None:
+    return None if len(value) == 1 and "A" <= value <= "Z" else "one capital letter A-Z"
+
+
+PIN = Key(int, -1, "BCM GPIO number, -1 = not connected", check=pin_check)
+
+
+def _pin(doc: str) -> Key:
+    return Key(int, -1, doc, check=pin_check)
+
+
+SCHEMA: dict[str, Any] = {
+    "site": Key(str, "qinshui", "market name, as in the MQTT topics", check=name_check),
+    "device": Key(str, "hall-01", "this controller within the site", check=name_check),
+    "hall_name": Key(str, "公益性零工市场", "printed on tickets, shown on the screen"),
+    "mqtt": {
+        "host": Key(str, "localhost", "central platform broker"),
+        "port": Key(int, 8883, check=port_check),
+        "tls": Key(bool, True, "plain TCP only when set to false explicitly"),
+        "ca_file": Key(
+            str, "/etc/ssl/certs/ca-certificates.crt", "CA certificate(s) that signed the broker's"
+        ),
+        "cert_file": Key(str, "", "client certificate (or use username + password_file)"),
+        "key_file": Key(str, "", "client private key", secret_file=True),
+        "username": Key(str, ""),
+        "password_file": Key(str, "", "file holding the broker password", secret_file=True),
+        "keepalive": Key(int, 60, check=between(5, 3600, "seconds")),
+        "protocol": Key(str, "mqttv5", check=one_of("mqttv5", "mqttv311")),
+        "session_expiry_s": Key(int, 172800, check=between(86400, 4294967295, "seconds, >= 1 day")),
+        "reconnect_cap_s": Key(float, 60.0, check=between(1, 3600, "seconds")),
+        "max_inflight": Key(int, 100, check=between(1, 65535, "messages")),
+        "max_payload_bytes": Key(int, 262144, check=between(1024, 16777216, "bytes")),
+        "telemetry_interval_s": Key(float, 60.0, check=between(1, 86400, "seconds")),
+    },
+    "storage": {
+        "dir": Key(str, "/var/lib/hall-edge", "SQLite database and caches"),
+        "outbox_max_events": Key(int, 200000, check=between(100, 100_000_000, "events")),
+        "outbox_max_bytes": Key(int, 100 * 1024 * 1024, check=between(65536, 2**40, "bytes")),
+        "disk_low_mb": Key(int, 200, check=between(1, 1_000_000, "MiB")),
+    },
+    "time": {
+        "zone": Key(str, "Asia/Shanghai", check=_zone_check),
+        "clock": Key(
+            str,
+            "auto",
+            "auto = ask the kernel whether NTP synced; synced/unsynced override (simulator)",
+            check=one_of("auto", "synced", "unsynced"),
+        ),
+    },
+    "logging": {
+        "level": Key(str, "info", check=one_of("debug", "info", "warning", "error")),
+    },
+    "hotlines": {
+        "service": Key(str, "12333", "service hotline, shown on tickets and the screen"),
+        "complaint": Key(str, "12345", "complaint line, shown on tickets and the screen"),
+    },
+    "display": {
+        "enabled": Key(bool, True),
+        "device": Key(str, "max7219", check=one_of("max7219", "dummy")),
+        "width": Key(int, 128, check=between(8, 4096, "pixels")),
+        "height": Key(int, 32, check=between(8, 4096, "pixels")),
+        "mode": Key(str, "1", "Pillow mode: 1 (monochrome) or RGB", check=one_of("1", "RGB")),
+        "spi_port": Key(int, 0, check=between(0, 6, "an SPI port")),
+        "spi_device": Key(int, 0, check=between(0, 3, "an SPI chip select")),
+        "spi_speed_hz": Key(int, 8_000_000, check=between(100_000, 10_000_000, "Hz")),
+        "cascaded": Key(int, 0, "number of 8x8 blocks; 0 = width*height/64"),
+        "block_orientation": Key(int, 0, check=one_of(0, 90, -90, 180)),
+        "rotate": Key(int, 0, check=one_of(0, 1, 2, 3)),
+        "blocks_arranged_in_reverse_order": Key(bool, False),
+        "font": Key(str, "/usr/share/fonts/opentype/unifont/unifont.otf"),
+        "font_size": Key(int, 16, check=between(8, 64, "pixels")),
+        "brightness": Key(int, 160, "day contrast 0-255", check=between(0, 255, "a level")),
+        "night_brightness": Key(int, 40, check=between(0, 255, "a level")),
+        "night_from": Key(str, "19:00", check=hhmm_check),
+        "night_until": Key(str, "07:00", check=hhmm_check),
+        "open_from": Key(str, "07:00", "screen on from (hall local time)", check=hhmm_check),
+        "open_until": Key(str, "21:00", "screen off from", check=hhmm_check),
+        "page_seconds": Key(float, 6.0, check=between(1, 120, "seconds")),
+        "scroll_px_per_s": Key(float, 32.0, check=between(4, 512, "pixels per second")),
+        "hotline_every_pages": Key(int, 5, check=between(1, 100, "pages")),
+        "stale_after_minutes": Key(int, 30, check=between(1, 10080, "minutes")),
+        "reinit_minutes": Key(
+            int, 60, "re-initialise long MAX7219 chains", check=between(0, 1440, "minutes")
+        ),
+        "frame_mirror": Key(
+            str, "", "simulator only: unix datagram socket that receives each frame"
+        ),
+    },
+    "printer": {
+        "enabled": Key(bool, True),
+        "transport": Key(str, "serial", check=one_of("serial", "usblp")),
+        "port": Key(str, "/dev/hall-printer", "serial device or /dev/usb/lp0"),
+        "baudrate": Key(int, 9600, check=one_of(9600, 19200, 38400, 57600, 115200)),
+        "paper_mm": Key(int, 58, check=one_of(58, 80)),
+        "cut": Key(str, "partial", check=one_of("partial", "full", "none")),
+        "status_poll_s": Key(float, 2.0, check=between(0.2, 60, "seconds")),
+        "status_timeout_s": Key(float, 0.5, check=between(0.05, 10, "seconds")),
+        "qr_url": Key(str, "https://example.gov.cn/lgsc/rate", "QR code on tickets; empty = none"),
+    },
+    "queue": {
+        "enabled": Key(bool, True),
+        "reset_at": Key(str, "00:00", "daily number reset, hall local time", check=hhmm_check),
+        "recall_max": Key(int, 5, check=between(1, 50, "recalls")),
+        "priority_max_in_row": Key(
+            int, 3, "then one normal ticket", check=between(1, 100, "calls")
+        ),
+        "priority_pin": _pin("priority key"),
+        "bounce_ms": Key(int, 50, check=between(0, 1000, "milliseconds")),
+        "stuck_after_s": Key(
+            float, 60.0, "alarm when a key is held this long", check=between(1, 3600, "seconds")
+        ),
+        "call_seconds": Key(
+            float, 8.0, "a called ticket holds the screen", check=between(1, 120, "seconds")
+        ),
+        "wait_text": Key(str, "请在休息区等候 注意呼叫及大屏显示信息"),
+        "void_text": Key(str, "过号无效 请重新取号"),
+        "categories": TableList(
+            {
+                "code": Key(str, "A", check=_category_code),
+                "name": Key(str, "求职登记"),
+                "pin": PIN,
+            },
+            default=[
+                {"code": "A", "name": "求职登记", "pin": 5},
+                {"code": "B", "name": "招聘登记", "pin": 6},
+                {"code": "C", "name": "政策咨询", "pin": 13},
+                {"code": "D", "name": "维权服务", "pin": 19},
+                {"code": "E", "name": "技能培训", "pin": 26},
+            ],
+        ),
+        "windows": TableList(
+            {
+                "number": Key(int, 1, check=between(1, 99, "a window number")),
+                "call_pin": PIN,
+                "recall_pin": PIN,
+                "skip_pin": PIN,
+            },
+            default=[{"number": 1, "call_pin": 16, "recall_pin": 20, "skip_pin": 21}],
+        ),
+    },
+    "buzzer": {
+        "enabled": Key(bool, False),
+        "pin": _pin("active buzzer"),
+    },
+    "rfid": {
+        "enabled": Key(bool, False, "the locker's card reader"),
+        "reader": Key(str, "rdm6300", check=one_of("rdm6300", "pn532")),
+        "port": Key(str, "/dev/hall-rfid"),
+        "baudrate": Key(int, 0, "0 = the reader's own (9600 RDM6300, 115200 PN532)"),
+        "card_key_file": Key(
+            str, "/etc/hall-edge/card.key", "site card key (HMAC)", secret_file=True
+        ),
+        "poll_ms": Key(int, 150, "PN532 polling interval", check=between(20, 5000, "milliseconds")),
+        "same_card_s": Key(float, 1.0, "a held card is one tap", check=between(0.1, 10, "seconds")),
+    },
+    "locker": {
+        "enabled": Key(bool, False, "the tool locker (needs rfid)"),
+        "locks": Key(str, "gpio", check=one_of("gpio", "rs485")),
+        "rs485_port": Key(str, "/dev/hall-locks"),
+        "rs485_baudrate": Key(int, 19200),
+        "lock_pulse_s": Key(float, 0.5, check=between(0.05, 30, "seconds")),
+        "unlock_timeout_s": Key(
+            float, 30.0, "relock if the door never opens", check=between(2, 600, "seconds")
+        ),
+        "door_open_alarm_s": Key(float, 120.0, check=between(5, 86400, "seconds")),
+        "loan_hours": Key(float, 72.0, "overdue after", check=between(0.01, 8760, "hours")),
+        "approval_required": Key(list, ["drill"], "tool types that need prior approval (先批后租)"),
+        "compartments": TableList(
+            {
+                "number": Key(int, 1, check=between(1, 256, "a compartment number")),
+                "tool_id": Key(str, "T-hammer-01"),
+                "tool_type": Key(str, "hammer"),
+                "lock_pin": PIN,
+                "door_pin": PIN,
+                "select_pin": _pin("optional button at the compartment"),
+                "board": Key(int, 0, "RS-485 board address", check=between(0, 15, "a board")),
+                "lock": Key(int, 1, "RS-485 lock number", check=between(1, 16, "a lock")),
+            },
+            default=[
+                {
+                    "number": 1,
+                    "tool_id": "T-hammer-01",
+                    "tool_type": "hammer",
+                    "lock_pin": 17,
+                    "door_pin": 27,
+                },
+                {
+                    "number": 2,
+                    "tool_id": "T-shovel-01",
+                    "tool_type": "shovel",
+                    "lock_pin": 22,
+                    "door_pin": 23,
+                },
+                {
+                    "number": 3,
+                    "tool_id": "T-drill-01",
+                    "tool_type": "drill",
+                    "lock_pin": 24,
+                    "door_pin": 25,
+                },
+            ],
+        ),
+    },
+    "commands": {
+        "public_keys": Key(dict, {}, "kid = base64 Ed25519 public key (raw 32 bytes)"),
+        "max_body_bytes": Key(int, 65536, check=between(256, 1048576, "bytes")),
+    },
+    "health": {
+        "overheat_c": Key(float, 80.0, check=between(40, 110, "degrees C")),
+        "check_interval_s": Key(float, 60.0, check=between(1, 3600, "seconds")),
+    },
+}
+
+
+def parse(text: str, source: str = "<config>") -> Settings:
+    """Validate TOML text; raises ConfigError listing every problem."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, [f"not valid TOML: {exc}"]) from None
+    settings, errors = validate(doc, SCHEMA)
+    errors += _cross_checks(settings)
+    if errors:
+        raise ConfigError(source, errors)
+    return settings
+
+
+def load(path: str | Path) -> Settings:
+    """Read and validate a configuration file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(str(path), ["file not found"]) from None
+    except UnicodeDecodeError:
+        raise ConfigError(str(path), ["not UTF-8 text"]) from None
+    except OSError as exc:
+        raise ConfigError(str(path), [f"cannot be read: {exc.strerror}"]) from None
+    return parse(text, str(path))
+
+
+def _cross_checks(cfg: Settings) -> list[str]:
+    """Rules that span several keys."""
+    errors = []
+    mqtt = cfg.mqtt
+    if mqtt.tls and not mqtt.ca_file:
+        errors.append("mqtt.ca_file: '' is not set; TLS needs a CA file (or set mqtt.tls = false)")
+    if mqtt.username and not mqtt.password_file:
+        errors.append("mqtt.password_file: '' is not set; username needs a password file")
+    if bool(mqtt.cert_file) != bool(mqtt.key_file):
+        errors.append("mqtt.key_file: a client certificate needs both cert_file and key_file")
+    errors += _unique(cfg.queue.categories, "code", "queue.categories")
+    errors += _unique(cfg.queue.windows, "number", "queue.windows")
+    errors += _unique(cfg.locker.compartments, "number", "locker.compartments")
+    errors += _unique(cfg.locker.compartments, "tool_id", "locker.compartments")
+    errors += _pins_unique(cfg)
+    errors += _secret_file_problems(cfg)
+    if cfg.locker.enabled and not cfg.rfid.enabled:
+        errors.append(
+            "locker.enabled: true is not possible with rfid.enabled = false (cards open it)"
+        )
+    if cfg.rfid.enabled and not cfg.rfid.card_key_file:
+        errors.append("rfid.card_key_file: '' is not set; the reader needs the site card key")
+    for kid, key in cfg.commands.public_keys.items():
+        if not isinstance(key, str):
+            errors.append(f"commands.public_keys.{kid}: {key!r} is not a base64 string")
+    return errors
+
+
+def _secret_file_problems(cfg: Settings) -> list[str]:
+    """Secret files of enabled features must exist and be private to this user."""
+    errors = []
+    for dotted in secret_paths(SCHEMA, files_only=True):
+        section = lookup(cfg, dotted.rsplit(".", 1)[0]) if "." in dotted else cfg
+        path = lookup(cfg, dotted)
+        if not path or not section.get("enabled", True):
+            continue
+        problem = secret_file_problem(path)
+        if problem:
+            errors.append(f"{dotted}: secret file {path} {problem}")
+    return errors
+
+
+def _unique(items: list[Settings], field: str, where: str) -> list[str]:
+    seen: dict[Any, int] = {}
+    errors = []
+    for index, item in enumerate(items):
+        value = item[field]
+        if value in seen:
+            errors.append(
+                f"{where}[{index}].{field}: {value!r} is not unique (also {where}[{seen[value]}])"
+            )
+        seen.setdefault(value, index)
+    return errors
+
+
+def _pins_unique(cfg: Settings) -> list[str]:
+    """No GPIO pin may serve two purposes among the enabled peripherals."""
+    uses: list[tuple[str, int]] = []
+    if cfg.queue.enabled:
+        uses.append(("queue.priority_pin", cfg.queue.priority_pin))
+        for i, c in enumerate(cfg.queue.categories):
+            uses.append((f"queue.categories[{i}].pin", c.pin))
+        for i, w in enumerate(cfg.queue.windows):
+            for key in ("call_pin", "recall_pin", "skip_pin"):
+                uses.append((f"queue.windows[{i}].{key}", w[key]))
+    if cfg.buzzer.enabled:
+        uses.append(("buzzer.pin", cfg.buzzer.pin))
+    if cfg.locker.enabled:
+        for i, c in enumerate(cfg.locker.compartments):
+            for key in ("lock_pin", "door_pin", "select_pin"):
+                if key == "lock_pin" and cfg.locker.locks != "gpio":
+                    continue
+                uses.append((f"locker.compartments[{i}].{key}", c[key]))
+    owner: dict[int, str] = {}
+    errors = []
+    for where, pin in uses:
+        if pin == -1:
+            continue
+        if pin in owner:
+            errors.append(f"{where}: GPIO {pin} is not free (already {owner[pin]})")
+        else:
+            owner[pin] = where
+    return errors

@@ -1,0 +1,94 @@
+"""Assembles the daemon: storage, clock, core and the features, and runs it.
+
+Start order: storage (migrated) -> core -> features wire themselves and
+start their drivers -> core thread runs -> READY=1.  Stop order on
+SIGTERM/SIGINT: the core stops taking messages and finishes the one in hand,
+then features stop (drivers closed, the link says offline), then storage
+closes.  The whole stop takes well under 2 s.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType
+
+from edge import __version__, sdnotify
+from edge.clock import Clock
+from edge.core import Core, Feature
+from edge.schema import Settings
+from edge.storage import Storage
+
+log = logging.getLogger(__name__)
+
+FeatureFactory = Callable[[Settings], Feature | None]
+"""Builds a feature from the configuration, or None when it is disabled."""
+
+
+def feature_factories() -> list[FeatureFactory]:
+    """Every part of the daemon, in start order (imported here so each stays optional)."""
+    factories: list[FeatureFactory] = []
+    return factories
+
+
+class Daemon:
+    def __init__(self, config: Settings) -> None:
+        self.config = config
+        self.storage = Storage(config.storage.dir)
+        self.clock = Clock(config.time.zone, config.time.clock)
+        self.core = Core(config, self.storage, self.clock)
+        self.features: list[Feature] = []
+        self.stop_requested = threading.Event()
+        self.ready_at: float | None = None
+
+    def start(self) -> None:
+        if self.storage.moved_aside is not None:
+            self.core.emit(
+                "error.storage_corrupt",
+                {"moved_to": str(self.storage.moved_aside), "reason": "integrity check failed"},
+            )
+        self.core.register_status("version", lambda: __version__)
+        for factory in feature_factories():
+            feature = factory(self.config)
+            if feature is None:
+                continue
+            feature.start(self.core)
+            self.features.append(feature)
+        self.core.start()
+        self.ready_at = time.monotonic()
+        log.info(
+            "ready version=%s device=%s features=%s",
+            __version__,
+            self.core.device,
+            ",".join(f.name for f in self.features),
+        )
+        sdnotify.notify("READY=1\nSTATUS=running")
+
+    def stop(self) -> None:
+        sdnotify.notify("STOPPING=1")
+        self.core.stop()
+        for feature in reversed(self.features):
+            try:
+                feature.stop()
+            except Exception:
+                log.exception("feature %s failed to stop cleanly", feature.name)
+        self.storage.close()
+        log.info("stopped")
+
+    def run_until_signalled(self) -> None:
+        """Block until SIGTERM/SIGINT (or stop_requested), feeding the systemd watchdog."""
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._on_signal)
+        watchdog = sdnotify.watchdog_interval_s()
+        while not self.stop_requested.wait(watchdog or 1.0):
+            if self.core.stopped.is_set():
+                break  # the core asked to exit (restart command)
+            if watchdog and time.monotonic() - self.core.heartbeat < 3 * watchdog:
+                sdnotify.notify("WATCHDOG=1")
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %s: stopping", signal.Signals(signum).name)
+        self.stop_requested.set()

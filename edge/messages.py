@@ -1,0 +1,90 @@
+"""Messages that cross between features on the core's queue.
+
+Drivers and the network thread post these; features subscribe to them with
+``Core.subscribe``.  Keep them small, immutable and free of raw card UIDs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+# ---- link (MQTT) ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LinkStatus:
+    """The broker connection came up or went down."""
+
+    online: bool
+
+
+@dataclass(frozen=True)
+class SnapshotUpdated:
+    """A validated jobs/notices/cards snapshot is now the current one.
+
+    ``live`` is False when it comes from the on-disk cache at start.
+    ``new_ids`` are entry ids that the previous snapshot did not have.
+    """
+
+    kind: str  # "jobs" | "notices" | "cards"
+    snapshot: dict[str, Any]
+    received_at: datetime
+    live: bool = True
+    new_ids: frozenset[str] = field(default_factory=frozenset)
+
+
+@dataclass(frozen=True)
+class CommandReceived:
+    """A message on the cmd topic, unverified: the commands feature checks it."""
+
+    payload: bytes
+    response_topic: str | None = None
+    correlation_data: bytes | None = None
+
+
+class LinkPort(Protocol):
+    """What other features may ask of the link (``core.link``; None when no link runs)."""
+
+    @property
+    def online(self) -> bool: ...
+
+    def publish_result(
+        self, payload: bytes, response_topic: str | None, correlation_data: bytes | None
+    ) -> None: ...
+
+    def republish_birth(self) -> None: ...
+
+    def resync(self) -> None:
+        """Re-read snapshots, republish the birth, flush the outbox (the ``sync`` command)."""
+
+
+# ---- screen -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScreenCall:
+    """A called ticket takes the screen: 请 A023 到 2 号窗口."""
+
+    ticket: str
+    window: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ScreenLine:
+    """A short transient line (A023 号 打印机缺纸 请到窗口, a locker denial)."""
+
+    text: str
+    seconds: float
+
+
+# ---- buzzer -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Buzz:
+    """Sound a pattern on the buzzer, if one is configured: 'call', 'ok', 'deny', 'alarm'."""
+
+    pattern: str

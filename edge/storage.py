@@ -1,0 +1,181 @@
+"""The one SQLite database: WAL, power-loss-safe commits, per-part migrations.
+
+Each part of the daemon (outbox, tickets, locker, ...) owns its tables and
+hands ``Storage.migrate`` an ordered list of SQL scripts; the ``schema_version``
+table remembers how many of each part's scripts have run, so an older
+database is brought forward with its data kept.
+
+Only the core thread uses a Storage (one connection, no locking games).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+DB_NAME = "hall-edge.db"
+
+
+class StorageError(RuntimeError):
+    """The storage folder or database cannot be used; the message says why."""
+
+
+class Storage:
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self.path = self.folder / DB_NAME
+        self.moved_aside: Path | None = None  # a corrupt database we set aside at open
+        self._depth = 0
+        self._after_commit: list[Callable[[], None]] = []
+        _ensure_writable(self.folder)
+        self.conn = self._open()
+
+    # -- opening ---------------------------------------------------------
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            conn = _connect(self.path)
+            _check_integrity(conn)
+            return conn
+        except sqlite3.DatabaseError as exc:
+            self.moved_aside = _move_aside(self.path, str(exc))
+            return _connect(self.path)
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None  # type: ignore[assignment]
+
+    # -- transactions ----------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT; nested uses join the outer transaction.
+
+        With synchronous=FULL the COMMIT returns only once the data is on
+        the disk, so whatever a transaction recorded survives a power loss.
+        """
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self.conn
+            finally:
+                self._depth -= 1
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield self.conn
+        except BaseException:
+            self._depth = 0
+            self._after_commit.clear()
+            self.conn.rollback()
+            raise
+        self._depth = 0
+        self.conn.commit()
+        callbacks, self._after_commit = self._after_commit, []
+        for callback in callbacks:
+            callback()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once the current transaction has committed (now, if none is open)."""
+        if self._depth:
+            self._after_commit.append(callback)
+        else:
+            callback()
+
+    def execute(self, sql: str, params: Sequence | dict = ()) -> sqlite3.Cursor:
+        return self.conn.execute(sql, params)
+
+    # -- migrations ------------------------------------------------------
+
+    def migrate(self, part: str, scripts: Sequence[str]) -> int:
+        """Run the scripts of ``part`` that this database has not seen; returns its version."""
+        with self.transaction() as conn:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version"
+                " (part TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+            )
+            row = conn.execute(
+                "SELECT version FROM schema_version WHERE part = ?", (part,)
+            ).fetchone()
+            current = row[0] if row else 0
+            if current > len(scripts):
+                raise StorageError(
+                    f"{self.path}: part {part!r} is at schema version {current}, newer than this "
+                    f"program knows ({len(scripts)}); install the newer hall-edge or restore a backup"
+                )
+            for version, script in enumerate(scripts[current:], start=current + 1):
+                for statement in _statements(script):
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_version (part, version) VALUES (?, ?)"
+                    " ON CONFLICT(part) DO UPDATE SET version = excluded.version",
+                    (part, version),
+                )
+                log.info("migrated part=%s version=%d", part, version)
+        return len(scripts)
+
+    def version(self, part: str) -> int:
+        row = self.execute("SELECT version FROM schema_version WHERE part = ?", (part,)).fetchone()
+        return row[0] if row else 0
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration script on ';' (scripts here hold no triggers or string semicolons)."""
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+def _check_integrity(conn: sqlite3.Connection) -> None:
+    result = conn.execute("PRAGMA quick_check").fetchone()
+    if result is None or result[0] != "ok":
+        conn.close()
+        raise sqlite3.DatabaseError(
+            f"integrity check failed: {result[0] if result else 'no answer'}"
+        )
+
+
+def _move_aside(path: Path, reason: str) -> Path:
+    """Keep a corrupt database (never delete it) and its WAL under a new name."""
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 1
+    while target.exists():
+        target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+        n += 1
+    for suffix in ("", "-wal", "-shm"):
+        source = Path(str(path) + suffix)
+        if source.exists():
+            os.replace(source, Path(str(target) + suffix))
+    log.error(
+        "database %s is corrupt (%s); moved aside to %s, starting a new one", path, reason, target
+    )
+    return target
+
+
+def _ensure_writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".write-test"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        raise StorageError(
+            f"storage.dir {folder} is not a writable folder ({exc.strerror}); "
+            "create it and give the hall-edge user write access"
+        ) from None

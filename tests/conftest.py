@@ -1,0 +1,23 @@
+"""Shared fixtures: a private mosquitto per test session, deadlines instead of sleeps."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from hallsim.broker import Mosquitto
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
+    """One mosquitto on a free loopback port for the whole test session."""
+    with Mosquitto(tmp_path_factory.mktemp("broker")) as mosquitto:
+        yield mosquitto
+
+
+@pytest.fixture
+def own_broker(tmp_path) -> Iterator[Mosquitto]:
+    """A broker this test may stop and restart."""
+    mosquitto = Mosquitto(tmp_path / "broker").start()
+    yield mosquitto
+    mosquitto.stop()
