@@ -29,14 +29,10 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
 
     run = sub.add_parser("run", help="run the controller daemon")
-    run.add_argument(
-        "--config", default=DEFAULT_CONFIG, help=f"TOML file (default {DEFAULT_CONFIG})"
-    )
+    run.add_argument("--config", default=DEFAULT_CONFIG, help=f"TOML file (default {DEFAULT_CONFIG})")
     run.set_defaults(action=cmd_run)
 
-    check = sub.add_parser(
-        "check-config", help="validate a configuration file; exit 1 on any problem"
-    )
+    check = sub.add_parser("check-config", help="validate a configuration file; exit 1 on any problem")
     check.add_argument("path", nargs="?", default=DEFAULT_CONFIG)
     check.set_defaults(action=cmd_check_config)
 

@@ -136,9 +136,7 @@ SCHEMA: dict[str, Any] = {
         "reinit_minutes": Key(
             int, 60, "re-initialise long MAX7219 chains", check=between(0, 1440, "minutes")
         ),
-        "frame_mirror": Key(
-            str, "", "simulator only: unix datagram socket that receives each frame"
-        ),
+        "frame_mirror": Key(str, "", "simulator only: unix datagram socket that receives each frame"),
     },
     "printer": {
         "enabled": Key(bool, True),
@@ -155,17 +153,13 @@ SCHEMA: dict[str, Any] = {
         "enabled": Key(bool, True),
         "reset_at": Key(str, "00:00", "daily number reset, hall local time", check=hhmm_check),
         "recall_max": Key(int, 5, check=between(1, 50, "recalls")),
-        "priority_max_in_row": Key(
-            int, 3, "then one normal ticket", check=between(1, 100, "calls")
-        ),
+        "priority_max_in_row": Key(int, 3, "then one normal ticket", check=between(1, 100, "calls")),
         "priority_pin": _pin("priority key"),
         "bounce_ms": Key(int, 50, check=between(0, 1000, "milliseconds")),
         "stuck_after_s": Key(
             float, 60.0, "alarm when a key is held this long", check=between(1, 3600, "seconds")
         ),
-        "call_seconds": Key(
-            float, 8.0, "a called ticket holds the screen", check=between(1, 120, "seconds")
-        ),
+        "call_seconds": Key(float, 8.0, "a called ticket holds the screen", check=between(1, 120, "seconds")),
         "wait_text": Key(str, "请在休息区等候 注意呼叫及大屏显示信息"),
         "void_text": Key(str, "过号无效 请重新取号"),
         "categories": TableList(
@@ -201,9 +195,7 @@ SCHEMA: dict[str, Any] = {
         "reader": Key(str, "rdm6300", check=one_of("rdm6300", "pn532")),
         "port": Key(str, "/dev/hall-rfid"),
         "baudrate": Key(int, 0, "0 = the reader's own (9600 RDM6300, 115200 PN532)"),
-        "card_key_file": Key(
-            str, "/etc/hall-edge/card.key", "site card key (HMAC)", secret_file=True
-        ),
+        "card_key_file": Key(str, "/etc/hall-edge/card.key", "site card key (HMAC)", secret_file=True),
         "poll_ms": Key(int, 150, "PN532 polling interval", check=between(20, 5000, "milliseconds")),
         "same_card_s": Key(float, 1.0, "a held card is one tap", check=between(0.1, 10, "seconds")),
     },
@@ -310,9 +302,7 @@ def _cross_checks(cfg: Settings) -> list[str]:
     errors += _pins_unique(cfg)
     errors += _secret_file_problems(cfg)
     if cfg.locker.enabled and not cfg.rfid.enabled:
-        errors.append(
-            "locker.enabled: true is not possible with rfid.enabled = false (cards open it)"
-        )
+        errors.append("locker.enabled: true is not possible with rfid.enabled = false (cards open it)")
     if cfg.rfid.enabled and not cfg.rfid.card_key_file:
         errors.append("rfid.card_key_file: '' is not set; the reader needs the site card key")
     for kid, key in cfg.commands.public_keys.items():
@@ -341,9 +331,7 @@ def _unique(items: list[Settings], field: str, where: str) -> list[str]:
     for index, item in enumerate(items):
         value = item[field]
         if value in seen:
-            errors.append(
-                f"{where}[{index}].{field}: {value!r} is not unique (also {where}[{seen[value]}])"
-            )
+            errors.append(f"{where}[{index}].{field}: {value!r} is not unique (also {where}[{seen[value]}])")
         seen.setdefault(value, index)
     return errors
 

@@ -142,9 +142,7 @@ class Core:
         heapq.heappush(self._timers, timer)
         return timer
 
-    def every(
-        self, interval_s: float, fn: Callable[[], None], first_after: float | None = None
-    ) -> _Timer:
+    def every(self, interval_s: float, fn: Callable[[], None], first_after: float | None = None) -> _Timer:
         delay = interval_s if first_after is None else first_after
         timer = _Timer(time.monotonic() + delay, next(self._timer_order), fn, interval_s)
         heapq.heappush(self._timers, timer)

@@ -143,9 +143,7 @@ def secret_file_problem(path: str) -> str | None:
     return None
 
 
-def validate(
-    doc: dict[str, Any], schema: dict[str, Any], path: str = ""
-) -> tuple[Settings, list[str]]:
+def validate(doc: dict[str, Any], schema: dict[str, Any], path: str = "") -> tuple[Settings, list[str]]:
     """Validate ``doc`` against ``schema``; returns (settings with defaults filled, errors)."""
     errors: list[str] = []
     out = Settings()
@@ -173,9 +171,7 @@ def validate(
     return out, errors
 
 
-def _validate_list(
-    value: Any, present: bool, spec: TableList, where: str
-) -> tuple[list, list[str]]:
+def _validate_list(value: Any, present: bool, spec: TableList, where: str) -> tuple[list, list[str]]:
     if not present:
         items = spec.default
     elif not isinstance(value, list) or not all(isinstance(v, dict) for v in value):

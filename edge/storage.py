@@ -100,12 +100,9 @@ class Storage:
         """Run the scripts of ``part`` that this database has not seen; returns its version."""
         with self.transaction() as conn:
             conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_version"
-                " (part TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+                "CREATE TABLE IF NOT EXISTS schema_version (part TEXT PRIMARY KEY, version INTEGER NOT NULL)"
             )
-            row = conn.execute(
-                "SELECT version FROM schema_version WHERE part = ?", (part,)
-            ).fetchone()
+            row = conn.execute("SELECT version FROM schema_version WHERE part = ?", (part,)).fetchone()
             current = row[0] if row else 0
             if current > len(scripts):
                 raise StorageError(
@@ -145,9 +142,7 @@ def _check_integrity(conn: sqlite3.Connection) -> None:
     result = conn.execute("PRAGMA quick_check").fetchone()
     if result is None or result[0] != "ok":
         conn.close()
-        raise sqlite3.DatabaseError(
-            f"integrity check failed: {result[0] if result else 'no answer'}"
-        )
+        raise sqlite3.DatabaseError(f"integrity check failed: {result[0] if result else 'no answer'}")
 
 
 def _move_aside(path: Path, reason: str) -> Path:
@@ -162,9 +157,7 @@ def _move_aside(path: Path, reason: str) -> Path:
         source = Path(str(path) + suffix)
         if source.exists():
             os.replace(source, Path(str(target) + suffix))
-    log.error(
-        "database %s is corrupt (%s); moved aside to %s, starting a new one", path, reason, target
-    )
+    log.error("database %s is corrupt (%s); moved aside to %s, starting a new one", path, reason, target)
     return target
 
 

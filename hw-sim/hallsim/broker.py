@@ -92,11 +92,7 @@ class Mosquitto:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                err = (
-                    self.process.stderr.read().decode(errors="replace")
-                    if self.process.stderr
-                    else ""
-                )
+                err = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
                 log = self.folder / "mosquitto.log"
                 tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
                 raise RuntimeError(f"mosquitto exited at start: {err} {tail}")
