@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sqlite3
 import sys
 
 from edge import __version__, logs
@@ -56,9 +57,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         config = load(args.config)
     except ConfigError as exc:
-        # One line per problem: journald shows them as they are.
-        for line in exc.report().splitlines():
-            log.error("config %s", line.strip())
+        # One line per problem, each naming the file: journald shows them as they are.
+        for problem in exc.errors:
+            log.error("config %s: %s", exc.source, problem)
         return 1
     logs.setup(config.logging.level)
     from edge.daemon import Daemon  # imported late: check-config must not need the drivers
@@ -68,6 +69,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         daemon.start()
     except StorageError as exc:
         log.error("storage %s", exc)
+        return 1
+    except sqlite3.Error as exc:  # e.g. disk full or read-only while migrating
+        log.error("storage %s: %s", config.storage.dir, exc)
         return 1
     try:
         daemon.run_until_signalled()

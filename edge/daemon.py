@@ -52,11 +52,9 @@ class Daemon:
             )
         self.core.register_status("version", lambda: __version__)
         for factory in feature_factories():
-            feature = factory(self.config)
-            if feature is None:
-                continue
-            feature.start(self.core)
-            self.features.append(feature)
+            feature = self._start_feature(factory)
+            if feature is not None:
+                self.features.append(feature)
         self.core.start()
         self.ready_at = time.monotonic()
         log.info(
@@ -67,14 +65,34 @@ class Daemon:
         )
         sdnotify.notify("READY=1\nSTATUS=running")
 
+    def _start_feature(self, factory: FeatureFactory) -> Feature | None:
+        """Build and start one feature; one that fails is left out and the rest of the hall runs."""
+        feature: Feature | None = None
+        try:
+            feature = factory(self.config)
+            if feature is not None:
+                feature.start(self.core)
+            return feature
+        except Exception as exc:
+            name = getattr(feature, "name", getattr(factory, "__qualname__", "feature"))
+            log.exception("feature %s failed to start; running without it", name)
+            if feature is not None:
+                self._stop_feature(feature)
+            self.core.emit("error.feature_failed", {"feature": name, "reason": type(exc).__name__})
+            self.core.set_component(name, "failed")
+            return None
+
+    def _stop_feature(self, feature: Feature) -> None:
+        try:
+            feature.stop()
+        except Exception:
+            log.exception("feature %s failed to stop cleanly", feature.name)
+
     def stop(self) -> None:
         sdnotify.notify("STOPPING=1")
         self.core.stop()
         for feature in reversed(self.features):
-            try:
-                feature.stop()
-            except Exception:
-                log.exception("feature %s failed to stop cleanly", feature.name)
+            self._stop_feature(feature)
         self.storage.close()
         log.info("stopped")
 

@@ -1,9 +1,9 @@
 """Structured log lines for journald, with personal data masked.
 
 Each line is ``level=info logger=edge.core msg="..."``.  Whatever a message
-says, a mainland mobile number in it is masked (138****5678) and anything
-shaped like a raw card UID passed with ``uid=`` is refused at the source
-(drivers never log UIDs); the mask here is the last line of defence.
+says, a mainland mobile number in it is masked (138****5678) and a raw card
+UID written as ``uid=...`` or ``card=...`` is redacted.  Drivers and features
+never log UIDs in the first place; the mask here is the last line of defence.
 The last lines are also kept in memory for the ``logs.tail`` command.
 """
 
@@ -14,7 +14,10 @@ import re
 import sys
 from collections import deque
 
-PHONE_RE = re.compile(r"(?<!\d)(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
+# A mainland mobile number, also written 138-1234-5678, 138 1234 5678 or +86 13812345678.
+PHONE_RE = re.compile(r"(?<!\d)((?:\+?86[- ]?)?1[3-9]\d)[- ]?(\d{4})[- ]?(\d{4})(?!\d)")
+# A hex card UID given as uid=..., card=... or card_uid=... (8-20 hex digits).
+UID_RE = re.compile(r"\b((?:card_)?uid|card)(\s*[=:]\s*[\"']?)([0-9A-Fa-f]{8,20})\b")
 
 
 def mask_phone(text: str) -> str:
@@ -22,12 +25,17 @@ def mask_phone(text: str) -> str:
     return PHONE_RE.sub(lambda m: f"{m.group(1)}****{m.group(3)}", text)
 
 
+def mask_personal(text: str) -> str:
+    """Phone numbers masked and raw card UIDs redacted: the last line of defence for a log line."""
+    return UID_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}<redacted>", mask_phone(text))
+
+
 class LogfmtFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        message = mask_phone(record.getMessage())
+        message = mask_personal(record.getMessage())
         line = f'level={record.levelname.lower()} logger={record.name} msg="{_quote(message)}"'
         if record.exc_info:
-            line += f' exc="{_quote(mask_phone(self.formatException(record.exc_info)))}"'
+            line += f' exc="{_quote(mask_personal(self.formatException(record.exc_info)))}"'
         return line
 
 

@@ -45,8 +45,14 @@ class Storage:
             _check_integrity(conn)
             return conn
         except sqlite3.DatabaseError as exc:
+            if not _is_corruption(exc):
+                # Locked, read-only, disk full, I/O error: the file may be fine; never move it.
+                raise StorageError(f"database {self.path} cannot be opened: {exc}") from None
             self.moved_aside = _move_aside(self.path, str(exc))
-            return _connect(self.path)
+            try:
+                return _connect(self.path)
+            except sqlite3.DatabaseError as again:
+                raise StorageError(f"database {self.path} cannot be created: {again}") from None
 
     def close(self) -> None:
         if self.conn is not None:
@@ -130,11 +136,27 @@ def _statements(script: str) -> list[str]:
     return [s.strip() for s in script.split(";") if s.strip()]
 
 
+_CORRUPTION = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
+
+
+def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
+    """A damaged file (move it aside), as opposed to a locked, read-only or unreachable one."""
+    name = getattr(exc, "sqlite_errorname", None)
+    if name is not None:
+        return name.startswith(_CORRUPTION)
+    # Our own integrity-check failure carries no SQLite code.
+    return not isinstance(exc, sqlite3.OperationalError)
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA foreign_keys=ON")
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+    except sqlite3.DatabaseError:
+        conn.close()  # release the file before it is moved aside
+        raise
     return conn
 
 
