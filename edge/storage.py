@@ -21,6 +21,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 DB_NAME = "hall-edge.db"
+_VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (part TEXT PRIMARY KEY, version INTEGER NOT NULL)"
 
 
 class StorageError(RuntimeError):
@@ -36,6 +37,7 @@ class Storage:
         self._after_commit: list[Callable[[], None]] = []
         _ensure_writable(self.folder)
         self.conn = self._open()
+        self.conn.execute(_VERSION_TABLE)
 
     # -- opening ---------------------------------------------------------
 
@@ -105,9 +107,6 @@ class Storage:
     def migrate(self, part: str, scripts: Sequence[str]) -> int:
         """Run the scripts of ``part`` that this database has not seen; returns its version."""
         with self.transaction() as conn:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_version (part TEXT PRIMARY KEY, version INTEGER NOT NULL)"
-            )
             row = conn.execute("SELECT version FROM schema_version WHERE part = ?", (part,)).fetchone()
             current = row[0] if row else 0
             if current > len(scripts):
