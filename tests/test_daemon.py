@@ -1,0 +1,256 @@
+"""The daemon as a whole: start, READY=1, clean stop on SIGTERM, features that fail."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from support import make_config, wait_for
+
+from edge import __version__
+from edge.core import Core
+from edge.daemon import Daemon
+from edge.storage import Storage
+
+MINIMAL = """\
+[mqtt]
+host = "127.0.0.1"
+tls = false
+[storage]
+dir = "{state}"
+[time]
+clock = "synced"
+[display]
+enabled = false
+[printer]
+enabled = false
+[queue]
+enabled = false
+"""
+
+
+def start_daemon(tmp_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    config = tmp_path / "hall-edge.toml"
+    config.write_text(MINIMAL.format(state=tmp_path / "state"))
+    return subprocess.Popen(
+        [sys.executable, "-m", "edge", "run", "--config", str(config)],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+
+
+class LineReader:
+    """Collects a process's stderr lines on a thread, so a test can wait for one."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, args=(process,), daemon=True)
+        self._thread.start()
+
+    def _read(self, process: subprocess.Popen[str]) -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            self.lines.append(line.rstrip("\n"))
+
+    def has(self, text: str) -> bool:
+        return any(text in line for line in self.lines)
+
+
+def test_sigterm_stops_a_running_daemon_cleanly_within_2_s(tmp_path):
+    process = start_daemon(tmp_path)
+    reader = LineReader(process)
+    try:
+        wait_for(lambda: reader.has('msg="ready'), 20, "the ready line")
+        process.send_signal(signal.SIGTERM)
+        begin = time.monotonic()
+        code = process.wait(5)
+        took = time.monotonic() - begin
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    wait_for(lambda: reader.has("stopped"), 5, "the stopped line")
+    assert code == 0
+    assert took < 2.0
+    assert not any("Traceback" in line for line in reader.lines)
+
+
+def test_sigint_also_stops_it(tmp_path):
+    process = start_daemon(tmp_path)
+    reader = LineReader(process)
+    try:
+        wait_for(lambda: reader.has('msg="ready'), 20, "the ready line")
+        process.send_signal(signal.SIGINT)
+        assert process.wait(5) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_ready_and_stopping_are_told_to_systemd(tmp_path):
+    address = str(tmp_path / "notify.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(address)
+        notify.settimeout(20)
+        process = start_daemon(tmp_path, {"NOTIFY_SOCKET": address})
+        try:
+            first = notify.recv(4096).decode()
+            process.send_signal(signal.SIGTERM)
+            second = notify.recv(4096).decode()
+            assert process.wait(5) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert first.startswith("READY=1")
+    assert second == "STOPPING=1"
+
+
+def test_version_prints_the_version():
+    result = subprocess.run(
+        [sys.executable, "-m", "edge", "version"], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert result.returncode == 0
+    assert result.stdout.strip() == __version__
+
+
+def test_no_command_prints_help_and_exits_2():
+    result = subprocess.run(
+        [sys.executable, "-m", "edge"], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert result.returncode == 2
+    assert "check-config" in result.stdout
+
+
+# ---- in process: the signal path and the event in hand ---------------------------
+
+
+@dataclass(frozen=True)
+class Work:
+    ticket: str
+
+
+class SlowFeature:
+    """A feature whose handler is in the middle of recording when SIGTERM arrives."""
+
+    name = "slow"
+
+    def __init__(self) -> None:
+        self.in_hand = threading.Event()
+        self.core: Core | None = None
+
+    def start(self, core: Core) -> None:
+        self.core = core
+        core.subscribe(Work, self.on_work)
+
+    def on_work(self, work: Work) -> None:
+        self.in_hand.set()
+        done = threading.Event()
+        done.wait(0.4)  # a slow SD card write
+        assert self.core is not None
+        self.core.emit("ticket.issued", {"ticket": work.ticket})
+
+    def stop(self) -> None:
+        pass
+
+
+@pytest.fixture
+def restore_signals():
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    yield
+    for signum, handler in saved.items():
+        signal.signal(signum, handler)
+
+
+def test_sigterm_finishes_the_event_in_hand_before_storage_closes(tmp_path, monkeypatch, restore_signals):
+    feature = SlowFeature()
+    monkeypatch.setattr("edge.daemon.feature_factories", lambda: [lambda _config: feature])
+    config = make_config(tmp_path)
+    daemon = Daemon(config)
+    daemon.start()
+
+    def send_sigterm_mid_event() -> None:
+        feature.in_hand.wait(5)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    killer = threading.Thread(target=send_sigterm_mid_event)
+    killer.start()
+    daemon.core.post(Work("A001"))
+    begin = time.monotonic()
+    daemon.run_until_signalled()
+    daemon.stop()
+    killer.join()
+    assert time.monotonic() - begin < 2.0
+
+    storage = Storage(config.storage.dir)
+    types = [row[0] for row in storage.execute("SELECT type FROM outbox ORDER BY seq")]
+    storage.close()
+    assert types == ["ticket.issued"]
+
+
+class BrokenFeature:
+    name = "broken"
+
+    def __init__(self) -> None:
+        self.stopped = False
+
+    def start(self, core: Core) -> None:
+        raise OSError("no such device /dev/hall-printer")
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
+class GoodFeature:
+    name = "good"
+
+    def __init__(self) -> None:
+        self.started = self.stopped = False
+
+    def start(self, core: Core) -> None:
+        self.started = True
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
+def test_a_feature_that_fails_to_start_is_left_out_and_the_rest_runs(tmp_path, monkeypatch):
+    broken, good = BrokenFeature(), GoodFeature()
+    monkeypatch.setattr(
+        "edge.daemon.feature_factories", lambda: [lambda _c: broken, lambda _c: None, lambda _c: good]
+    )
+    daemon = Daemon(make_config(tmp_path))
+    daemon.start()
+    try:
+        assert daemon.features == [good]
+        assert good.started
+        assert broken.stopped  # whatever it had opened is closed again
+        assert daemon.core.components == {"broken": "failed"}
+        events = [e.body() for e in daemon.core.outbox.pending()]
+        assert [(e["type"], e["data"]) for e in events] == [
+            ("error.feature_failed", {"feature": "broken", "reason": "OSError"})
+        ]
+    finally:
+        daemon.stop()
+    assert good.stopped
+
+
+def test_the_daemon_reports_its_version_in_status(tmp_path):
+    daemon = Daemon(make_config(tmp_path))
+    daemon.start()
+    try:
+        assert daemon.core.status()["version"] == __version__
+        assert daemon.ready_at is not None
+    finally:
+        daemon.stop()
+    wait_for(daemon.core.stopped.is_set, 2, "core stopped")
