@@ -35,6 +35,7 @@ class Storage:
         self.moved_aside: Path | None = None  # a corrupt database we set aside at open
         self._depth = 0
         self._after_commit: list[Callable[[], None]] = []
+        self._on_rollback: list[Callable[[], None]] = []
         _ensure_writable(self.folder)
         self.conn = self._open()
         self.conn.execute(_VERSION_TABLE)
@@ -85,9 +86,13 @@ class Storage:
             self._depth = 0
             self._after_commit.clear()
             self.conn.rollback()
+            undo, self._on_rollback = self._on_rollback, []
+            for callback in undo:
+                callback()
             raise
         self._depth = 0
         self.conn.commit()
+        self._on_rollback.clear()
         callbacks, self._after_commit = self._after_commit, []
         for callback in callbacks:
             callback()
@@ -98,6 +103,11 @@ class Storage:
             self._after_commit.append(callback)
         else:
             callback()
+
+    def on_rollback(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` if the current transaction rolls back (e.g. to undo an in-memory count)."""
+        if self._depth:
+            self._on_rollback.append(callback)
 
     def execute(self, sql: str, params: Sequence | dict = ()) -> sqlite3.Cursor:
         return self.conn.execute(sql, params)

@@ -13,7 +13,7 @@ def test_broker_round_trip(broker):
     client.subscribe("smoke/#", qos=1)
     client.loop_start()
     try:
-        wait_for(lambda: client.is_connected(), what="connect")
+        wait_for(client.is_connected, what="connect")
         client.publish("smoke/x", b"hello", qos=1).wait_for_publish(5)
         wait_for(lambda: received, what="message back")
         assert received == [b"hello"]

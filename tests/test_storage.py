@@ -114,6 +114,17 @@ def test_an_exception_rolls_back_everything_and_drops_after_commit(storage):
     assert storage.execute("SELECT id FROM tools").fetchall() == [("c",)]
 
 
+def test_on_rollback_runs_only_when_the_transaction_rolls_back(storage):
+    undone = []
+    with storage.transaction():
+        storage.on_rollback(lambda: undone.append("kept"))
+    with pytest.raises(RuntimeError), storage.transaction():
+        with storage.transaction():
+            storage.on_rollback(lambda: undone.append("undone"))
+        raise RuntimeError("boom")
+    assert undone == ["undone"]
+
+
 def test_after_commit_outside_a_transaction_runs_at_once(storage):
     ran = []
     storage.after_commit(lambda: ran.append(1))
