@@ -31,6 +31,9 @@ FeatureFactory = Callable[[Settings], Feature | None]
 def feature_factories() -> list[FeatureFactory]:
     """Every part of the daemon, in start order (imported here so each stays optional)."""
     factories: list[FeatureFactory] = []
+    from edge import health
+
+    factories.append(health.create)
     return factories
 
 
