@@ -8,6 +8,9 @@ two in step).  ``load`` returns validated ``Settings`` or raises
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -54,6 +57,18 @@ def _zone_check(value: str) -> str | None:
 
 def _category_code(value: str) -> str | None:
     return None if len(value) == 1 and "A" <= value <= "Z" else "one capital letter A-Z"
+
+
+def _public_keys_check(value: dict) -> str | None:
+    """Each kid names a base64 raw 32-byte Ed25519 public key (kids are TOML bare keys)."""
+    for kid, key in value.items():
+        try:
+            raw = base64.b64decode(key, validate=True) if isinstance(key, str) else b""
+        except binascii.Error:
+            raw = b""
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", kid) or len(raw) != 32:
+            return f"a table of kid = base64 raw 32-byte Ed25519 public key ({kid!r} is not)"
+    return None
 
 
 PIN = Key(int, -1, "BCM GPIO number, -1 = not connected", check=pin_check)
@@ -248,8 +263,19 @@ SCHEMA: dict[str, Any] = {
         ),
     },
     "commands": {
-        "public_keys": Key(dict, {}, "kid = base64 Ed25519 public key (raw 32 bytes)"),
+        "public_keys": Key(
+            dict,
+            {},
+            "kid = base64 Ed25519 public key (raw 32 bytes), from hall-admin keygen",
+            check=_public_keys_check,
+        ),
         "max_body_bytes": Key(int, 65536, check=between(256, 1048576, "bytes")),
+        "apply_deadline_s": Key(
+            float,
+            120.0,
+            "config.set: roll back unless online and healthy this soon after the restart",
+            check=between(5, 3600, "seconds"),
+        ),
     },
     "health": {
         "overheat_c": Key(float, 80.0, check=between(40, 110, "degrees C")),
