@@ -254,3 +254,18 @@ def test_the_daemon_reports_its_version_in_status(tmp_path):
     finally:
         daemon.stop()
     wait_for(daemon.core.stopped.is_set, 2, "core stopped")
+
+
+def test_start_ready_benchmark_smoke():
+    """bench/start_ready.py with one start and a short idle: it runs and prints its figures."""
+    bench = Path(__file__).resolve().parents[1] / "bench" / "start_ready.py"
+    result = subprocess.run(
+        [sys.executable, str(bench), "-n", "1", "--idle", "0.2"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    for figure in ("ready log line", "READY=1 notify", "reference import paho", "idle RSS", "MiB"):
+        assert figure in result.stdout

@@ -1,0 +1,199 @@
+"""Start-to-ready time and idle memory of ``hall-edge run``, against a bare Python + paho start.
+
+For each of N runs it starts the daemon with a minimal configuration (all
+peripherals off, plain MQTT to a private mosquitto) and measures, from just
+before the process is spawned:
+
+- ``ready log``: until the ``msg="ready ..."`` log line appears on stderr;
+- ``READY=1``: until systemd's notification arrives on a NOTIFY_SOCKET
+  datagram socket this script creates (what ``Type=notify`` waits for).
+
+The last run is left idle for ``--idle`` seconds before its VmRSS is read
+from /proc/PID/status.  The plain reference, in the same run, is
+``python -c "import paho.mqtt.client"``: the least any Python MQTT client can
+cost (start to exit, and its RSS after printing a line and idling as long).
+
+    .venv/bin/python bench/start_ready.py -n 10 --idle 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hw-sim"))
+from hallsim.broker import Mosquitto
+
+CONFIG = """\
+[mqtt]
+host = "127.0.0.1"
+port = {port}
+tls = false
+[storage]
+dir = "{state}"
+[time]
+clock = "synced"
+[display]
+enabled = false
+device = "dummy"
+[printer]
+enabled = false
+[queue]
+enabled = false
+"""
+
+REFERENCE_IDLE = (
+    "import sys, threading, paho.mqtt.client; print('ready', file=sys.stderr, flush=True); "
+    "threading.Event().wait(float(sys.argv[1]))"
+)
+
+
+@dataclass
+class Run:
+    to_log_s: float
+    to_notify_s: float | None
+    rss_kib: int | None = None
+
+
+def daemon_command(config: Path) -> list[str]:
+    script = Path(sys.executable).with_name("hall-edge")
+    if script.exists():
+        return [str(script), "run", "--config", str(config)]
+    return [sys.executable, "-m", "edge", "run", "--config", str(config)]
+
+
+def vm_rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def wait_for_line(process: subprocess.Popen[bytes], marker: bytes, timeout: float) -> float:
+    """Monotonic time at which ``marker`` appeared on stderr; the rest is drained on a thread."""
+    assert process.stderr is not None
+    seen = threading.Event()
+    at: list[float] = []
+
+    def read() -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            if not seen.is_set() and marker in line:
+                at.append(time.monotonic())
+                seen.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    if not seen.wait(timeout):
+        raise RuntimeError(f"no {marker!r} line within {timeout}s")
+    return at[0]
+
+
+def stop(process: subprocess.Popen[bytes]) -> int:
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()
+
+
+def run_daemon(folder: Path, port: int, idle_s: float | None) -> Run:
+    config = folder / "hall-edge.toml"
+    config.write_text(CONFIG.format(port=port, state=folder / "state"))
+    notify_path = folder / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(str(notify_path))
+        notify.settimeout(30)
+        env = {**os.environ, "NOTIFY_SOCKET": str(notify_path)}
+        begin = time.monotonic()
+        process = subprocess.Popen(daemon_command(config), stderr=subprocess.PIPE, env=env)
+        try:
+            logged = wait_for_line(process, b'msg="ready', 30)
+            notified = None
+            while notified is None:
+                if notify.recv(4096).startswith(b"READY=1"):
+                    notified = time.monotonic()
+            run = Run(logged - begin, notified - begin)
+            if idle_s is not None:
+                threading.Event().wait(idle_s)
+                run.rss_kib = vm_rss_kib(process.pid)
+        finally:
+            code = stop(process)
+    if code != 0:
+        raise RuntimeError(f"hall-edge exited {code} on SIGTERM")
+    return run
+
+
+def run_reference(idle_s: float | None) -> Run:
+    begin = time.monotonic()
+    if idle_s is None:
+        subprocess.run([sys.executable, "-c", "import paho.mqtt.client"], check=True)
+        return Run(time.monotonic() - begin, None)
+    process = subprocess.Popen([sys.executable, "-c", REFERENCE_IDLE, str(idle_s)], stderr=subprocess.PIPE)
+    try:
+        ready = wait_for_line(process, b"ready", 30)
+        threading.Event().wait(idle_s / 2)
+        rss = vm_rss_kib(process.pid)
+    finally:
+        process.kill()
+        process.wait()
+    return Run(ready - begin, None, rss)
+
+
+def spread(values: list[float]) -> str:
+    ms = [v * 1000 for v in values]
+    return f"median {statistics.median(ms):7.1f} ms  min {min(ms):7.1f}  max {max(ms):7.1f}  (n={len(ms)})"
+
+
+def report(runs: list[Run], references: list[Run], reference_idle: Run, idle_s: float) -> None:
+    notify = [r.to_notify_s or 0.0 for r in runs]
+    bare = [r.to_log_s for r in references]
+    daemon_rss = runs[-1].rss_kib or 0
+    reference_rss = reference_idle.rss_kib or 0
+    print(f"hall-edge start -> ready log line       : {spread([r.to_log_s for r in runs])}")
+    print(f"hall-edge start -> READY=1 notify       : {spread(notify)}")
+    print(f"reference import paho.mqtt.client, exit : {spread(bare)}")
+    print(f"{f'hall-edge idle RSS after {idle_s:g} s':40}: {daemon_rss / 1024:6.1f} MiB")
+    print(f"reference idle RSS (python + paho)      : {reference_rss / 1024:6.1f} MiB")
+    extra_ms = (statistics.median(notify) - statistics.median(bare)) * 1000
+    extra_mib = (daemon_rss - reference_rss) / 1024
+    print(f"hall-edge over the reference: {extra_ms:+.0f} ms to READY=1, {extra_mib:+.1f} MiB RSS")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("-n", type=int, default=10, help="daemon starts (default 10)")
+    parser.add_argument("--idle", type=float, default=10.0, help="seconds idle before reading RSS")
+    args = parser.parse_args(argv)
+
+    work = Path(tempfile.mkdtemp(prefix="hall-bench-start-"))
+    broker = Mosquitto(work / "broker", persistence=False).start()
+    try:
+        runs = []
+        for i in range(args.n):
+            folder = work / f"run-{i}"
+            folder.mkdir()
+            runs.append(run_daemon(folder, broker.port, args.idle if i == args.n - 1 else None))
+        references = [run_reference(None) for _ in range(args.n)]
+        reference_idle = run_reference(args.idle)
+    finally:
+        broker.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    report(runs, references, reference_idle, args.idle)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
