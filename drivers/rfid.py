@@ -20,6 +20,7 @@ switches must select HSU (UART).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -312,10 +313,9 @@ class CardReader:
         self._stop.set()
         port = self._serial
         if port is not None:
-            try:
+            # The port may be gone already: the loop is leaving anyway.
+            with contextlib.suppress(OSError, serial.SerialException, termios.error):
                 port.cancel_read()
-            except (OSError, serial.SerialException):
-                pass  # the port is already gone: the loop is leaving anyway
         if self._thread is not None:
             self._thread.join(timeout)
         self._close()
@@ -407,7 +407,6 @@ class CardReader:
     def _close(self) -> None:
         port, self._serial = self._serial, None
         if port is not None:
-            try:
+            # Closing a port whose device vanished: nothing left to release.
+            with contextlib.suppress(OSError, serial.SerialException, termios.error):
                 port.close()
-            except (OSError, serial.SerialException):
-                pass  # closing a port whose device vanished: nothing left to release
