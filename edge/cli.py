@@ -65,7 +65,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from edge.daemon import Daemon  # imported late: check-config must not need the drivers
 
     try:
-        daemon = Daemon(config)
+        daemon = Daemon(config, args.config)
         daemon.start()
     except StorageError as exc:
         log.error("storage %s", exc)

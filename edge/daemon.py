@@ -14,6 +14,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 
 from edge import __version__, sdnotify
@@ -34,15 +35,20 @@ def feature_factories() -> list[FeatureFactory]:
     from edge import health
 
     factories.append(health.create)
+    from edge import commands
+
+    factories.append(commands.factory)
     return factories
 
 
 class Daemon:
-    def __init__(self, config: Settings) -> None:
+    def __init__(self, config: Settings, config_path: str | Path | None = None) -> None:
         self.config = config
         self.storage = Storage(config.storage.dir)
         self.clock = Clock(config.time.zone, config.time.clock)
         self.core = Core(config, self.storage, self.clock)
+        # The file it came from: config.set rewrites it and restarts (edge/config_change.py).
+        self.core.config_path = Path(config_path) if config_path else None  # type: ignore[attr-defined]
         self.features: list[Feature] = []
         self.stop_requested = threading.Event()
         self.ready_at: float | None = None
