@@ -219,12 +219,19 @@ SCHEMA: dict[str, Any] = {
         "locks": Key(str, "gpio", check=one_of("gpio", "rs485")),
         "rs485_port": Key(str, "/dev/hall-locks"),
         "rs485_baudrate": Key(int, 19200),
+        "rs485_poll_s": Key(float, 0.2, "board status poll", check=between(0.02, 10, "seconds")),
+        "rs485_open_bit": Key(
+            int, 1, "status bit value meaning door open (board revisions differ)", check=one_of(0, 1)
+        ),
         "lock_pulse_s": Key(float, 0.5, check=between(0.05, 30, "seconds")),
         "unlock_timeout_s": Key(
             float, 30.0, "relock if the door never opens", check=between(2, 600, "seconds")
         ),
         "door_open_alarm_s": Key(float, 120.0, check=between(5, 86400, "seconds")),
-        "loan_hours": Key(float, 72.0, "overdue after", check=between(0.01, 8760, "hours")),
+        "loan_hours": Key(float, 72.0, "overdue after", check=between(0.0001, 8760, "hours")),
+        "select_s": Key(
+            float, 15.0, "a compartment button waits this long for a card", check=between(1, 300, "seconds")
+        ),
         "approval_required": Key(list, ["drill"], "tool types that need prior approval (先批后租)"),
         "compartments": TableList(
             {
