@@ -1,0 +1,313 @@
+"""The installer into a folder (--root): idempotent, never overwrites a config, uninstall keeps data.
+
+And the systemd unit itself: `systemd-analyze verify` clean, exposure <= 3.0,
+and a start limit that stops a broken configuration from looping.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edge import __version__
+from edge.cli import main
+from edge.example import render
+from edge.install import BLOCK_START, BOOT_SETTINGS, free_serial_console, merge_config_txt
+
+REPO = Path(__file__).resolve().parents[1]
+UNIT_SOURCE = REPO / "systemd" / "hall-edge.service"
+CMDLINE = (
+    "console=serial0,115200 console=tty1 root=PARTUUID=0fe4bb1a-02 rootfstype=ext4 fsck.repair=yes rootwait\n"
+)
+CONFIG_TXT = """\
+# For more options and information see http://rptl.io/configtxt
+dtparam=audio=on
+camera_auto_detect=1
+display_auto_detect=1
+auto_initramfs=1
+dtoverlay=vc4-kms-v3d
+max_framebuffers=2
+arm_64bit=1
+
+[cm4]
+otg_mode=1
+
+[all]
+"""
+ANALYZE = shutil.which("systemd-analyze")
+
+
+@pytest.fixture
+def pi_root(tmp_path) -> Path:
+    """A folder that looks like a fresh Raspberry Pi OS (Bookworm) image."""
+    root = tmp_path / "pi"
+    boot = root / "boot" / "firmware"
+    boot.mkdir(parents=True)
+    (boot / "config.txt").write_text(CONFIG_TXT)
+    (boot / "cmdline.txt").write_text(CMDLINE)
+    etc = root / "etc"
+    etc.mkdir()
+    (etc / "passwd").write_text("root:x:0:0:root:/root:/bin/bash\npi:x:1000:1000:,,,:/home/pi:/bin/bash\n")
+    (etc / "group").write_text(
+        "root:x:0:\ndialout:x:20:pi\nlp:x:7:\ngpio:x:997:pi\nspi:x:999:pi\npi:x:1000:\n"
+    )
+    return root
+
+
+def install(root: Path, capsys) -> str:
+    code = main(["install", "--root", str(root), "--no-venv"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    return out
+
+
+def snapshot(root: Path) -> dict[str, object]:
+    """Every file's bytes (or link target) and mode under root."""
+    result: dict[str, object] = {}
+    for path in sorted(root.rglob("*")):
+        key = str(path.relative_to(root))
+        if path.is_symlink():
+            result[key] = ("link", str(path.readlink()))
+        elif path.is_file():
+            result[key] = (path.read_bytes(), path.stat().st_mode)
+        else:
+            result[key] = ("dir", path.stat().st_mode)
+    return result
+
+
+def test_install_twice_changes_nothing_the_second_time_and_asks_for_one_reboot(pi_root, capsys):
+    first = install(pi_root, capsys)
+    assert "REBOOT NEEDED" in first
+    assert "console=serial0,115200" in first
+    after_first = snapshot(pi_root)
+
+    second = install(pi_root, capsys)
+    assert "REBOOT NEEDED" not in second
+    rows = [line.split()[0] for line in second.splitlines() if line.startswith("  ") and "note:" not in line]
+    assert rows and set(rows) == {"ok"}, second
+    assert snapshot(pi_root) == after_first
+
+
+def test_install_lays_out_user_unit_rules_config_state_and_boot(pi_root, capsys):
+    install(pi_root, capsys)
+    passwd = (pi_root / "etc/passwd").read_text()
+    assert re.search(r"^hall-edge:x:\d+:\d+:.*:/var/lib/hall-edge:/usr/sbin/nologin$", passwd, re.M)
+    groups = {line.split(":")[0]: line.split(":")[3] for line in (pi_root / "etc/group").read_text().split()}
+    for name in ("gpio", "spi", "dialout", "lp"):
+        assert "hall-edge" in groups[name].split(",")
+    assert groups["gpio"] == "pi,hall-edge"  # existing members kept
+    assert (pi_root / "etc/systemd/system/hall-edge.service").read_bytes() == UNIT_SOURCE.read_bytes()
+    wants = pi_root / "etc/systemd/system/multi-user.target.wants/hall-edge.service"
+    assert str(wants.readlink()) == "/etc/systemd/system/hall-edge.service"
+    assert (pi_root / "etc/udev/rules.d/99-hall-edge.rules").is_file()
+    config = pi_root / "etc/hall-edge/hall-edge.toml"
+    assert config.read_text() == render()
+    assert config.stat().st_mode & 0o007 == 0  # nothing for others
+    assert (pi_root / "var/lib/hall-edge").is_dir()
+    boot = pi_root / "boot/firmware"
+    text = (boot / "config.txt").read_text()
+    assert text.startswith(CONFIG_TXT.rstrip("\n"))
+    assert text.rstrip().splitlines()[-5:-1] == ["[all]", *BOOT_SETTINGS]
+    assert (boot / "cmdline.txt").read_text() == CMDLINE.replace("console=serial0,115200 ", "")
+    assert (boot / "cmdline.txt.hall-edge-orig").read_text() == CMDLINE
+
+
+def test_an_existing_config_is_never_overwritten(pi_root, capsys):
+    config = pi_root / "etc/hall-edge/hall-edge.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text('site = "dongzhi"\ndevice = "hall-07"\n')
+    out = install(pi_root, capsys)
+    assert config.read_text() == 'site = "dongzhi"\ndevice = "hall-07"\n'
+    assert "never overwritten" in out
+    assert (pi_root / "etc/hall-edge/hall-edge.example.toml").read_text() == render()
+
+
+def test_a_broken_existing_config_is_reported_not_replaced(pi_root, capsys):
+    config = pi_root / "etc/hall-edge/hall-edge.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text("site = 'no spaces allowed'\n[mqtt]\nport = 0\n")
+    out = install(pi_root, capsys)
+    assert "2 problem(s)" in out
+    assert config.read_text() == "site = 'no spaces allowed'\n[mqtt]\nport = 0\n"
+
+
+def test_the_installed_launcher_runs_and_the_fresh_config_is_valid(pi_root, capsys):
+    install(pi_root, capsys)
+    launcher = pi_root / "opt/hall-edge/venv/bin/hall-edge"
+    version = subprocess.run([launcher, "version"], check=False, capture_output=True, text=True, timeout=30)
+    assert version.stdout.strip() == __version__
+    check = subprocess.run(
+        [launcher, "check-config", pi_root / "etc/hall-edge/hall-edge.toml"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert check.returncode == 0, check.stderr
+
+
+def test_a_machine_without_a_boot_partition_installs_without_boot_settings(tmp_path, capsys):
+    out = install(tmp_path / "plain", capsys)
+    assert "REBOOT NEEDED" not in out
+    assert "no Raspberry Pi boot partition" in out
+    assert "created groups gpio, spi, dialout, lp" in out
+    assert (tmp_path / "plain/etc/hall-edge/hall-edge.toml").is_file()
+
+
+def test_boot_settings_made_by_hand_need_no_block_and_no_reboot(pi_root, capsys):
+    boot = pi_root / "boot/firmware"
+    (boot / "config.txt").write_text(CONFIG_TXT + "dtparam=spi=on\nenable_uart=1\ndtoverlay=disable-bt\n")
+    (boot / "cmdline.txt").write_text("console=tty1 root=PARTUUID=0fe4bb1a-02 rootwait\n")
+    out = install(pi_root, capsys)
+    assert "REBOOT NEEDED" not in out
+    assert BLOCK_START not in (boot / "config.txt").read_text()
+    assert not (boot / "cmdline.txt.hall-edge-orig").exists()
+
+
+def test_config_txt_merge_adds_only_what_is_missing_and_keeps_the_rest():
+    text, added = merge_config_txt("#dtparam=spi=on\nenable_uart=1\n[pi5]\nfoo=1\n")
+    assert added == ["dtparam=spi=on", "dtoverlay=disable-bt"]
+    assert text.startswith("#dtparam=spi=on\nenable_uart=1\n[pi5]\nfoo=1\n")
+    assert text.endswith(f"{BLOCK_START}\n[all]\ndtparam=spi=on\ndtoverlay=disable-bt\n# <<< hall-edge\n")
+    again, added_again = merge_config_txt(text)
+    assert (again, added_again) == (text, [])
+
+
+def test_only_serial_consoles_leave_cmdline():
+    line, removed = free_serial_console("console=ttyAMA0,115200 console=tty1 console=ttyS0,9600 quiet\n")
+    assert line == "console=tty1 quiet\n"
+    assert removed == ["console=ttyAMA0,115200", "console=ttyS0,9600"]
+
+
+def test_uninstall_keeps_config_and_data_and_purge_removes_them(pi_root, capsys):
+    install(pi_root, capsys)
+    database = pi_root / "var/lib/hall-edge/hall-edge.db"
+    database.write_bytes(b"events not yet sent")
+    assert main(["uninstall", "--root", str(pi_root)]) == 0
+    capsys.readouterr()
+    assert not (pi_root / "etc/systemd/system/hall-edge.service").exists()
+    assert not (pi_root / "etc/systemd/system/multi-user.target.wants/hall-edge.service").is_symlink()
+    assert not (pi_root / "etc/udev/rules.d/99-hall-edge.rules").exists()
+    assert not (pi_root / "opt/hall-edge").exists()
+    assert database.read_bytes() == b"events not yet sent"
+    assert (pi_root / "etc/hall-edge/hall-edge.toml").is_file()
+    assert "hall-edge:" in (pi_root / "etc/passwd").read_text()
+
+    assert main(["uninstall", "--root", str(pi_root)]) == 0  # twice is fine
+    assert main(["uninstall", "--root", str(pi_root), "--purge"]) == 0
+    assert not database.exists()
+    assert not (pi_root / "etc/hall-edge").exists()
+    assert "hall-edge" not in (pi_root / "etc/passwd").read_text()
+    assert "hall-edge" not in (pi_root / "etc/group").read_text()
+    assert "gpio:x:997:pi" in (pi_root / "etc/group").read_text()
+
+
+def test_root_slash_is_refused(capsys):
+    assert main(["install", "--root", "/", "--no-venv"]) == 1
+    assert "leave out --root" in capsys.readouterr().err
+
+
+def test_firmware_fragment_and_installer_agree_on_the_boot_settings():
+    fragment = (REPO / "firmware_config/config.txt.fragment").read_text()
+    active = [line for line in fragment.splitlines() if line and not line.startswith(("#", "["))]
+    assert tuple(active) == BOOT_SETTINGS
+
+
+def test_udev_rules_name_both_devices_with_group_access():
+    rules = (REPO / "firmware_config/99-hall-edge.rules").read_text()
+    lines = [line for line in rules.splitlines() if line.strip() and not line.startswith("#")]
+    assert any('SYMLINK+="hall-printer"' in line for line in lines)
+    assert any('SYMLINK+="hall-rfid"' in line for line in lines)
+    for line in lines:
+        assert "GROUP=" in line and 'MODE="0660"' in line, line
+        for pair in line.split(", "):
+            assert re.fullmatch(r'[A-Z_]+(\{[a-zA-Z_]+\})?(==|!=|\+=|=)"[^"]*"', pair), pair
+
+
+# ---- the unit -----------------------------------------------------------------
+
+
+def unit_settings() -> dict[str, list[str]]:
+    settings: dict[str, list[str]] = {}
+    for line in UNIT_SOURCE.read_text().splitlines():
+        if "=" in line and not line.startswith(("#", "[")):
+            key, value = line.split("=", 1)
+            settings.setdefault(key, []).append(value)
+    return settings
+
+
+@pytest.fixture
+def verifiable_unit(pi_root, capsys) -> Path:
+    """The installed unit, its ExecStart pointing at the launcher inside the folder (verify checks it)."""
+    install(pi_root, capsys)
+    launcher = pi_root / "opt/hall-edge/venv/bin/hall-edge"
+    text = UNIT_SOURCE.read_text().replace("/opt/hall-edge/venv/bin/hall-edge", str(launcher))
+    unit = pi_root / "hall-edge.service"
+    unit.write_text(text)
+    return unit
+
+
+@pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is not installed on this machine")
+def test_unit_passes_systemd_analyze_verify(verifiable_unit):
+    result = subprocess.run(
+        [ANALYZE, "verify", str(verifiable_unit)], check=False, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == "", result.stderr
+
+
+@pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is not installed on this machine")
+def test_unit_exposure_is_at_most_3(verifiable_unit):
+    result = subprocess.run(
+        [ANALYZE, "security", "--offline=yes", str(verifiable_unit)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    found = re.search(r"Overall exposure level for hall-edge\.service: (\d+\.\d+)", result.stdout)
+    assert found, result.stdout[-500:] + result.stderr
+    assert float(found.group(1)) <= 3.0
+
+
+def test_unit_is_notify_with_watchdog_and_hardening():
+    unit = unit_settings()
+    assert unit["Type"] == ["notify"]
+    assert float(unit["WatchdogSec"][0]) > 0
+    assert unit["Restart"] == ["always"]
+    assert unit["User"] == ["hall-edge"]
+    assert unit["SupplementaryGroups"] == ["gpio spi dialout lp"]
+    assert unit["CapabilityBoundingSet"] == [""]
+    assert unit["RestrictAddressFamilies"] == ["AF_UNIX AF_INET AF_INET6"]
+    assert unit["SystemCallFilter"][0] == "@system-service"
+    for key in ("ProtectSystem", "ProtectHome", "PrivateTmp", "NoNewPrivileges"):
+        assert unit[key][0] in ("strict", "yes"), key
+
+
+def test_a_broken_config_stops_in_exec_start_pre_and_the_start_limit_ends_the_retries(tmp_path):
+    unit = unit_settings()
+    assert unit["ExecStartPre"][0].endswith("check-config /etc/hall-edge/hall-edge.toml")
+    burst = int(unit["StartLimitBurst"][0])
+    restart_s = float(unit["RestartSec"][0])
+    interval_s = float(unit["StartLimitIntervalSec"][0])
+    # Every try of a broken config fails within a second, so `burst` tries fit into the
+    # interval and systemd gives up (start-limit-hit) instead of looping forever.
+    assert burst * (restart_s + 1) < interval_s
+    assert restart_s >= 2  # not a hot loop even before the limit
+    broken = tmp_path / "hall-edge.toml"
+    broken.write_text("[mqtt]\nport = 99999\n")
+    check = subprocess.run(
+        [sys.executable, "-m", "edge", "check-config", str(broken)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=REPO,
+    )
+    assert check.returncode == 1
+    assert "mqtt.port" in check.stderr
