@@ -1,0 +1,78 @@
+"""The hall's buzzer: short patterns for a call, an OK, a denial, an alarm.
+
+An active buzzer on ``buzzer.pin`` (gpiozero ``Buzzer``: high = sound).
+Features post ``edge.messages.Buzz(pattern)``; the pattern plays on core
+timers, so nothing blocks.  A new pattern cuts the one playing short.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from gpiozero import Buzzer as GpioBuzzer
+
+from edge.core import Core
+from edge.messages import Buzz
+from edge.schema import Settings
+
+log = logging.getLogger(__name__)
+
+# on, off, on, ... in seconds
+PATTERNS: dict[str, tuple[float, ...]] = {
+    "call": (0.3, 0.15, 0.3),
+    "ok": (0.1,),
+    "deny": (0.15, 0.1, 0.15, 0.1, 0.15),
+    "alarm": (1.0, 0.3, 1.0),
+}
+
+
+class BuzzerFeature:
+    name = "buzzer"
+
+    def __init__(self, pin: int) -> None:
+        self.pin = pin
+        self.device: GpioBuzzer | None = None
+        self.core: Core | None = None
+        self._timers: list = []
+        self.played: list[str] = []  # patterns started, newest last (status, tests)
+
+    def start(self, core: Core) -> None:
+        self.core = core
+        self.device = GpioBuzzer(self.pin)
+        core.subscribe(Buzz, self.play)
+
+    def stop(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
+        if self.device is not None:
+            self.device.off()
+            self.device.close()
+            self.device = None
+
+    def play(self, buzz: Buzz) -> None:
+        steps = PATTERNS.get(buzz.pattern)
+        if steps is None:
+            log.warning("buzzer pattern %r unknown; known: %s", buzz.pattern, ", ".join(PATTERNS))
+            return
+        for timer in self._timers:
+            timer.cancel()
+        self._timers = []
+        self.played = [*self.played[-9:], buzz.pattern]
+        at = 0.0
+        for index, length in enumerate(steps):
+            self._at(at, self.device.on if index % 2 == 0 else self.device.off)
+            at += length
+        self._at(at, self.device.off)
+
+    def _at(self, delay: float, action: object) -> None:
+        if delay == 0:
+            action()  # type: ignore[operator]
+        else:
+            self._timers.append(self.core.call_later(delay, action))  # type: ignore[arg-type]
+
+
+def factory(config: Settings) -> BuzzerFeature | None:
+    """The buzzer, or None when buzzer.enabled is false or no pin is set."""
+    if not config.buzzer.enabled or config.buzzer.pin < 0:
+        return None
+    return BuzzerFeature(config.buzzer.pin)

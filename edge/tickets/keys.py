@@ -1,0 +1,78 @@
+"""The hall's keys: one service button per category, the priority key, staff keys per window.
+
+Each is a gpiozero ``Button`` (pull-up, active low, debounced by
+``queue.bounce_ms``).  gpiozero calls back on its own thread, so a callback
+only posts a message to the core.  A held button is one press; a button held
+longer than ``queue.stuck_after_s`` (a jammed key, a leaning broom) posts
+``KeyStuck`` once and ``KeyReleased`` when it lets go.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from gpiozero import Button
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class KeyPressed:
+    key: str  # "A".."Z", "priority", "window1.call", "window1.recall", "window1.skip"
+    at: float  # time.monotonic() of the press (for latency figures)
+
+
+@dataclass(frozen=True)
+class KeyStuck:
+    key: str
+    held_s: float
+
+
+@dataclass(frozen=True)
+class KeyReleased:
+    key: str
+
+
+def key_pins(queue_config: Any) -> dict[str, int]:
+    """Key name -> BCM pin for every connected key (pin -1 = not connected)."""
+    pins = {category.code: category.pin for category in queue_config.categories}
+    pins["priority"] = queue_config.priority_pin
+    for window in queue_config.windows:
+        for action in ("call", "recall", "skip"):
+            pins[f"window{window.number}.{action}"] = window[f"{action}_pin"]
+    return {key: pin for key, pin in pins.items() if pin >= 0}
+
+
+class Keys:
+    """Opens the buttons and turns their edges into messages for ``post``."""
+
+    def __init__(self, pins: dict[str, int], bounce_ms: int, stuck_after_s: float) -> None:
+        self.pins = pins
+        self.bounce_s = bounce_ms / 1000 or None
+        self.stuck_after_s = stuck_after_s
+        self.buttons: dict[str, Button] = {}
+
+    def open(self, post: Callable[[Any], None]) -> None:
+        for key, pin in self.pins.items():
+            button = Button(pin, pull_up=True, bounce_time=self.bounce_s, hold_time=self.stuck_after_s)
+            button.when_pressed = _poster(post, lambda key=key: KeyPressed(key, time.monotonic()))
+            button.when_held = _poster(post, lambda key=key, b=button: KeyStuck(key, b.held_time or 0.0))
+            button.when_released = _poster(post, lambda key=key: KeyReleased(key))
+            self.buttons[key] = button
+
+    def close(self) -> None:
+        for button in self.buttons.values():
+            button.close()
+        self.buttons.clear()
+
+
+def _poster(post: Callable[[Any], None], make: Callable[[], Any]) -> Callable[[], None]:
+    # gpiozero passes the device to callbacks that take an argument; these take none.
+    def callback() -> None:
+        post(make())
+
+    return callback
