@@ -32,12 +32,21 @@ FeatureFactory = Callable[[Settings], Feature | None]
 def feature_factories() -> list[FeatureFactory]:
     """Every part of the daemon, in start order (imported here so each stays optional)."""
     factories: list[FeatureFactory] = []
+    from edge import link  # first: core.link exists for the others, and it says offline last
+
+    factories.append(link.build)
     from edge import health
 
     factories.append(health.create)
     from edge import commands
 
     factories.append(commands.factory)
+    from edge import buzzer, tickets  # buzzer before tickets: it hears the first call
+
+    factories += [buzzer.factory, tickets.factory]
+    from edge import display
+
+    factories.append(display.build)
     return factories
 
 

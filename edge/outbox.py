@@ -5,11 +5,19 @@ in one transaction (which joins a caller's transaction, so that a ticket and
 its ``ticket.issued`` event are recorded together or not at all).  The link
 publishes rows in ``seq`` order and deletes them once the broker has
 acknowledged them.
+
+Storage is bounded (``storage.outbox_max_events`` and ``outbox_max_bytes``,
+set by the link through ``set_limits``): at the cap the oldest droppable
+events go first (``error`` before ``alarm``), ``rental``, ``ticket`` and
+``audit`` events are never dropped, and one ``alarm.outbox_full`` event says
+so (again only after the outbox has drained below 90 % of the cap).
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +25,8 @@ from typing import Any
 from edge.clock import Clock, rfc3339
 from edge.storage import Storage
 from edge.ulid import new_ulid
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS = [
     """
@@ -32,10 +42,15 @@ MIGRATIONS = [
     CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
     INSERT INTO counters (name, value) VALUES ('event_seq', 0)
     """,
+    # At the cap the oldest droppable row is looked up on every append: keep that cheap.
+    "CREATE INDEX outbox_droppable ON outbox (keep, kind = 'alarm', seq)",
 ]
 
 EVENT_KINDS = ("rental", "ticket", "alarm", "audit", "error")
 KEPT_KINDS = ("rental", "ticket", "audit")  # never dropped at the storage cap
+DEFAULT_MAX_EVENTS = 200_000  # a week offline at a busy hall is ~20,000 events
+DEFAULT_MAX_BYTES = 100 * 1024 * 1024
+_REARM_FRACTION = 0.9  # the cap alarm fires again only after the outbox fell below this
 
 
 @dataclass(frozen=True)
@@ -56,7 +71,19 @@ class Outbox:
         self.clock = clock
         self.device = device  # "site/device"
         self.listeners: list[Callable[[Event], None]] = []
+        self.max_events = DEFAULT_MAX_EVENTS
+        self.max_bytes = DEFAULT_MAX_BYTES
+        self.dropped = 0  # events given up at the cap since start
+        self._alarmed = False
         storage.migrate("outbox", MIGRATIONS)
+        self._count, self._bytes = storage.execute(
+            "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM outbox"
+        ).fetchone()
+
+    def set_limits(self, max_events: int, max_bytes: int) -> None:
+        """The storage cap (the link sets it from ``storage.outbox_max_*``)."""
+        self.max_events = max_events
+        self.max_bytes = max_bytes
 
     def append(self, type_: str, data: dict[str, Any]) -> Event:
         """Record an event durably and return it; listeners (the link) are told after commit."""
@@ -85,8 +112,49 @@ class Outbox:
                 (seq, body["event_id"], type_, kind, kind in KEPT_KINDS, payload, body["at"]),
             )
             event = Event(seq, body["event_id"], type_, kind, payload)
+            self._count += 1
+            self._bytes += len(payload)
+            self._enforce_cap(conn)
             self.storage.after_commit(lambda: self._tell(event))
         return event
+
+    def _enforce_cap(self, conn: sqlite3.Connection) -> None:
+        """Drop the oldest droppable events while over the cap; raise the alarm once per episode."""
+        if not self._over_cap():
+            if self._alarmed and self._count < _REARM_FRACTION * self.max_events:
+                self._alarmed = False
+            return
+        while self._over_cap():
+            row = conn.execute(
+                "DELETE FROM outbox WHERE seq = (SELECT seq FROM outbox WHERE keep = 0"
+                " ORDER BY kind = 'alarm', seq LIMIT 1) RETURNING LENGTH(payload)"
+            ).fetchone()
+            if row is None:
+                break  # only events that are never dropped are left: keep them all
+            self._count -= 1
+            self._bytes -= row[0]
+            self.dropped += 1
+        if not self._alarmed:
+            self._alarmed = True  # before append: the alarm itself passes through here
+            log.error(
+                "outbox at its cap (%d events, %d bytes): dropped %d droppable events",
+                self._count,
+                self._bytes,
+                self.dropped,
+            )
+            self.append(
+                "alarm.outbox_full",
+                {
+                    "depth": self._count,
+                    "bytes": self._bytes,
+                    "max_events": self.max_events,
+                    "max_bytes": self.max_bytes,
+                    "dropped": self.dropped,
+                },
+            )
+
+    def _over_cap(self) -> bool:
+        return self._count > self.max_events or self._bytes > self.max_bytes
 
     def _tell(self, event: Event) -> None:
         for listener in self.listeners:
@@ -103,8 +171,31 @@ class Outbox:
         """Delete delivered events (batched by the caller: one commit for many)."""
         if not seqs:
             return
+        removed_count = removed_bytes = 0
         with self.storage.transaction() as conn:
-            conn.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs])
+            for start in range(0, len(seqs), _CHUNK):
+                chunk = seqs[start : start + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows = conn.execute(
+                    f"DELETE FROM outbox WHERE seq IN ({marks}) RETURNING LENGTH(payload)",
+                    chunk,
+                ).fetchall()
+                removed_count += len(rows)
+                removed_bytes += sum(r[0] for r in rows)
+        self._count -= removed_count
+        self._bytes -= removed_bytes
 
     def depth(self) -> int:
-        return self.storage.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+        return self._count
+
+    def recount(self) -> None:
+        """Re-read depth and size from the table (a caller's rolled-back append left them high)."""
+        self._count, self._bytes = self.storage.execute(
+            "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM outbox"
+        ).fetchone()
+
+    def size_bytes(self) -> int:
+        return self._bytes
+
+
+_CHUNK = 500  # SQLite's host parameter limit is 32766; stay far below it

@@ -1,0 +1,232 @@
+"""The paho-mqtt client and its network thread: connect, reconnect with jittered backoff, route.
+
+This thread never touches the hall's state or the database: every callback
+turns what happened into a call of one of the ``Routes`` functions, which
+only post to the core's queue.
+
+Reconnecting is ours, not paho's (paho doubles its delay with no jitter):
+full jitter, ``delay = random(0, min(cap, base * 2^n))``, so that a fleet of
+controllers does not come back in lockstep after a broker restart; ``n`` is
+reset only after a connection stayed up for ``RESET_AFTER_S``.
+
+Messages published while the link is down stay in paho's memory and go out,
+in order, right after the next CONNACK (paho resends unacknowledged QoS 1
+messages on reconnect).  A restart forgets them: the SQLite outbox is what
+makes events durable.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from edge.schema import Settings, read_secret
+
+log = logging.getLogger(__name__)
+
+BACKOFF_BASE_S = 0.5
+RESET_AFTER_S = 30.0  # a connection that lasted this long was a good one: start backoff afresh
+CONNECT_TIMEOUT_S = 5.0
+LOOP_TIMEOUT_S = 0.5
+
+
+class Backoff:
+    """Exponential backoff with full jitter (AWS architecture blog's "Full Jitter")."""
+
+    def __init__(
+        self,
+        cap_s: float,
+        base_s: float = BACKOFF_BASE_S,
+        reset_after_s: float = RESET_AFTER_S,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.cap_s = cap_s
+        self.base_s = base_s
+        self.reset_after_s = reset_after_s
+        self.rng = rng
+        self.attempt = 0
+
+    def next_delay(self) -> float:
+        ceiling = min(self.cap_s, self.base_s * 2 ** min(self.attempt, 30))
+        self.attempt += 1
+        return self.rng() * ceiling
+
+    def stayed_up(self, seconds: float) -> None:
+        if seconds >= self.reset_after_s:
+            self.attempt = 0
+
+
+@dataclass(frozen=True)
+class Routes:
+    """Where the network thread sends what it hears (each must only post to the core)."""
+
+    connected: Callable[[bool], None]  # session_present
+    disconnected: Callable[[str], None]  # reason
+    message: Callable[[mqtt.MQTTMessage], None]
+    published: Callable[[int, bool], None]  # mid, ok
+
+
+class Connection:
+    """One paho client, connected by our own thread until ``stop``."""
+
+    def __init__(
+        self,
+        mqtt_config: Settings,
+        client_id: str,
+        subscriptions: list[str],
+        will: tuple[str, bytes],
+        routes: Routes,
+    ) -> None:
+        self.cfg = mqtt_config
+        self.v5 = mqtt_config.protocol == "mqttv5"
+        self.subscriptions = subscriptions
+        self.routes = routes
+        self.backoff = Backoff(mqtt_config.reconnect_cap_s)
+        self.connects = 0
+        self.client = self._build_client(client_id, will)
+        self._stopping = threading.Event()
+        self._up_since: float | None = None
+        self._thread = threading.Thread(target=self._run, name="mqtt", daemon=True)
+
+    # -- building ------------------------------------------------------------
+
+    def _build_client(self, client_id: str, will: tuple[str, bytes]) -> mqtt.Client:
+        cfg = self.cfg
+        if self.v5:
+            client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        else:
+            client = mqtt.Client(
+                CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311, clean_session=False
+            )
+        client.enable_logger(logging.getLogger("edge.link.paho"))
+        client.connect_timeout = CONNECT_TIMEOUT_S
+        client.max_inflight_messages_set(cfg.max_inflight)
+        client.will_set(will[0], will[1], qos=1, retain=True)
+        if cfg.tls:
+            client.tls_set(
+                ca_certs=cfg.ca_file or None,
+                certfile=cfg.cert_file or None,
+                keyfile=cfg.key_file or None,
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
+        if cfg.username:
+            client.username_pw_set(cfg.username, read_secret(cfg.password_file).decode("utf-8"))
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_publish = self._on_publish
+        return client
+
+    # -- running (network thread) -----------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            if self._connect_once():
+                self._serve()
+            if self._stopping.is_set():
+                break
+            if self._up_since is not None:
+                self.backoff.stayed_up(time.monotonic() - self._up_since)
+                self._up_since = None
+            delay = self.backoff.next_delay()
+            log.info("mqtt reconnect in %.2f s", delay)
+            self._stopping.wait(delay)
+
+    def _connect_once(self) -> bool:
+        cfg = self.cfg
+        try:
+            if self.v5:
+                props = Properties(PacketTypes.CONNECT)
+                props.SessionExpiryInterval = cfg.session_expiry_s
+                self.client.connect(cfg.host, cfg.port, cfg.keepalive, clean_start=False, properties=props)
+            else:
+                self.client.connect(cfg.host, cfg.port, cfg.keepalive)
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            log.warning("mqtt connect to %s:%d failed: %s", cfg.host, cfg.port, exc)
+            return False
+        return True
+
+    def _serve(self) -> None:
+        while not self._stopping.is_set():
+            rc = self.client.loop(LOOP_TIMEOUT_S)
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                return
+
+    # -- paho callbacks (network thread) ----------------------------------------
+
+    def _on_connect(self, client: mqtt.Client, _userdata: Any, flags: Any, reason: Any, _props: Any) -> None:
+        if reason.is_failure:
+            log.error("mqtt broker refused the connection: %s", reason)
+            return
+        self.connects += 1
+        self._up_since = time.monotonic()
+        if self.v5:
+            client.subscribe([(topic, SubscribeOptions(qos=1)) for topic in self.subscriptions])
+        else:
+            client.subscribe([(topic, 1) for topic in self.subscriptions])
+        self.routes.connected(bool(flags.session_present))
+
+    def _on_disconnect(
+        self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
+    ) -> None:
+        self.routes.disconnected(str(reason))
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        self.routes.message(message)
+
+    def _on_publish(self, _client: mqtt.Client, _userdata: Any, mid: int, reason: Any, _props: Any) -> None:
+        self.routes.published(mid, not reason.is_failure)
+
+    # -- any thread ---------------------------------------------------------------
+
+    @property
+    def reconnects(self) -> int:
+        return max(self.connects - 1, 0)
+
+    def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int = 1,
+        retain: bool = False,
+        properties: Properties | None = None,
+    ) -> int:
+        """Hand a message to paho (kept in memory and sent after reconnect if offline); its mid."""
+        info = self.client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
+        return info.mid
+
+    def resubscribe(self) -> None:
+        """Subscribe again: the broker sends the retained snapshots once more."""
+        if self.client.is_connected():
+            self.client.unsubscribe(self.subscriptions)
+            qos = SubscribeOptions(qos=1) if self.v5 else 1
+            self.client.subscribe([(topic, qos) for topic in self.subscriptions])
+
+    def stop(self, last_words: tuple[str, bytes] | None, timeout_s: float = 1.0) -> None:
+        """Publish ``last_words`` (retained, QoS 1) if connected, disconnect, end the thread."""
+        deadline = time.monotonic() + timeout_s
+        if last_words is not None and self.client.is_connected():
+            info = self.client.publish(last_words[0], last_words[1], qos=1, retain=True)
+            try:
+                info.wait_for_publish(timeout=timeout_s / 2)
+            except RuntimeError as exc:  # lost the connection meanwhile: the will says it
+                log.warning("mqtt offline state not sent: %s", exc)
+        self._stopping.set()
+        self.client.disconnect()
+        if self._thread.is_alive():
+            self._thread.join(max(deadline - time.monotonic(), 0.1))

@@ -1,0 +1,110 @@
+"""Outbox drain: publish events in ``seq`` order with a bounded in-flight window, delete on PUBACK.
+
+Core thread only.  Rows stay in SQLite until the broker acknowledged them;
+acknowledgements are deleted in batches (one commit for many: an SD card
+syncs each commit).  A restart or a failed PUBACK sends the row again: the
+platform de-duplicates by ``event_id``.
+
+After each (re)connect the window starts small and grows by one per
+acknowledgement (up to ``mqtt.max_inflight``), so that a fleet flushing its
+backlogs after a broker restart does not hit the broker all at once; a
+healthy link reaches the full window within a few round trips.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from edge.outbox import Outbox
+
+log = logging.getLogger(__name__)
+
+START_WINDOW = 8
+ACK_BATCH = 256  # delete after this many acknowledgements ...
+ACK_DELAY_S = 0.05  # ... or this long after the first one, whichever comes first
+FETCH_ROWS = 256
+
+Publish = Callable[[str, bytes], int]
+"""(topic, payload) -> mid, QoS 1."""
+
+
+class Drain:
+    def __init__(
+        self,
+        outbox: Outbox,
+        publish: Publish,
+        topic_for_kind: Callable[[str], str],
+        max_inflight: int,
+        call_later: Callable[[float, Callable[[], None]], object],
+    ) -> None:
+        self.outbox = outbox
+        self.publish = publish
+        self.topic_for_kind = topic_for_kind
+        self.max_inflight = max_inflight
+        self.call_later = call_later
+        self.online = False
+        self.window = START_WINDOW
+        self.inflight: dict[int, int] = {}  # mid -> seq (kept over a reconnect: paho resends them)
+        self.cursor = 0  # highest seq handed to paho on this connection
+        self.acked: list[int] = []
+        self.published = 0
+        self.failed = 0
+        self._flush_scheduled = False
+
+    def connected(self) -> None:
+        """A new connection: start the window small, resend from the oldest unacknowledged row."""
+        self.flush()
+        self.online = True
+        self.window = min(START_WINDOW, self.max_inflight)
+        self.cursor = 0
+        self.fill()
+
+    def disconnected(self) -> None:
+        self.online = False
+
+    def fill(self) -> None:
+        """Publish pending rows until the window is full."""
+        if not self.online:
+            return
+        in_flight_seqs = set(self.inflight.values())
+        while len(self.inflight) < self.window:
+            room = self.window - len(self.inflight)
+            rows = self.outbox.pending(self.cursor, max(room, FETCH_ROWS) if in_flight_seqs else room)
+            if not rows:
+                return
+            for event in rows:
+                if len(self.inflight) >= self.window:
+                    return
+                self.cursor = event.seq
+                if event.seq in in_flight_seqs:
+                    continue  # paho is resending this one itself
+                mid = self.publish(self.topic_for_kind(event.kind), event.payload)
+                self.inflight[mid] = event.seq
+                self.published += 1
+
+    def acknowledged(self, acks: list[tuple[int, bool]]) -> None:
+        """PUBACKs (mid, ok) from the network thread, batched."""
+        for mid, ok in acks:
+            seq = self.inflight.pop(mid, None)
+            if seq is None:
+                continue  # a birth, result or telemetry message
+            if ok:
+                self.acked.append(seq)
+            else:
+                # Refused by the broker (e.g. not authorised): kept, sent again on the next connect.
+                self.failed += 1
+                log.error("broker refused event seq=%d; it stays in the outbox", seq)
+            self.window = min(self.window + 1, self.max_inflight)
+        if len(self.acked) >= ACK_BATCH:
+            self.flush()
+        elif self.acked and not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.call_later(ACK_DELAY_S, self.flush)
+        self.fill()
+
+    def flush(self) -> None:
+        """Delete the acknowledged rows in one transaction."""
+        self._flush_scheduled = False
+        acked, self.acked = self.acked, []
+        self.outbox.acknowledge(acked)

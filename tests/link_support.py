@@ -1,0 +1,113 @@
+"""Helpers for the link tests: a core with only the link feature, and a watching MQTT client."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from support import make_config, wait_for
+
+from edge.clock import Clock
+from edge.core import Core
+from edge.link import Link
+from edge.storage import Storage
+
+
+def unique_site() -> str:
+    """Tests share one broker (and its retained messages): each gets its own site."""
+    return "t" + uuid.uuid4().hex[:12]
+
+
+@dataclass
+class Rig:
+    """A running core with a link, and every message type the core dispatched."""
+
+    core: Core
+    link: Link
+    storage: Storage
+    seen: dict[type, list[Any]] = field(default_factory=dict)
+
+    def watch(self, message_type: type) -> list[Any]:
+        return self.seen.setdefault(message_type, [])
+
+    def on_core(self, fn: Callable[[], Any], timeout: float = 5.0) -> Any:
+        """Run ``fn`` on the core thread and return its result (the core owns the storage)."""
+        done = threading.Event()
+        box: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                box["value"] = fn()
+            except Exception as exc:
+                box["error"] = exc
+            done.set()
+
+        self.core.call_soon(run)
+        if not done.wait(timeout):
+            raise AssertionError("core did not run the call")
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+
+    def emit(self, type_: str, data: dict) -> Any:
+        return self.on_core(lambda: self.core.emit(type_, data))
+
+    def stop(self) -> None:
+        self.core.stop()
+        self.link.stop()
+        self.storage.close()
+
+
+def start_rig(tmp_path, port: int, site: str, watch: tuple[type, ...] = (), **mqtt_overrides: Any) -> Rig:
+    overrides = {"mqtt": {"host": "127.0.0.1", "port": port, "tls": False, **mqtt_overrides}}
+    config = make_config(tmp_path, overrides, site=site, device="hall-01")
+    storage = Storage(config.storage.dir)
+    core = Core(config, storage, Clock(config.time.zone, config.time.clock))
+    link = Link(config)
+    rig = Rig(core, link, storage)
+    for message_type in watch:
+        core.subscribe(message_type, rig.watch(message_type).append)
+    link.start(core)
+    core.start()
+    return rig
+
+
+class Watcher:
+    """A platform-side client that records everything under lgsc/v1/{site}/#."""
+
+    def __init__(self, port: int, site: str, protocol: int = mqtt.MQTTv5) -> None:
+        self.messages: list[mqtt.MQTTMessage] = []
+        self.lock = threading.Lock()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"watch-{site}", protocol=protocol)
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.subscribe(f"lgsc/v1/{site}/#", qos=1)
+        self.client.loop_start()
+        wait_for(self.client.is_connected, what="watcher connected")
+
+    def _on_message(self, _client: Any, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        with self.lock:
+            self.messages.append(message)
+
+    def on(self, suffix: str) -> list[dict]:
+        with self.lock:
+            found = [m for m in self.messages if m.topic.endswith(suffix)]
+        return [json.loads(m.payload) for m in found if m.payload]
+
+    def events(self) -> list[dict]:
+        with self.lock:
+            found = [m for m in self.messages if "/events/" in m.topic]
+        return [json.loads(m.payload) for m in found]
+
+    def publish(self, topic: str, payload: bytes | str, retain: bool = False, **kwargs: Any) -> None:
+        self.client.publish(topic, payload, qos=1, retain=retain, **kwargs).wait_for_publish(5)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()

@@ -1,0 +1,196 @@
+"""The link against a real mosquitto: birth/will, outbox drain, commands in, results out, telemetry."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import paho.mqtt.client as mqtt
+import pytest
+from link_support import Watcher, start_rig, unique_site
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from support import wait_for
+
+from edge.messages import CommandReceived, LinkStatus
+
+
+@pytest.fixture
+def site():
+    return unique_site()
+
+
+@pytest.fixture
+def watcher(broker, site):
+    w = Watcher(broker.port, site)
+    yield w
+    w.close()
+
+
+def test_birth_on_connect_then_events_in_seq_order(tmp_path, broker, site, watcher):
+    rig = start_rig(tmp_path, broker.port, site, watch=(LinkStatus,))
+    try:
+        wait_for(lambda: watcher.on("/hall-01/state"), what="birth")
+        birth = watcher.on("/hall-01/state")[-1]
+        assert birth["online"] is True and birth["schema"] == "lgsc.state/1"
+        assert birth["version"] and birth["started_at"]
+        assert rig.seen[LinkStatus] == [LinkStatus(True)]
+        for n in range(30):
+            rig.emit("ticket.issued", {"ticket": f"A{n:03d}", "category": "A", "priority": False})
+        wait_for(lambda: len(watcher.events()) == 30, what="30 events")
+        seqs = [e["seq"] for e in watcher.events()]
+        assert seqs == sorted(seqs) and len(set(seqs)) == 30
+        assert all(m.topic.endswith("/events/ticket") for m in watcher.messages if "/events/" in m.topic)
+        wait_for(lambda: rig.on_core(rig.core.outbox.depth) == 0, what="outbox emptied by PUBACKs")
+        rows = rig.on_core(lambda: rig.storage.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+        assert rows == 0
+        status = rig.on_core(rig.core.status)["link"]
+        assert status["online"] is True and status["outbox_depth"] == 0
+    finally:
+        rig.stop()
+
+
+def test_component_change_republishes_birth_and_stop_says_offline(tmp_path, broker, site, watcher):
+    rig = start_rig(tmp_path, broker.port, site)
+    wait_for(lambda: watcher.on("/hall-01/state"), what="birth")
+    rig.on_core(lambda: rig.core.set_component("printer", "paper_out"))
+    wait_for(
+        lambda: watcher.on("/hall-01/state")[-1].get("components") == {"printer": "paper_out"},
+        what="birth with the printer fault",
+    )
+    started = time.monotonic()
+    rig.stop()
+    assert time.monotonic() - started < 1.5
+    wait_for(lambda: watcher.on("/hall-01/state")[-1] == {"schema": "lgsc.state/1", "online": False})
+    # Retained: a platform that subscribes later sees offline too.
+    late = Watcher(broker.port, site)
+    try:
+        wait_for(lambda: late.on("/hall-01/state"), what="retained state")
+        assert late.on("/hall-01/state")[-1]["online"] is False
+    finally:
+        late.close()
+
+
+def test_events_recorded_during_a_broker_outage_arrive_in_order(tmp_path, own_broker, site):
+    rig = start_rig(tmp_path, own_broker.port, site, reconnect_cap_s=1.0, watch=(LinkStatus,))
+    watcher = Watcher(own_broker.port, site)
+    try:
+        wait_for(lambda: rig.link.online, what="online")
+        rig.emit("rental.denied", {"reason": "unknown_card"})
+        wait_for(lambda: len(watcher.events()) == 1)
+        watcher.close()
+        own_broker.stop()
+        wait_for(lambda: not rig.link.online, what="offline")
+        for _ in range(20):
+            rig.emit("rental.denied", {"reason": "limit"})
+        assert rig.on_core(rig.core.outbox.depth) == 20
+        own_broker.start()
+        watcher = Watcher(own_broker.port, site)
+        wait_for(lambda: rig.link.online, what="online again")
+        wait_for(lambda: rig.on_core(rig.core.outbox.depth) == 0, what="backlog drained")
+        wait_for(lambda: len(watcher.events()) >= 20, what="backlog at the platform")
+        seqs = [e["seq"] for e in watcher.events()]
+        assert sorted(set(seqs)) == list(range(2, 22)) and seqs == sorted(seqs)
+        assert [s.online for s in rig.seen[LinkStatus]] == [True, False, True]
+        assert rig.link.connection.reconnects >= 1
+    finally:
+        watcher.close()
+        rig.stop()
+
+
+def test_commands_sent_while_away_arrive_on_return(tmp_path, own_broker, site):
+    """Persistent session: QoS 1 commands published while the controller is down are kept."""
+    rig = start_rig(tmp_path, own_broker.port, site, watch=(CommandReceived,))
+    wait_for(lambda: rig.link.online, what="online")
+    rig.stop()
+    sender = Watcher(own_broker.port, site)
+    try:
+        sender.publish(f"lgsc/v1/{site}/hall-01/cmd", b'{"body":"x","kid":"k","sig":"s"}')
+        rig = start_rig(tmp_path, own_broker.port, site, watch=(CommandReceived,))
+        wait_for(lambda: rig.seen[CommandReceived], what="queued command delivered")
+        assert rig.seen[CommandReceived][0].payload == b'{"body":"x","kid":"k","sig":"s"}'
+    finally:
+        sender.close()
+        rig.stop()
+
+
+def test_command_with_response_topic_is_answered_there(tmp_path, broker, site, watcher):
+    rig = start_rig(tmp_path, broker.port, site, watch=(CommandReceived,))
+    try:
+        wait_for(lambda: rig.link.online, what="online")
+        props = Properties(PacketTypes.PUBLISH)
+        props.ResponseTopic = f"lgsc/v1/{site}/replies/7"
+        props.CorrelationData = b"corr-7"
+        watcher.publish(f"lgsc/v1/{site}/hall-01/cmd", b"{}", properties=props)
+        wait_for(lambda: rig.seen[CommandReceived], what="command")
+        command = rig.seen[CommandReceived][0]
+        assert command.response_topic == f"lgsc/v1/{site}/replies/7"
+        assert command.correlation_data == b"corr-7"
+        result = json.dumps({"schema": "lgsc.result/1", "id": "c-1", "ok": True, "result": {}}).encode()
+        rig.on_core(lambda: rig.link.publish_result(result, command.response_topic, command.correlation_data))
+        wait_for(lambda: watcher.on("/cmd/result") and watcher.on("/replies/7"), what="both results")
+        reply = next(m for m in watcher.messages if m.topic.endswith("/replies/7"))
+        assert reply.properties.CorrelationData == b"corr-7"
+        # A wildcard response topic is refused, the result topic still gets it.
+        rig.on_core(lambda: rig.link.publish_result(result, "lgsc/#", b"x"))
+        wait_for(lambda: len(watcher.on("/cmd/result")) == 2)
+    finally:
+        rig.stop()
+
+
+def test_oversized_command_is_an_invalid_payload_event(tmp_path, broker, site, watcher):
+    rig = start_rig(tmp_path, broker.port, site, watch=(CommandReceived,), max_payload_bytes=1024)
+    try:
+        wait_for(lambda: rig.link.online, what="online")
+        watcher.publish(f"lgsc/v1/{site}/hall-01/cmd", b"x" * 2000)
+        wait_for(watcher.events, what="error event")
+        event = watcher.events()[0]
+        assert event["type"] == "error.invalid_payload"
+        assert event["data"]["topic"].endswith("/cmd") and "2000 bytes" in event["data"]["reason"]
+        assert rig.seen[CommandReceived] == []
+    finally:
+        rig.stop()
+
+
+def test_telemetry_has_the_contract_fields(tmp_path, broker, site, watcher):
+    rig = start_rig(tmp_path, broker.port, site, telemetry_interval_s=1.0)
+    try:
+        wait_for(lambda: watcher.on("/telemetry"), what="telemetry")
+        reading = watcher.on("/telemetry")[0]
+        for name in (
+            "uptime_s",
+            "cpu_temp_c",
+            "load1",
+            "mem_used_mb",
+            "disk_free_mb",
+            "outbox_depth",
+            "mqtt_reconnects",
+            "clock",
+        ):
+            assert name in reading
+        assert reading["clock"] == "synced" and reading["schema"] == "lgsc.telemetry/1"
+        telemetry = next(m for m in watcher.messages if m.topic.endswith("/telemetry"))
+        assert telemetry.qos == 0
+    finally:
+        rig.stop()
+
+
+def test_mqtt_311_works_too(tmp_path, broker, site):
+    watcher = Watcher(broker.port, site, protocol=mqtt.MQTTv311)
+    rig = start_rig(tmp_path, broker.port, site, protocol="mqttv311")
+    try:
+        wait_for(lambda: watcher.on("/hall-01/state"), what="birth over 3.1.1")
+        rig.emit("audit.config_changed", {"keys": ["display.brightness"]})
+        wait_for(watcher.events, what="event over 3.1.1")
+    finally:
+        rig.stop()
+        watcher.close()
+
+
+def test_unreachable_broker_does_not_block_start_or_stop(tmp_path):
+    rig = start_rig(tmp_path, 1, unique_site(), reconnect_cap_s=1.0)
+    rig.emit("alarm.disk_low", {"free_mb": 10})
+    assert rig.on_core(rig.core.outbox.depth) == 1
+    started = time.monotonic()
+    rig.stop()
+    assert time.monotonic() - started < 1.5
