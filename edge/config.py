@@ -281,7 +281,7 @@ SCHEMA: dict[str, Any] = {
             float,
             120.0,
             "config.set: roll back unless online and healthy this soon after the restart",
-            check=between(5, 3600, "seconds"),
+            check=between(2, 3600, "seconds"),
         ),
     },
     "health": {
