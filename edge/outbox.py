@@ -87,6 +87,9 @@ class Outbox:
 
     def append(self, type_: str, data: dict[str, Any]) -> Event:
         """Record an event durably and return it; listeners (the link) are told after commit."""
+        return self._append(type_, data, keep=type_.split(".", 1)[0] in KEPT_KINDS)
+
+    def _append(self, type_: str, data: dict[str, Any], keep: bool) -> Event:
         kind = type_.split(".", 1)[0]
         if kind not in EVENT_KINDS:
             raise ValueError(f"event type {type_!r}: kind must be one of {', '.join(EVENT_KINDS)}")
@@ -109,7 +112,7 @@ class Outbox:
             conn.execute(
                 "INSERT INTO outbox (seq, event_id, type, kind, keep, payload, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (seq, body["event_id"], type_, kind, kind in KEPT_KINDS, payload, body["at"]),
+                (seq, body["event_id"], type_, kind, keep, payload, body["at"]),
             )
             event = Event(seq, body["event_id"], type_, kind, payload)
             self._count += 1
@@ -142,7 +145,8 @@ class Outbox:
                 self._bytes,
                 self.dropped,
             )
-            self.append(
+            # Kept like a rental: the platform must learn why seq has gaps.
+            self._append(
                 "alarm.outbox_full",
                 {
                     "depth": self._count,
@@ -151,6 +155,7 @@ class Outbox:
                     "max_bytes": self.max_bytes,
                     "dropped": self.dropped,
                 },
+                keep=True,
             )
 
     def _over_cap(self) -> bool:
