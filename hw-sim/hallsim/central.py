@@ -1,0 +1,342 @@
+"""A fake central platform: snapshots out (retained), events in, counted.
+
+Written from the MQTT contract alone (it never imports ``edge``): it publishes
+the jobs, notices and cards snapshots a hall controller subscribes to,
+collects the controller's events, de-duplicates them by ``event_id`` and
+reports gaps in ``seq``.  Cards are given with their raw UID and hashed here
+with the site card key, as the platform does (HMAC-SHA256, first 16 bytes).
+
+    central = Central("127.0.0.1", broker.port, "qinshui", "hall-01", folder, card_key=b"...")
+    central.start()
+    central.add_job(title="瓦工", headcount=3)
+    central.publish_cards([{"uid": "0A1B2C3D4E", "worker": "W000123"}])
+    ...
+    central.report()  # {"received": ..., "duplicates": ..., "gaps": [...], "by_type": {...}}
+
+``hall-sim central`` runs one on its own (see ``main``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import json
+import signal
+import sys
+import tempfile
+import threading
+from collections import Counter
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+HALL_ZONE = ZoneInfo("Asia/Shanghai")
+_JSON = {"ensure_ascii": False, "separators": (",", ":")}
+
+
+def card_hash(key: bytes, uid: str) -> str:
+    """The contract's card hash: HMAC-SHA256(site key, UID as uppercase hex), first 16 bytes, hex."""
+    return hmac.new(key, uid.strip().upper().encode("ascii"), hashlib.sha256).hexdigest()[:32]
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds")
+
+
+class Central:
+    """One fake platform for one controller (``site``/``device``) on one broker."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        site: str,
+        device: str,
+        folder: str | Path | None = None,
+        *,
+        card_key: bytes | str | Path | None = None,
+        key_id: str = "k2026",
+    ) -> None:
+        self.host, self.port, self.site, self.device = host, port, site, device
+        self.folder = Path(folder or tempfile.mkdtemp(prefix="hall-central-"))
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.card_key = _read_key(card_key)
+        self.key_id = key_id
+        self.base = f"lgsc/v1/{site}"
+        self.jobs: list[dict[str, Any]] = []
+        self.notices: list[dict[str, Any]] = []
+        self.cards: list[dict[str, Any]] = []
+        self.states: list[dict[str, Any]] = []  # every state message, births and deaths
+        self.telemetry: list[dict[str, Any]] = []
+        self.results: list[dict[str, Any]] = []
+        self.invalid: list[tuple[str, bytes]] = []  # messages that broke the contract
+        self._events: dict[str, dict[str, Any]] = {}
+        self._seqs: dict[str, set[int]] = {}
+        self._duplicates = 0
+        self._by_type: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._last_generated: datetime | None = None
+        self._job_counter = 0
+        self._log = (self.folder / "events.jsonl").open("a", encoding="utf-8")
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"lgsc-central-{site}", protocol=mqtt.MQTTv5
+        )
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self.client.reconnect_delay_set(0.05, 1.0)
+        self.connected = threading.Event()
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def start(self, timeout: float = 10.0) -> Central:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 86400  # events sent during a broker restart are kept
+        self.client.connect(self.host, self.port, keepalive=30, clean_start=False, properties=props)
+        self.client.loop_start()
+        if not self.connected.wait(timeout):
+            raise RuntimeError(f"central could not connect to {self.host}:{self.port}")
+        return self
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+        self._log.close()
+
+    def __enter__(self) -> Central:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    # -- snapshots out ---------------------------------------------------------------
+
+    def add_job(self, **fields: Any) -> str:
+        """Add one job (defaults for what is not given) and publish the jobs snapshot; its id."""
+        now = datetime.now(HALL_ZONE)
+        self._job_counter += 1
+        job = {
+            "id": f"J{now:%Y%m%d}-{self._job_counter:04d}",
+            "title": "瓦工",
+            "headcount": 1,
+            "wage": {"amount": 300, "unit": "day"},
+            "location": "南山公园东侧工地",
+            "employer": "恒达建筑",
+            "contact": "13812345678",
+            "posted_at": _stamp(now),
+            "starts_at": _stamp(now + timedelta(hours=12)),
+            "expires_at": _stamp(now + timedelta(days=1)),
+            "urgent": False,
+            "verified": True,
+        }
+        job.update(fields)
+        self.publish_jobs([*self.jobs, job])
+        return job["id"]
+
+    def generate_jobs(self, count: int) -> list[str]:
+        titles = ["瓦工", "木工", "电工", "保洁", "搬运", "家政", "钢筋工", "油漆工"]
+        units = ["day", "hour", "piece", "month"]
+        return [
+            self.add_job(
+                title=titles[n % len(titles)],
+                headcount=1 + n % 5,
+                wage={"amount": 150 + 10 * n, "unit": units[n % len(units)]},
+                urgent=n % 4 == 0,
+            )
+            for n in range(count)
+        ]
+
+    def publish_jobs(self, jobs: list[dict[str, Any]]) -> None:
+        self.jobs = list(jobs)
+        self._publish_snapshot("jobs", {"jobs": self.jobs})
+
+    def publish_notices(self, notices: list[dict[str, Any]]) -> None:
+        self.notices = list(notices)
+        self._publish_snapshot("notices", {"notices": self.notices})
+
+    def publish_cards(self, cards: list[dict[str, Any]]) -> None:
+        """Cards as {"uid": "0A1B2C3D4E", "worker": ..., ...} (hashed here) or already with "h"."""
+        self.cards = [self._card(entry) for entry in cards]
+        header = {"alg": "hmac-sha256", "key_id": self.key_id}
+        self._publish_snapshot("cards", {"hash": header, "cards": self.cards})
+
+    def clear(self, kind: str) -> None:
+        """An empty retained payload: there are none (jobs, notices or cards)."""
+        self.publish_raw(f"{self.base}/{kind}", b"", retain=True)
+
+    def publish_raw(self, topic: str, payload: bytes, retain: bool = False, timeout: float = 5.0) -> None:
+        """Any bytes on any topic (for bad-input trials)."""
+        self.client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(timeout)
+
+    def _card(self, entry: dict[str, Any]) -> dict[str, Any]:
+        card = {"role": "worker", "status": "active", "tools_max": 1, "approved": [], **entry}
+        uid = card.pop("uid", None)
+        if uid is not None:
+            if self.card_key is None:
+                raise ValueError("a card given by UID needs the site card key (card_key=...)")
+            card["h"] = card_hash(self.card_key, uid)
+        if "h" not in card:
+            raise ValueError("a card needs a uid or its hash h")
+        return card
+
+    def _publish_snapshot(self, kind: str, fields: dict[str, Any]) -> None:
+        body = {"schema": f"lgsc.{kind}/1", "generated_at": _stamp(self._next_generated_at()), **fields}
+        self.publish_raw(f"{self.base}/{kind}", json.dumps(body, **_JSON).encode(), retain=True)
+
+    def _next_generated_at(self) -> datetime:
+        """Strictly increasing, so the edge never takes a new snapshot for an old one."""
+        now = datetime.now(HALL_ZONE)
+        if self._last_generated is not None and now <= self._last_generated:
+            now = self._last_generated + timedelta(milliseconds=1)
+        self._last_generated = now
+        return now
+
+    # -- events in --------------------------------------------------------------------
+
+    def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        if reason.is_failure:
+            return
+        device = f"{self.base}/{self.device}"
+        client.subscribe(
+            [
+                (f"{device}/events/#", 1),
+                (f"{device}/state", 1),
+                (f"{device}/telemetry", 0),
+                (f"{device}/cmd/result", 1),
+            ]
+        )
+        self.connected.set()
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        try:
+            body = json.loads(message.payload)
+        except ValueError:
+            with self._lock:
+                self.invalid.append((message.topic, bytes(message.payload)))
+            return
+        suffix = message.topic.rsplit("/", 1)[-1]
+        with self._lock:
+            if "/events/" in message.topic:
+                self._count_event(body)
+            elif suffix == "state":
+                self.states.append(body)
+            elif suffix == "telemetry":
+                self.telemetry.append(body)
+            elif suffix == "result":
+                self.results.append(body)
+
+    def _count_event(self, body: dict[str, Any]) -> None:
+        event_id = body.get("event_id")
+        if event_id in self._events:
+            self._duplicates += 1
+            return
+        self._events[event_id] = body
+        self._seqs.setdefault(body.get("device", "?"), set()).add(body.get("seq"))
+        self._by_type[body.get("type", "?")] += 1
+        self._log.write(json.dumps(body, **_JSON) + "\n")
+        self._log.flush()
+
+    # -- reports --------------------------------------------------------------------------
+
+    def events(self) -> list[dict[str, Any]]:
+        """Unique events, in seq order."""
+        with self._lock:
+            return sorted(self._events.values(), key=lambda e: e.get("seq", 0))
+
+    @property
+    def online(self) -> bool | None:
+        """What the controller's last state message said (None before any)."""
+        with self._lock:
+            return self.states[-1].get("online") if self.states else None
+
+    def report(self) -> dict[str, Any]:
+        with self._lock:
+            seqs = self._seqs.get(f"{self.site}/{self.device}", set())
+            return {
+                "received": len(self._events),
+                "duplicates": self._duplicates,
+                "gaps": _gaps(seqs),
+                "max_seq": max(seqs, default=0),
+                "by_type": dict(self._by_type),
+                "births": sum(1 for s in self.states if s.get("online")),
+                "online": self.states[-1].get("online") if self.states else None,
+                "telemetry": len(self.telemetry),
+                "results": len(self.results),
+            }
+
+
+def _gaps(seqs: set[int]) -> list[list[int]]:
+    """Missing seq ranges [first, last] between 1 and the highest seen."""
+    gaps, expected = [], 1
+    for seq in sorted(s for s in seqs if isinstance(s, int)):
+        if seq > expected:
+            gaps.append([expected, seq - 1])
+        expected = max(expected, seq + 1)
+    return gaps
+
+
+def _read_key(card_key: bytes | str | Path | None) -> bytes | None:
+    if card_key is None or isinstance(card_key, bytes):
+        return card_key
+    return Path(card_key).read_bytes().strip()
+
+
+# ---- hall-sim central ------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``hall-sim central``: run a fake platform until Ctrl-C, then print its report."""
+    parser = argparse.ArgumentParser(prog="hall-sim central", description=main.__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=1883)
+    parser.add_argument("--site", default="qinshui")
+    parser.add_argument("--device", default="hall-01")
+    parser.add_argument("--folder", help="where events.jsonl is written (default: a new temp folder)")
+    parser.add_argument("--card-key-file", help="site card key, to hash the UIDs in --cards")
+    parser.add_argument("--jobs", help="JSON file: a list of jobs or a whole jobs snapshot")
+    parser.add_argument("--notices", help="JSON file: a list of notices or a whole snapshot")
+    parser.add_argument("--cards", help="JSON file: a list of cards (with uid or h)")
+    parser.add_argument("--generate-jobs", type=int, default=0, help="publish N generated jobs")
+    parser.add_argument("--report-every", type=float, default=0, help="print the report every S seconds")
+    args = parser.parse_args(argv)
+    central = Central(args.host, args.port, args.site, args.device, args.folder, card_key=args.card_key_file)
+    try:
+        central.start()
+    except (OSError, RuntimeError) as exc:
+        print(f"hall-sim central: {exc}", file=sys.stderr)
+        return 1
+    try:
+        if args.jobs:
+            central.publish_jobs(_entries(args.jobs, "jobs"))
+        if args.generate_jobs:
+            central.generate_jobs(args.generate_jobs)
+        if args.notices:
+            central.publish_notices(_entries(args.notices, "notices"))
+        if args.cards:
+            central.publish_cards(_entries(args.cards, "cards"))
+        print(f"central for {args.site}/{args.device} on {args.host}:{args.port}; events in {central.folder}")
+        _run_until_signalled(central, args.report_every)
+    finally:
+        print(json.dumps(central.report(), **_JSON))
+        central.stop()
+    return 0
+
+
+def _entries(path: str, kind: str) -> list[dict[str, Any]]:
+    doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    return doc[kind] if isinstance(doc, dict) else doc
+
+
+def _run_until_signalled(central: Central, report_every: float) -> None:
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    while not stop.wait(report_every or 3600):
+        if report_every:
+            print(json.dumps(central.report(), **_JSON), flush=True)
