@@ -1,0 +1,212 @@
+"""Which page is on the screen and for how long: the rotation and what interrupts it.
+
+Precedence, highest first: an operator message (until its time ends), a
+called ticket (for its seconds), a transient line, a job that just appeared
+(marked 新, once), then the rotation: jobs (urgent first) with a current
+notice after every few job pages and the hotlines every
+``hotline_every_pages`` pages; with nothing to show, a friendly page with
+the hotline.  Pure logic over explicit times (``now`` monotonic seconds,
+``wall`` hall-local datetime), so tests step through it without waiting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime
+
+from PIL import Image
+
+from edge.display.content import JobCard, NoticeCard
+from edge.display.pages import Layouts
+from edge.display.render import Page, PageArt, Renderer
+
+NOTICE_EVERY_PAGES = 3  # job pages between two notices
+ART_CACHE = 128
+_MARKED = ("rotation", "new")  # sources whose pages carry the stale marker
+
+
+@dataclass
+class Showing:
+    art: PageArt
+    started: float
+    until: float
+    source: str  # message, call, line, new, rotation
+
+
+class Rotation:
+    def __init__(
+        self,
+        renderer: Renderer,
+        layouts: Layouts,
+        page_seconds: float,
+        scroll_px_per_s: float,
+        hotline_every_pages: int,
+    ) -> None:
+        self.renderer = renderer
+        self.layouts = layouts
+        self.page_seconds = page_seconds
+        self.speed = scroll_px_per_s
+        self.hotline_every = hotline_every_pages
+        self.jobs: list[JobCard] = []
+        self.notices: list[NoticeCard] = []
+        self.marker = ""
+        self.current: Showing | None = None
+        self._cards: dict[str, JobCard] = {}
+        self._new: deque[str] = deque()
+        self._message: tuple[Page, float] | None = None
+        self._calls: deque[tuple[Page, float]] = deque()
+        self._lines: deque[tuple[Page, float]] = deque()
+        self._job_i = self._notice_i = 0
+        self._since_hotline = self._since_notice = 0
+        self._arts: dict[Page, PageArt] = {}
+
+    # ---- inputs ---------------------------------------------------------------
+
+    def set_jobs(self, cards: list[JobCard], new_ids: frozenset[str], now: float) -> None:
+        self.jobs = cards
+        self._cards = {card.id: card for card in cards}
+        fresh = [card.id for card in cards if card.id in new_ids]  # urgent first, as sorted
+        self._new.extend(fresh)
+        shown = self.current.art.page if self.current else None
+        gone = shown is not None and shown.kind == "job" and shown.key not in self._cards
+        if gone or (fresh and self._interruptible()):
+            self._end_now(now)
+
+    def set_notices(self, cards: list[NoticeCard], now: float) -> None:
+        self.notices = cards
+        shown = self.current.art.page if self.current else None
+        if shown is not None and shown.kind == "notice" and shown.key not in {n.id for n in cards}:
+            self._end_now(now)
+
+    def call(self, ticket: str, window: int, seconds: float, now: float) -> None:
+        self._calls.append((self.layouts.call(ticket, window), seconds))
+        if self.current is None or self.current.source not in ("message", "call"):
+            self._end_now(now)
+
+    def line(self, text: str, seconds: float, now: float) -> None:
+        self._lines.append((self.layouts.screen_line(text), seconds))
+        if self._interruptible():
+            self._end_now(now)
+
+    def message(self, text: str, seconds: float, now: float) -> float:
+        """An operator message overrides everything until it ends; returns when (monotonic)."""
+        until = now + seconds
+        self._message = (self.layouts.message(text), until)
+        self._end_now(now)
+        return until
+
+    def clear(self, now: float) -> bool:
+        """Drop the operator message and transient lines; back to the rotation."""
+        had = self._message is not None or bool(self._lines)
+        self._message = None
+        self._lines.clear()
+        self._end_now(now)
+        return had
+
+    def set_marker(self, marker: str) -> None:
+        if marker == self.marker:
+            return
+        self.marker = marker
+        cur = self.current
+        if cur is not None and cur.source in _MARKED:
+            cur.art = self._art(dataclasses.replace(cur.art.page, marker=marker))
+
+    # ---- output ---------------------------------------------------------------
+
+    def frame(self, now: float, wall: datetime) -> Image.Image:
+        """The frame that belongs on the screen now, moving to the next page when due."""
+        cur = self.current
+        for _ in range(8):  # a page can end at once (an expired job); never loop forever
+            if cur is not None and now < cur.until and self._still_valid(cur, wall):
+                break
+            cur = self.current = self._next(now, wall)
+        if cur is None:
+            cur = self.current = self._next(now, wall)
+        return cur.art.frame(now - cur.started)
+
+    def next_change(self, now: float, wall: datetime) -> float:
+        """Seconds until the frame may change (page end, scroll step, expiry)."""
+        cur = self.current
+        if cur is None:
+            return 0.0
+        soonest = cur.until - now
+        step = cur.art.next_change(now - cur.started)
+        if step is not None:
+            soonest = min(soonest, step)
+        card = self._cards.get(cur.art.page.key) if cur.art.page.kind == "job" else None
+        if card is not None and card.expires_at is not None:
+            soonest = min(soonest, (card.expires_at - wall).total_seconds())
+        return max(soonest, 0.001)
+
+    @property
+    def page(self) -> Page | None:
+        return self.current.art.page if self.current else None
+
+    @property
+    def message_until(self) -> float | None:
+        return self._message[1] if self._message else None
+
+    # ---- choosing -------------------------------------------------------------
+
+    def _interruptible(self) -> bool:
+        return self.current is None or self.current.source in ("rotation", "new")
+
+    def _end_now(self, now: float) -> None:
+        if self.current is not None:
+            self.current.until = min(self.current.until, now)
+
+    def _still_valid(self, cur: Showing, wall: datetime) -> bool:
+        page = cur.art.page
+        if page.kind != "job" or cur.source == "call":
+            return True
+        card = self._cards.get(page.key)
+        return card is not None and card.showable(wall)
+
+    def _next(self, now: float, wall: datetime) -> Showing:
+        if self._message is not None:
+            page, until = self._message
+            if now < until:
+                return Showing(self._art(page), now, until, "message")
+            self._message = None
+        for queue, source in ((self._calls, "call"), (self._lines, "line")):
+            if queue:
+                page, seconds = queue.popleft()
+                return Showing(self._art(page), now, now + seconds, source)
+        while self._new:
+            card = self._cards.get(self._new.popleft())
+            if card is not None and card.showable(wall):
+                return self._timed(self.layouts.job(card, new=True), now, "new")
+        return self._timed(self._rotation_page(wall), now, "rotation")
+
+    def _timed(self, page: Page, now: float, source: str) -> Showing:
+        art = self._art(dataclasses.replace(page, marker=self.marker))
+        return Showing(art, now, now + art.duration(self.page_seconds), source)
+
+    def _rotation_page(self, wall: datetime) -> Page:
+        jobs = [card for card in self.jobs if card.showable(wall)]
+        notices = [n for n in self.notices if n.current(wall)]
+        self._since_hotline += 1
+        if self._since_hotline > self.hotline_every:
+            self._since_hotline = 0
+            return self.layouts.hotline()
+        if notices and (not jobs or self._since_notice >= NOTICE_EVERY_PAGES):
+            self._since_notice = 0
+            self._notice_i += 1
+            return self.layouts.notice(notices[(self._notice_i - 1) % len(notices)])
+        if jobs:
+            self._since_notice += 1
+            self._job_i += 1
+            return self.layouts.job(jobs[(self._job_i - 1) % len(jobs)])
+        self._since_hotline = 0  # the empty page shows the hotline itself
+        return self.layouts.empty()
+
+    def _art(self, page: Page) -> PageArt:
+        art = self._arts.get(page)
+        if art is None:
+            if len(self._arts) >= ART_CACHE:
+                self._arts.clear()
+            art = self.renderer.art(page, self.speed)
+            self._arts[page] = art
+        return art
