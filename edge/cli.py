@@ -40,9 +40,10 @@ def _parser() -> argparse.ArgumentParser:
     ver = sub.add_parser("version", help="print the version")
     ver.set_defaults(action=lambda _args: print(__version__) or 0)
 
-    from edge import install  # install, uninstall (issue 9)
+    from edge import install, selftest  # install, uninstall, selftest (issue 9)
 
     install.add_commands(sub)
+    selftest.add_commands(sub)
     return parser
 
 

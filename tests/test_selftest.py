@@ -1,0 +1,327 @@
+"""hall-edge selftest against the simulator: pty printer and readers, mock pins, real brokers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from gpiozero import Button, Device
+from gpiozero.pins.mock import MockFactory
+from hallsim.broker import Mosquitto, free_port
+from hallsim.printer import SimPrinter
+from hallsim.rfid import SimReader
+from support import make_config, wait_for
+
+from edge.cli import main
+from edge.selftest import (
+    FAIL,
+    PASS,
+    SKIP,
+    WARN,
+    Check,
+    check_broker,
+    check_clock,
+    check_gpio,
+    check_printer,
+    check_reader,
+    check_spi,
+    check_storage,
+    print_test_ticket,
+    render_table,
+    run_checks,
+    show_test_pattern,
+)
+
+
+@pytest.fixture
+def printer(tmp_path):
+    sim = SimPrinter(tmp_path / "paper").start()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def pins():
+    Device.pin_factory = MockFactory()
+    yield Device.pin_factory
+    Device.pin_factory.reset()
+    Device.pin_factory.close()
+    Device.pin_factory = None
+
+
+def printer_config(tmp_path, port: str):
+    return make_config(tmp_path, {"printer": {"enabled": True, "port": port, "status_timeout_s": 0.3}})
+
+
+# ---- printer --------------------------------------------------------------------
+
+
+def test_a_printer_that_answers_status_passes(tmp_path, printer):
+    row = check_printer(printer_config(tmp_path, printer.port))
+    assert (row.name, row.result) == ("printer", PASS)
+    assert "status ok" in row.detail
+    assert printer.status_queries >= 1
+
+
+@pytest.mark.parametrize(
+    ("state", "result", "todo"),
+    [("paper-out", FAIL, "load a paper roll"), ("cover-open", FAIL, "close"), ("paper-low", WARN, "soon")],
+)
+def test_printer_faults_say_what_to_do(tmp_path, printer, state, result, todo):
+    printer.set_status(state)
+    row = check_printer(printer_config(tmp_path, printer.port))
+    assert row.result == result
+    assert todo in row.todo
+
+
+def test_a_silent_printer_fails(tmp_path, printer):
+    printer.set_status("offline")
+    row = check_printer(printer_config(tmp_path, printer.port))
+    assert row.result == FAIL
+    assert "no answer" in row.detail
+    assert "baudrate" in row.todo
+
+
+def test_a_missing_printer_port_is_a_failure_row(tmp_path):
+    row = check_printer(printer_config(tmp_path, str(tmp_path / "hall-printer")))
+    assert row.result == FAIL
+    assert "hall-printer" in row.detail
+    assert "udev" in row.todo
+
+
+def test_a_disabled_printer_is_skipped(tmp_path):
+    assert check_printer(make_config(tmp_path)).result == SKIP
+
+
+# ---- reader ----------------------------------------------------------------------
+
+
+def reader_config(tmp_path, kind: str, port: str):
+    key = tmp_path / "card.key"
+    key.write_bytes(b"k" * 32)
+    key.chmod(0o600)
+    return make_config(
+        tmp_path, {"rfid": {"enabled": True, "reader": kind, "port": port, "card_key_file": str(key)}}
+    )
+
+
+def test_a_pn532_that_answers_passes_and_a_hung_one_fails(tmp_path):
+    with SimReader("pn532") as reader:
+        config = reader_config(tmp_path, "pn532", reader.port)
+        assert check_reader(config).result == PASS
+        reader.mute()
+        row = check_reader(config)
+        assert row.result == FAIL
+        assert "HSU" in row.todo
+
+
+def test_an_rdm6300_port_that_opens_passes(tmp_path):
+    with SimReader("rdm6300") as reader:
+        row = check_reader(reader_config(tmp_path, "rdm6300", reader.port))
+    assert row.result == PASS
+    assert "tap a card" in row.detail
+
+
+def test_a_missing_reader_fails(tmp_path):
+    row = check_reader(reader_config(tmp_path, "rdm6300", str(tmp_path / "hall-rfid")))
+    assert row.result == FAIL
+    assert "hall-rfid" in row.todo
+
+
+# ---- SPI, GPIO --------------------------------------------------------------------
+
+
+def test_spi_device_missing_tells_to_enable_spi(tmp_path):
+    config = make_config(tmp_path, {"display": {"enabled": True, "device": "max7219", "spi_port": 6}})
+    row = check_spi(config)
+    assert row.result == FAIL
+    assert "/dev/spidev6.0" in row.detail
+    assert "dtparam=spi=on" in row.todo
+    assert check_spi(make_config(tmp_path, {"display": {"enabled": True}})).result == SKIP  # dummy
+
+
+def queue_config(tmp_path):
+    return make_config(tmp_path, {"queue": {"enabled": True}, "buzzer": {"enabled": True, "pin": 12}})
+
+
+def test_gpio_pins_of_the_configuration_are_usable(tmp_path, pins):
+    row = check_gpio(queue_config(tmp_path))
+    assert row.result == PASS, row
+    assert "9 pins usable: 5, 6, 12, 13, 16, 19, 20, 21, 26" in row.detail
+    assert pins.pin(12).state == 0  # the buzzer was never driven
+
+
+def test_a_pin_in_use_fails_with_what_to_do(tmp_path, pins):
+    with Button(20):
+        row = check_gpio(queue_config(tmp_path))
+    assert row.result == FAIL
+    assert "20 (recall 1)" in row.detail
+    assert "stop the service" in row.todo
+
+
+# ---- broker ------------------------------------------------------------------------
+
+
+def test_the_broker_is_reachable(tmp_path, broker):
+    row = check_broker(make_config(tmp_path, {"mqtt": {"port": broker.port}}))
+    assert row.result == PASS, row
+    assert "connected in" in row.detail
+
+
+def test_no_broker_fails_fast(tmp_path):
+    row = check_broker(make_config(tmp_path, {"mqtt": {"port": free_port()}}), timeout_s=3)
+    assert row.result == FAIL
+    assert "mqtt.host" in row.todo
+
+
+def make_tls(folder) -> tuple[str, str, str]:
+    """A CA and a server certificate for 127.0.0.1 signed by it: (ca, cert, key) paths."""
+    now = dt.datetime.now(dt.UTC)
+
+    def cert(subject: str, key, issuer: str, issuer_key, ca: bool) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(hours=1))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+            builder = builder.add_extension(san, critical=False)
+        return builder.sign(issuer_key, hashes.SHA256())
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    paths = [folder / "ca.pem", folder / "server.pem", folder / "server.key"]
+    pem = serialization.Encoding.PEM
+    paths[0].write_bytes(cert("test CA", ca_key, "test CA", ca_key, True).public_bytes(pem))
+    paths[1].write_bytes(cert("127.0.0.1", server_key, "test CA", ca_key, False).public_bytes(pem))
+    paths[2].write_bytes(
+        server_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return tuple(str(p) for p in paths)
+
+
+def test_tls_is_checked_with_the_configured_ca(tmp_path):
+    ca, cert, key = make_tls(tmp_path)
+    with Mosquitto(tmp_path / "broker", tls=(ca, cert, key)) as tls_broker:
+        good = make_config(tmp_path, {"mqtt": {"port": tls_broker.tls_port, "tls": True, "ca_file": ca}})
+        row = check_broker(good)
+        assert row.result == PASS, row
+        assert "(TLS)" in row.detail
+        (tmp_path / "other").mkdir()
+        other_ca, _, _ = make_tls(tmp_path / "other")
+        wrong = make_config(
+            tmp_path, {"mqtt": {"port": tls_broker.tls_port, "tls": True, "ca_file": other_ca}}
+        )
+        row = check_broker(wrong, timeout_s=5)
+        assert row.result == FAIL
+        assert "CERTIFICATE_VERIFY_FAILED" in row.detail or "certificate" in row.detail.lower()
+        assert "ca_file" in row.todo
+
+
+# ---- clock, storage ----------------------------------------------------------------
+
+
+def test_an_unsynced_clock_fails(tmp_path):
+    assert check_clock(make_config(tmp_path, {"time": {"clock": "synced"}})).result == PASS
+    row = check_clock(make_config(tmp_path, {"time": {"clock": "unsynced"}}))
+    assert row.result == FAIL
+    assert "timedatectl" in row.todo
+
+
+def test_storage_with_too_little_space_fails(tmp_path):
+    assert check_storage(make_config(tmp_path)).result == PASS
+    row = check_storage(make_config(tmp_path, {"storage": {"disk_low_mb": 1_000_000}}))
+    assert row.result == FAIL
+    assert "free space" in row.todo
+
+
+# ---- the whole run -------------------------------------------------------------------
+
+
+def test_a_check_that_breaks_is_a_failure_row_not_a_crash(tmp_path):
+    def check_explodes(_config):
+        raise RuntimeError("driver bug")
+
+    rows = run_checks(make_config(tmp_path), [check_explodes])
+    assert rows == [Check("explodes", FAIL, "RuntimeError: driver bug", "see docs/troubleshooting.md")]
+
+
+def test_table_puts_what_to_do_under_the_row():
+    text = render_table([Check("printer", FAIL, "no answer", "switch it on"), Check("clock", PASS, "ok")])
+    assert text.splitlines() == [
+        "check    result  detail",
+        "printer  FAIL    no answer",
+        "                 -> switch it on",
+        "clock    PASS    ok",
+    ]
+
+
+def write_config(tmp_path, overrides: dict) -> str:
+    from support import _to_toml
+
+    from edge.example import toml_value
+
+    doc = {
+        "storage": {"dir": str(tmp_path / "state")},
+        "mqtt": {"host": "127.0.0.1", "tls": False},
+        "time": {"clock": "synced"},
+        "display": {"enabled": False},
+        "printer": {"enabled": False},
+        "queue": {"enabled": False},
+    }
+    for table, values in overrides.items():
+        doc[table] = {**doc[table], **values}
+    path = tmp_path / "hall-edge.toml"
+    path.write_text(_to_toml(doc, toml_value))
+    return str(path)
+
+
+def test_selftest_command_passes_with_everything_there(tmp_path, broker, printer, capsys):
+    config = write_config(
+        tmp_path, {"mqtt": {"port": broker.port}, "printer": {"enabled": True, "port": printer.port}}
+    )
+    code = main(["selftest", "--config", config])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "all checks passed" in out
+
+
+def test_selftest_command_exits_1_with_a_failure_row(tmp_path, broker, capsys):
+    port = str(tmp_path / "no-printer")
+    config = write_config(
+        tmp_path, {"mqtt": {"port": broker.port}, "printer": {"enabled": True, "port": port}}
+    )
+    assert main(["selftest", "--config", config]) == 1
+    out = capsys.readouterr().out
+    assert any(line.startswith("printer   FAIL") for line in out.splitlines()), out
+    assert "1 failed: printer" in out
+
+
+def test_selftest_with_no_config_yet_says_so(tmp_path, capsys):
+    assert main(["selftest", "--config", str(tmp_path / "missing.toml")]) == 1
+    err = capsys.readouterr().err
+    assert "file not found" in err
+    assert "check-config" in err
+
+
+def test_print_sends_a_test_ticket_and_shows_a_test_pattern(tmp_path, printer):
+    config = make_config(
+        tmp_path,
+        {"printer": {"enabled": True, "port": printer.port}, "display": {"enabled": True, "device": "dummy"}},
+    )
+    row = print_test_ticket(config)
+    assert row.result == PASS
+    ticket = wait_for(lambda: printer.tickets, 10, "the test ticket")[0]
+    assert "打印自检" in ticket.text
+    assert show_test_pattern(config, hold_s=0).result == PASS
