@@ -460,8 +460,8 @@ def collect_states(session: Session, site: str | None, wait_s: float) -> dict[st
 
 
 def find_png(result: dict[str, Any]) -> bytes | None:
-    """The PNG in a display.snapshot result (``png``, base64), wherever the display put it."""
-    candidates = [result.get("png"), *result.values()]
+    """The PNG in a display.snapshot result (``png_base64``), wherever the display put it."""
+    candidates = [result.get("png_base64"), *result.values()]
     for value in candidates:
         if isinstance(value, str) and len(value) > 16:
             try:

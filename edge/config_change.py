@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.clock import rfc3339
-from edge.config import ConfigError, parse
+from edge.config import SCHEMA, ConfigError, parse
 from edge.core import CommandError, Core
 from edge.schema import Settings
 
@@ -98,8 +98,6 @@ class ConfigChanges:
             raise CommandError("unavailable", "the daemon was started without a configuration file path")
         if not (os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK)):
             raise CommandError("unavailable", f"{self.path} or its folder is not writable by the daemon")
-        if self.pending() is not None:
-            raise CommandError("busy", "a previous configuration change is still on probation")
         old_text = self.path.read_text(encoding="utf-8")
         new_doc = merged(tomllib.loads(old_text), requested_changes(args))
         new_text = render_toml(new_doc)
@@ -111,6 +109,8 @@ class ConfigChanges:
         refuse_dangerous(changed, new_settings)
         if not changed:
             return {"changed": [], "restarting": False}
+        if self.pending() is not None:
+            raise CommandError("busy", "a previous configuration change is still on probation")
         self._write(old_text, new_text, changed, origin)
         log.info("config.set id=%s changed %s; restarting to apply", origin.command_id, ",".join(changed))
         return {"changed": changed, "restarting": True, "deadline_s": self.deadline_s}
@@ -314,11 +314,21 @@ def changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> 
     changed = []
     for key in sorted(set(old) | set(new)):
         a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict) and not prefix.endswith("public_keys."):
+        if isinstance(a, dict) and isinstance(b, dict) and _is_schema_table(prefix + key):
             changed += changed_keys(a, b, f"{prefix}{key}.")
         elif a != b:
             changed.append(prefix + key)
     return changed
+
+
+def _is_schema_table(dotted: str) -> bool:
+    """A TOML table of the schema, as opposed to a key whose value is a table (public_keys)."""
+    spec: Any = SCHEMA
+    for part in dotted.split("."):
+        if not isinstance(spec, dict) or part not in spec:
+            return False
+        spec = spec[part]
+    return isinstance(spec, dict)
 
 
 def refuse_dangerous(changed: list[str], new: Settings) -> None:

@@ -1,0 +1,295 @@
+"""Signed commands end to end: test broker -> link -> commands feature -> result and audit events."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import tomllib
+import uuid
+from datetime import datetime, timedelta
+
+import paho.mqtt.client as mqtt
+import pytest
+from command_rig import KID, Hall
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hallsim.broker import free_port
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from support import wait_for
+
+from edge.admin import public_key_b64
+from edge.commands import REFUSAL_REASONS
+
+
+@pytest.fixture
+def hall(tmp_path, broker):
+    hall = Hall(tmp_path, broker.port)
+    hall.start()
+    yield hall
+    hall.close()
+
+
+def run(hall: Hall, name: str, args: dict | None = None) -> dict:
+    body = hall.body(name, args)
+    hall.publish(hall.signed(body))
+    return hall.watcher.result(body["id"])
+
+
+def _times(issued: timedelta, lifetime: timedelta) -> dict:
+    now = datetime.now().astimezone().replace(microsecond=0)
+    return {"issued_at": (now + issued).isoformat(), "expires_at": (now + issued + lifetime).isoformat()}
+
+
+def refusal_cases(hall: Hall) -> list[tuple[str, bytes]]:
+    """(reason, payload) for every refusal; where a name is needed it is 'restart' (visible if run)."""
+    minute = timedelta(minutes=1)
+    tampered = json.loads(hall.signed(hall.body("restart")))
+    tampered["body"] = tampered["body"].replace("it-test", "it-evil")
+    return [
+        ("bad_signature", json.dumps(tampered).encode()),
+        ("unknown_kid", hall.signed(hall.body("restart"), kid="it-gone")),
+        ("wrong_device", hall.signed(hall.body("restart", device=f"{hall.site}/hall-99"))),
+        ("expired", hall.signed(hall.body("restart", **_times(-10 * minute, 5 * minute)))),
+        ("not_yet_valid", hall.signed(hall.body("restart", **_times(5 * minute, 5 * minute)))),
+        ("lifetime_too_long", hall.signed(hall.body("restart", **_times(timedelta(0), 16 * minute)))),
+        ("unknown_command", hall.signed(hall.body("no.such.command"))),
+        ("bad_arguments", hall.signed(hall.body("logs.tail", {"n": "all of them"}))),
+        ("bad_arguments", hall.signed(hall.body("restart", args=[1, 2]))),
+        ("too_large", hall.signed(hall.body("restart", {"pad": "x" * 70_000}))),
+        ("not_json", b"\x00 this is not json"),
+        ("not_json", hall.signed("restart now please")),
+        ("malformed", json.dumps({"body": {"id": "x"}, "kid": KID, "sig": ""}).encode()),
+        ("malformed", hall.signed(hall.body("restart", issuer=None))),
+    ]
+
+
+def test_every_refusal_is_refused_audited_answered_and_not_executed(hall):
+    cases = refusal_cases(hall)
+    replay = hall.signed(hall.body("status"))
+    cases += [("ok", replay), ("replayed", replay)]
+    for reason, payload in cases:
+        before = len(hall.watcher.bodies("/cmd/result"))
+        hall.publish(payload)
+        result = wait_for(
+            lambda b=before: hall.watcher.bodies("/cmd/result")[b:],
+            10,
+            f"an answer to the {reason} case",
+        )[0]
+        if reason == "ok":
+            assert result["ok"] is True
+            continue
+        assert result["ok"] is False and result["error"]["code"] == reason, (reason, result)
+        assert result["error"]["message"]
+    expected = [r for r, _ in cases if r != "ok"]
+    refused = wait_for(
+        lambda: (
+            len(hall.watcher.events("audit.command_refused")) == len(expected)
+            and hall.watcher.events("audit.command_refused")
+        ),
+        10,
+        "every refusal audited",
+    )
+    assert [e["data"]["reason"] for e in refused] == expected
+    assert set(expected) == set(REFUSAL_REASONS)
+    executed = hall.watcher.events("audit.command")
+    assert [e["data"]["name"] for e in executed] == ["status"]  # only the first of the replayed pair
+    assert executed[0]["data"]["issuer"] == "it-test" and executed[0]["data"]["ok"] is True
+    assert not hall.core.stopped.is_set()  # no refused 'restart' ran
+
+
+def test_refusals_name_the_id_when_it_is_known(hall):
+    body = hall.body("restart")
+    hall.publish(hall.signed(body, kid="it-gone"))
+    event = wait_for(lambda: hall.watcher.events("audit.command_refused"), 10, "refusal")[0]
+    assert event["data"] == {"reason": "unknown_kid", "id": body["id"]}
+
+
+def test_status_reports_the_controller(hall):
+    hall.core.register_status("queue", lambda: {"waiting": 3})
+    result = run(hall, "status")
+    assert result["schema"] == "lgsc.result/1" and result["ok"] is True
+    status = result["result"]
+    assert status["device"] == hall.target
+    assert status["online"] is True
+    assert status["clock"] == "synced"
+    assert status["queue"] == {"waiting": 3}
+    assert isinstance(status["outbox_depth"], int)
+    assert status["uptime_s"] >= 0
+    assert "link" in status and status["version"]
+    datetime.fromisoformat(status["started_at"])
+
+
+def test_mqtt5_response_topic_gets_the_result_with_its_correlation_data(hall, broker):
+    answers = []
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id="v5-" + uuid.uuid4().hex[:8], protocol=mqtt.MQTTv5
+    )
+    client.on_message = lambda _c, _u, m: answers.append((m.payload, m.properties.CorrelationData))
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    try:
+        reply_to = f"it-desk/{uuid.uuid4().hex[:8]}/reply"
+        client.subscribe(reply_to, qos=1)
+        properties = Properties(PacketTypes.PUBLISH)
+        properties.ResponseTopic = reply_to
+        properties.CorrelationData = b"corr-42"
+        body = hall.body("status")
+        wait_for(client.is_connected, 5, "v5 client")
+        client.publish(f"{hall.topic}/cmd", hall.signed(body), qos=1, properties=properties)
+        payload, correlation = wait_for(lambda: answers, 10, "answer on the response topic")[0]
+        assert correlation == b"corr-42"
+        assert json.loads(payload)["id"] == body["id"]
+        hall.watcher.result(body["id"])  # and on cmd/result too
+    finally:
+        client.loop_stop()
+        client.disconnect()
+
+
+def test_config_get_redacts_secrets(tmp_path, broker):
+    hall = Hall(tmp_path, broker.port, extra={"rfid": {"card_key_file": "/etc/hall-edge/card.key"}})
+    hall.start()
+    try:
+        config = run(hall, "config.get")["result"]["config"]
+        assert config["rfid"]["card_key_file"] == "<redacted>"
+        assert config["display"]["brightness"] == 160
+        one = run(hall, "config.get", {"key": "display.brightness"})["result"]
+        assert one == {"key": "display.brightness", "value": 160}
+        missing = run(hall, "config.get", {"key": "display.nothing"})
+        assert missing["error"]["code"] == "bad_arguments"
+    finally:
+        hall.close()
+
+
+def test_config_set_refuses_an_invalid_value_with_the_validation_message(hall):
+    before = hall.config_path.read_text()
+    result = run(hall, "config.set", {"key": "display.brightness", "value": 999})
+    assert result["ok"] is False and result["error"]["code"] == "bad_arguments"
+    assert "display.brightness: 999 is not a level between 0 and 255" in result["error"]["message"]
+    assert run(hall, "config.set", {"key": "storage.dir", "value": "/tmp/elsewhere"})["error"]["code"] == (
+        "bad_arguments"
+    )
+    assert hall.config_path.read_text() == before
+    assert not hall.core.stopped.is_set()
+
+
+def test_config_set_applies_by_restart_and_confirms_once_online(hall):
+    result = run(hall, "config.set", {"changes": {"display": {"brightness": 90}, "queue.recall_max": 3}})
+    assert result["ok"] is True
+    assert result["result"]["changed"] == ["display.brightness", "queue.recall_max"]
+    assert result["result"]["restarting"] is True
+    hall.wait_exit()
+    written = tomllib.loads(hall.config_path.read_text())
+    assert written["display"]["brightness"] == 90 and written["queue"]["recall_max"] == 3
+    assert (
+        "brightness"
+        not in tomllib.loads(hall.config_path.with_suffix(".toml.previous").read_text())["display"]
+    )
+    hall.start()
+    changed = wait_for(lambda: hall.watcher.events("audit.config_changed"), 10, "config_changed")
+    assert changed[0]["data"]["rolled_back"] is False
+    assert changed[0]["data"]["keys"] == ["display.brightness", "queue.recall_max"]
+    assert changed[0]["data"]["id"] == result["id"]
+    assert run(hall, "config.get", {"key": "display.brightness"})["result"]["value"] == 90
+
+
+def test_config_set_that_breaks_the_link_is_rolled_back_and_reported(hall):
+    original = hall.config_path.read_text()
+    dead_port = free_port()
+    result = run(hall, "config.set", {"key": "mqtt.port", "value": dead_port})
+    assert result["ok"] is True
+    hall.wait_exit()
+    assert tomllib.loads(hall.config_path.read_text())["mqtt"]["port"] == dead_port
+    hall.start(online=False)  # systemd starts it on the new file: no broker there
+    hall.wait_exit(timeout=15)  # the probation deadline (3 s) passes: previous file back, exit
+    assert hall.config_path.read_text() == original
+    hall.start()
+    rolled = wait_for(lambda: hall.watcher.events("audit.config_changed"), 10, "config_changed")
+    assert rolled[0]["data"]["rolled_back"] is True
+    assert "did not come online" in rolled[0]["data"]["reason"]
+    answers = wait_for(
+        lambda: [
+            b for b in hall.watcher.bodies("/cmd/result") if b.get("id") == result["id"] and not b["ok"]
+        ],
+        10,
+        "the ok:false result",
+    )
+    assert answers[0]["error"]["code"] == "rolled_back"
+    assert run(hall, "status")["ok"] is True  # and a new change may be made again
+    assert len(hall.watcher.events("audit.config_changed")) == 1
+
+
+def test_key_rotation_by_config_set_and_a_removed_kid_no_longer_works(hall):
+    new_key = Ed25519PrivateKey.generate()
+    keys = {"it-next": public_key_b64(new_key)}
+    result = run(hall, "config.set", {"key": "commands.public_keys", "value": keys})
+    assert result["result"]["changed"] == ["commands.public_keys"]
+    hall.wait_exit()
+    hall.start()
+    wait_for(lambda: hall.watcher.events("audit.config_changed"), 10, "change confirmed")
+    old = hall.body("status")
+    hall.publish(hall.signed(old))
+    assert hall.watcher.result(old["id"])["error"]["code"] == "unknown_kid"
+    new = hall.body("status")
+    hall.publish(hall.signed(new, key=new_key, kid="it-next"))
+    assert hall.watcher.result(new["id"])["ok"] is True
+    emptied = hall.body("config.set", {"key": "commands.public_keys", "value": {}})
+    hall.publish(hall.signed(emptied, key=new_key, kid="it-next"))
+    assert hall.watcher.result(emptied["id"])["error"]["code"] == "bad_arguments"
+
+
+def test_logs_tail_returns_recent_lines_masked(hall):
+    from edge import logs
+
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    logs.setup("info")
+    try:
+        logging.getLogger("edge.test").info("caller 13812345678 asked about card=04A1B2C3D4")
+        lines = run(hall, "logs.tail", {"n": 50})["result"]["lines"]
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    text = "\n".join(lines)
+    assert "138****5678" in text and "13812345678" not in text
+    assert "04A1B2C3D4" not in text
+    assert len(lines) <= 50
+
+
+def test_sync_republishes_the_birth(hall):
+    births = len(hall.watcher.bodies("/state"))
+    result = run(hall, "sync")
+    assert result["ok"] is True and result["result"]["synced"] is True
+    wait_for(lambda: len(hall.watcher.bodies("/state")) > births, 10, "birth again")
+
+
+def test_restart_exits_cleanly_after_answering(hall):
+    result = run(hall, "restart")
+    assert result["ok"] is True and result["result"]["restarting"] is True
+    hall.wait_exit()
+    offline = wait_for(
+        lambda: [s for s in hall.watcher.bodies("/state") if s.get("online") is False], 10, "offline"
+    )
+    assert offline
+    hall.start()
+    assert run(hall, "status")["ok"] is True
+
+
+def test_command_sent_while_offline_runs_on_return_unless_expired(hall):
+    # QoS 1 with a persistent session: the broker keeps the command for the device.
+    hall.stop()
+    fresh = hall.body("status")
+    hall.publish(hall.signed(fresh))
+    hall.start()
+    assert hall.watcher.result(fresh["id"])["ok"] is True
+
+
+def test_png_snapshot_is_base64_when_the_display_runs(tmp_path, broker):
+    hall = Hall(tmp_path, broker.port, extra={"display": {"enabled": True, "device": "dummy"}})
+    hall.start()
+    try:
+        result = run(hall, "display.snapshot")["result"]
+        assert base64.b64decode(result["png_base64"]).startswith(b"\x89PNG")
+    finally:
+        hall.close()
