@@ -91,6 +91,7 @@ class SimPrinter:
         self.state = "ok"
         self.status_queries = 0
         self.unprinted_cuts = 0  # cuts received while the printer could not print
+        self.status_noise = b""  # garbage sent before each status byte (a noisy line)
         self._master: int | None = None
         self._slave: int | None = None
         self.port = ""
@@ -175,7 +176,7 @@ class SimPrinter:
     def _answer(self, value: int) -> None:
         if self._master is not None:
             with contextlib.suppress(OSError):
-                os.write(self._master, bytes([value]))
+                os.write(self._master, self.status_noise + bytes([value]))
 
     # -- parsing ---------------------------------------------------------
 

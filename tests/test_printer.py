@@ -1,0 +1,137 @@
+"""The printer port against the simulated printer on a real pty: status, noise, unplug and back."""
+
+from __future__ import annotations
+
+import pytest
+from hallsim.printer import SimPrinter
+from support import wait_for
+
+from drivers import escpos
+from drivers.printer import FileTransport, PrinterPort, open_transport, read_status
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.states: list[str] = []
+        self.failed: list[tuple[str, str]] = []
+        self.written: list[str] = []
+
+
+@pytest.fixture
+def sim(tmp_path):
+    printer = SimPrinter(tmp_path / "paper", link=tmp_path / "printer").start()
+    yield printer
+    printer.stop()
+
+
+def make_port(path: str, kind: str = "serial", poll_s: float = 0.1) -> tuple[PrinterPort, Recorder]:
+    seen = Recorder()
+    port = PrinterPort(
+        lambda: open_transport(kind, path, 9600),
+        poll_s=poll_s,
+        timeout_s=0.15,
+        on_status=seen.states.append,
+        on_failed=lambda job, reason: seen.failed.append((job.key, reason)),
+        on_written=lambda job: seen.written.append(job.key),
+    )
+    port.start()
+    return port, seen
+
+
+@pytest.mark.parametrize(
+    ("sim_word", "word"),
+    [
+        ("ok", "ok"),
+        ("paper-low", "paper_low"),
+        ("paper-out", "paper_out"),
+        ("cover-open", "cover_open"),
+        ("offline", "offline"),
+    ],
+)
+def test_status_words_from_the_simulated_printer(sim, sim_word, word):
+    sim.set_status(sim_word)
+    transport = open_transport("serial", sim.port, 9600)
+    try:
+        status, noise = read_status(transport, 0.2)
+    finally:
+        transport.close()
+    assert (status.word if status else "offline") == word
+    assert noise == 0
+
+
+def test_a_ticket_is_written_and_printed(sim):
+    port, seen = make_port(sim.port)
+    try:
+        data = escpos.Receipt().line("A001", width=2, height=2).cut("partial").bytes()
+        port.submit("A001", data)
+        wait_for(lambda: sim.tickets, 5, "the ticket on paper")
+        assert sim.tickets[0].text == "A001"
+        wait_for(lambda: seen.written == ["A001"], 2)
+        wait_for(lambda: seen.states == ["ok"], 2)
+    finally:
+        port.stop()
+
+
+def test_noise_on_the_status_line_is_skipped(sim):
+    sim.status_noise = b"\xff\x00\x41\x81"  # none has the status byte's fixed bits
+    port, seen = make_port(sim.port)
+    try:
+        wait_for(lambda: port.noise_bytes >= 12, 5, "noise seen")
+        sim.set_status("paper-low")
+        wait_for(lambda: seen.states[-1:] == ["paper_low"], 5)
+        assert seen.states == ["ok", "paper_low"]
+    finally:
+        port.stop()
+
+
+def test_offline_printer_then_back(sim):
+    port, seen = make_port(sim.port)
+    try:
+        wait_for(lambda: seen.states == ["ok"], 5)
+        sim.set_status("offline")
+        wait_for(lambda: seen.states == ["ok", "offline"], 5)
+        sim.set_status("ok")
+        wait_for(lambda: seen.states == ["ok", "offline", "ok"], 5)
+    finally:
+        port.stop()
+
+
+def test_unplugged_mid_ticket_then_plugged_back(sim, tmp_path):
+    """A USB printer that vanishes: the job fails cleanly, the port comes back by itself."""
+    port, seen = make_port(str(tmp_path / "printer"))
+    try:
+        wait_for(lambda: seen.states == ["ok"], 5)
+        sim.unplug()
+        port.submit("A002", b"x" * 64)
+        wait_for(lambda: seen.failed == [("A002", "offline")], 5, "the failed job")
+        wait_for(lambda: seen.states[-1] == "offline", 5)
+        sim.plug()
+        wait_for(lambda: seen.states[-1] == "ok", 5, "the printer back")
+        port.submit("A003", escpos.Receipt().line("A003").cut("full").bytes())
+        wait_for(lambda: [t.text for t in sim.tickets] == ["A003"], 5)
+    finally:
+        port.stop()
+
+
+def test_absent_port_is_offline_not_a_crash(tmp_path):
+    port, seen = make_port(str(tmp_path / "no-such-printer"))
+    try:
+        wait_for(lambda: seen.states == ["offline"], 5)
+        port.submit("A001", b"data")
+        wait_for(lambda: seen.failed == [("A001", "offline")], 5)
+    finally:
+        port.stop()
+
+
+def test_usblp_file_transport(sim):
+    """The /dev/usb/lp* transport: a plain device file, read back through select."""
+    transport = FileTransport(sim.port)
+    try:
+        status, _ = read_status(transport, 0.3)
+        assert status is not None
+        assert status.word == "ok"
+        transport.write(escpos.Receipt().line("B001").cut("partial").bytes())
+        wait_for(lambda: sim.tickets, 5)
+        assert sim.tickets[0].text == "B001"
+    finally:
+        transport.close()

@@ -1,0 +1,338 @@
+"""The tickets feature in-process: real core and SQLite, MockFactory pins, the simulated printer on a pty."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from gpiozero import Device
+from gpiozero.pins.mock import MockFactory
+from hallsim.printer import SimPrinter
+from support import make_config, wait_for
+
+from edge.clock import Clock
+from edge.core import CommandError, Core
+from edge.messages import Buzz, ScreenCall, ScreenLine
+from edge.storage import Storage
+from edge.tickets import Tickets
+
+PINS = {"A": 5, "B": 6, "priority": 12, "call": 16, "recall": 20, "skip": 21}
+QR = "https://example.gov.cn/lgsc/rate?hall=01"
+
+
+@pytest.fixture
+def pins():
+    Device.pin_factory = MockFactory()
+    yield Device.pin_factory
+    Device.pin_factory.reset()
+
+
+class Hall:
+    """One controller: storage, core, the tickets feature; the printer is the simulator."""
+
+    def __init__(self, tmp_path: Path, printer: SimPrinter | None, **queue: object) -> None:
+        overrides = {
+            "queue": {
+                "enabled": True,
+                "priority_pin": PINS["priority"],
+                "stuck_after_s": 1.0,
+                "bounce_ms": 0,  # presses in a test come faster than any finger; test_bounce sets it
+                "categories": [
+                    {"code": "A", "name": "求职登记", "pin": 5},
+                    {"code": "B", "name": "招聘登记", "pin": 6},
+                ],
+                "windows": [{"number": 2, "call_pin": 16, "recall_pin": 20, "skip_pin": 21}],
+                **queue,
+            },
+            "printer": {
+                "enabled": printer is not None,
+                "port": str(printer.link) if printer else "/dev/null",
+                "status_poll_s": 0.2,
+                "status_timeout_s": 0.1,
+                "qr_url": QR,
+            },
+        }
+        self.config = make_config(tmp_path, overrides)
+        self.storage = Storage(self.config.storage.dir)
+        self.core = Core(self.config, self.storage, Clock(self.config.time.zone, "synced"))
+        self.seen: list[object] = []
+        for kind in (ScreenLine, ScreenCall, Buzz):
+            self.core.subscribe(kind, self.seen.append)
+        self.tickets = Tickets(self.config)
+        self.tickets.start(self.core)
+        self.core.start()
+        self.db = Path(self.config.storage.dir) / "hall-edge.db"
+
+    def stop(self) -> None:
+        self.core.stop()
+        self.tickets.stop()
+        self.storage.close()
+
+    def press(self, key: str) -> None:
+        pin = Device.pin_factory.pin(PINS[key])
+        pin.drive_low()
+        pin.drive_high()
+
+    def on_core(self, fn):
+        """Run fn on the core thread (where the feature lives) and return its result."""
+        box: dict = {}
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                box["value"] = fn()
+            except Exception as exc:
+                box["error"] = exc
+            finally:
+                done.set()
+
+        self.core.call_soon(run)
+        assert done.wait(5)
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+
+    def command(self, name: str, **args: object) -> dict:
+        return self.on_core(lambda: self.core.command(name)(args, {}))
+
+    def events(self, prefix: str = "") -> list[tuple[str, dict]]:
+        with sqlite3.connect(self.db) as conn:
+            rows = conn.execute("SELECT type, payload FROM outbox ORDER BY seq").fetchall()
+        return [(t, json.loads(p)["data"]) for t, p in rows if t.startswith(prefix)]
+
+    def issued(self) -> list[str]:
+        return [data["ticket"] for _, data in self.events("ticket.issued")]
+
+
+@pytest.fixture
+def printer(tmp_path):
+    sim = SimPrinter(tmp_path / "paper", link=tmp_path / "printer").start()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def hall(tmp_path, pins, printer):
+    h = Hall(tmp_path, printer)
+    wait_for(lambda: h.core.components.get("printer") == "ok", 5, "the printer's first status")
+    yield h
+    h.stop()
+
+
+def test_a_press_prints_a_chinese_ticket(hall, printer):
+    hall.press("A")
+    ticket = wait_for(lambda: printer.tickets and printer.tickets[0], 5, "the ticket")
+    lines = ticket.text.splitlines()
+    assert lines[:3] == ["公益性零工市场", "求职登记", "A001"]
+    assert "您前面还有0人在等待" in lines
+    assert lines[4:8] == ["请在休息区等候", "注意呼叫及大屏显示信息", "过号无效", "请重新取号"]
+    assert "服务热线 12333  投诉电话 12345" in lines
+    assert datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d") in ticket.text
+    number = next(line for line in ticket.lines if line["text"] == "A001")
+    assert (number["width"], number["height"], number["bold"], number["align"]) == (4, 4, True, 1)
+    assert ticket.qr_decoded == [QR]  # drawn from the stored data and read back
+    assert ticket.chinese_mode
+    assert ticket.cut == "partial"
+    assert ticket.bytes < 1024
+    assert ticket.png.exists()
+    (event,) = hall.events("ticket.issued")
+    assert event[1] | {"day": "-"} == {
+        "ticket": "A001",
+        "category": "A",
+        "priority": False,
+        "waiting_ahead": 0,
+        "wait_estimate_s": 0,
+        "day": "-",
+        "round": 0,
+        "printer": "ok",
+    }
+
+
+def test_numbers_per_category_and_people_ahead(hall, printer):
+    for key in ("A", "A", "B", "A"):
+        hall.press(key)
+    wait_for(lambda: len(printer.tickets) == 4, 5)
+    assert hall.issued() == ["A001", "A002", "B001", "A003"]
+    assert [d["waiting_ahead"] for _, d in hall.events("ticket.issued")] == [0, 1, 2, 3]
+    assert "您前面还有3人在等待" in printer.tickets[3].text
+    assert "预计等候约9分钟" in printer.tickets[3].text  # 3 ahead x 180 s default, one window
+
+
+def test_numbers_survive_a_restart(tmp_path, pins, printer):
+    first = Hall(tmp_path, printer)
+    first.press("A")
+    wait_for(lambda: first.issued() == ["A001"], 5)
+    first.stop()
+    Device.pin_factory.reset()
+    second = Hall(tmp_path, printer)
+    try:
+        second.press("A")
+        wait_for(lambda: second.issued() == ["A001", "A002"], 5)
+    finally:
+        second.stop()
+
+
+def test_bounce_and_a_held_button_give_one_ticket(tmp_path, pins, printer, request):
+    hall = Hall(tmp_path, printer, bounce_ms=50)
+    request.addfinalizer(hall.stop)
+    pin = Device.pin_factory.pin(PINS["A"])
+    for _ in range(5):  # contact bounce: edges within the 50 ms debounce
+        pin.drive_low()
+        pin.drive_high()
+    pin.drive_low()  # then held down
+    wait_for(hall.issued, 5)
+    hall.on_core(lambda: None)  # everything posted so far has been handled
+    pin.drive_high()
+    hall.on_core(lambda: None)
+    assert hall.issued() == ["A001"]
+
+
+def test_a_stuck_button_raises_an_alarm_once(hall):
+    pin = Device.pin_factory.pin(PINS["B"])
+    pin.drive_low()
+    wait_for(lambda: hall.events("alarm.key_stuck"), 5, "the stuck-key alarm")
+    assert hall.core.components["keys"] == "stuck"
+    assert hall.on_core(hall.tickets.status)["stuck_keys"] == ["B"]
+    pin.drive_high()
+    wait_for(lambda: len(hall.events("alarm.key_stuck")) == 2, 5)
+    assert [d["state"] for _, d in hall.events("alarm.key_stuck")] == ["stuck", "released"]
+    assert hall.core.components["keys"] == "ok"
+    assert hall.issued() == ["B001"]
+
+
+def test_priority_key_then_a_category(hall, printer):
+    hall.press("A")
+    hall.press("priority")
+    hall.press("A")
+    wait_for(lambda: len(printer.tickets) == 2, 5)
+    events = hall.events("ticket.issued")
+    assert [(d["ticket"], d["priority"], d["waiting_ahead"]) for _, d in events] == [
+        ("A001", False, 0),
+        ("A002", True, 0),
+    ]
+    assert "【优先】" in printer.tickets[1].text
+    assert hall.command("queue.call", window=2)["ticket"] == "A002"  # priority first
+
+
+def test_no_paper_still_gives_a_number_on_the_screen(hall, printer):
+    printer.set_status("paper-out")
+    wait_for(lambda: hall.core.components["printer"] == "paper_out", 5)
+    hall.press("A")
+    wait_for(lambda: any(isinstance(m, ScreenLine) for m in hall.seen), 5)
+    line = next(m for m in hall.seen if isinstance(m, ScreenLine))
+    assert line.text == "A001 号 打印机缺纸 请到窗口"
+    assert hall.issued() == ["A001"]
+    assert hall.events("ticket.issued")[0][1]["printer"] == "paper_out"
+    assert printer.tickets == []
+    printer.set_status("ok")
+    wait_for(lambda: hall.core.components["printer"] == "ok", 5)
+    assert [d["state"] for _, d in hall.events("alarm.printer")] == ["paper_out", "ok"]
+
+
+def test_printer_unplugged_mid_ticket_and_back(hall, printer):
+    printer.unplug()
+    hall.press("A")  # before the next poll notices: the write fails
+    wait_for(lambda: hall.core.components["printer"] == "offline", 5)
+    wait_for(lambda: any(isinstance(m, ScreenLine) for m in hall.seen), 5)
+    assert hall.issued() == ["A001"]
+    printer.plug()
+    wait_for(lambda: hall.core.components["printer"] == "ok", 5, "the printer back")
+    hall.press("A")
+    wait_for(lambda: [t.text.splitlines()[2] for t in printer.tickets] == ["A002"], 5)
+    assert [d["state"] for _, d in hall.events("alarm.printer")] == ["offline", "ok"]
+
+
+def test_staff_keys_call_recall_skip(hall, printer):
+    for key in ("A", "B"):
+        hall.press(key)
+    wait_for(lambda: len(hall.issued()) == 2, 5)
+    hall.press("call")
+    wait_for(lambda: hall.events("ticket.called"), 5)
+    called = hall.events("ticket.called")[0][1]
+    assert (called["ticket"], called["window"]) == ("A001", 2)
+    assert called["wait_s"] >= 0
+    call = wait_for(lambda: next((m for m in hall.seen if isinstance(m, ScreenCall)), None), 5)
+    assert (call.ticket, call.window, call.seconds) == ("A001", 2, 8.0)
+    assert Buzz("call") in hall.seen
+    hall.press("recall")
+    wait_for(lambda: hall.events("ticket.recalled"), 5)
+    hall.press("skip")
+    wait_for(lambda: hall.events("ticket.skipped"), 5)
+    assert hall.events("ticket.skipped")[0][1] == {"ticket": "A001", "window": 2}
+    assert hall.command("queue.call", window=2)["ticket"] == "B001"
+    assert hall.command("queue.recall", window=2, ticket="a001")["ticket"] == "A001"  # the skipped one
+    status = hall.on_core(hall.tickets.status)
+    assert status["windows"] == {"2": "A001"}
+    assert status["categories"]["A"]["issued"] == 1
+    assert status["categories"]["B"]["called"] == 1
+
+
+def test_commands_refuse_bad_arguments(hall):
+    with pytest.raises(CommandError) as bad:
+        hall.command("queue.call", window=7)
+    assert bad.value.code == "bad_args"
+    with pytest.raises(CommandError):
+        hall.command("queue.call", window="2")
+    with pytest.raises(CommandError) as nothing:
+        hall.command("queue.skip", window=2)
+    assert nothing.value.code == "nothing_called"
+    with pytest.raises(CommandError) as unknown:
+        hall.command("queue.recall", window=2, ticket="Z999")
+    assert unknown.value.code == "unknown_ticket"
+    assert hall.command("queue.call", window=2) == {"window": 2, "ticket": None}
+
+
+def test_reset_command_starts_numbers_again(hall):
+    hall.press("A")
+    wait_for(lambda: hall.issued() == ["A001"], 5)
+    result = hall.command("queue.reset")
+    assert result["round"] == 1
+    hall.press("A")
+    wait_for(lambda: hall.issued() == ["A001", "A001"], 5)
+    rounds = [d["round"] for _, d in hall.events("ticket.issued")]
+    assert rounds == [0, 1]  # a new queue day: (day, round, ticket) stays unique
+    assert hall.on_core(hall.tickets.status)["categories"]["A"]["waiting"] == 1
+
+
+def test_printer_test_command(hall, printer):
+    result = hall.command("printer.test")
+    assert result["printer"] == "ok"
+    wait_for(lambda: printer.tickets, 5)
+    assert "打印机测试" in printer.tickets[0].text
+    assert printer.tickets[0].qr_decoded == [QR]
+    printer.set_status("cover-open")
+    wait_for(lambda: hall.core.components["printer"] == "cover_open", 5)
+    with pytest.raises(CommandError) as refused:
+        hall.command("printer.test")
+    assert refused.value.code == "printer_not_ready"
+
+
+def test_without_a_printer_the_number_goes_to_the_screen(tmp_path, pins):
+    hall = Hall(tmp_path, None)
+    try:
+        hall.press("B")
+        wait_for(lambda: any(isinstance(m, ScreenLine) for m in hall.seen), 5)
+        assert hall.issued() == ["B001"]
+        assert hall.core.components["printer"] == "disabled"
+    finally:
+        hall.stop()
+
+
+def test_press_latency_smoke(hall, printer):
+    """Smoke size of bench/ticket_bench.py: press to the first byte on the printer's pty."""
+    latencies = []
+    for n in range(20):
+        pin = Device.pin_factory.pin(PINS["A"])
+        pressed = time.monotonic()
+        pin.drive_low()
+        pin.drive_high()
+        wait_for(lambda n=n: len(printer.tickets) > n, 5)
+        latencies.append(printer.tickets[n].started_at - pressed)
+    assert max(latencies) < 1.0
+    assert sorted(latencies)[len(latencies) // 2] < 0.2
