@@ -20,7 +20,8 @@ class Mosquitto:
     """Runs ``mosquitto -c <generated conf>``; ``restart`` keeps the port (broker outage trials).
 
     ``tls`` = (ca, cert, key) paths adds a TLS listener on ``tls_port``; ``password_file``
-    turns off anonymous access on it.
+    turns off anonymous access on it.  ``own_session`` keeps it out of the terminal's
+    process group, so Ctrl-C reaches only whoever owns it.
     """
 
     def __init__(
@@ -30,6 +31,8 @@ class Mosquitto:
         tls: tuple[str, str, str] | None = None,
         password_file: str | None = None,
         persistence: bool = True,
+        *,
+        own_session: bool = False,
     ) -> None:
         self.folder = Path(folder or tempfile.mkdtemp(prefix="hall-broker-"))
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -38,6 +41,8 @@ class Mosquitto:
         self.tls_port = free_port() if tls else None
         self.password_file = password_file
         self.persistence = persistence
+        # The demo's broker must not get the terminal's Ctrl-C: the daemon stops first, then it.
+        self.own_session = own_session
         self.process: subprocess.Popen[bytes] | None = None
         self.binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
@@ -88,6 +93,7 @@ class Mosquitto:
             [self.binary, "-c", str(conf)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            start_new_session=self.own_session,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

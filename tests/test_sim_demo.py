@@ -1,0 +1,145 @@
+"""hall-sim demo as a newcomer runs it: comes up, writes sim.json, takes verbs, stops cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from support import wait_for
+
+
+def hall_sim(*args: str, data: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    env.pop("HALLSIM_DATA", None)
+    prefix = ["--data", str(data)] if data else []
+    return subprocess.run(
+        [sys.executable, "-m", "hallsim.cli", *prefix, *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        env=env,
+    )
+
+
+def gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state == "Z"
+
+
+def listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def start_demo(data: Path, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "hallsim.cli", "demo", "--data", str(data), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def running_sim(data: Path, demo: subprocess.Popen[str]) -> dict:
+    def ready() -> dict | None:
+        if demo.poll() is not None:
+            raise AssertionError(
+                f"demo exited {demo.returncode}: {demo.stdout.read() if demo.stdout else ''}"
+            )
+        try:
+            sim = json.loads((data / "sim.json").read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        return sim if sim["state"] == "running" else None
+
+    return wait_for(ready, 20, "sim.json with state running")
+
+
+@pytest.fixture
+def stop_demo():
+    demos: list[subprocess.Popen[str]] = []
+    yield demos.append
+    for demo in demos:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+
+
+def test_demo_comes_up_takes_verbs_and_stops_everything_on_sigterm(tmp_path, stop_demo):
+    data = tmp_path / "data"
+    demo = start_demo(data)
+    stop_demo(demo)
+    sim = running_sim(data, demo)
+
+    assert sim["broker"].startswith("mqtt://127.0.0.1:")
+    assert (sim["site"], sim["device"]) == ("qinshui", "hall-01")
+    assert Path(sim["config"]) == data / "hall-edge.toml"
+    assert oct((data / "card.key").stat().st_mode & 0o777) == "0o600"
+    assert oct(Path(sim["admin_key"]).stat().st_mode & 0o777) == "0o600"
+    assert "worker" in sim["cards"]
+    daemon_pid = sim["daemon_pid"]
+    broker_port = int(sim["broker"].rsplit(":", 1)[1])
+    assert not gone(daemon_pid)
+    assert listening(broker_port)
+
+    check = subprocess.run(
+        [sys.executable, "-m", "edge", "check-config", sim["config"]],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert check.returncode == 0, check.stderr
+
+    status = hall_sim("status", data=data)
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["daemon"]["running"] is True
+    pressed = hall_sim("press", "A", data=data)
+    assert pressed.returncode == 0, pressed.stderr
+    assert "pressed A" in pressed.stdout
+    wrong = hall_sim("press", "Z", data=data)
+    assert wrong.returncode == 1
+    assert "which category" in wrong.stderr
+    assert "Traceback" not in wrong.stderr
+
+    demo.send_signal(signal.SIGTERM)
+    assert demo.wait(15) == 0
+    output = demo.stdout.read() if demo.stdout else ""
+    assert "hall-sim demo is running" in output
+    assert "hall-sim demo: stopped" in output
+    wait_for(lambda: gone(daemon_pid), 5, "daemon gone")
+    assert not listening(broker_port)
+    assert "stopped" in (data / "daemon.log").read_text()  # the daemon stopped cleanly, by SIGTERM
+    after = hall_sim("status", data=data)
+    assert after.returncode == 1
+    assert "has it stopped?" in after.stderr
+
+
+def test_demo_with_an_outside_broker_and_no_central_stops_on_ctrl_c(tmp_path, broker, stop_demo):
+    data = tmp_path / "data"
+    demo = start_demo(data, "--broker", broker.url, "--no-central")
+    stop_demo(demo)
+    sim = running_sim(data, demo)
+    assert sim["broker"] == broker.url
+    assert sim["central"] is False
+    assert not (data / "broker").exists()
+    demo.send_signal(signal.SIGINT)
+    begin = time.monotonic()
+    assert demo.wait(15) == 0
+    assert time.monotonic() - begin < 10
+    wait_for(lambda: gone(sim["daemon_pid"]), 5, "daemon gone")
+    assert listening(broker.port)  # not ours to stop
