@@ -1,0 +1,238 @@
+"""Idle soak: RSS and CPU of ``hall-edge run`` over a period, against an idle plain paho client.
+
+Starts a private mosquitto, then, side by side for ``--duration`` seconds
+(default 600, the issue's 10 minutes):
+
+- ``hall-edge run`` with a minimal configuration (plain MQTT to that
+  broker, the simulator's clock, peripherals off: what is left is the core,
+  link, health and whatever else runs without hardware), started under a
+  NOTIFY_SOCKET this script owns, with ``WATCHDOG_USEC`` set as systemd
+  would: start -> READY=1 is timed and the WATCHDOG=1 pings are counted;
+- the plain alternative: a Python process with one paho client connected
+  to the same broker, ``loop_start()``, nothing else.
+
+Every ``--interval`` seconds both are sampled from /proc/PID/stat
+(utime + stime) and /proc/PID/status (VmRSS).  Printed: RSS at start,
+end and max; CPU seconds used and the average CPU share; READY=1 time.
+
+    .venv/bin/python bench/idle_soak.py                 # 10 minutes
+    .venv/bin/python bench/idle_soak.py --duration 60 --interval 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hw-sim"))
+from hallsim.broker import Mosquitto
+
+CONFIG = """\
+site = "bench"
+device = "idle-01"
+[mqtt]
+host = "127.0.0.1"
+port = {port}
+tls = false
+[storage]
+dir = "{state}"
+[time]
+clock = "synced"
+[display]
+enabled = false
+device = "dummy"
+[printer]
+enabled = false
+[queue]
+enabled = false
+"""
+
+PLAIN_CLIENT = """\
+import sys, threading
+import paho.mqtt.client as mqtt
+client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-plain", protocol=mqtt.MQTTv5)
+client.connect("127.0.0.1", int(sys.argv[1]), keepalive=60)
+client.loop_start()
+print("ready", file=sys.stderr, flush=True)
+threading.Event().wait()
+"""
+
+TICKS = os.sysconf("SC_CLK_TCK")
+WATCHDOG_USEC = 10_000_000  # pings every 5 s: enough of them to count in a short run
+
+
+@dataclass
+class Sample:
+    at: float
+    cpu_s: float
+    rss_kib: int
+
+
+@dataclass
+class Watched:
+    name: str
+    process: subprocess.Popen[bytes]
+    samples: list[Sample] = field(default_factory=list)
+
+    def sample(self) -> None:
+        self.samples.append(
+            Sample(time.monotonic(), cpu_seconds(self.process.pid), rss_kib(self.process.pid))
+        )
+
+    def summary(self) -> str:
+        first, last = self.samples[0], self.samples[-1]
+        span = last.at - first.at
+        used = last.cpu_s - first.cpu_s
+        share = 100 * used / span if span > 0 else 0.0
+        peak = max(s.rss_kib for s in self.samples)
+        return (
+            f"{self.name:<22} RSS start {first.rss_kib / 1024:6.1f} MiB  end {last.rss_kib / 1024:6.1f}"
+            f"  max {peak / 1024:6.1f}   CPU {used:6.2f} s in {span:5.0f} s = {share:5.2f} %"
+        )
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of the whole process (all threads), from /proc/PID/stat."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    fields = text[text.rindex(")") + 2 :].split()  # after "(comm)": the name may hold spaces
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def daemon_command(config: Path) -> list[str]:
+    script = Path(sys.executable).with_name("hall-edge")
+    if script.exists():
+        return [str(script), "run", "--config", str(config)]
+    return [sys.executable, "-m", "edge", "run", "--config", str(config)]
+
+
+class Notifications:
+    """The NOTIFY_SOCKET systemd would own: READY=1 time and WATCHDOG=1 count."""
+
+    def __init__(self, path: Path) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.2)
+        self.ready_at: float | None = None
+        self.watchdog_pings = 0
+        self.ready = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._listen, daemon=True)
+        self._thread.start()
+
+    def _listen(self) -> None:
+        while not self._stop.is_set():
+            try:
+                message = self.sock.recv(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if message.startswith(b"READY=1") and self.ready_at is None:
+                self.ready_at = time.monotonic()
+                self.ready.set()
+            elif message.startswith(b"WATCHDOG=1"):
+                self.watchdog_pings += 1
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(1)
+        self.sock.close()
+
+
+def start_daemon(folder: Path, port: int, notify_path: Path) -> subprocess.Popen[bytes]:
+    config = folder / "hall-edge.toml"
+    config.write_text(CONFIG.format(port=port, state=folder / "state"))
+    env = {**os.environ, "NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": str(WATCHDOG_USEC)}
+    env.pop("WATCHDOG_PID", None)
+    return subprocess.Popen(daemon_command(config), stderr=subprocess.DEVNULL, env=env)
+
+
+def start_plain(port: int) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen([sys.executable, "-c", PLAIN_CLIENT, str(port)], stderr=subprocess.PIPE)
+    assert process.stderr is not None
+    if b"ready" not in process.stderr.readline():
+        raise RuntimeError("the plain paho client did not start")
+    return process
+
+
+def stop(process: subprocess.Popen[bytes]) -> int:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()
+
+
+def soak(duration_s: float, interval_s: float, work: Path) -> list[str]:
+    broker = Mosquitto(work / "broker", persistence=False).start()
+    notify = Notifications(work / "notify.sock")
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        began = time.monotonic()
+        daemon = start_daemon(work, broker.port, work / "notify.sock")
+        processes.append(daemon)
+        if not notify.ready.wait(60):
+            raise RuntimeError("hall-edge did not send READY=1 within 60 s")
+        ready_s = (notify.ready_at or began) - began
+        processes.append(start_plain(broker.port))
+        watched = [Watched("hall-edge run", daemon), Watched("plain paho client", processes[1])]
+        end = time.monotonic() + duration_s
+        tick = threading.Event()
+        while True:
+            for w in watched:
+                w.sample()
+            if time.monotonic() >= end or daemon.poll() is not None:
+                break
+            tick.wait(min(interval_s, max(0.0, end - time.monotonic())))
+        alive = daemon.poll() is None
+    finally:
+        codes = [stop(p) for p in processes]
+        notify.close()
+        broker.stop()
+    lines = [
+        f"idle soak: {duration_s:g} s, sampled every {interval_s:g} s, {len(watched[0].samples)} samples"
+    ]
+    lines += [w.summary() for w in watched]
+    lines.append(f"hall-edge start -> READY=1: {ready_s * 1000:.0f} ms")
+    lines.append(
+        f"hall-edge WATCHDOG=1 pings: {notify.watchdog_pings} (every {WATCHDOG_USEC / 2e6:g} s expected)"
+    )
+    lines.append(f"hall-edge alive through the soak: {alive}; exit code on SIGTERM: {codes[0]}")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--duration", type=float, default=600.0, help="seconds (default 600)")
+    parser.add_argument("--interval", type=float, default=10.0, help="seconds between samples (default 10)")
+    args = parser.parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="hall-bench-soak-"))
+    try:
+        for line in soak(args.duration, args.interval, work):
+            print(line, flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

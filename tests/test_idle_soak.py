@@ -1,0 +1,29 @@
+"""bench/idle_soak.py, smoke size: a few seconds of the 10-minute idle soak, figures printed."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "bench" / "idle_soak.py"
+
+
+def test_idle_soak_smoke_prints_rss_cpu_ready_and_watchdog():
+    result = subprocess.run(
+        [sys.executable, str(BENCH), "--duration", "3", "--interval", "0.5"],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for name in ("hall-edge run", "plain paho client"):
+        row = re.search(rf"^{name} +RSS start +([\d.]+) MiB .* = +([\d.]+) %$", out, re.M)
+        assert row, out
+        assert 5 < float(row.group(1)) < 500
+    ready = re.search(r"start -> READY=1: (\d+) ms", out)
+    assert ready and int(ready.group(1)) < 30_000, out
+    assert "alive through the soak: True; exit code on SIGTERM: 0" in out
