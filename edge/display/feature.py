@@ -218,7 +218,8 @@ class DisplayFeature:
         if self.level_override is not None:
             return self.level_override
         wall = self._core().clock.now()
-        night = in_window(wall, self.cfg.night_from, self.cfg.night_until)
+        night_from, night_until = self.cfg.night_from, self.cfg.night_until
+        night = night_from != night_until and in_window(wall, night_from, night_until)  # equal: no night
         return self.cfg.night_brightness if night else self.day_level
 
     def _housekeeping(self) -> None:

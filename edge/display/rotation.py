@@ -71,13 +71,14 @@ class Rotation:
         self._new.extend(fresh)
         shown = self.current.art.page if self.current else None
         gone = shown is not None and shown.kind == "job" and shown.key not in self._cards
-        if gone or (fresh and self._interruptible()):
+        if gone or ((fresh or self._showing_empty()) and self._interruptible()):
             self._end_now(now)
 
     def set_notices(self, cards: list[NoticeCard], now: float) -> None:
         self.notices = cards
         shown = self.current.art.page if self.current else None
-        if shown is not None and shown.kind == "notice" and shown.key not in {n.id for n in cards}:
+        gone = shown is not None and shown.kind == "notice" and shown.key not in {n.id for n in cards}
+        if gone or (cards and self._showing_empty()):
             self._end_now(now)
 
     def call(self, ticket: str, window: int, seconds: float, now: float) -> None:
@@ -149,6 +150,10 @@ class Rotation:
         return self._message[1] if self._message else None
 
     # ---- choosing -------------------------------------------------------------
+
+    def _showing_empty(self) -> bool:
+        """The friendly no-jobs page gives way as soon as there is something to show."""
+        return self.current is not None and self.current.art.page.kind == "empty"
 
     def _interruptible(self) -> bool:
         return self.current is None or self.current.source in ("rotation", "new")
