@@ -190,6 +190,12 @@ SCHEMA: dict[str, Any] = {
             float, 60.0, "alarm when a key is held this long", check=between(1, 3600, "seconds")
         ),
         "call_seconds": Key(float, 8.0, "a called ticket holds the screen", check=between(1, 120, "seconds")),
+        "service_s_default": Key(
+            float,
+            180.0,
+            "service time per worker for the wait estimate until today's calls give one",
+            check=between(10, 3600, "seconds"),
+        ),
         "wait_text": Key(str, "请在休息区等候 注意呼叫及大屏显示信息"),
         "void_text": Key(str, "过号无效 请重新取号"),
         "categories": TableList(
@@ -240,9 +246,9 @@ SCHEMA: dict[str, Any] = {
         ),
         "lock_pulse_s": Key(float, 0.5, check=between(0.05, 30, "seconds")),
         "unlock_timeout_s": Key(
-            float, 30.0, "relock if the door never opens", check=between(2, 600, "seconds")
+            float, 30.0, "relock if the door never opens", check=between(0.5, 600, "seconds")
         ),
-        "door_open_alarm_s": Key(float, 120.0, check=between(5, 86400, "seconds")),
+        "door_open_alarm_s": Key(float, 120.0, check=between(0.5, 86400, "seconds")),
         "loan_hours": Key(float, 72.0, "overdue after", check=between(0.0001, 8760, "hours")),
         "select_s": Key(
             float, 15.0, "a compartment button waits this long for a card", check=between(1, 300, "seconds")

@@ -1,0 +1,23 @@
+"""The tool locker feature: RFID taps, compartments, rentals, inspections, the per-tool ledger, alarms.
+
+- ``feature``: the flows (checkout, return, inspection, alarms, restart recovery);
+- ``ledger``: the durable records (SQLite) and their events;
+- ``compartments``: locks, door sensors and select buttons (GPIO or an RS-485 board).
+
+See docs/locker.md for hall staff, docs/architecture.md for the design.
+"""
+
+from __future__ import annotations
+
+from edge.locker.feature import Locker
+from edge.schema import Settings, read_secret
+
+
+def create(settings: Settings) -> Locker | None:
+    """The locker, or None when it is disabled.  The site card key is read once, here."""
+    if not settings.locker.enabled:
+        return None
+    return Locker(settings, read_secret(settings.rfid.card_key_file))
+
+
+__all__ = ["Locker", "create"]

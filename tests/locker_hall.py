@@ -1,0 +1,259 @@
+"""A locker on a test bench: real Storage + Core + Locker, gpiozero MockFactory pins, a pty card reader.
+
+Doors are reed switches to GND (``ReedPin``): the pull-up cannot lift a pin
+whose switch is closed, so a door stays shut when the daemon re-creates its
+Button after a restart, as on real hardware.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from gpiozero import Device
+from gpiozero.pins.mock import MockFactory, MockPin
+from hallsim.rfid import SimReader
+from support import make_config, wait_for
+
+from drivers.rfid import card_hash
+from edge.clock import Clock
+from edge.core import Core
+from edge.locker import create
+from edge.locker.compartments import CardTapped
+from edge.messages import Buzz, ScreenLine, SnapshotUpdated
+from edge.outbox import Event
+from edge.storage import Storage
+
+KEY = b"test-site-card-key"
+COMPARTMENTS = [
+    {
+        "number": 1,
+        "tool_id": "T-hammer-01",
+        "tool_type": "hammer",
+        "lock_pin": 5,
+        "door_pin": 6,
+        "select_pin": 13,
+    },
+    {
+        "number": 2,
+        "tool_id": "T-shovel-01",
+        "tool_type": "shovel",
+        "lock_pin": 17,
+        "door_pin": 27,
+        "select_pin": 19,
+    },
+    {
+        "number": 3,
+        "tool_id": "T-drill-01",
+        "tool_type": "drill",
+        "lock_pin": 22,
+        "door_pin": 23,
+        "select_pin": 26,
+    },
+]
+UIDS = {
+    "W1": "0100000001",
+    "W2": "0100000002",
+    "W3": "0100000003",
+    "SUSP": "0100000004",
+    "BAN": "0100000005",
+    "STAFF": "0100000006",
+    "DRILLER": "0100000007",
+    "STRANGER": "0F0F0F0F0F",
+}
+
+
+def cards_snapshot() -> dict[str, Any]:
+    def card(name: str, worker: str, **extra: Any) -> dict[str, Any]:
+        entry = {"h": card_hash(KEY, UIDS[name]), "worker": worker, "role": "worker", "status": "active"}
+        entry.update({"tools_max": 1, "approved": []})
+        entry.update(extra)
+        return entry
+
+    return {
+        "schema": "lgsc.cards/1",
+        "generated_at": "2026-11-22T08:00:00+08:00",
+        "hash": {"alg": "hmac-sha256", "key_id": "k2026"},
+        "cards": [
+            card("W1", "W000001"),
+            card("W2", "W000002"),
+            card("W3", "W000003", tools_max=2),
+            card("SUSP", "W000004", status="suspended"),
+            card("BAN", "W000005", status="banned"),
+            card("STAFF", "S000001", role="staff"),
+            card("DRILLER", "W000007", approved=["drill"]),
+        ],
+    }
+
+
+class ReedPin(MockPin):
+    """A door switch to GND: closed (``shut``) holds the pin low whatever the pull."""
+
+    def __init__(self, factory: Any, info: Any) -> None:
+        self.shut = True
+        super().__init__(factory, info)
+
+    def _set_pull(self, value: str) -> None:
+        super()._set_pull(value)
+        if self.shut:
+            self.drive_low()
+
+
+class LockPin(MockPin):
+    """A lock output that remembers when it last went high (perf_counter)."""
+
+    def __init__(self, factory: Any, info: Any) -> None:
+        self.high_at: list[float] = []
+        super().__init__(factory, info)
+
+    def _change_state(self, value: bool) -> bool:
+        changed = super()._change_state(value)
+        if changed and value:
+            self.high_at.append(time.perf_counter())
+        return changed
+
+
+class Hall:
+    def __init__(self, tmp_path: Path, locker: dict | None = None, rfid: dict | None = None) -> None:
+        self.tmp_path = tmp_path
+        key_file = tmp_path / "card.key"
+        key_file.write_bytes(KEY)
+        os.chmod(key_file, 0o600)
+        self.sim = SimReader("rdm6300", link=tmp_path / "hall-rfid", hold_s=0.05).start()
+        self.config = make_config(
+            tmp_path,
+            {
+                "rfid": {
+                    "enabled": True,
+                    "port": str(tmp_path / "hall-rfid"),
+                    "card_key_file": str(key_file),
+                    "same_card_s": 0.1,
+                    **(rfid or {}),
+                },
+                "locker": {
+                    "enabled": True,
+                    "unlock_timeout_s": 5.0,
+                    "lock_pulse_s": 0.2,
+                    "compartments": COMPARTMENTS,
+                    **(locker or {}),
+                },
+            },
+        )
+        Device.pin_factory = MockFactory()
+        self.pins: dict[str, Any] = {}
+        for c in self.config.locker.compartments:
+            self.pins[f"door{c.number}"] = Device.pin_factory.pin(c.door_pin, pin_class=ReedPin)
+            self.pins[f"lock{c.number}"] = Device.pin_factory.pin(c.lock_pin, pin_class=LockPin)
+            self.pins[f"select{c.number}"] = Device.pin_factory.pin(c.select_pin)
+        self.events: list[Event] = []
+        self.buzzes: list[str] = []
+        self.lines: list[str] = []
+        self._lock = threading.Lock()
+        self.storage: Storage | None = None
+        self.start()
+
+    # -- the daemon side -------------------------------------------------------------
+
+    def start(self) -> None:
+        self.storage = Storage(self.config.storage.dir)
+        self.core = Core(self.config, self.storage, Clock("Asia/Shanghai", "synced"))
+        self.core.outbox.listeners.append(self._event)
+        self.core.subscribe(Buzz, lambda m: self.buzzes.append(m.pattern))
+        self.core.subscribe(ScreenLine, lambda m: self.lines.append(m.text))
+        self.locker = create(self.config)
+        self.locker.start(self.core)
+        self.core.start()
+        self.core.post(SnapshotUpdated("cards", cards_snapshot(), datetime.now(UTC), live=False))
+
+    def crash(self) -> None:
+        """Stop the core where it stands (no shutdown work of ours), keep the pins' physical state."""
+        self.core.stop()
+        self.locker.stop()
+        self.storage.close()
+
+    def restart(self) -> None:
+        self.crash()
+        self.start()
+
+    def close(self) -> None:
+        self.crash()
+        self.sim.stop()
+        Device.pin_factory.reset()
+        Device.pin_factory.close()
+
+    def _event(self, event: Event) -> None:
+        with self._lock:
+            self.events.append(event)
+
+    # -- the hall side ---------------------------------------------------------------------
+
+    def tap(self, name: str) -> None:
+        """A tap as the reader thread hands it over (the pty path is tested in test_rfid)."""
+        self.core.post(CardTapped(card_hash(KEY, UIDS[name])))
+
+    def door(self, number: int, is_open: bool) -> None:
+        pin = self.pins[f"door{number}"]
+        pin.shut = not is_open
+        if is_open:
+            pin.drive_high()
+        else:
+            pin.drive_low()
+
+    def select(self, number: int) -> None:
+        pin = self.pins[f"select{number}"]
+        pin.drive_low()
+        pin.drive_high()
+
+    def lock_high(self, number: int) -> bool:
+        return bool(self.pins[f"lock{number}"].state)
+
+    def unlocks(self, number: int) -> int:
+        return len(self.pins[f"lock{number}"].high_at)
+
+    def data(self, type_: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [e.body()["data"] for e in self.events if e.type == type_]
+
+    def wait_event(self, type_: str, count: int = 1, timeout: float = 5.0) -> list[dict[str, Any]]:
+        wait_for(lambda: len(self.data(type_)) >= count, timeout, what=f"{count} x {type_}")
+        return self.data(type_)
+
+    def status(self) -> dict[str, Any]:
+        done = threading.Event()
+        result: dict[str, Any] = {}
+        self.core.call_soon(lambda: (result.update(self.core.status()), done.set()))
+        done.wait(5)
+        return result["locker"]
+
+    def run(self, fn: Any) -> Any:
+        """Call ``fn`` on the core thread (commands run there) and return its result or exception."""
+        done = threading.Event()
+        box: dict[str, Any] = {}
+
+        def call() -> None:
+            try:
+                box["value"] = fn()
+            except Exception as exc:
+                box["error"] = exc
+            done.set()
+
+        self.core.call_soon(call)
+        done.wait(5)
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+
+    def checkout(self, name: str, number: int) -> dict[str, Any]:
+        """Tap, take the tool from ``number``, shut the door; the rental.checkout event."""
+        before = len(self.data("rental.checkout"))
+        self.tap(name)
+        wait_for(lambda: self.lock_high(number), what=f"lock {number} pulsed")
+        self.door(number, True)
+        self.door(number, False)
+        event = self.wait_event("rental.checkout", before + 1)[-1]
+        wait_for(lambda: not self.lock_high(number), what=f"lock {number} released")
+        return event
