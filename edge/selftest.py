@@ -171,21 +171,24 @@ def check_spi(config: Settings) -> Check:
 # ---- GPIO ---------------------------------------------------------------------
 
 
-def configured_pins(config: Settings) -> dict[int, tuple[str, bool]]:
-    """BCM pin -> (what is wired to it, is it an input), for everything the configuration enables."""
-    pins: dict[int, tuple[str, bool]] = {}
+KEY, DOOR, OUTPUT = "key", "door", "output"
+
+
+def configured_pins(config: Settings) -> dict[int, tuple[str, str]]:
+    """BCM pin -> (what is wired to it, KEY/DOOR/OUTPUT), for everything the configuration enables."""
+    pins: dict[int, tuple[str, str]] = {}
     if config.queue.enabled:
-        pins.update({c.pin: (f"key {c.code}", True) for c in config.queue.categories})
-        pins[config.queue.priority_pin] = ("priority key", True)
+        pins.update({c.pin: (f"key {c.code}", KEY) for c in config.queue.categories})
+        pins[config.queue.priority_pin] = ("priority key", KEY)
         for w in config.queue.windows:
-            pins.update({w.call_pin: (f"call {w.number}", True), w.recall_pin: (f"recall {w.number}", True)})
-            pins[w.skip_pin] = (f"skip {w.number}", True)
+            pins.update({w.call_pin: (f"call {w.number}", KEY), w.recall_pin: (f"recall {w.number}", KEY)})
+            pins[w.skip_pin] = (f"skip {w.number}", KEY)
     if config.buzzer.enabled:
-        pins[config.buzzer.pin] = ("buzzer", False)
+        pins[config.buzzer.pin] = ("buzzer", OUTPUT)
     if config.locker.enabled and config.locker.locks == "gpio":
         for c in config.locker.compartments:
-            pins.update({c.lock_pin: (f"lock {c.number}", False), c.door_pin: (f"door {c.number}", True)})
-            pins[c.select_pin] = (f"select {c.number}", True)
+            pins.update({c.lock_pin: (f"lock {c.number}", OUTPUT), c.door_pin: (f"door {c.number}", DOOR)})
+            pins[c.select_pin] = (f"select {c.number}", KEY)
     pins.pop(-1, None)
     return pins
 
@@ -200,7 +203,7 @@ def check_gpio(config: Settings) -> Check:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PinFactoryFallback)  # the final error says enough
         try:
-            busy, low = _probe_pins(pins)
+            busy, odd = _probe_pins(pins)
         except BadPinFactory as exc:
             return Check("gpio", FAIL, f"no GPIO here: {exc}", "run on the Pi; install python3-lgpio")
         except GPIOZeroError as exc:
@@ -208,27 +211,32 @@ def check_gpio(config: Settings) -> Check:
     if busy:
         return Check("gpio", FAIL, "; ".join(busy), "stop the service first; check for pins used twice")
     detail = f"{len(pins)} pins usable: " + ", ".join(str(p) for p in sorted(pins))
-    if low:
-        return Check("gpio", WARN, detail + "; low now: " + ", ".join(low), "is a key held or stuck?")
+    if odd:
+        todo = "a key held or stuck, or its wire shorted to GND? a door open, or its reed switch unwired?"
+        return Check("gpio", WARN, detail + "; " + ", ".join(odd), todo)
     return Check("gpio", PASS, detail)
 
 
-def _probe_pins(pins: dict[int, tuple[str, bool]]) -> tuple[list[str], list[str]]:
-    """(pins that cannot be claimed, inputs that read low) ."""
+def _probe_pins(pins: dict[int, tuple[str, str]]) -> tuple[list[str], list[str]]:
+    """(pins that cannot be claimed, inputs in an unexpected state)."""
     from gpiozero import GPIOPinInUse, InputDevice, PinInvalidPin
 
-    busy, low = [], []
-    for pin, (role, is_input) in sorted(pins.items()):
-        # Keys and door switches are read with their pull-up; outputs (locks, buzzer) are
-        # only claimed, never pulled or driven: a pull-up could be enough to fire a relay.
-        pull, active = (True, None) if is_input else (None, True)
+    busy, odd = [], []
+    for pin, (role, kind) in sorted(pins.items()):
+        # Keys and door switches (to GND) are read with their pull-up; outputs (locks, buzzer)
+        # are only claimed, never pulled or driven: a pull-up could be enough to fire a relay.
+        pull, active = (None, True) if kind == OUTPUT else (True, None)
         try:
             with InputDevice(pin, pull_up=pull, active_state=active) as device:
-                if is_input and device.is_active:
-                    low.append(f"{pin} ({role})")
+                low = device.is_active if kind != OUTPUT else None
         except (GPIOPinInUse, PinInvalidPin, OSError) as exc:
             busy.append(f"{pin} ({role}): {exc}")
-    return busy, low
+            continue
+        if kind == KEY and low:
+            odd.append(f"{pin} ({role}) pressed")
+        elif kind == DOOR and not low:
+            odd.append(f"{pin} ({role}) open")  # a shut door closes its reed switch: low
+    return busy, odd
 
 
 # ---- broker -------------------------------------------------------------------

@@ -156,6 +156,23 @@ def test_gpio_pins_of_the_configuration_are_usable(tmp_path, pins):
     assert pins.pin(12).state == 0  # the buzzer was never driven
 
 
+def test_locker_doors_read_open_are_a_warning_and_locks_are_never_driven(tmp_path, pins):
+    key = tmp_path / "card.key"
+    key.write_bytes(b"k" * 32)
+    key.chmod(0o600)
+    config = make_config(
+        tmp_path,
+        {"rfid": {"enabled": True, "card_key_file": str(key)}, "locker": {"enabled": True}},
+    )
+    row = check_gpio(config)
+    assert row.result == WARN  # mock pins float high under the pull-up: like three open doors
+    assert "27 (door 1) open, 23 (door 2) open, 25 (door 3) open" in row.detail
+    assert "6 pins usable: 17, 22, 23, 24, 25, 27" in row.detail
+    for lock in (17, 22, 24):
+        assert pins.pin(lock).state == 0
+        assert pins.pin(lock).pull == "floating"
+
+
 def test_a_pin_in_use_fails_with_what_to_do(tmp_path, pins):
     with Button(20):
         row = check_gpio(queue_config(tmp_path))
