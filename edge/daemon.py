@@ -47,6 +47,9 @@ def feature_factories() -> list[FeatureFactory]:
     from edge import display
 
     factories.append(display.build)
+    from edge import locker
+
+    factories.append(locker.create)
     return factories
 
 
