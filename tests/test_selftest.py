@@ -166,7 +166,7 @@ def test_locker_doors_read_open_are_a_warning_and_locks_are_never_driven(tmp_pat
     )
     row = check_gpio(config)
     assert row.result == WARN  # mock pins float high under the pull-up: like three open doors
-    assert "27 (door 1) open, 23 (door 2) open, 25 (door 3) open" in row.detail
+    assert "23 (door 2) open, 25 (door 3) open, 27 (door 1) open" in row.detail
     assert "6 pins usable: 17, 22, 23, 24, 25, 27" in row.detail
     for lock in (17, 22, 24):
         assert pins.pin(lock).state == 0
