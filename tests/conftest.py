@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from contract_recorder import contract_recorder  # noqa: F401 - every published message is checked
 from hallsim.broker import Mosquitto
 
 

@@ -1,0 +1,217 @@
+"""The JSON Schemas in docs/schemas/ and the messages the link publishes.
+
+Every message any test makes the controller publish on the session broker is
+validated at the end of the session (tests/contract_recorder.py); this file
+checks the schemas themselves against the contract's own examples and makes
+the link publish one of each kind of message.
+"""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+from contract_recorder import Seen, problems_with, validators
+from link_support import start_rig, unique_site
+from support import wait_for
+
+CHECKERS = validators()
+
+EVENT = {
+    "schema": "lgsc.event/1",
+    "event_id": "01JD3XQ4S5N2K7W9E8R6T1Y0ZA",
+    "seq": 4711,
+    "device": "qinshui/hall-01",
+    "type": "rental.checkout",
+    "at": "2026-11-22T09:01:02.123+08:00",
+    "clock": "synced",
+    "data": {
+        "rental_id": "R-1",
+        "worker": "W000123",
+        "tool_id": "T-hammer-03",
+        "tool_type": "hammer",
+        "compartment": 3,
+    },
+}
+BODY = {
+    "id": "c-01J9Z8",
+    "name": "display.message",
+    "device": "qinshui/hall-01",
+    "issued_at": "2026-11-22T09:00:00+08:00",
+    "expires_at": "2026-11-22T09:05:00+08:00",
+    "issuer": "it-wang",
+    "args": {"text": "今日下午停电 暂停营业", "seconds": 3600},
+}
+AT = "2026-11-22T08:30:00+08:00"
+EXAMPLES = {
+    "event": EVENT,
+    "state": {
+        "schema": "lgsc.state/1",
+        "online": True,
+        "version": "0.1.0",
+        "started_at": AT,
+        "components": {"display": "ok", "printer": "paper_out"},
+    },
+    "telemetry": {
+        "schema": "lgsc.telemetry/1",
+        "uptime_s": 10,
+        "cpu_temp_c": 51.5,
+        "load1": 0.2,
+        "mem_used_mb": 200,
+        "disk_free_mb": 9000,
+        "outbox_depth": 0,
+        "mqtt_reconnects": 1,
+        "clock": "unsynced",
+    },
+    "cmd": {"body": json.dumps(BODY, ensure_ascii=False), "kid": "it-2026a", "sig": "c2lnbmF0dXJl"},
+    "cmd-body": BODY,
+    "result": {
+        "schema": "lgsc.result/1",
+        "id": "c-1",
+        "ok": False,
+        "error": {"code": "busy", "message": "x"},
+    },
+    "jobs": {
+        "schema": "lgsc.jobs/1",
+        "generated_at": AT,
+        "jobs": [
+            {
+                "id": "J20261122-0007",
+                "title": "瓦工",
+                "headcount": 3,
+                "wage": {"amount": 300, "unit": "day"},
+                "location": "南山公园东侧工地",
+                "employer": "恒达建筑",
+                "contact": "13812345678",
+                "posted_at": "2026-11-22T08:29:41+08:00",
+                "starts_at": "2026-11-23T07:00:00+08:00",
+                "expires_at": "2026-11-23T18:00:00+08:00",
+                "urgent": True,
+                "verified": True,
+            }
+        ],
+    },
+    "notices": {
+        "schema": "lgsc.notices/1",
+        "generated_at": AT,
+        "notices": [{"id": "N12", "text": "本周四下午三点 家政技能免费培训", "starts_at": AT, "ends_at": AT}],
+    },
+    "cards": {
+        "schema": "lgsc.cards/1",
+        "generated_at": AT,
+        "hash": {"alg": "hmac-sha256", "key_id": "k2026"},
+        "cards": [
+            {
+                "h": "9f2c51a0d4e37b18c6a2f0e1d9b8c7a6",
+                "worker": "W000123",
+                "role": "worker",
+                "status": "active",
+                "tools_max": 1,
+                "approved": ["drill"],
+            }
+        ],
+    },
+}
+
+
+def test_every_payload_has_a_valid_schema():
+    assert set(CHECKERS) == set(EXAMPLES)
+    for checker in CHECKERS.values():
+        jsonschema.Draft202012Validator.check_schema(checker.schema)
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_contract_examples_validate(name):
+    CHECKERS[name].validate(EXAMPLES[name])
+
+
+@pytest.mark.parametrize(
+    ("name", "change"),
+    [
+        ("event", {"seq": 0}),
+        ("event", {"clock": "maybe"}),
+        ("event", {"type": "rental.checkout", "data": {"rental_id": "R-1"}}),
+        ("event", {"type": "rental.denied", "data": {"reason": "because"}}),
+        (
+            "event",
+            {"type": "error.invalid_payload", "data": {"topic": "t", "reason": "r", "x": "13812345678"}},
+        ),
+        ("event", {"event_id": "not-a-ulid"}),
+        ("event", {"at": "2026-11-22 09:01"}),
+        ("state", {"online": "yes"}),
+        ("telemetry", {"outbox_depth": -1}),
+        ("cmd-body", {"name": "rm -rf"}),
+        ("result", {"ok": True}),
+        ("jobs", {"jobs": [{"id": "J1"}]}),
+        ("cards", {"hash": {"alg": "md5", "key_id": "k"}}),
+    ],
+)
+def test_contract_violations_are_caught(name, change):
+    doc = {**EXAMPLES[name], **change}
+    assert list(CHECKERS[name].iter_errors(doc))
+
+
+def test_topic_and_flag_rules():
+    topic = "lgsc/v1/qinshui/hall-01/events/ticket"
+    event = json.dumps(EVENT).encode()
+    assert any("wrong kind" in p for p in problems_with(Seen(topic, event, 1, False), CHECKERS))
+    state = json.dumps(EXAMPLES["state"]).encode()
+    assert problems_with(Seen("lgsc/v1/qinshui/hall-01/state", state, 1, False), CHECKERS)
+    assert not problems_with(Seen("lgsc/v1/qinshui/hall-01/state", state, 1, True), CHECKERS)
+    assert not problems_with(Seen("lgsc/v1/qinshui/jobs", b"garbage", 1, True), CHECKERS)
+
+
+def test_what_the_link_publishes_is_valid(tmp_path, broker, contract_recorder):
+    """One of each: birth, events of every listed type, telemetry, result, death."""
+    site = unique_site()
+    rig = start_rig(tmp_path, broker.port, site, telemetry_interval_s=1.0)
+    samples = {
+        "rental.checkout": EVENT["data"],
+        "rental.return": {
+            "rental_id": "R-1",
+            "worker": "W1",
+            "tool_id": "T1",
+            "compartment": 1,
+            "duration_s": 60,
+        },
+        "rental.inspected": {
+            "rental_id": "R-1",
+            "tool_id": "T1",
+            "result": "ok",
+            "inspector": "S1",
+            "note": "",
+        },
+        "rental.denied": {"reason": "unknown_card"},
+        "ticket.issued": {"ticket": "A023", "category": "A", "priority": False, "waiting_ahead": 3},
+        "ticket.called": {"ticket": "A023", "window": 2, "wait_s": 120},
+        "alarm.printer": {"state": "paper_out"},
+        "audit.command": {"id": "c-1", "name": "status", "issuer": "it-wang", "ok": True},
+        "audit.command_refused": {"id": None, "reason": "bad_signature"},
+        "error.invalid_payload": {"topic": f"lgsc/v1/{site}/jobs", "reason": "payload is not JSON"},
+    }
+    try:
+        wait_for(lambda: rig.link.online, what="online")
+        rig.on_core(lambda: rig.core.set_component("printer", "ok"))
+        for type_, data in samples.items():
+            rig.emit(type_, data)
+        result = {"schema": "lgsc.result/1", "id": "c-1", "ok": True, "result": {"queue": []}}
+        rig.on_core(lambda: rig.link.publish_result(json.dumps(result).encode(), None, None))
+        base = f"lgsc/v1/{site}/hall-01/"
+
+        def mine() -> list[Seen]:
+            return [m for m in contract_recorder.messages() if m.topic.startswith(base)]
+
+        wait_for(
+            lambda: (
+                {m.topic[len(base) :].split("/")[0] for m in mine()}
+                >= {"state", "events", "telemetry", "cmd"}
+            ),
+            what="every kind of message at the recorder",
+        )
+        wait_for(lambda: sum("/events/" in m.topic for m in mine()) == len(samples), what="all events")
+    finally:
+        rig.stop()
+    wait_for(lambda: any(m.payload == b'{"schema":"lgsc.state/1","online":false}' for m in mine()))
+    problems = [p for m in mine() for p in problems_with(m, CHECKERS)]
+    assert problems == []
