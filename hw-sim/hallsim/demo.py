@@ -38,15 +38,18 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from hallsim.control import LAST_DEMO, SIM_JSON, ControlError, ControlServer, Verb
 from hallsim.pins import ENV_SOCKET, PinBoard
 
 SITE = "qinshui"
+HALL_ZONE = ZoneInfo("Asia/Shanghai")
 DEVICE = "hall-01"
 ADMIN_KID = "sim"
 CARD_KEY_ID = "k-sim"
@@ -230,9 +233,12 @@ class Demo:
         self.config_path.write_text(render_toml(self._config(host, port, public_key)), encoding="utf-8")
         self._write_sim(host, port, "starting")
         if self.with_central:
-            self.devices.central = self._optional(
-                "central", lambda m: m.Central(host, port, SITE, DEVICE, self.data / "central")
-            )
+            self.devices.central = self._optional("central", lambda m: self._build_central(m, host, port))
+            if self.devices.central is not None:
+                try:
+                    self._publish_samples(self.devices.central)
+                except Exception as exc:  # noqa: BLE001 - an empty hall is still a demo
+                    _warn(f"the fake central could not publish the samples: {exc}")
         self.control = ControlServer(self.sock("control.sock"), self.verbs()).start()
         self._start_daemon()
         self._write_sim(host, port, "running")
@@ -272,6 +278,28 @@ class Demo:
         except TypeError:
             return module.SimPrinter(self.data / "printer")
 
+    def _build_central(self, module: Any, host: str, port: int) -> Any:
+        return module.Central(
+            host, port, SITE, DEVICE, self.data / "central", card_key=self.card_key, key_id=CARD_KEY_ID
+        )
+
+    @staticmethod
+    def _publish_samples(central: Any) -> None:
+        """Something to see at once: verified jobs, a notice, and the sample cards (not the stranger)."""
+        now = datetime.now(HALL_ZONE)
+        central.publish_cards([dict(card) for name, card in CARDS.items() if name != "stranger"])
+        central.publish_notices(
+            [
+                {
+                    "id": "N-sim-1",
+                    "text": "本周四下午三点 家政技能免费培训",
+                    "starts_at": now.isoformat(timespec="seconds"),
+                    "ends_at": (now + timedelta(days=7)).isoformat(timespec="seconds"),
+                }
+            ]
+        )
+        central.generate_jobs(4)
+
     def _make_keys(self) -> str:
         """The site card key and an Ed25519 key pair for signed commands; returns the public key."""
         from cryptography.hazmat.primitives import serialization
@@ -297,6 +325,8 @@ class Demo:
                 "enabled": True,
                 "device": "dummy",
                 "frame_mirror": self.sock("screen.sock") if screen else "",
+                "open_from": "00:00",  # same as open_until: on all day, whenever someone tries the demo
+                "open_until": "00:00",
             },
             "printer": {"enabled": printer is not None, "port": printer.port if printer else ""},
             "queue": {
