@@ -70,7 +70,11 @@ class SerialTransport:
     def read(self, size: int, timeout: float) -> bytes:
         self._port.timeout = max(timeout, 0.0)
         try:
-            return self._port.read(size)
+            # read(size) would wait the whole timeout for ``size`` bytes: wait for one, take the rest.
+            data = self._port.read(1)
+            if data and size > 1:
+                data += self._port.read(min(size - 1, self._port.in_waiting))
+            return data
         except serial.SerialException as exc:
             raise OSError(f"serial read failed: {exc}") from None
 
