@@ -28,6 +28,7 @@ import json
 import os
 import queue
 import secrets
+import socket
 import sys
 import threading
 import time
@@ -265,9 +266,10 @@ class Session:
         client.on_message = lambda _c, _u, message: self.messages.put(message)
         return client
 
-    def _on_connect(self, _c: mqtt.Client, _u: Any, _flags: Any, reason: Any, _props: Any) -> None:
+    def _on_connect(self, client: mqtt.Client, _u: Any, _flags: Any, reason: Any, _props: Any) -> None:
         if reason.is_failure:
             self._failure = str(reason)
+        set_nodelay(client)
         self._connected.set()
 
     def _connect(self, timeout_s: float) -> None:
@@ -296,6 +298,14 @@ class Session:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def set_nodelay(client: mqtt.Client) -> None:
+    """Send small packets at once: with Nagle's algorithm (paho's default) a request/response
+    pays delayed-ACK waits of ~40 ms (bench/admin_roundtrip.py shows it)."""
+    sock = client.socket()
+    if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 @dataclass(frozen=True)
