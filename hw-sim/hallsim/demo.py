@@ -165,6 +165,14 @@ def _broker_address(url: str) -> tuple[str, int]:
     return parts.hostname, parts.port or 1883
 
 
+def _port(device: Any) -> str:
+    """The path the daemon opens: the device's stable link if it has one (survives a replug)."""
+    if device is None:
+        return ""
+    link = getattr(device, "link", None)
+    return str(link) if link else str(device.port)
+
+
 def daemon_command(config: Path) -> list[str]:
     """The installed console script next to this Python, else ``python -m edge``."""
     script = Path(sys.executable).with_name("hall-edge")
@@ -269,7 +277,7 @@ class Demo:
     def _start_devices(self) -> None:
         (self.data / "dev").mkdir(exist_ok=True)
         self.devices.printer = self._optional("printer", self._build_printer)
-        self.devices.reader = self._optional("rfid", lambda m: m.SimReader("rdm6300"))
+        self.devices.reader = self._optional("rfid", self._build_reader)
         self.devices.screen = self._optional("screen", lambda m: m.SimScreen(self.sock("screen.sock")))
 
     def _build_printer(self, module: Any) -> Any:
@@ -277,6 +285,12 @@ class Demo:
             return module.SimPrinter(self.data / "printer", link=self.data / "dev" / "hall-printer")
         except TypeError:
             return module.SimPrinter(self.data / "printer")
+
+    def _build_reader(self, module: Any) -> Any:
+        try:
+            return module.SimReader("rdm6300", link=self.data / "dev" / "hall-rfid")
+        except TypeError:
+            return module.SimReader("rdm6300")
 
     def _build_central(self, module: Any, host: str, port: int) -> Any:
         return module.Central(
@@ -328,7 +342,7 @@ class Demo:
                 "open_from": "00:00",  # same as open_until: on all day, whenever someone tries the demo
                 "open_until": "00:00",
             },
-            "printer": {"enabled": printer is not None, "port": printer.port if printer else ""},
+            "printer": {"enabled": printer is not None, "port": _port(printer)},
             "queue": {
                 "enabled": True,
                 "priority_pin": PRIORITY_PIN,
@@ -339,7 +353,7 @@ class Demo:
             "rfid": {
                 "enabled": reader is not None,
                 "reader": "rdm6300",
-                "port": reader.port if reader else "",
+                "port": _port(reader),
                 "card_key_file": str(self.card_key),
             },
             "locker": {"enabled": reader is not None, "locks": "gpio", "compartments": COMPARTMENTS},
@@ -361,8 +375,8 @@ class Demo:
                 "pins": self.sock("pins.sock"),
                 "daemon_pid": self.daemon.pid if self.daemon else None,
                 "daemon_log": str(self.log_path),
-                "printer": printer.port if printer else None,
-                "rfid": {"kind": "rdm6300", "port": reader.port} if reader else None,
+                "printer": _port(printer) or None,
+                "rfid": {"kind": "rdm6300", "port": _port(reader)} if reader else None,
                 "screen": self.sock("screen.sock") if screen else None,
                 "central": self.devices.central is not None,
                 "admin_key": str(self.admin_key),
@@ -461,8 +475,8 @@ class Demo:
             f"  daemon      hall-edge run, pid {self.daemon.pid if self.daemon else '-'}",
             f"  daemon log  {self.log_path}",
             f"  central     {'fake central platform' if d.central else 'not running'}",
-            f"  printer     {d.printer.port if d.printer else 'not simulated'}",
-            f"  card reader {('RDM6300 on ' + d.reader.port) if d.reader else 'not simulated'}",
+            f"  printer     {_port(d.printer) or 'not simulated'}",
+            f"  card reader {('RDM6300 on ' + _port(d.reader)) if d.reader else 'not simulated'}",
             f"  screen      {'frames mirrored to the simulator' if d.screen else 'not simulated'}",
             "  buttons, door switches, locks and buzzer on the simulated GPIO pins",
         ]
