@@ -14,9 +14,10 @@ healthy link reaches the full window within a few round trips.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable
 
-from edge.outbox import Outbox
+from edge.outbox import Event, Outbox
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,8 @@ class Drain:
         self.online = False
         self.window = START_WINDOW
         self.inflight: dict[int, int] = {}  # mid -> seq (kept over a reconnect: paho resends them)
-        self.cursor = 0  # highest seq handed to paho on this connection
+        self.cursor = 0  # highest seq read from the outbox on this connection
+        self.ready: deque[Event] = deque()  # read ahead, not yet published (one query per many)
         self.acked: list[int] = []
         self.published = 0
         self.failed = 0
@@ -58,30 +60,36 @@ class Drain:
         self.online = True
         self.window = min(START_WINDOW, self.max_inflight)
         self.cursor = 0
+        self.ready.clear()
         self.fill()
 
     def disconnected(self) -> None:
         self.online = False
 
     def fill(self) -> None:
-        """Publish pending rows until the window is full."""
+        """Publish pending rows, oldest first, until the window is full."""
         if not self.online:
             return
-        in_flight_seqs = set(self.inflight.values())
+        in_flight_seqs: set[int] | None = None
         while len(self.inflight) < self.window:
-            room = self.window - len(self.inflight)
-            rows = self.outbox.pending(self.cursor, max(room, FETCH_ROWS) if in_flight_seqs else room)
-            if not rows:
+            if not self.ready and not self._read_ahead():
                 return
-            for event in rows:
-                if len(self.inflight) >= self.window:
-                    return
-                self.cursor = event.seq
+            event = self.ready.popleft()
+            if self.inflight:
+                if in_flight_seqs is None:
+                    in_flight_seqs = set(self.inflight.values())
                 if event.seq in in_flight_seqs:
                     continue  # paho is resending this one itself
-                mid = self.publish(self.topic_for_kind(event.kind), event.payload)
-                self.inflight[mid] = event.seq
-                self.published += 1
+            mid = self.publish(self.topic_for_kind(event.kind), event.payload)
+            self.inflight[mid] = event.seq
+            self.published += 1
+
+    def _read_ahead(self) -> bool:
+        rows = self.outbox.pending(self.cursor, FETCH_ROWS)
+        if rows:
+            self.cursor = rows[-1].seq
+            self.ready.extend(rows)
+        return bool(rows)
 
     def acknowledged(self, acks: list[tuple[int, bool]]) -> None:
         """PUBACKs (mid, ok) from the network thread, batched."""

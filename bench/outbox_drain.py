@@ -1,0 +1,181 @@
+"""Outbox drain rate against a local mosquitto, beside a plain paho QoS 1 loop, in one run.
+
+- ``plain paho``: one paho client publishes N messages of the same size as
+  our events, QoS 1, ``max_inflight_messages`` = the link's window, and
+  waits for every PUBACK. No storage: the ceiling for Python + paho here.
+- ``outbox drain``: N events already recorded in the SQLite outbox (as after
+  an outage); the link (edge.link, the real feature on a real core) starts,
+  connects, publishes them in seq order with its in-flight window and
+  deletes each batch of acknowledged rows (fsync'd commits). Timed from the
+  link's start to an empty outbox (connect time included).
+- ``live``: events emitted one by one (each its own fsync'd commit, as a hall
+  records them) while the link is connected; timed to an empty outbox.
+
+    .venv/bin/python bench/outbox_drain.py --events 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "hw-sim")]
+
+import paho.mqtt.client as mqtt  # noqa: E402
+from hallsim.broker import Mosquitto  # noqa: E402
+from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
+
+from edge.clock import Clock  # noqa: E402
+from edge.config import parse  # noqa: E402
+from edge.core import Core  # noqa: E402
+from edge.link import Link  # noqa: E402
+from edge.storage import Storage  # noqa: E402
+
+DATA = {"ticket": "A023", "category": "A", "priority": False, "waiting_ahead": 3}
+
+
+def plain_paho(port: int, count: int, payload: bytes, inflight: int) -> float:
+    """Seconds to publish ``count`` QoS 1 messages and have every PUBACK."""
+    done = threading.Event()
+    acked = 0
+
+    def on_publish(*_args: object) -> None:
+        nonlocal acked
+        acked += 1
+        if acked == count:
+            done.set()
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-plain", protocol=mqtt.MQTTv5)
+    client.max_inflight_messages_set(inflight)
+    client.on_publish = on_publish
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    started = time.perf_counter()
+    for _ in range(count):
+        client.publish("lgsc/v1/bench/plain/events/ticket", payload, qos=1)
+    done.wait(300)
+    elapsed = time.perf_counter() - started
+    client.disconnect()
+    client.loop_stop()
+    return elapsed
+
+
+def config_for(folder: Path, port: int, inflight: int) -> object:
+    text = f"""
+site = "bench"
+device = "hall-01"
+[mqtt]
+host = "127.0.0.1"
+port = {port}
+tls = false
+max_inflight = {inflight}
+[storage]
+dir = "{folder}"
+outbox_max_events = 10000000
+outbox_max_bytes = 10000000000
+[time]
+clock = "synced"
+[display]
+enabled = false
+[printer]
+enabled = false
+[queue]
+enabled = false
+"""
+    return parse(text, "bench")
+
+
+def wait_until(condition: object, timeout: float = 300.0) -> None:
+    pause = threading.Event()
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise TimeoutError("drain did not finish")
+        pause.wait(0.001)
+
+
+def outbox_drain(folder: Path, port: int, count: int, inflight: int) -> tuple[float, int]:
+    """Seconds from link start to an empty outbox for ``count`` recorded events; payload size."""
+    config = config_for(folder, port, inflight)
+    storage = Storage(config.storage.dir)
+    core = Core(config, storage, Clock(config.time.zone, "synced"))
+    with storage.transaction():
+        for _ in range(count):
+            event = core.outbox.append("ticket.issued", DATA)
+    link = Link(config)
+    started = time.perf_counter()
+    link.start(core)
+    core.start()
+    wait_until(lambda: core.outbox.depth() == 0)
+    elapsed = time.perf_counter() - started
+    core.stop()
+    link.stop()
+    storage.close()
+    return elapsed, len(event.payload)
+
+
+def live(folder: Path, port: int, count: int, inflight: int) -> float:
+    config = config_for(folder, port, inflight)
+    storage = Storage(config.storage.dir)
+    core = Core(config, storage, Clock(config.time.zone, "synced"))
+    link = Link(config)
+    link.start(core)
+    core.start()
+    wait_until(lambda: link.online)
+    done = threading.Event()
+    started = time.perf_counter()
+
+    def emit_all() -> None:
+        for _ in range(count):
+            core.emit("ticket.issued", DATA)
+        done.set()
+
+    core.call_soon(emit_all)
+    wait_until(lambda: done.is_set() and core.outbox.depth() == 0)
+    elapsed = time.perf_counter() - started
+    core.stop()
+    link.stop()
+    storage.close()
+    return elapsed
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=20000)
+    parser.add_argument("--live-events", type=int, default=2000)
+    parser.add_argument("--inflight", type=int, default=100, help="mqtt.max_inflight (the default)")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="outbox-bench-") as tmp:
+        folder = Path(tmp)
+        with Mosquitto(folder / "broker", persistence=False) as broker:
+            drain_s, size = outbox_drain(folder / "drain", broker.port, args.events, args.inflight)
+            plain_s = plain_paho(broker.port, args.events, b"x" * size, args.inflight)
+            live_s = live(folder / "live", broker.port, args.live_events, args.inflight)
+    figures = {
+        "events": args.events,
+        "payload_bytes": size,
+        "plain_paho_per_s": round(args.events / plain_s),
+        "outbox_drain_per_s": round(args.events / drain_s),
+        "drain_vs_plain": round(plain_s / drain_s, 3),
+        "live_emit_and_publish_per_s": round(args.live_events / live_s),
+    }
+    print(f"plain paho QoS1 loop : {figures['plain_paho_per_s']:>8} msg/s  ({args.events} x {size} B)")
+    print(f"outbox drain (link)  : {figures['outbox_drain_per_s']:>8} events/s")
+    print(f"drain / plain        : {figures['drain_vs_plain'] * 100:>7.1f} %")
+    print(
+        f"live emit+publish    : {figures['live_emit_and_publish_per_s']:>8} events/s (one commit per event)"
+    )
+    print(json.dumps(figures))
+    return figures
+
+
+if __name__ == "__main__":
+    main()
