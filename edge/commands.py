@@ -65,6 +65,10 @@ REFUSAL_REASONS = (
     "bad_arguments",
 )
 
+# Refused before the signature was checked: nothing in the message is trusted, so the answer
+# goes to cmd/result only, never to a response topic the sender chose (no reflection).
+UNAUTHENTICATED = frozenset({"too_large", "not_json", "malformed", "unknown_kid", "bad_signature"})
+
 MIGRATIONS = [
     """
     CREATE TABLE command_ids (id TEXT PRIMARY KEY, expires_at REAL NOT NULL);
@@ -370,6 +374,8 @@ class Commands:
         if refusal.name is not None:
             data["name"] = refusal.name
         self._core().emit("audit.command_refused", data)
+        if refusal.reason in UNAUTHENTICATED:
+            reply = Reply()
         self.publish(error_payload(refusal.id, refusal.reason, refusal.message), reply)
 
     def _send_error(

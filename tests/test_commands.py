@@ -142,6 +142,16 @@ def test_mqtt5_response_topic_gets_the_result_with_its_correlation_data(hall, br
         assert correlation == b"corr-42"
         assert json.loads(payload)["id"] == body["id"]
         hall.watcher.result(body["id"])  # and on cmd/result too
+
+        # A forged command is answered on cmd/result only: never reflected to a topic it names.
+        forged = json.loads(hall.signed(hall.body("status")))
+        forged["sig"] = base64.b64encode(bytes(64)).decode()
+        client.publish(f"{hall.topic}/cmd", json.dumps(forged).encode(), qos=1, properties=properties)
+        assert hall.watcher.result(json.loads(forged["body"])["id"])["error"]["code"] == "bad_signature"
+        last = hall.body("status")
+        client.publish(f"{hall.topic}/cmd", hall.signed(last), qos=1, properties=properties)
+        wait_for(lambda: len(answers) == 2, 10, "the next genuine answer")
+        assert [json.loads(p)["id"] for p, _ in answers] == [body["id"], last["id"]]
     finally:
         client.loop_stop()
         client.disconnect()
