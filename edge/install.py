@@ -33,6 +33,7 @@ import pwd
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -387,11 +388,16 @@ def _install_venv(target: Target, source: Path, report: Report) -> None:
     before = _installed_version(venv)
     if not (venv / "bin" / "python").exists():
         _run_tool(target, sys.executable, "-m", "venv", "--system-site-packages", str(venv))
-    _run_tool(
-        target, str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--upgrade", str(source)
-    )
+    with tempfile.TemporaryDirectory(prefix="hall-edge-build-") as build:
+        # Built from a copy: setuptools writes build/ and *.egg-info into the tree it builds.
+        tree = shutil.copytree(source, Path(build) / "src", ignore=_NOT_PACKAGED)
+        pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--upgrade"]
+        _run_tool(target, *pip, str(tree))
     after = _installed_version(venv)
     report.add(before != after, "program", f"{VENV}: hall-edge {after} (was {before or 'none'})")
+
+
+_NOT_PACKAGED = shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "__pycache__", ".ruff_cache")
 
 
 def _run_tool(target: Target, *argv: str) -> None:
@@ -546,8 +552,9 @@ def cmd_install(args: argparse.Namespace) -> int:
     where = f" into {args.root}" if args.root else ""
     print(report.render(f"hall-edge {__version__} install{where}:"))
     print(
-        f"\nNext: edit {CONFIG}, then `hall-edge check-config`, `sudo -u {USER} hall-edge selftest`,"
-        " `sudo systemctl start hall-edge` and `journalctl -u hall-edge -f`."
+        f"\nNext: edit {CONFIG}; then `{LAUNCHER} check-config`,"
+        f" `sudo -u {USER} {LAUNCHER} selftest`, `sudo systemctl start hall-edge`,"
+        " `journalctl -u hall-edge -f` (docs/installer.md)."
     )
     return 0
 

@@ -311,3 +311,33 @@ def test_a_broken_config_stops_in_exec_start_pre_and_the_start_limit_ends_the_re
     )
     assert check.returncode == 1
     assert "mqtt.port" in check.stderr
+
+
+# ---- the installer's guide --------------------------------------------------------
+
+BCM_TO_PHYSICAL = {
+    2: 3, 3: 5, 4: 7, 14: 8, 15: 10, 17: 11, 18: 12, 27: 13, 22: 15, 23: 16, 24: 18, 10: 19,
+    9: 21, 25: 22, 11: 23, 8: 24, 7: 26, 5: 29, 6: 31, 12: 32, 13: 33, 19: 35, 16: 36,
+    26: 37, 20: 38, 21: 40,
+}  # fmt: skip
+
+
+def test_the_wiring_table_matches_the_example_configuration():
+    from edge.config import SCHEMA
+
+    rows = re.findall(
+        r"^\| GPIO (\d+) \| (\d+) \| [^|]+ \| `([^`]+)` \|$", (REPO / "docs/installer.md").read_text(), re.M
+    )
+    assert len(rows) >= 14
+    for bcm, physical, key in rows:
+        assert BCM_TO_PHYSICAL[int(bcm)] == int(physical), (bcm, physical)
+        found = re.fullmatch(r"(\w+)\.(\w+)\[(\d+)\]\.(\w+)", key)
+        if found:  # a pin from the configuration: the default must be this GPIO
+            table, lists, index, field = found.groups()
+            assert SCHEMA[table][lists].default[int(index)][field] == int(bcm), key
+    documented = {key for _, _, key in rows}
+    for index, category in enumerate(SCHEMA["queue"]["categories"].default):
+        assert f"queue.categories[{index}].pin" in documented, category
+    for index, _ in enumerate(SCHEMA["locker"]["compartments"].default):
+        assert f"locker.compartments[{index}].lock_pin" in documented
+        assert f"locker.compartments[{index}].door_pin" in documented
