@@ -1,0 +1,80 @@
+"""The buzzer feature on a MockFactory pin, and smoke runs of the ticket benchmarks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from gpiozero import Device
+from gpiozero.pins.mock import MockFactory
+from support import make_config, wait_for
+
+from edge import buzzer
+from edge.clock import Clock
+from edge.core import Core
+from edge.messages import Buzz
+from edge.storage import Storage
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+@pytest.fixture
+def core(tmp_path):
+    Device.pin_factory = MockFactory()
+    config = make_config(tmp_path, {"buzzer": {"enabled": True, "pin": 18}})
+    storage = Storage(config.storage.dir)
+    core = Core(config, storage, Clock(config.time.zone, "synced"))
+    yield core
+    core.stop()
+    storage.close()
+    Device.pin_factory.reset()
+
+
+def test_buzzer_plays_the_call_pattern(core):
+    feature = buzzer.factory(core.config)
+    feature.start(core)
+    core.start()
+    try:
+        pin = Device.pin_factory.pin(18)
+        core.post(Buzz("call"))
+        # on 0.3 s, off 0.15 s, on 0.3 s, off: the pin's history shows two beeps
+        wait_for(lambda: [s.state for s in pin.states][1:] == [True, False, True, False], 3, "two beeps")
+        core.post(Buzz("no-such-pattern"))  # logged and ignored
+        core.post(Buzz("ok"))
+        wait_for(lambda: [s.state for s in pin.states][-2:] == [True, False] and len(pin.states) == 7, 3)
+        assert feature.played == ["call", "ok"]
+    finally:
+        feature.stop()
+
+
+def test_buzzer_is_off_unless_configured(tmp_path):
+    assert buzzer.factory(make_config(tmp_path)) is None
+    assert buzzer.factory(make_config(tmp_path, {"buzzer": {"enabled": True, "pin": -1}})) is None
+
+
+def test_ticket_bench_smoke():
+    """bench/ticket_bench.py with 10 presses: it runs and prints its figures."""
+    out = subprocess.run(
+        [sys.executable, str(BENCH / "ticket_bench.py"), "--presses", "10"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert "p99" in out
+    assert "python-escpos image" in out
+    assert "ours (FS & + GB18030 + native QR)" in out
+
+
+def test_ticket_kill9_smoke():
+    """bench/ticket_kill9.py with 2 trials of a real daemon killed while issuing."""
+    out = subprocess.run(
+        [sys.executable, str(BENCH / "ticket_kill9.py"), "--trials", "2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    assert "no ticket.issued event lost: ok" in out
