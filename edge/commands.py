@@ -65,6 +65,10 @@ REFUSAL_REASONS = (
     "bad_arguments",
 )
 
+# A handler that raises CommandError with one of these checked its arguments before acting:
+# the command counts as refused (reason bad_arguments), not as executed.
+BAD_ARGUMENT_CODES = frozenset({"bad_arguments", "bad_args"})
+
 # Refused before the signature was checked: nothing in the message is trusted, so the answer
 # goes to cmd/result only, never to a response topic the sender chose (no reflection).
 UNAUTHENTICATED = frozenset({"too_large", "not_json", "malformed", "unknown_kid", "bad_signature"})
@@ -343,7 +347,7 @@ class Commands:
         try:
             result = handler(dict(command.args), command.body)
         except CommandError as exc:
-            if exc.code == "bad_arguments":
+            if exc.code in BAD_ARGUMENT_CODES:
                 self.refuse(Refusal("bad_arguments", exc.message, command.id, command.name), reply)
             else:
                 self._finish(command, reply, error_payload(command.id, exc.code, exc.message), ok=False)
