@@ -295,11 +295,16 @@ def test_command_sent_while_offline_runs_on_return_unless_expired(hall):
     assert hall.watcher.result(fresh["id"])["ok"] is True
 
 
-def test_png_snapshot_is_base64_when_the_display_runs(tmp_path, broker):
+def test_display_snapshot_and_a_display_argument_refusal(tmp_path, broker):
     hall = Hall(tmp_path, broker.port, extra={"display": {"enabled": True, "device": "dummy"}})
     hall.start()
     try:
         result = run(hall, "display.snapshot")["result"]
         assert base64.b64decode(result["png_base64"]).startswith(b"\x89PNG")
+        # the display checks its arguments first ('bad_args'): refused, not executed
+        refused = run(hall, "display.message", {"seconds": 60})
+        assert refused["error"]["code"] == "bad_arguments" and "text" in refused["error"]["message"]
+        event = wait_for(lambda: hall.watcher.events("audit.command_refused"), 10, "refusal")[0]
+        assert event["data"] == {"reason": "bad_arguments", "id": refused["id"], "name": "display.message"}
     finally:
         hall.close()
