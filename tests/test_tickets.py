@@ -276,9 +276,12 @@ def test_staff_keys_call_recall_skip(hall, printer):
 def test_commands_refuse_bad_arguments(hall):
     with pytest.raises(CommandError) as bad:
         hall.command("queue.call", window=7)
-    assert bad.value.code == "bad_args"
+    assert bad.value.code == "bad_arguments"
     with pytest.raises(CommandError):
         hall.command("queue.call", window="2")
+    with pytest.raises(CommandError) as typo:
+        hall.command("queue.call", windw=2)
+    assert typo.value.code == "bad_arguments"
     with pytest.raises(CommandError) as nothing:
         hall.command("queue.skip", window=2)
     assert nothing.value.code == "nothing_called"

@@ -230,11 +230,18 @@ class Tickets:
 
     # -- commands --------------------------------------------------------
 
-    def _window_arg(self, args: dict[str, Any]) -> int:
+    def _window_arg(self, args: dict[str, Any], allowed: tuple[str, ...] = ("window",)) -> int:
+        unknown = sorted(set(args) - set(allowed))
+        if unknown:
+            raise CommandError(
+                "bad_arguments", f"unknown argument(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}"
+            )
         window = args.get("window")
         if isinstance(window, bool) or not isinstance(window, int) or window not in self.windows:
             known = ", ".join(str(w) for w in sorted(self.windows))
-            raise CommandError("bad_args", f"window {window!r} is not one of this hall's windows ({known})")
+            raise CommandError(
+                "bad_arguments", f"window {window!r} is not one of this hall's windows ({known})"
+            )
         return window
 
     def cmd_call(self, args: dict[str, Any], _body: dict[str, Any]) -> dict[str, Any]:
@@ -242,10 +249,10 @@ class Tickets:
         return {"window": window, "ticket": self.call(window)}
 
     def cmd_recall(self, args: dict[str, Any], _body: dict[str, Any]) -> dict[str, Any]:
-        window = self._window_arg(args)
+        window = self._window_arg(args, ("window", "ticket"))
         ticket = args.get("ticket")
         if ticket is not None and not (isinstance(ticket, str) and 2 <= len(ticket) <= 8):
-            raise CommandError("bad_args", f"ticket {ticket!r} is not a ticket number such as A023")
+            raise CommandError("bad_arguments", f"ticket {ticket!r} is not a ticket number such as A023")
         try:
             return {"window": window, "ticket": self.recall(window, ticket.upper() if ticket else None)}
         except QueueError as exc:
@@ -258,7 +265,9 @@ class Tickets:
         except QueueError as exc:
             raise CommandError(exc.code, exc.message) from None
 
-    def cmd_reset(self, _args: dict[str, Any], _body: dict[str, Any]) -> dict[str, Any]:
+    def cmd_reset(self, args: dict[str, Any], _body: dict[str, Any]) -> dict[str, Any]:
+        if args:
+            raise CommandError("bad_arguments", "queue.reset takes no arguments")
         day, round_ = self.queue.reset(self.core.clock.now())
         return {"day": day, "round": round_}
 
