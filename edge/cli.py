@@ -71,6 +71,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     try:
         daemon = Daemon(config, args.config)
+        daemon.catch_signals()  # a SIGTERM while the features start still ends in a clean stop
         daemon.start()
     except StorageError as exc:
         log.error("storage %s", exc)

@@ -117,10 +117,14 @@ class Daemon:
         self.storage.close()
         log.info("stopped")
 
-    def run_until_signalled(self) -> None:
-        """Block until SIGTERM/SIGINT (or stop_requested), feeding the systemd watchdog."""
+    def catch_signals(self) -> None:
+        """SIGTERM/SIGINT set stop_requested. Call before start: systemd may stop us right after READY=1."""
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._on_signal)
+
+    def run_until_signalled(self) -> None:
+        """Block until SIGTERM/SIGINT (or stop_requested), feeding the systemd watchdog."""
+        self.catch_signals()
         watchdog = sdnotify.watchdog_interval_s()
         while not self.stop_requested.wait(watchdog or 1.0):
             if self.core.stopped.is_set():

@@ -232,11 +232,21 @@ def test_check_config_reports_three_mistakes_and_exits_1(tmp_path):
         ),
         ("[locker]\nenabled = true", "locker.enabled: true is not possible with rfid.enabled = false"),
         ('[rfid]\nenabled = true\ncard_key_file = ""', "rfid.card_key_file: '' is not set"),
-        ("[commands]\npublic_keys = {sim = 5}", "commands.public_keys.sim: 5 is not a base64 string"),
     ],
 )
 def test_rules_that_span_keys(text, expected):
     assert any(e.startswith(expected) for e in errors_of(text)), errors_of(text)
+
+
+@pytest.mark.parametrize("key", ["5", '"abc"', '"' + "A" * 44 + '"'])
+def test_a_public_key_must_be_base64_of_32_bytes(key):
+    message = one_error(f"[commands]\npublic_keys = {{sim = {key}}}")
+    assert message.startswith("commands.public_keys: ")
+    assert "base64 raw 32-byte Ed25519 public key ('sim' is not)" in message
+
+
+def test_a_real_public_key_is_accepted():
+    parse('[commands]\npublic_keys = {sim = "' + "A" * 43 + '="}')
 
 
 def test_locker_compartments_need_unique_numbers_tool_ids_and_pins(tmp_path):
