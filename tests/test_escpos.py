@@ -141,3 +141,49 @@ def test_the_simulated_printer_reads_back_every_line(tmp_path_factory, lines, sp
     assert ticket.text.splitlines() == [line.replace("¥", "￥") for line in lines]
     assert ticket.chinese_mode
     assert ticket.cut == "full"
+
+
+def _layout(**changes):
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from edge.tickets.layout import TicketText
+
+    fields = {
+        "hall_name": "公益性零工市场",
+        "service": "维权服务",
+        "ticket": "D007",
+        "priority": False,
+        "waiting_ahead": 0,
+        "wait_estimate_s": 0,
+        "wait_text": "请在休息区等候",
+        "void_text": "过号无效",
+        "issued_at": datetime(2026, 11, 25, 9, 1, 2, tzinfo=ZoneInfo("Asia/Shanghai")),
+        "hotline": "12333",
+        "complaint": "12345",
+        "qr_url": "",
+    }
+    return TicketText(**{**fields, **changes})
+
+
+def test_ticket_layout_80mm_priority_no_qr_no_cut(tmp_path):
+    from edge.tickets.layout import ticket_bytes
+
+    data = ticket_bytes(_layout(priority=True, waiting_ahead=2, wait_estimate_s=61), paper_mm=80, cut="none")
+    assert b"\x1d(k" not in data  # no QR without a URL
+    assert b"\x1dV" not in data  # cut = none
+    assert escpos.size(5, 5) + escpos.bold(True) + b"D007\n" in data
+    printer = SimPrinter(tmp_path, paper_dots=576)
+    printer.feed(data + escpos.cut("full"))
+    lines = printer.tickets[0].text.splitlines()
+    assert lines[:5] == ["公益性零工市场", "维权服务", "D007", "【优先】", "您前面还有2人在等待"]
+    assert lines[5] == "预计等候约2分钟"  # 61 s rounds up
+    assert "2026-11-25 09:01:02" in lines
+
+
+def test_wait_phrase():
+    from edge.tickets.layout import wait_phrase
+
+    assert wait_phrase(0) == ""
+    assert wait_phrase(1) == "预计等候约1分钟"
+    assert wait_phrase(600) == "预计等候约10分钟"

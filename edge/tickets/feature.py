@@ -126,6 +126,7 @@ class Tickets:
         key = press.key
         if key == "priority":
             self._priority_armed_until = time.monotonic() + PRIORITY_ARMED_S
+            self.core.dispatch(ScreenLine("绿色通道 请按业务键取号", PRIORITY_ARMED_S))
         elif key in self.categories:
             priority = time.monotonic() < self._priority_armed_until
             self._priority_armed_until = 0.0
