@@ -338,7 +338,10 @@ class Commands:
         self.remember(outcome)
         handler = core.command(outcome.name)
         if handler is None:
-            self.refuse(Refusal("unknown_command", f"no command {outcome.name!r} here", outcome.id), reply)
+            refusal = Refusal(
+                "unknown_command", f"no command {outcome.name!r} here", outcome.id, outcome.name
+            )
+            self.refuse(refusal, reply)
             return
         self._run(outcome, handler, reply)
 
@@ -371,16 +374,19 @@ class Commands:
         self.publish(payload, reply)
 
     def refuse(self, refusal: Refusal, reply: Reply) -> None:
-        log.warning("command refused reason=%s id=%s: %s", refusal.reason, refusal.id, refusal.message)
+        command_id = refusal.id
+        if refusal.reason in UNAUTHENTICATED:
+            reply = Reply()
+            if command_id is not None:
+                command_id = mask_personal(command_id)  # anyone could have written it
+        log.warning("command refused reason=%s id=%s: %s", refusal.reason, command_id, refusal.message)
         data: dict[str, Any] = {"reason": refusal.reason}
-        if refusal.id is not None:
-            data["id"] = refusal.id
+        if command_id is not None:
+            data["id"] = command_id
         if refusal.name is not None:
             data["name"] = refusal.name
         self._core().emit("audit.command_refused", data)
-        if refusal.reason in UNAUTHENTICATED:
-            reply = Reply()
-        self.publish(error_payload(refusal.id, refusal.reason, refusal.message), reply)
+        self.publish(error_payload(command_id, refusal.reason, refusal.message), reply)
 
     def _send_error(
         self, command_id: str, code: str, message: str, topic: str | None, correlation: bytes | None

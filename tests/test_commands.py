@@ -104,6 +104,14 @@ def test_refusals_name_the_id_when_it_is_known(hall):
     hall.publish(hall.signed(body, kid="it-gone"))
     event = wait_for(lambda: hall.watcher.events("audit.command_refused"), 10, "refusal")[0]
     assert event["data"] == {"reason": "unknown_kid", "id": body["id"]}
+    # an unauthenticated id is whatever the sender wrote: personal data in it is masked
+    hall.publish(hall.signed(hall.body("no.such", id="c-13812345678"), kid="it-gone"))
+    events = wait_for(lambda: hall.watcher.events("audit.command_refused")[1:], 10, "second refusal")
+    assert events[0]["data"] == {"reason": "unknown_kid", "id": "c-138****5678"}
+    known = hall.body("no.such")
+    hall.publish(hall.signed(known))
+    events = wait_for(lambda: hall.watcher.events("audit.command_refused")[2:], 10, "third refusal")
+    assert events[0]["data"] == {"reason": "unknown_command", "id": known["id"], "name": "no.such"}
 
 
 def test_status_reports_the_controller(hall):
