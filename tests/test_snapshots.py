@@ -285,6 +285,8 @@ def test_unexpected_topic_is_ignored(tmp_path, broker, site):
         class Message:
             topic = f"lgsc/v1/{site}/elsewhere"
             payload = b"{}"
+            mid = 1
+            qos = 0
 
         route(Message())
         assert rig.on_core(rig.core.outbox.depth) == 0

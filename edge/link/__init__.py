@@ -66,6 +66,15 @@ class PayloadRefused:
 
 
 @dataclass(frozen=True)
+class InboundHandled:
+    """Posted right after an inbound message: once the core gets here, it has handled it."""
+
+    mid: int
+    qos: int
+    generation: int
+
+
+@dataclass(frozen=True)
 class AcksWaiting:
     """PUBACKs are waiting in the link's queue (one wake-up for many)."""
 
@@ -158,6 +167,7 @@ class Link:
         core.subscribe(SnapshotArrived, self._on_snapshot)
         core.subscribe(PayloadRefused, self._on_refused)
         core.subscribe(AcksWaiting, self._on_acks)
+        core.subscribe(InboundHandled, self._on_inbound_handled)
         core.subscribe(ComponentChanged, lambda _change: self.republish_birth())
         core.outbox.listeners.append(self._on_event_recorded)
         core.register_status("link", self.status)
@@ -205,7 +215,7 @@ class Link:
     # -- network thread: route only ---------------------------------------------------
 
     def _route_message(self, message: mqtt.MQTTMessage) -> None:
-        core = self._core()
+        core, connection = self._core(), self._connection()
         topic, payload = message.topic, bytes(message.payload)
         if len(payload) > self.mqtt.max_payload_bytes:
             reason = f"payload of {len(payload)} bytes is over the {self.mqtt.max_payload_bytes} byte cap"
@@ -217,6 +227,9 @@ class Link:
             core.post(SnapshotArrived(self.topics.snapshots[topic], topic, payload))
         else:
             log.warning("mqtt message on unexpected topic ignored (%d bytes)", len(payload))
+            connection.ack(message.mid, message.qos, connection.generation)
+            return
+        core.post(InboundHandled(message.mid, message.qos, connection.generation))
 
     def _on_puback(self, mid: int, ok: bool) -> None:
         self._acks.append((mid, ok))
@@ -246,6 +259,9 @@ class Link:
         self._online = False
         self.drain.disconnected()
         self._core().dispatch(LinkStatus(False))
+
+    def _on_inbound_handled(self, message: InboundHandled) -> None:
+        self._connection().ack(message.mid, message.qos, message.generation)
 
     def _on_acks(self, _message: AcksWaiting) -> None:
         self._acks_posted = False

@@ -9,6 +9,10 @@ full jitter, ``delay = random(0, min(cap, base * 2^n))``, so that a fleet of
 controllers does not come back in lockstep after a broker restart; ``n`` is
 reset only after a connection stayed up for ``RESET_AFTER_S``.
 
+Messages received are acknowledged (PUBACK) only once the core has handled
+them (``manual_ack``): a snapshot or command that arrived just before a
+power cut is delivered again by the broker, not lost in the core's queue.
+
 Messages published while the link is down stay in paho's memory and go out,
 in order, right after the next CONNACK (paho resends unacknowledged QoS 1
 messages on reconnect).  A restart forgets them: the SQLite outbox is what
@@ -95,6 +99,7 @@ class Connection:
         self.routes = routes
         self.backoff = Backoff(mqtt_config.reconnect_cap_s)
         self.connects = 0
+        self.generation = 0  # +1 per connection: a PUBACK is only sent on the connection it belongs to
         self.client = self._build_client(client_id, will)
         self._stopping = threading.Event()
         self._up_since: float | None = None
@@ -105,10 +110,16 @@ class Connection:
     def _build_client(self, client_id: str, will: tuple[str, bytes]) -> mqtt.Client:
         cfg = self.cfg
         if self.v5:
-            client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+            client = mqtt.Client(
+                CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, manual_ack=True
+            )
         else:
             client = mqtt.Client(
-                CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311, clean_session=False
+                CallbackAPIVersion.VERSION2,
+                client_id=client_id,
+                protocol=mqtt.MQTTv311,
+                clean_session=False,
+                manual_ack=True,
             )
         client.enable_logger(logging.getLogger("edge.link.paho"))
         client.connect_timeout = CONNECT_TIMEOUT_S
@@ -174,6 +185,7 @@ class Connection:
             log.error("mqtt broker refused the connection: %s", reason)
             return
         self.connects += 1
+        self.generation += 1
         self._up_since = time.monotonic()
         if self.v5:
             client.subscribe([(topic, SubscribeOptions(qos=1)) for topic in self.subscriptions])
@@ -209,6 +221,12 @@ class Connection:
         """Hand a message to paho (kept in memory and sent after reconnect if offline); its mid."""
         info = self.client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
         return info.mid
+
+    def ack(self, mid: int, qos: int, generation: int) -> None:
+        """PUBACK a received message once it is handled (none for one from an earlier connection:
+        the broker sends that one again)."""
+        if qos > 0 and generation == self.generation and self.client.is_connected():
+            self.client.ack(mid, qos)
 
     def resubscribe(self) -> None:
         """Subscribe again: the broker sends the retained snapshots once more."""

@@ -1,0 +1,298 @@
+"""kill -9 trial: events are never lost, duplicates are only resends, seq has no gaps.
+
+A private mosquitto (persistent), the fake central (hallsim.central) and
+``hall-edge run`` as its own process (all peripherals off).  A publisher
+sends the controller invalid jobs payloads at ``--rate`` per second (each
+becomes an ``error.invalid_payload`` event: the daemon's own way of making
+events, no test hook).  The daemon is killed with SIGKILL at a random moment
+(0.05-1.5 s after its start, so during start, drain and idle alike) and
+started again, ``--runs`` times; during run ``--broker-restart-at`` the broker
+is restarted in the middle of the run.  At the end the daemon runs until the
+central has everything and is stopped cleanly; then its database is read
+(the daemon no longer runs) for the last seq it gave.
+
+Checks: the central has every seq from 1 to the last (no gap: nothing
+lost), one event_id per seq (no seq given twice), the outbox is empty, and
+every payload sent made its event (the link acknowledges a received
+message only after the core handled it, so a kill loses no input either).
+Duplicates before de-duplication (resends after a kill) are counted.
+
+Also measured: process start -> online (birth seen live at the platform)
+for every run, and broker back -> birth republished.
+
+    .venv/bin/python bench/kill9_trial.py --runs 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "hw-sim")]
+
+import paho.mqtt.client as mqtt  # noqa: E402
+from hallsim.broker import Mosquitto  # noqa: E402
+from hallsim.central import Central  # noqa: E402
+from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
+from paho.mqtt.subscribeoptions import SubscribeOptions  # noqa: E402
+
+SITE, DEVICE = "trial", "hall-01"
+CONFIG = """\
+site = "{site}"
+device = "{device}"
+[mqtt]
+host = "127.0.0.1"
+port = {port}
+tls = false
+reconnect_cap_s = {cap}
+[storage]
+dir = "{state}"
+[time]
+clock = "synced"
+[logging]
+level = "warning"
+[display]
+enabled = false
+device = "dummy"
+[printer]
+enabled = false
+[queue]
+enabled = false
+"""
+
+
+class StateWatch:
+    """Times of live (not retained-replay) state messages: births and deaths as they happen."""
+
+    def __init__(self, port: int) -> None:
+        self.births: list[float] = []
+        self.deaths: list[float] = []
+        self.lock = threading.Lock()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="trial-state", protocol=mqtt.MQTTv5)
+        self.client.on_connect = lambda c, *_: c.subscribe(
+            f"lgsc/v1/{SITE}/{DEVICE}/state", options=SubscribeOptions(qos=1)
+        )
+        self.client.on_message = self._on_message
+        self.client.reconnect_delay_set(0.01, 0.05)
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def _on_message(self, _client: object, _userdata: object, message: mqtt.MQTTMessage) -> None:
+        if message.retain:
+            return  # a replay of the last state at subscribe time, not news
+        online = json.loads(message.payload).get("online")
+        with self.lock:
+            (self.births if online else self.deaths).append(time.monotonic())
+
+    def first_birth_after(self, moment: float, timeout: float) -> float | None:
+        deadline = time.monotonic() + timeout
+        pause = threading.Event()
+        while True:
+            with self.lock:
+                later = [t for t in self.births if t >= moment]
+            if later:
+                return later[0]
+            if time.monotonic() >= deadline:
+                return None
+            pause.wait(0.002)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+class Publisher(threading.Thread):
+    """Invalid jobs payloads at a steady rate: each one is an error.invalid_payload event."""
+
+    def __init__(self, port: int, rate: float) -> None:
+        super().__init__(daemon=True)
+        self.rate = rate
+        self.sent = 0
+        self.stopping = threading.Event()
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id="trial-publisher", protocol=mqtt.MQTTv5
+        )
+        self.client.reconnect_delay_set(0.01, 0.1)
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def run(self) -> None:
+        while not self.stopping.wait(1 / self.rate):
+            if self.client.is_connected():
+                self.client.publish(f"lgsc/v1/{SITE}/jobs", f"not json {self.sent}".encode(), qos=1)
+                self.sent += 1
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join()
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def daemon_command(config: Path) -> list[str]:
+    return [sys.executable, "-m", "edge", "run", "--config", str(config)]
+
+
+def start_daemon(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as sink:
+        return subprocess.Popen(daemon_command(config), stdout=sink, stderr=sink, cwd=ROOT)
+
+
+def wait_quiet(central: Central, quiet_s: float = 1.5, timeout: float = 60.0) -> None:
+    """Until the central's count has not moved for ``quiet_s``."""
+    pause = threading.Event()
+    last, since = -1, time.monotonic()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        received = central.report()["received"]
+        if received != last:
+            last, since = received, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            return
+        pause.wait(0.05)
+
+
+def last_seq_and_depth(state: Path) -> tuple[int, int]:
+    """Read after the daemon stopped: the seq counter and the rows left in the outbox."""
+    with sqlite3.connect(state / "hall-edge.db") as conn:
+        last = conn.execute("SELECT value FROM counters WHERE name = 'event_seq'").fetchone()[0]
+        depth = conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+    return last, depth
+
+
+def trial(runs: int, broker_restart_at: int, rate: float, cap: float, seed: int | None) -> dict:
+    rng = random.Random(seed)
+    folder = Path(tempfile.mkdtemp(prefix="kill9-"))
+    broker = Mosquitto(folder / "broker").start()
+    central = Central("127.0.0.1", broker.port, SITE, DEVICE, folder / "central").start()
+    watch = StateWatch(broker.port)
+    config = folder / "hall-edge.toml"
+    state = folder / "state"
+    config.write_text(CONFIG.format(site=SITE, device=DEVICE, port=broker.port, state=state, cap=cap))
+    log = folder / "daemon.log"
+    publisher = Publisher(broker.port, rate)
+    # The controller's persistent session exists from its first subscription on: before that
+    # the broker has nobody to keep the payloads for.
+    process = start_daemon(config, log)
+    watch.first_birth_after(0, timeout=30)
+    publisher.start()
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    to_online: list[float] = []
+    broker_back_to_birth: float | None = None
+    try:
+        for run in range(runs):
+            begin = time.monotonic()
+            process = start_daemon(config, log)
+            if run == broker_restart_at:
+                threading.Event().wait(rng.uniform(0.5, 1.0))
+                broker.stop()
+                threading.Event().wait(rng.uniform(0.2, 1.0))
+                broker.start()
+                back = time.monotonic()
+                birth = watch.first_birth_after(back, timeout=3 * cap + 10)
+                broker_back_to_birth = birth - back if birth is not None else None
+            threading.Event().wait(rng.uniform(0.05, 1.5))
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            birth = watch.first_birth_after(begin, timeout=0)
+            if birth is not None and run != broker_restart_at:
+                to_online.append(birth - begin)
+        publisher.stop()
+        process = start_daemon(config, log)
+        begin = time.monotonic()
+        watch.first_birth_after(begin, timeout=30)
+        wait_quiet(central)
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(10)
+        last, depth = last_seq_and_depth(state)
+        report = central.report()
+    finally:
+        watch.close()
+        central.stop()
+        broker.stop()
+    seqs = [e["seq"] for e in central.events()]
+    return {
+        "runs": runs,
+        "kills": runs,
+        "payloads_sent": publisher.sent,
+        "events_recorded": last,
+        "events_at_central": report["received"],
+        "inputs_without_event": max(publisher.sent - last, 0),
+        "lost": len(set(range(1, last + 1)) - set(seqs)),
+        "gaps": report["gaps"],
+        "seq_given_twice": len(seqs) - len(set(seqs)),
+        "duplicates_before_dedup": report["duplicates"],
+        "outbox_left": depth,
+        "clean_exit_code": code,
+        "start_to_online_s": _summary(to_online),
+        "broker_back_to_birth_s": round(broker_back_to_birth, 3)
+        if broker_back_to_birth is not None
+        else None,
+        "reconnect_cap_s": cap,
+        "folder": str(folder),
+    }
+
+
+def _summary(values: list[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return {
+        "n": len(ordered),
+        "median": round(statistics.median(ordered), 3),
+        "p95": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 3),
+        "max": round(ordered[-1], 3),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=100, help="daemon starts, each ended by SIGKILL")
+    parser.add_argument("--broker-restart-at", type=int, default=None, help="run index (default: the middle)")
+    parser.add_argument("--rate", type=float, default=100.0, help="invalid payloads per second")
+    parser.add_argument("--cap", type=float, default=2.0, help="mqtt.reconnect_cap_s for the daemon")
+    parser.add_argument("--seed", type=int, default=None)
+    args = parser.parse_args(argv)
+    restart_at = args.runs // 2 if args.broker_restart_at is None else args.broker_restart_at
+    result = trial(args.runs, restart_at, args.rate, args.cap, args.seed)
+    ok = (
+        result["lost"] == 0
+        and not result["gaps"]
+        and result["seq_given_twice"] == 0
+        and result["outbox_left"] == 0
+    )
+    print(
+        f"kill -9 x{result['kills']}: {result['events_recorded']} events recorded, "
+        f"{result['events_at_central']} at the central, lost {result['lost']}, gaps {result['gaps']}, "
+        f"seq given twice {result['seq_given_twice']}, "
+        f"resent duplicates {result['duplicates_before_dedup']}, "
+        f"payloads sent {result['payloads_sent']} (without event: {result['inputs_without_event']})"
+    )
+    print(f"start -> online: {result['start_to_online_s']}")
+    print(
+        f"broker back -> birth republished: {result['broker_back_to_birth_s']} s (reconnect cap {args.cap} s)"
+    )
+    print(json.dumps(result))
+    if not ok:
+        print(f"FAILED: see {result['folder']}", file=sys.stderr)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    raise SystemExit(main())
