@@ -138,15 +138,24 @@ class Core:
     # -- timers (core thread) ----------------------------------------------
 
     def call_later(self, delay_s: float, fn: Callable[[], None]) -> _Timer:
+        """Run ``fn`` on the core thread after ``delay_s``; ``.cancel()`` the result to drop it."""
         timer = _Timer(time.monotonic() + delay_s, next(self._timer_order), fn)
-        heapq.heappush(self._timers, timer)
+        self._schedule(timer)
         return timer
 
     def every(self, interval_s: float, fn: Callable[[], None], first_after: float | None = None) -> _Timer:
         delay = interval_s if first_after is None else first_after
         timer = _Timer(time.monotonic() + delay, next(self._timer_order), fn, interval_s)
-        heapq.heappush(self._timers, timer)
+        self._schedule(timer)
         return timer
+
+    def _schedule(self, timer: _Timer) -> None:
+        # The heap belongs to the core thread; from any other running thread it goes via the queue,
+        # which also wakes the loop so that a near deadline is not overslept.
+        if self._thread is None or threading.current_thread() is self._thread:
+            heapq.heappush(self._timers, timer)
+        else:
+            self.call_soon(lambda: heapq.heappush(self._timers, timer))
 
     # -- state (core thread) -------------------------------------------------
 

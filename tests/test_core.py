@@ -106,6 +106,18 @@ def test_timers_run_in_due_order_on_the_core_thread(core):
     assert order == ["a", "core", "c"]
 
 
+def test_a_timer_set_from_another_thread_runs_on_time_on_the_core_thread(core):
+    ran = []
+    core.start()
+    wait_for(lambda: core.heartbeat, 5)
+    begin = time.monotonic()
+    core.call_later(0.05, lambda: ran.append((threading.current_thread().name, time.monotonic() - begin)))
+    wait_for(lambda: ran, 5, "timer from a driver thread")
+    name, after = ran[0]
+    assert name == "core"
+    assert 0.04 <= after < 0.5  # not overslept until the loop's next 1 s turn
+
+
 def test_a_cancelled_timer_does_not_run(core):
     ran = []
     timer = core.call_later(0.02, lambda: ran.append("no"))
