@@ -246,7 +246,10 @@ class Session:
         self._connected = threading.Event()
         self._acked = threading.Event()
         self._failure = ""
-        self.client = self._build()
+        try:
+            self.client = self._build()
+        except OSError as exc:  # a missing CA, certificate or password file
+            raise AdminError(EXIT_LOCAL, f"broker settings: {exc}") from None
         self._connect(timeout_s)
 
     def _build(self) -> mqtt.Client:
