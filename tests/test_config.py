@@ -49,7 +49,13 @@ def check_config(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_example_file_is_exactly_the_generated_one():
-    assert EXAMPLE.read_text(encoding="utf-8") == render()
+    generated = subprocess.run(
+        [sys.executable, "-m", "edge.example"], capture_output=True, timeout=30, cwd=ROOT, check=True
+    ).stdout.decode("utf-8")
+    assert generated == render()
+    assert EXAMPLE.read_text(encoding="utf-8") == generated, (
+        "run: .venv/bin/python -m edge.example > firmware_config/hall-edge.example.toml"
+    )
 
 
 def test_example_shows_every_key_and_its_default():
@@ -294,6 +300,17 @@ def test_a_secret_file_readable_by_others_is_refused_with_the_reason(tmp_path):
     assert message.startswith(f"mqtt.password_file: secret file {path} is readable by group or others")
     assert "mode 0644" in message
     assert f"chmod 600 {path}" in message
+
+
+def test_check_config_refuses_an_open_secret_file_and_says_why(tmp_path):
+    key = secret(tmp_path, 0o644)
+    config = tmp_path / "hall-edge.toml"
+    config.write_text(PLAIN + f'[rfid]\nenabled = true\ncard_key_file = "{key}"\n')
+    result = check_config(str(config))
+    assert result.returncode == 1
+    expected = f"rfid.card_key_file: secret file {key} is readable by group or others (mode 0644)"
+    assert expected in result.stderr
+    assert f"chmod 600 {key}" in result.stderr
 
 
 def test_a_secret_file_readable_by_group_is_refused(tmp_path):
