@@ -15,7 +15,9 @@ import pytest
 from support import wait_for
 
 
-def hall_sim(*args: str, data: Path | None = None) -> subprocess.CompletedProcess[str]:
+def hall_sim(
+    *args: str, data: Path | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
     env.pop("HALLSIM_DATA", None)
     prefix = ["--data", str(data)] if data else []
@@ -26,7 +28,18 @@ def hall_sim(*args: str, data: Path | None = None) -> subprocess.CompletedProces
         timeout=30,
         check=False,
         env=env,
+        cwd=cwd,
     )
+
+
+def ok(*args: str, data: Path, cwd: Path | None = None) -> str:
+    result = hall_sim(*args, data=data, cwd=cwd)
+    assert result.returncode == 0, f"hall-sim {' '.join(args)}: {result.stderr}"
+    return result.stdout
+
+
+def sim_status(data: Path) -> dict:
+    return json.loads(ok("status", data=data))
 
 
 def gone(pid: int) -> bool:
@@ -111,6 +124,22 @@ def test_demo_comes_up_takes_verbs_and_stops_everything_on_sigterm(tmp_path, sto
     pressed = hall_sim("press", "A", data=data)
     assert pressed.returncode == 0, pressed.stderr
     assert "pressed A" in pressed.stdout
+    # The whole chain: button -> daemon -> printer and central; central -> daemon -> screen.
+    wait_for(lambda: (sim_status(data)["printer"] or {}).get("tickets"), 10, "a printed ticket")
+    wait_for(
+        lambda: sim_status(data)["central"]["by_type"].get("ticket.issued"), 10, "ticket.issued at central"
+    )
+    assert "A001" in sim_status(data)["printer"]["last_ticket"]
+    wait_for(lambda: sim_status(data)["screen"]["frames"], 10, "a frame on the screen")
+    assert "saved" in ok("screen", "--png", "shot.png", "--enlarged", data=data, cwd=tmp_path)
+    assert (tmp_path / "shot.png").read_bytes().startswith(b"\x89PNG")
+    assert "job_id" in json.loads(ok("job", "--title", "木工", "--headcount", "2", data=data))
+    assert ok("tap", "worker", data=data).strip() == "tapped worker"
+    assert json.loads(ok("door", "2", "open", data=data))["now"] == "open"
+    assert json.loads(ok("door", "2", "close", data=data))["now"] == "close"
+    assert ok("printer", "paper-out", data=data).strip() == "printer: paper-out"
+    assert ok("call", "1", data=data).startswith("window 1: call")
+
     wrong = hall_sim("press", "Z", data=data)
     assert wrong.returncode == 1
     assert "which category" in wrong.stderr

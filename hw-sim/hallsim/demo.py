@@ -257,6 +257,8 @@ class Demo:
             return _broker_address(self.broker_url)
         from hallsim.broker import Mosquitto
 
+        if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
+            raise RuntimeError("mosquitto is not installed: run `bash scripts/setup.sh`, or pass --broker")
         self.mosquitto = Mosquitto(self.data / "broker", own_session=True).start()
         return "127.0.0.1", self.mosquitto.port
 
