@@ -187,3 +187,14 @@ def test_wait_phrase():
     assert wait_phrase(0) == ""
     assert wait_phrase(1) == "预计等候约1分钟"
     assert wait_phrase(600) == "预计等候约10分钟"
+
+
+noise_bytes = st.binary(max_size=20).map(lambda b: bytes(x for x in b if not escpos.is_status_byte(x)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    noise=noise_bytes, status=st.integers(0, 255).map(lambda v: (v & 0x6C) | 0x12), tail=st.binary(max_size=5)
+)
+def test_a_status_byte_is_found_behind_any_noise(noise, status, tail):
+    assert escpos.first_status_byte(noise + bytes([status]) + tail) == (status, len(noise))

@@ -339,3 +339,32 @@ def test_press_latency_smoke(hall, printer):
         latencies.append(printer.tickets[n].started_at - pressed)
     assert max(latencies) < 1.0
     assert sorted(latencies)[len(latencies) // 2] < 0.2
+
+
+def test_every_event_matches_the_contract_schema(hall, printer):
+    """ticket.* and alarm.* events as published validate against docs/schemas/event.json."""
+    import jsonschema
+
+    schema = json.loads((Path(__file__).resolve().parents[1] / "docs/schemas/event.json").read_text())
+    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+    hall.press("A")
+    hall.press("priority")
+    hall.press("B")
+    wait_for(lambda: len(hall.issued()) == 2, 5)
+    hall.command("queue.call", window=2)
+    hall.command("queue.recall", window=2)
+    hall.command("queue.skip", window=2)
+    printer.set_status("paper-low")
+    wait_for(lambda: hall.events("alarm.printer"), 5)
+    with sqlite3.connect(hall.db) as conn:
+        payloads = [json.loads(p) for (p,) in conn.execute("SELECT payload FROM outbox ORDER BY seq")]
+    assert [p["type"] for p in payloads] == [
+        "ticket.issued",
+        "ticket.issued",
+        "ticket.called",
+        "ticket.recalled",
+        "ticket.skipped",
+        "alarm.printer",
+    ]
+    for payload in payloads:
+        validator.validate(payload)
