@@ -272,7 +272,8 @@ class DisplayFeature:
         if msg.kind == "jobs":
             cards, rejected = read_jobs(msg.snapshot, zone)
             self._report(rejected)
-            self.jobs_at = msg.received_at
+            at = msg.received_at
+            self.jobs_at = at if at.tzinfo else at.replace(tzinfo=zone)  # a naive time is hall time
             self.rotation.set_jobs(cards, msg.new_ids, time.monotonic())
         elif msg.kind == "notices":
             self.rotation.set_notices(read_notices(msg.snapshot, zone), time.monotonic())
