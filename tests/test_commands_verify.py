@@ -181,7 +181,7 @@ def test_arbitrary_bytes_never_raise(payload):
     assert isinstance(check(payload), Refusal)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(st.dictionaries(st.text(max_size=8), st.recursive(st.none() | st.text() | st.integers(), st.lists)))
 def test_arbitrary_signed_bodies_never_raise(fields):
     assert isinstance(check(signed(fields)), Command | Refusal)
