@@ -104,9 +104,29 @@ def test_numbers_restart_each_day_and_never_go_back(storage):
     assert queue.issue("A", False, at("2026-11-25", "09:00")).ticket == "A001"
     assert queue.issue("A", False, at("2026-11-26", "05:59")).ticket == "A002"  # still the 25th's day
     assert queue.issue("A", False, at("2026-11-26", "06:00")).ticket == "A001"
-    # The clock jumps back a day (no RTC, before NTP): the numbers of the 26th continue.
+    assert queue.current_day() == ("2026-11-26", 0)
+
+
+def test_an_unsynced_clock_never_takes_the_day_back(storage):
+    synced = [False]
+    queue, _ = make_queue(storage, clock_synced=lambda: synced[0])
+    assert queue.issue("A", False, at("2026-11-26", "09:00")).ticket == "A001"
+    # The Pi rebooted without network time and thinks it is yesterday: the 26th goes on.
     assert queue.issue("A", False, at("2026-11-25", "10:00")).ticket == "A002"
     assert queue.current_day() == ("2026-11-26", 0)
+
+
+def test_a_synced_clock_brings_a_day_that_ran_ahead_back_without_reusing_numbers(storage):
+    synced = [True]
+    queue, _ = make_queue(storage, clock_synced=lambda: synced[0])
+    assert queue.issue("A", False, at("2026-11-25", "09:00")).ticket == "A001"
+    assert queue.issue("A", False, at("2026-12-31", "09:00")).ticket == "A001"  # a clock set wrong
+    assert queue.issue("A", False, at("2026-11-25", "09:05")).ticket == "A002"  # NTP: back to the 25th
+    queue.reset(at("2026-11-25", "09:06"))
+    assert queue.issue("A", False, at("2026-11-25", "09:07")).ticket == "A001"
+    assert queue.issue("A", False, at("2026-12-31", "09:00")).ticket == "A002"  # the 31st continues
+    labels = storage.execute("SELECT day, round, ticket FROM tickets").fetchall()
+    assert len(labels) == len(set(labels))
 
 
 def test_a_new_day_closes_yesterdays_open_tickets(storage):

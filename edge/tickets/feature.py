@@ -86,6 +86,7 @@ class Tickets:
             recall_max=self.q.recall_max,
             default_service_s=self.q.service_s_default,
             windows=len(self.windows),
+            clock_synced=lambda: core.clock.status() == "synced",
         )
         self.queue.roll_day(core.clock.now())
         core.subscribe(KeyPressed, self._on_key)

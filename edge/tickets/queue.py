@@ -7,9 +7,12 @@ issued once: the counter and the ticket row and its ``ticket.issued`` event
 are written in one transaction, so after a power cut or kill -9 either all
 three exist or none does, and the next number is always a new one.
 
-The queue day never goes backwards: a clock that jumps back (a Pi without an
-RTC before NTP syncs) keeps the current day rather than reopening an old
-one, whose numbers were already issued.
+Numbers are counted per (day, round, category) and those counters are never
+deleted, so whatever the clock does a number cannot come twice.  While the
+clock is not NTP-synchronised (a Pi without an RTC boots with the time it
+saved last) the queue day never goes backwards; once the clock is synced it
+follows the clock both ways (a clock that had run ahead comes back), and a
+day entered again continues its own numbers.
 
 Used by the tickets feature on the core thread only.
 """
@@ -117,6 +120,7 @@ class TicketQueue:
         recall_max: int = 5,
         default_service_s: float = 180.0,
         windows: int = 1,
+        clock_synced: Callable[[], bool] = lambda: True,
     ) -> None:
         self.storage = storage
         self.emit = emit
@@ -125,6 +129,7 @@ class TicketQueue:
         self.recall_max = recall_max
         self.default_service_s = default_service_s
         self.windows = max(1, windows)
+        self.clock_synced = clock_synced
         storage.migrate("tickets", MIGRATIONS)
 
     # -- the queue day ---------------------------------------------------
@@ -138,13 +143,18 @@ class TicketQueue:
         today = business_day(now, self.reset_at)
         with self.storage.transaction() as conn:
             day, _ = self.current_day()
-            if today <= day:
-                return False  # same day, or a clock that went backwards
+            if today == day or (today < day and not self.clock_synced()):
+                return False  # same day, or an unsynced clock that went backwards
             self._close_open_tickets(conn, now)
+            # A day seen before (the clock had run ahead) continues its last round's numbers.
+            round_ = conn.execute(
+                "SELECT COALESCE(MAX(round), 0) FROM ticket_numbers WHERE day = ?", (today,)
+            ).fetchone()[0]
             conn.execute(
-                "INSERT INTO queue_day (id, day, round, priority_in_row) VALUES (1, ?, 0, 0)"
-                " ON CONFLICT(id) DO UPDATE SET day = excluded.day, round = 0, priority_in_row = 0",
-                (today,),
+                "INSERT INTO queue_day (id, day, round, priority_in_row) VALUES (1, ?, ?, 0)"
+                " ON CONFLICT(id) DO UPDATE SET"
+                " day = excluded.day, round = excluded.round, priority_in_row = 0",
+                (today, round_),
             )
         return True
 
