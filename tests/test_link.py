@@ -10,7 +10,7 @@ import pytest
 from link_support import Watcher, start_rig, unique_site
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from support import wait_for
+from support import make_config, wait_for
 
 from edge.messages import CommandReceived, LinkStatus
 
@@ -194,3 +194,42 @@ def test_unreachable_broker_does_not_block_start_or_stop(tmp_path):
     started = time.monotonic()
     rig.stop()
     assert time.monotonic() - started < 1.5
+
+
+def test_backoff_is_full_jitter_capped_and_resets_after_a_good_connection():
+    from edge.link.connection import Backoff
+
+    ceilings = []
+    backoff = Backoff(cap_s=4.0, base_s=0.5, reset_after_s=30, rng=lambda: 1.0)
+    for _ in range(6):
+        ceilings.append(backoff.next_delay())
+    assert ceilings == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+    backoff.stayed_up(5)  # a short connection: keep backing off
+    assert backoff.next_delay() == 4.0
+    backoff.stayed_up(31)
+    assert backoff.next_delay() == 0.5
+    jittered = Backoff(cap_s=60.0)
+    delays = [jittered.next_delay() for _ in range(200)]
+    assert all(0 <= d <= 60 for d in delays) and len(set(delays)) > 150  # spread, not lockstep
+
+
+def test_daemon_with_the_link_stops_within_two_seconds(tmp_path, broker, site, watcher):
+    from edge.daemon import Daemon
+
+    config = make_config(
+        tmp_path,
+        {"mqtt": {"host": "127.0.0.1", "port": broker.port, "tls": False}},
+        site=site,
+        device="hall-01",
+    )
+    daemon = Daemon(config)
+    daemon.start()
+    try:
+        wait_for(lambda: daemon.core.link is not None and daemon.core.link.online, what="daemon online")
+        wait_for(lambda: watcher.on("/hall-01/state"), what="birth")
+    finally:
+        started = time.monotonic()
+        daemon.stop()
+        stopped_in = time.monotonic() - started
+    assert stopped_in < 2.0
+    wait_for(lambda: watcher.on("/hall-01/state")[-1]["online"] is False, what="offline state")
