@@ -84,6 +84,21 @@ def check_reference(name: str, frame: Image.Image, tmp_path: Path) -> None:
         raise AssertionError(f"frame {name} differs from {path}; this run drew {actual}")
 
 
+def write_docs_gif(rotation: Rotation, name: str, seconds: float, fps: float = 16.0) -> None:
+    """With UPDATE_REFERENCE=1: the first ``seconds`` of the screen as an LED-dot GIF in docs/img."""
+    if os.environ.get("UPDATE_REFERENCE") != "1":
+        return
+    from hallsim.screen import write_gif
+
+    frames: list[tuple[float, Image.Image]] = []
+    for step in range(int(seconds * fps)):
+        t = step / fps
+        frame = rotation.frame(t, WALL)
+        if not frames or frames[-1][1].tobytes() != frame.tobytes():
+            frames.append((t, frame.copy()))
+    write_gif(DOCS_IMG / f"screen-{name}.gif", frames, end=seconds, pitch=4)
+
+
 class RecordingSPI:
     """A luma serial interface at the SPI boundary: records every write, can be made to fail."""
 

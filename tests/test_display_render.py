@@ -17,6 +17,7 @@ from display_support import (
     jobs,
     load,
     rotation_for,
+    write_docs_gif,
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -183,6 +184,23 @@ def test_long_text_scrolls_smoothly_then_holds():
     assert offsets == [0, 1, 2, 3, 4]  # one pixel a step: smooth
     assert rotation.frame(1.5, WALL).tobytes() != first
     assert rotation.current.until >= art.cycle_s  # the page lasts one whole pass
+
+
+def test_new_job_scrolling_as_docs_gif():
+    """docs/img/screen-new_job.gif (written with UPDATE_REFERENCE=1): a new job arrives and scrolls."""
+
+    def new_job_arrives_at_one_second():
+        rotation = rotation_for()
+        load(rotation, [PLAIN, SHOP])
+        rotation.frame(0.0, WALL)
+        cards, _ = read_jobs(jobs(PLAIN, SHOP, {**BRICKLAYER, "id": "J-new"}), ZONE)
+        rotation.set_jobs(cards, frozenset({"J-new"}), 1.0)
+        return rotation
+
+    write_docs_gif(new_job_arrives_at_one_second(), "new_job", 11.0)
+    rotation = new_job_arrives_at_one_second()
+    rotation.frame(1.0, WALL)
+    assert rotation.page.key == "J-new"
 
 
 def test_static_page_never_asks_for_another_frame_before_it_ends():

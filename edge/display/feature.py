@@ -143,11 +143,17 @@ class DisplayFeature:
             self._timer.cancel()
             self._timer = None
         now, wall = time.monotonic(), core.clock.now()
-        self.frame = self.rotation.frame(now, wall)
+        try:
+            self.frame = self.rotation.frame(now, wall)
+            wake = self.rotation.next_change(now, wall)
+        except Exception:  # a page that cannot be drawn must not freeze the screen
+            log.exception("display: a page could not be drawn; moving on")
+            self._timer = core.call_later(RETRY_FIRST_S, self.refresh)
+            return
         if not self.on:
             return  # closed hours: nothing is sent; the rotation resumes when the hall opens
         self._send(self.frame)
-        self._timer = core.call_later(self.rotation.next_change(now, wall), self.refresh)
+        self._timer = core.call_later(wake, self.refresh)
 
     def _send(self, image: Image.Image) -> None:
         if not self.healthy:

@@ -24,6 +24,7 @@ from edge.display.render import Page, PageArt, Renderer
 
 NOTICE_EVERY_PAGES = 3  # job pages between two notices
 ART_CACHE = 128
+QUEUE_MAX = 20  # calls or lines waiting; a flood drops the oldest, the screen never falls behind
 _MARKED = ("rotation", "new")  # sources whose pages carry the stale marker
 
 
@@ -56,8 +57,8 @@ class Rotation:
         self._cards: dict[str, JobCard] = {}
         self._new: deque[str] = deque()
         self._message: tuple[Page, float] | None = None
-        self._calls: deque[tuple[Page, float]] = deque()
-        self._lines: deque[tuple[Page, float]] = deque()
+        self._calls: deque[tuple[Page, float]] = deque(maxlen=QUEUE_MAX)
+        self._lines: deque[tuple[Page, float]] = deque(maxlen=QUEUE_MAX)
         self._job_i = self._notice_i = 0
         self._since_hotline = self._since_notice = 0
         self._arts: dict[Page, PageArt] = {}

@@ -170,14 +170,16 @@ class SimScreen:
 
 
 def write_gif(
-    path: str | Path, frames: list[tuple[float, Image.Image]], end: float, enlarged: bool = True
+    path: str | Path,
+    frames: list[tuple[float, Image.Image]],
+    end: float,
+    enlarged: bool = True,
+    pitch: int = 8,
 ) -> Path:
     """Frames with their arrival times as a looping GIF (each held until the next)."""
-    durations = [
-        max(20, round((b - a) * 1000))
-        for (a, _), (b, _) in zip(frames, [*frames[1:], (end, None)], strict=True)
-    ]
-    images = [led_dots(image) if enlarged else image.convert("RGB") for _, image in frames]
+    ends = [t for t, _ in frames[1:]] + [end]
+    durations = [max(20, round((b - a) * 1000)) for (a, _), b in zip(frames, ends, strict=True)]
+    images = [led_dots(image, pitch) if enlarged else image.convert("RGB") for _, image in frames]
     images[0].save(
         path, format="GIF", save_all=True, append_images=images[1:], duration=durations, loop=0, disposal=1
     )
