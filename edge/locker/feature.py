@@ -197,8 +197,9 @@ class Locker:
 
     def _begin(self, kind: str, tool: Tool, worker: str) -> None:
         number = tool.compartment
-        session = self.ledger.open_session(kind, tool, worker)  # durable before the latch moves
+        session = self.ledger.open_session(kind, tool, worker)  # on disk before the latch moves
         self._unlock(number)
+        self.ledger.mark_unlocked(session)
         self.sessions[number] = session
         self._unlock_timers[number] = self.core.call_later(
             self.cfg.unlock_timeout_s, lambda: self._unlock_timeout(number, session.rental_id)

@@ -69,6 +69,7 @@ MIGRATIONS = [
         facts TEXT NOT NULL
     )
     """,
+    "ALTER TABLE locker_sessions ADD COLUMN unlocked_at TEXT",
 ]
 
 LENDABLE = "available"
@@ -186,13 +187,29 @@ class Ledger:
     def open_session(self, kind: str, tool: Tool, worker: str) -> Session:
         rental_id = tool.rental_id if kind == "return" and tool.rental_id else f"R-{new_ulid()}"
         session = Session(tool.compartment, kind, rental_id, tool.tool_id, worker, self._now(), False)
+        # This commit sits between a tap and the latch: it skips the fsync (WAL, synchronous
+        # NORMAL).  A killed process cannot lose it (it is in the OS cache); only a power loss
+        # can, and mark_unlocked() makes it power-safe a moment after the pulse starts.  A power
+        # loss in that moment also drops the lock before anyone could have opened the door.
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            with self.db.transaction() as conn:
+                conn.execute(
+                    "INSERT INTO locker_sessions (compartment, kind, rental_id, tool_id, worker, started_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (session.compartment, kind, rental_id, tool.tool_id, worker, session.started_at),
+                )
+        finally:
+            self.db.execute("PRAGMA synchronous=FULL")
+        return session
+
+    def mark_unlocked(self, session: Session) -> None:
+        """The lock was pulsed: recorded with a full sync (it also makes the session power-safe)."""
         with self.db.transaction() as conn:
             conn.execute(
-                "INSERT INTO locker_sessions (compartment, kind, rental_id, tool_id, worker, started_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (session.compartment, kind, rental_id, tool.tool_id, worker, session.started_at),
+                "UPDATE locker_sessions SET unlocked_at = ? WHERE compartment = ?",
+                (self._now(), session.compartment),
             )
-        return session
 
     def door_opened(self, session: Session) -> Session:
         with self.db.transaction() as conn:

@@ -62,6 +62,7 @@ class SimReader:
         self._held: bytes | None = None  # UID bytes of the card in the field
         self._held_until = 0.0
         self._muted = False
+        self._card_in_field = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.received = bytearray()  # host bytes not yet answered (PN532)
@@ -82,6 +83,7 @@ class SimReader:
 
     def stop(self) -> None:
         self._stop.set()
+        self._card_in_field.set()
         if self._thread is not None:
             self._thread.join(2)
         self._unplug()
@@ -139,6 +141,7 @@ class SimReader:
             raise ValueError("a PN532 (ISO 14443A) UID is 4 or 7 bytes")
         self._held = uid
         self._held_until = time.monotonic() + (self.hold_s if hold_s is None else hold_s)
+        self._card_in_field.set()
 
     def write_raw(self, data: bytes) -> float:
         """Put bytes on the line (noise, broken frames); returns the time the last one was written."""
@@ -171,11 +174,14 @@ class SimReader:
 
     def _rdm6300_step(self, next_frame: float) -> float:
         now = time.monotonic()
-        if self._held is not None and now < self._held_until and now >= next_frame:
+        held = self._held is not None and now < self._held_until
+        if held and now >= next_frame:
             with contextlib.suppress(OSError):
-                self.write_raw(em4100_frame(self._held.hex()))
+                self.write_raw(em4100_frame(self._held.hex()))  # type: ignore[union-attr]
             return now + random.uniform(0.05, 0.1)
-        self._stop.wait(0.005)
+        # Idle: sleep until a card is tapped, not in short naps (they would steal CPU from the host).
+        self._card_in_field.wait(0.005 if held else 0.5)
+        self._card_in_field.clear()
         return next_frame
 
     def _pn532_step(self, master: int) -> None:
