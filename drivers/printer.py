@@ -39,6 +39,7 @@ from drivers.escpos import (
 
 log = logging.getLogger(__name__)
 
+PRINTABLE = ("ok", "paper_low")
 WRITE_DEADLINE_S = 5.0  # a ticket is < 1 KB: ~1 s at 9600 baud; longer means a stalled printer
 
 
@@ -182,8 +183,9 @@ class PrinterPort:
     """One thread that owns the printer: ``submit`` jobs; hear back through the callbacks.
 
     ``on_status(word)``: ok, paper_low, paper_out, cover_open or offline, on each change.
-    ``on_failed(job, reason)``: a job that could not be written (port gone).
-    ``on_written(job)``: a job handed to the printer in full.
+    ``on_failed(job, reason)``: a job that could not be printed: port gone, or the status
+    asked right after writing it says the printer cannot print (reason = the status word).
+    ``on_written(job)``: a job handed in full to a printer that reports it can print.
     """
 
     def __init__(
@@ -257,7 +259,12 @@ class PrinterPort:
             self._report("offline")
             self._on_failed(job, "offline")
             return
-        if self._on_written is not None:
+        # Ask at once whether it can print it: paper that ran out since the last poll, a cover
+        # opened, a printer switched off (bytes into a dead cable) fail this job, not the next.
+        self._poll()
+        if self.status not in PRINTABLE:
+            self._on_failed(job, self.status or "offline")
+        elif self._on_written is not None:
             self._on_written(job)
 
     def _poll(self) -> None:

@@ -36,7 +36,9 @@ def pins():
 class Hall:
     """One controller: storage, core, the tickets feature; the printer is the simulator."""
 
-    def __init__(self, tmp_path: Path, printer: SimPrinter | None, **queue: object) -> None:
+    def __init__(
+        self, tmp_path: Path, printer: SimPrinter | None, poll_s: float = 0.2, **queue: object
+    ) -> None:
         overrides = {
             "queue": {
                 "enabled": True,
@@ -53,7 +55,7 @@ class Hall:
             "printer": {
                 "enabled": printer is not None,
                 "port": str(printer.link) if printer else "/dev/null",
-                "status_poll_s": 0.2,
+                "status_poll_s": poll_s,
                 "status_timeout_s": 0.1,
                 "qr_url": QR,
             },
@@ -233,6 +235,21 @@ def test_no_paper_still_gives_a_number_on_the_screen(hall, printer):
     printer.set_status("ok")
     wait_for(lambda: hall.core.components["printer"] == "ok", 5)
     assert [d["state"] for _, d in hall.events("alarm.printer")] == ["paper_out", "ok"]
+
+
+def test_paper_running_out_between_polls_fails_that_ticket(tmp_path, pins, printer, request):
+    """The status is asked right after each ticket: the worker hears at once, not at the next poll."""
+    hall = Hall(tmp_path, printer, poll_s=60.0)  # one poll at start, then none during the test
+    request.addfinalizer(hall.stop)
+    wait_for(lambda: hall.core.components.get("printer") == "ok", 5)
+    printer.set_status("paper-out")
+    hall.press("A")
+    line = wait_for(lambda: next((m for m in hall.seen if isinstance(m, ScreenLine)), None), 5)
+    assert line.text == "A001 号 打印机缺纸 请到窗口"
+    assert hall.core.components["printer"] == "paper_out"
+    assert hall.issued() == ["A001"]
+    assert printer.tickets == []
+    assert printer.unprinted_cuts == 1
 
 
 def test_printer_unplugged_mid_ticket_and_back(hall, printer):

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from drivers.printer import PrinterPort, Transport, open_transport
+from drivers.printer import PRINTABLE, PrinterPort, Transport, open_transport
 from edge.core import CommandError, Core
 from edge.messages import Buzz, ScreenCall, ScreenLine
 from edge.schema import Settings
@@ -30,7 +30,6 @@ PRIORITY_ARMED_S = (
     10.0  # after the priority key, the next service button within this issues a priority ticket
 )
 DAY_CHECK_S = 30.0
-CAN_PRINT = ("ok", "paper_low")
 PRINTER_TROUBLE = {
     "paper_out": "打印机缺纸",
     "cover_open": "打印机盖未关",
@@ -168,7 +167,7 @@ class Tickets:
 
     def issue(self, category: str, priority: bool = False) -> str:
         now = self.core.clock.now()
-        printable = self.printer is not None and self.printer_state in (None, *CAN_PRINT)
+        printable = self.printer is not None and self.printer_state in (None, *PRINTABLE)
         issued = self.queue.issue(category, priority, now, {"printer": self.printer_state or "unknown"})
         if printable:
             text = TicketText(
@@ -276,7 +275,7 @@ class Tickets:
     def cmd_printer_test(self, _args: dict[str, Any], _body: dict[str, Any]) -> dict[str, Any]:
         if self.printer is None:
             raise CommandError("printer_disabled", "printer.enabled is false")
-        if self.printer_state not in (None, *CAN_PRINT):
+        if self.printer_state not in (None, *PRINTABLE):
             raise CommandError("printer_not_ready", f"the printer reports {self.printer_state}")
         page = test_page_bytes(
             self.config.hall_name,
