@@ -157,6 +157,7 @@ class LedPanel:
     def open(self) -> None:
         """(Re)build the device: sends the MAX7219 init sequence again."""
         if not self._given:
+            self._discard()  # a re-init must not leak the old SPI handle
             self.device = open_device(self.cfg, self._serial_interface)
 
     def show(self, image: Image.Image) -> None:
@@ -193,5 +194,17 @@ class LedPanel:
         try:
             fn(*args)
         except OSError as exc:
-            self.device = None if not self._given else self.device
+            if not self._given:
+                self._discard()
             raise PanelError(f"display write failed: {exc}") from exc
+
+    def _discard(self) -> None:
+        """Drop a device whose bus failed, closing its SPI handle (the next open makes a new one)."""
+        device, self.device = self.device, None
+        if device is None:
+            return
+        device.persist = True  # luma: cleanup() then skips hide/clear, which would write to the bus
+        try:
+            device.cleanup()
+        except (OSError, RuntimeError) as exc:
+            log.debug("closing a failed display bus: %s", exc)

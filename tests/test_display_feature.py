@@ -144,7 +144,7 @@ def test_removed_job_is_gone_and_call_line_message_clear(hall):
     assert h.command("display.clear", {}) == {"cleared": True}
     wait_for(lambda: h.page().kind == "call", 2, "the queued call after clear")
     with pytest.raises(CommandError):
-        h.command("display.message", {"text": "", "seconds": 5})
+        h.command("display.message", {"text": "\x00\u200b ", "seconds": 5})
     with pytest.raises(CommandError):
         h.command("display.message", {"text": "x", "seconds": -1})
 

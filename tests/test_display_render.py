@@ -22,7 +22,7 @@ from display_support import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edge.display.content import read_jobs
+from edge.display.content import read_jobs, read_notices
 from edge.display.render import Glyphs
 from edge.display.text import clean, mask_phone, wage_text
 
@@ -283,3 +283,18 @@ def test_any_job_snapshot_renders_without_crashing(entries):
         now = rotation.current.until
     for card in cards:
         assert "****" in card.contact or not any(ch.isdigit() for ch in card.contact)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=st.text(max_size=2000), ticket=st.text(max_size=40), window=st.integers(-5, 10**6))
+def test_any_free_text_renders_without_crashing(text, ticket, window):
+    rotation = rotation_for()
+    rotation.set_notices(read_notices({"notices": [{"id": "n", "text": text}]}, ZONE), 0.0)
+    rotation.line(text, 3, 0.0)
+    rotation.call(ticket, window, 3, 0.0)
+    rotation.message(text or "x", 3, 0.0)
+    now = 0.0
+    for _ in range(5):
+        assert rotation.frame(now, WALL).size == (128, 32)
+        assert rotation.next_change(now, WALL) > 0
+        now = rotation.current.until

@@ -27,6 +27,7 @@ from edge.display.content import read_jobs, read_notices
 from edge.display.pages import Layouts
 from edge.display.render import Glyphs, Renderer
 from edge.display.rotation import Rotation
+from edge.display.text import clean
 from edge.logs import mask_personal
 from edge.messages import LinkStatus, ScreenCall, ScreenLine, SnapshotUpdated
 from edge.schema import Settings
@@ -320,8 +321,8 @@ class DisplayFeature:
 
     def _cmd_message(self, args: dict[str, Any], _body: dict[str, Any]) -> dict[str, Any]:
         text, seconds = args.get("text"), args.get("seconds", 600)
-        if not isinstance(text, str) or not text.strip():
-            raise CommandError("bad_args", "text must be a non-empty string")
+        if not isinstance(text, str) or not clean(text, 10):
+            raise CommandError("bad_args", "text must be a string with something printable in it")
         if not _number_between(seconds, 1, MAX_MESSAGE_S):
             raise CommandError("bad_args", f"seconds must be a number from 1 to {MAX_MESSAGE_S}")
         now = time.monotonic()

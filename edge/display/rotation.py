@@ -83,12 +83,18 @@ class Rotation:
             self._end_now(now)
 
     def call(self, ticket: str, window: int, seconds: float, now: float) -> None:
-        self._calls.append((self.layouts.call(ticket, window), seconds))
+        page = self.layouts.call(ticket, window)
+        if not page.key:
+            return  # no ticket number left after cleaning: nothing to call
+        self._calls.append((page, seconds))
         if self.current is None or self.current.source not in ("message", "call"):
             self._end_now(now)
 
     def line(self, text: str, seconds: float, now: float) -> None:
-        self._lines.append((self.layouts.screen_line(text), seconds))
+        page = self.layouts.screen_line(text)
+        if not page.lines:
+            return  # nothing printable: a blank line would only blank the screen
+        self._lines.append((page, seconds))
         if self._interruptible():
             self._end_now(now)
 
