@@ -3,7 +3,9 @@
 The transport comes from outside: a serial port through pyserial (USB-serial
 adapters, the Pi's UART, the simulator's pty) or a ``/dev/usb/lp*`` file.
 One thread owns it: it writes print jobs as soon as they arrive and, between
-jobs, polls ``DLE EOT 1/2/4`` every ``poll_s``.  A poll without a status
+jobs (and right after each), polls ``DLE EOT 1/2/4`` every ``poll_s``.  A
+printer that never answers status requests (some USB ones) is driven with
+``status_queries=False``: then only a failing port makes it ``offline``.  A poll without a status
 byte within ``timeout_s`` means the printer is offline; bytes on the status
 line that are not status bytes are noise and skipped.  When the port
 vanishes (USB unplugged) the thread closes it, reports ``offline`` and
@@ -197,6 +199,7 @@ class PrinterPort:
         on_status: Callable[[str], None],
         on_failed: Callable[[PrintJob, str], None],
         on_written: Callable[[PrintJob], None] | None = None,
+        status_queries: bool = True,
     ) -> None:
         self._opener = opener
         self.poll_s = poll_s
@@ -204,6 +207,7 @@ class PrinterPort:
         self._on_status = on_status
         self._on_failed = on_failed
         self._on_written = on_written
+        self.status_queries = status_queries  # False: a printer that never answers DLE EOT
         self._jobs: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._transport: Transport | None = None
         self._thread: threading.Thread | None = None
@@ -272,6 +276,10 @@ class PrinterPort:
             self._report("offline")
             return
         try:
+            if not self.status_queries:
+                self._transport.read(64, 0)  # type: ignore[union-attr]  # raises once the device is gone
+                self._report("ok")  # all we can know: the port is there and takes bytes
+                return
             status, noise = read_status(self._transport, self.timeout_s)  # type: ignore[arg-type]
         except OSError as exc:
             log.warning("printer status read failed (%s); closing the port", exc)

@@ -177,6 +177,9 @@ SCHEMA: dict[str, Any] = {
         "cut": Key(str, "partial", check=one_of("partial", "full", "none")),
         "status_poll_s": Key(float, 2.0, check=between(0.2, 60, "seconds")),
         "status_timeout_s": Key(float, 0.5, check=between(0.05, 10, "seconds")),
+        "status_queries": Key(
+            bool, True, "ask DLE EOT status; false for a printer that never answers (state from writes only)"
+        ),
         "qr_url": Key(str, "https://example.gov.cn/lgsc/rate", "QR code on tickets; empty = none"),
     },
     "queue": {

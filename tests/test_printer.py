@@ -24,7 +24,9 @@ def sim(tmp_path):
     printer.stop()
 
 
-def make_port(path: str, kind: str = "serial", poll_s: float = 0.1) -> tuple[PrinterPort, Recorder]:
+def make_port(
+    path: str, kind: str = "serial", poll_s: float = 0.1, status_queries: bool = True
+) -> tuple[PrinterPort, Recorder]:
     seen = Recorder()
     port = PrinterPort(
         lambda: open_transport(kind, path, 9600),
@@ -33,6 +35,7 @@ def make_port(path: str, kind: str = "serial", poll_s: float = 0.1) -> tuple[Pri
         on_status=seen.states.append,
         on_failed=lambda job, reason: seen.failed.append((job.key, reason)),
         on_written=lambda job: seen.written.append(job.key),
+        status_queries=status_queries,
     )
     port.start()
     return port, seen
@@ -135,3 +138,20 @@ def test_usblp_file_transport(sim):
         assert sim.tickets[0].text == "B001"
     finally:
         transport.close()
+
+
+def test_a_printer_that_never_answers_status_still_prints(sim, tmp_path):
+    """status_queries = false: no DLE EOT is sent; the state comes from the port alone."""
+    sim.set_status("offline")  # answers nothing...
+    port, seen = make_port(str(tmp_path / "printer"), status_queries=False)
+    try:
+        wait_for(lambda: seen.states == ["ok"], 5)
+        sim.set_status("ok")
+        port.submit("A001", escpos.Receipt().line("A001").cut("full").bytes())
+        wait_for(lambda: seen.written == ["A001"], 5)
+        wait_for(lambda: sim.tickets, 5)
+        assert sim.status_queries == 0
+        sim.unplug()
+        wait_for(lambda: seen.states == ["ok", "offline"], 5)
+    finally:
+        port.stop()

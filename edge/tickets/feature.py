@@ -109,6 +109,7 @@ class Tickets:
                 on_status=lambda word: core.post(PrinterState(word)),
                 on_failed=lambda job, reason: core.post(PrintFailed(job.key, reason)),
                 on_written=lambda job: core.post(Printed(job.key)) if job.key != "test" else None,
+                status_queries=self.config.printer.status_queries,
             )
             self.printer.start()
         else:
