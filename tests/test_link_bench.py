@@ -35,3 +35,4 @@ def test_kill9_trial_smoke():
     assert result["lost"] == 0 and result["gaps"] == [] and result["seq_given_twice"] == 0
     assert result["outbox_left"] == 0 and result["inputs_without_event"] == 0
     assert result["events_recorded"] > 0 and result["broker_back_to_birth_s"] is not None
+    assert result["broker_back_to_birth_more_s"]["n"] == 1
