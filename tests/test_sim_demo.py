@@ -134,9 +134,12 @@ def test_demo_comes_up_takes_verbs_and_stops_everything_on_sigterm(tmp_path, sto
     assert "saved" in ok("screen", "--png", "shot.png", "--enlarged", data=data, cwd=tmp_path)
     assert (tmp_path / "shot.png").read_bytes().startswith(b"\x89PNG")
     assert "job_id" in json.loads(ok("job", "--title", "木工", "--headcount", "2", data=data))
+    # The locker: a tap unlocks compartment 1 (the first free tool), the worker takes the hammer.
     assert ok("tap", "worker", data=data).strip() == "tapped worker"
-    assert json.loads(ok("door", "2", "open", data=data))["now"] == "open"
-    assert json.loads(ok("door", "2", "close", data=data))["now"] == "close"
+    wait_for(lambda: sim_status(data)["pins"]["outputs"].get("17") == 1, 10, "lock 1 released")
+    assert json.loads(ok("door", "1", "open", data=data))["lock_released"] is True
+    assert json.loads(ok("door", "1", "close", data=data))["now"] == "close"
+    wait_for(lambda: sim_status(data)["central"]["by_type"].get("rental.checkout"), 10, "rental.checkout")
     assert ok("printer", "paper-out", data=data).strip() == "printer: paper-out"
     assert ok("call", "1", data=data).startswith("window 1: call")
 
@@ -144,6 +147,14 @@ def test_demo_comes_up_takes_verbs_and_stops_everything_on_sigterm(tmp_path, sto
     assert wrong.returncode == 1
     assert "which category" in wrong.stderr
     assert "Traceback" not in wrong.stderr
+
+    # Personal data: no raw card UID or unmasked phone number in the daemon's log or its events.
+    raw = [card["uid"] for card in sim["cards"].values()] + ["13812345678"]
+    for record in (data / "daemon.log", data / "central" / "events.jsonl"):
+        text = record.read_text(encoding="utf-8")
+        assert text
+        leaked = [value for value in raw if value in text or value.lower() in text]
+        assert not leaked, f"{record.name} contains {leaked}"
 
     demo.send_signal(signal.SIGTERM)
     assert demo.wait(15) == 0
