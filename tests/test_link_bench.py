@@ -30,7 +30,17 @@ def test_outbox_drain_smoke():
 def test_kill9_trial_smoke():
     """Three kills, the broker restarted during the second run: nothing lost, no gap."""
     result = run_bench(
-        "kill9_trial.py", "--runs", "3", "--broker-restart-at", "1", "--rate", "50", "--cap", "1"
+        "kill9_trial.py",
+        "--runs",
+        "3",
+        "--broker-restart-at",
+        "1",
+        "--rate",
+        "50",
+        "--cap",
+        "1",
+        "--birth-samples",
+        "1",
     )
     assert result["lost"] == 0 and result["gaps"] == [] and result["seq_given_twice"] == 0
     assert result["outbox_left"] == 0 and result["inputs_without_event"] == 0
