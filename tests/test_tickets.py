@@ -252,6 +252,23 @@ def test_paper_running_out_between_polls_fails_that_ticket(tmp_path, pins, print
     assert printer.unprinted_cuts == 1
 
 
+def test_a_ticket_that_cannot_be_recorded_is_said_on_the_screen(hall, printer):
+    with sqlite3.connect(hall.db) as conn:  # the disk refuses this one write
+        conn.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON tickets BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END"
+        )
+    hall.press("A")
+    line = wait_for(lambda: next((m for m in hall.seen if isinstance(m, ScreenLine)), None), 5)
+    assert line.text == "取号失败 请到窗口"
+    assert hall.core.components["tickets"] == "storage_error"
+    with sqlite3.connect(hall.db) as conn:
+        conn.execute("DROP TRIGGER refuse")
+    hall.press("A")
+    wait_for(lambda: hall.issued() == ["A001"], 5)  # the failed press used no number
+    wait_for(lambda: len(printer.tickets) == 1, 5)
+    assert hall.core.components["tickets"] == "ok"
+
+
 def test_printer_unplugged_mid_ticket_and_back(hall, printer):
     printer.unplug()
     hall.press("A")  # before the next poll notices: the write fails

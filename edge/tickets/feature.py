@@ -11,6 +11,7 @@ instead (A023 号 打印机缺纸 请到窗口) and staff serve the worker by nu
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -71,7 +72,6 @@ class Tickets:
         self.keys = Keys(key_pins(self.q), self.q.bounce_ms, self.q.stuck_after_s)
         self.stuck: set[str] = set()
         self._priority_armed_until = 0.0
-        self.last_press_latency_s: float | None = None
 
     # -- life cycle ------------------------------------------------------
 
@@ -131,8 +131,15 @@ class Tickets:
         elif key in self.categories:
             priority = time.monotonic() < self._priority_armed_until
             self._priority_armed_until = 0.0
-            self.issue(key, priority)
-            self.last_press_latency_s = time.monotonic() - press.at
+            try:
+                self.issue(key, priority)
+                if self.core.components.get("tickets") == "storage_error":
+                    self.core.set_component("tickets", "ok")
+            except sqlite3.Error:
+                # Nothing could be recorded (disk full, card failing): say so rather than stay silent.
+                log.exception("ticket for %s could not be recorded", key)
+                self.core.set_component("tickets", "storage_error")
+                self.core.dispatch(ScreenLine("取号失败 请到窗口", LINE_SECONDS))
         elif key.startswith("window"):
             window_text, action = key[len("window") :].split(".")
             self._staff_key(int(window_text), action)
