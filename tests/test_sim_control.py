@@ -7,6 +7,7 @@ import json
 import pytest
 from hallsim import control
 from hallsim.control import ControlError, ControlServer, Verb, find_data_dir, load_sim, request
+from support import wait_for
 
 
 def echo(args: list[str]) -> dict:
@@ -95,3 +96,72 @@ def test_sim_json_problems_are_named(tmp_path):
         load_sim(tmp_path)
     (tmp_path / "sim.json").write_text(json.dumps({"control": "x"}))
     assert load_sim(tmp_path) == {"control": "x"}
+
+
+# ---- the demo's verbs, on a pin board with real gpiozero buttons ------------------
+
+
+@pytest.fixture
+def wired_demo(tmp_path):
+    from gpiozero import Button
+    from hallsim.demo import Demo
+    from hallsim.pins import PinBoard, SimFactory
+
+    demo = Demo(tmp_path / "data")
+    demo.board = PinBoard(tmp_path / "pins.sock").start()
+    factory = SimFactory(demo.board.socket_path)
+    pressed: list[int] = []
+    buttons = []
+    for pin in (5, 12, 16, 20, 21):
+        button = Button(pin, pull_up=True, pin_factory=factory)
+        button.when_pressed = lambda pin=pin: pressed.append(pin)
+        buttons.append(button)
+    yield demo, pressed
+    for button in buttons:
+        button.close()
+    factory.close()
+    demo.board.stop()
+
+
+def test_press_priority_presses_the_priority_key_then_the_category(wired_demo):
+    demo, pressed = wired_demo
+    assert demo.verb_press(["priority", "a"]) == "pressed priority, then A (GPIO 5)"
+    wait_for(lambda: pressed == [12, 5], 5, "priority then A")
+
+
+def test_window_keys_press_their_pins(wired_demo):
+    demo, pressed = wired_demo
+    demo.verb_window(["1"], "call_pin")
+    demo.verb_window(["1"], "recall_pin")
+    demo.verb_window(["1"], "skip_pin")
+    wait_for(lambda: pressed == [16, 20, 21], 5, "call, recall, skip")
+
+
+@pytest.mark.parametrize(
+    ("verb", "args", "message"),
+    [
+        ("press", [], "which category? one of A, B, C, D, E"),
+        ("press", ["Q"], "which category?"),
+        ("call", ["9"], "which window? one of 1"),
+        ("door", ["1"], "door N open|close"),
+        ("door", ["9", "open"], "no compartment 9; they are 1, 2, 3"),
+        ("force", [], "force N"),
+        ("tap", ["worker"], "no card reader in this demo"),
+        ("printer", ["ok"], "no printer in this demo"),
+        ("job", [], "no central platform in this demo"),
+        ("screen", ["--png"], "no screen in this demo"),
+    ],
+)
+def test_a_wrong_verb_says_what_is_expected(wired_demo, verb, args, message):
+    demo, _ = wired_demo
+    with pytest.raises(ControlError, match=message.replace("?", r"\?").replace("|", r"\|")):
+        demo.verbs()[verb].handler(args)
+
+
+def test_doors_drive_their_reed_switch(wired_demo):
+    demo, _ = wired_demo
+    assert demo.verb_door(["3", "open"]) == {"door": 3, "now": "open", "lock_released": False}
+    assert demo.board.levels[25] is True  # open switch: high
+    assert demo.verb_force(["3"])["forced"] is True
+    demo.verb_door(["3", "close"])
+    assert demo.board.levels[25] is False
