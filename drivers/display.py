@@ -73,6 +73,9 @@ def _max7219(cfg: Mapping[str, Any], serial_interface: Any) -> Any:
     from luma.core.interface.serial import noop, spi
     from luma.led_matrix.device import max7219
 
+    if cfg["blocks_arranged_in_reverse_order"] and cfg["height"] != 8 and not cfg["cascaded"]:
+        # luma reverses the blocks of one 8-px row only; on more rows it fails at every frame.
+        raise PanelError("blocks_arranged_in_reverse_order needs a single row of blocks (height 8)")
     if serial_interface is None:
         serial_interface = spi(
             port=cfg["spi_port"], device=cfg["spi_device"], bus_speed_hz=cfg["spi_speed_hz"], gpio=noop()
@@ -193,10 +196,11 @@ class LedPanel:
     def _guarded(self, fn: Any, *args: Any) -> None:
         try:
             fn(*args)
-        except OSError as exc:
+        except (OSError, AssertionError, IndexError, ValueError) as exc:
+            # OSError: the SPI bus; the others: luma refusing this frame (mode, size, layout).
             if not self._given:
                 self._discard()
-            raise PanelError(f"display write failed: {exc}") from exc
+            raise PanelError(f"display write failed: {exc!r}") from exc
 
     def _discard(self) -> None:
         """Drop a device whose bus failed, closing its SPI handle (the next open makes a new one)."""

@@ -268,3 +268,25 @@ def test_sim_screen_saves_png_and_led_gif(tmp_path):
     assert Image.open(exact).size == (16, 8)
     assert Image.open(big).size == (128, 64)
     assert Image.open(gif).n_frames == 3
+
+
+def test_max7219_gets_configured_geometry_and_every_lit_pixel():
+    """The SPI bytes a real chain would get: digit registers 1-8 of each chip carry the frame's pixels."""
+    spi = RecordingSPI()
+    cfg = make_config_display(device="max7219", width=32, height=16, block_orientation=-90)
+    device = open_device(cfg, serial_interface=spi)
+    assert (device.width, device.height, device.cascaded) == (32, 16, 8)
+    assert device._correction_angle == -90
+    one_row = open_device({**cfg, "width": 64, "height": 8, "blocks_arranged_in_reverse_order": True}, spi)
+    assert one_row.blocks_arranged_in_reverse_order and one_row.cascaded == 8
+    with pytest.raises(PanelError, match="single row"):
+        open_device({**cfg, "blocks_arranged_in_reverse_order": True}, spi)
+    frame = Image.new("1", (32, 16))
+    for xy in [(0, 0), (31, 15), (9, 3), (17, 12), (5, 14)]:
+        frame.putpixel(xy, 1)
+    spi.writes.clear()
+    device.display(frame)
+    digits = [w for w in spi.writes if 1 <= w[0] <= 8]
+    assert len(digits) == 8  # one write per digit register, all chips at once
+    lit = sum(bin(value).count("1") for write in digits for value in write[1::2])
+    assert lit == 5
