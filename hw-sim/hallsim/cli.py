@@ -30,6 +30,7 @@ def usage() -> str:
 
     lines = [
         "usage: hall-sim demo [--data DIR] [--broker mqtt://host:port] [--no-central] [--logs]",
+        "       hall-sim central --help    (the fake central platform on its own)",
         "       hall-sim [--data DIR] VERB [ARGS...]",
         "",
         "verbs (act on the running demo):",
