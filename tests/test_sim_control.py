@@ -165,3 +165,36 @@ def test_doors_drive_their_reed_switch(wired_demo):
     assert demo.verb_force(["3"])["forced"] is True
     demo.verb_door(["3", "close"])
     assert demo.board.levels[25] is False
+
+
+# ---- the hall-sim command line -----------------------------------------------------
+
+
+def test_hall_sim_without_words_prints_the_verbs(capsys):
+    from hallsim.cli import main
+
+    assert main([]) == 2
+    out = capsys.readouterr().out
+    for verb in ("press A", "tap CARD", "door N open|close", "screen --png FILE", "status"):
+        assert verb in out
+
+
+def test_hall_sim_verb_without_a_demo_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    from hallsim.cli import main
+
+    monkeypatch.setattr(control, "LAST_DEMO", tmp_path / "none")
+    monkeypatch.delenv("HALLSIM_DATA", raising=False)
+    assert main(["press", "A"]) == 1
+    assert "no running demo found" in capsys.readouterr().err
+    assert main(["--data", str(tmp_path), "press", "A"]) == 1
+    assert "sim.json does not exist" in capsys.readouterr().err
+
+
+def test_hall_sim_talks_to_the_socket_named_in_sim_json(server, tmp_path, capsys):
+    from hallsim.cli import main
+
+    (tmp_path / "sim.json").write_text(json.dumps({"control": server.socket_path}))
+    assert main(["echo", "--data", str(tmp_path), "hi"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"args": ["hi"]}
+    assert main([f"--data={tmp_path}", "refuse", "x"]) == 1
+    assert "hall-sim refuse: no such thing: x" in capsys.readouterr().err
