@@ -298,3 +298,20 @@ def test_any_free_text_renders_without_crashing(text, ticket, window):
         assert rotation.frame(now, WALL).size == (128, 32)
         assert rotation.next_change(now, WALL) > 0
         now = rotation.current.until
+
+
+def test_many_new_jobs_still_let_the_hotline_through():
+    rotation = rotation_for()
+    load(rotation, [PLAIN])
+    rotation.frame(0.0, WALL)
+    many = [{**SHOP, "id": f"J-{i}"} for i in range(30)]
+    cards, _ = read_jobs(jobs(PLAIN, *many), ZONE)
+    rotation.set_jobs(cards, frozenset(c["id"] for c in many), 1.0)
+    kinds, now = [], 1.0
+    for _ in range(24):
+        rotation.frame(now, WALL)
+        kinds.append(rotation.page.kind if rotation.current.source != "new" else "new")
+        now = rotation.current.until
+    assert kinds[0] == "new"  # at once
+    assert "hotline" in kinds[:7]
+    assert kinds.count("new") == 20  # the rest join the rotation unmarked

@@ -55,7 +55,8 @@ class Rotation:
         self.marker = ""
         self.current: Showing | None = None
         self._cards: dict[str, JobCard] = {}
-        self._new: deque[str] = deque()
+        self._new: deque[str] = deque(maxlen=QUEUE_MAX)  # beyond that, new jobs just join the rotation
+        self._fresh = False  # a snapshot brought new jobs: the first one is shown at once
         self._message: tuple[Page, float] | None = None
         self._calls: deque[tuple[Page, float]] = deque(maxlen=QUEUE_MAX)
         self._lines: deque[tuple[Page, float]] = deque(maxlen=QUEUE_MAX)
@@ -70,6 +71,7 @@ class Rotation:
         self._cards = {card.id: card for card in cards}
         fresh = [card.id for card in cards if card.id in new_ids]  # urgent first, as sorted
         self._new.extend(fresh)
+        self._fresh = self._fresh or bool(fresh)
         shown = self.current.art.page if self.current else None
         gone = shown is not None and shown.kind == "job" and shown.key not in self._cards
         if gone or ((fresh or self._showing_empty()) and self._interruptible()):
@@ -186,10 +188,14 @@ class Rotation:
             if queue:
                 page, seconds = queue.popleft()
                 return Showing(self._art(page), now, now + seconds, source)
-        while self._new:
+        # After the first new job, a due hotline page goes first: the bureau wants it seen regularly.
+        while self._new and (self._fresh or self._since_hotline < self.hotline_every):
             card = self._cards.get(self._new.popleft())
             if card is not None and card.showable(wall):
+                self._fresh = False
+                self._since_hotline += 1
                 return self._timed(self.layouts.job(card, new=True), now, "new")
+        self._fresh = False
         return self._timed(self._rotation_page(wall), now, "rotation")
 
     def _timed(self, page: Page, now: float, source: str) -> Showing:
@@ -199,10 +205,10 @@ class Rotation:
     def _rotation_page(self, wall: datetime) -> Page:
         jobs = [card for card in self.jobs if card.showable(wall)]
         notices = [n for n in self.notices if n.current(wall)]
-        self._since_hotline += 1
-        if self._since_hotline > self.hotline_every:
+        if self._since_hotline >= self.hotline_every:
             self._since_hotline = 0
             return self.layouts.hotline()
+        self._since_hotline += 1
         if notices and (not jobs or self._since_notice >= NOTICE_EVERY_PAGES):
             self._since_notice = 0
             self._notice_i += 1
