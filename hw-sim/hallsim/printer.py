@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import select
 import threading
 import time
@@ -96,6 +97,8 @@ class SimPrinter:
         self._slave: int | None = None
         self.port = ""
         self._thread: threading.Thread | None = None
+        self._renderer: threading.Thread | None = None
+        self._pages: queue.SimpleQueue[tuple[_Page, str] | None] = queue.SimpleQueue()
         self._running = False
         self._buf = bytearray()
         self._font = ImageFont.truetype(FONT_PATH, BASE_DOTS)
@@ -108,15 +111,24 @@ class SimPrinter:
     def start(self) -> SimPrinter:
         self._open_pty()
         self._running = True
+        # Rendering (PNG, QR read-back) runs apart from the port, as a printer answers DLE EOT
+        # in real time while it prints.
+        self._renderer = threading.Thread(target=self._render_pages, name="sim-printer-render", daemon=True)
+        self._renderer.start()
         self._thread = threading.Thread(target=self._run, name="sim-printer", daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        """Close the port; pages already cut are still rendered before this returns."""
         self._running = False
         if self._thread is not None:
             self._thread.join(2)
             self._thread = None
+        if self._renderer is not None:
+            self._pages.put(None)
+            self._renderer.join(10)
+            self._renderer = None
         self._close_pty()
 
     def unplug(self) -> None:
@@ -381,7 +393,14 @@ class SimPrinter:
         if self.state not in PRINTS_IN:
             self.unprinted_cuts += 1
             return
-        self.tickets.append(self._finish(page, mode))
+        if self._renderer is not None:
+            self._pages.put((page, mode))
+        else:
+            self.tickets.append(self._finish(page, mode))  # fed directly, no port running
+
+    def _render_pages(self) -> None:
+        while (item := self._pages.get()) is not None:
+            self.tickets.append(self._finish(*item))
 
     # -- rendering -------------------------------------------------------
 
