@@ -11,6 +11,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from support import make_config, wait_for
 
 from edge.clock import Clock
@@ -86,8 +88,16 @@ class Watcher:
         self.lock = threading.Lock()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"watch-{site}", protocol=protocol)
         self.client.on_message = self._on_message
-        self.client.connect("127.0.0.1", port)
-        self.client.subscribe(f"lgsc/v1/{site}/#", qos=1)
+        self.client.on_connect = lambda client, *_: client.subscribe(f"lgsc/v1/{site}/#", qos=1)
+        self.client.reconnect_delay_set(0.01, 0.1)
+        if protocol == mqtt.MQTTv5:
+            # A persistent session: what the controller publishes while this client reconnects
+            # after a broker restart is kept for it.
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = 300
+            self.client.connect("127.0.0.1", port, clean_start=False, properties=props)
+        else:
+            self.client.connect("127.0.0.1", port)
         self.client.loop_start()
         wait_for(self.client.is_connected, what="watcher connected")
 

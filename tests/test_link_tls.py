@@ -137,3 +137,22 @@ def test_untrusted_broker_certificate_is_refused(tmp_path, pki):
             assert not rig.link.online
         finally:
             rig.stop()
+
+
+def test_a_missing_ca_file_fails_the_start_before_anything_is_wired(tmp_path):
+    from support import make_config
+
+    from edge.clock import Clock
+    from edge.core import Core
+    from edge.link import Link
+    from edge.storage import Storage
+
+    config = make_config(tmp_path, {"mqtt": {"tls": True, "ca_file": str(tmp_path / "missing.crt")}})
+    storage = Storage(config.storage.dir)
+    core = Core(config, storage, Clock())
+    try:
+        with pytest.raises(OSError):
+            Link(config).start(core)
+        assert core.link is None and core.outbox.listeners == []
+    finally:
+        storage.close()

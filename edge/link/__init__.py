@@ -114,6 +114,8 @@ class Link:
         self._acks_posted = False
         self.connection: Connection | None = None
         self.core: Core | None = None
+        self.store: snapshots.SnapshotStore  # from start()
+        self.drain: Drain
         self.first_online_s: float | None = None
         self.last_connect_at: datetime | None = None
         self.births = 0
@@ -150,13 +152,22 @@ class Link:
         """The ``sync`` command: snapshots again from the broker, the birth, the outbox."""
         self._connection().resubscribe()
         self.republish_birth()
-        self._drain().fill()
+        self.drain.fill()
 
     # -- feature -------------------------------------------------------------------
 
     def start(self, core: Core) -> None:
         self.core = core
-        core.link = self
+        # The client first: a TLS or password file that cannot be used fails here, before wiring.
+        routes = Routes(
+            connected=lambda present: core.post(BrokerConnected(present)),
+            disconnected=lambda reason: core.post(BrokerDisconnected(reason)),
+            message=self._route_message,
+            published=self._on_puback,
+        )
+        self.connection = Connection(
+            self.mqtt, self.client_id, self.topics.subscriptions(), (self.topics.state, OFFLINE), routes
+        )
         core.outbox.set_limits(core.config.storage.outbox_max_events, core.config.storage.outbox_max_bytes)
         self.store = snapshots.SnapshotStore(core.storage)
         self.drain = Drain(
@@ -173,15 +184,7 @@ class Link:
         core.register_status("link", self.status)
         core.every(self.mqtt.telemetry_interval_s, self._publish_telemetry)
         self._post_cached_snapshots()
-        routes = Routes(
-            connected=lambda present: core.post(BrokerConnected(present)),
-            disconnected=lambda reason: core.post(BrokerDisconnected(reason)),
-            message=self._route_message,
-            published=self._on_puback,
-        )
-        self.connection = Connection(
-            self.mqtt, self.client_id, self.topics.subscriptions(), (self.topics.state, OFFLINE), routes
-        )
+        core.link = self
         self.connection.start()
 
     def stop(self) -> None:
@@ -385,9 +388,6 @@ class Link:
         if self.connection is None:
             raise RuntimeError("link not started")
         return self.connection
-
-    def _drain(self) -> Drain:
-        return self.drain
 
 
 def _response_properties(message: mqtt.MQTTMessage) -> tuple[str | None, bytes | None]:
