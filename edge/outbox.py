@@ -117,6 +117,7 @@ class Outbox:
             event = Event(seq, body["event_id"], type_, kind, payload)
             self._count += 1
             self._bytes += len(payload)
+            self.storage.on_rollback(self.recount)  # a caller's rollback takes this row back out
             self._enforce_cap(conn)
             self.storage.after_commit(lambda: self._tell(event))
         return event

@@ -235,6 +235,7 @@ def test_a_record_and_its_event_roll_back_together(core):
         core.emit("ticket.issued", {"ticket": "A001"})
         raise RuntimeError("printer exploded")
     assert core.storage.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 0
+    assert core.outbox.depth() == 0
     assert core.storage.execute("SELECT COUNT(*) FROM tickets").fetchone()[0] == 0
     assert core.emit("ticket.issued", {"ticket": "A001"}).seq == 1  # seq not burnt
 
