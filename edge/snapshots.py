@@ -14,6 +14,7 @@ Entries are stored normalised: known fields only, optional ones filled in.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from datetime import datetime
 from typing import Any
 
 from edge.storage import Storage
+
+log = logging.getLogger(__name__)
 
 KINDS = ("jobs", "notices", "cards")
 SCHEMAS = {kind: f"lgsc.{kind}/1" for kind in KINDS}
@@ -299,6 +302,22 @@ class Held:
         return parse_time(stamp) if stamp else None
 
 
+def _cached(kind: str, received_at: str, body: str) -> Held | None:
+    if kind not in KINDS:
+        return None
+    try:
+        moment = datetime.fromisoformat(received_at)
+        doc = json.loads(body)
+    except (ValueError, TypeError):
+        return None
+    if isinstance(doc, dict) and doc.get("generated_at") is None and doc.get(kind) == []:
+        return Held(empty_snapshot(kind), moment, live=False)  # "none" was the last word
+    parsed = parse(kind, body.encode("utf-8"), len(body.encode("utf-8")) + 1)
+    if parsed.snapshot is None or parsed.problems:
+        return None
+    return Held(parsed.snapshot, moment, live=False)
+
+
 class SnapshotStore:
     """The last good snapshot of each kind, in SQLite (core thread only)."""
 
@@ -308,13 +327,18 @@ class SnapshotStore:
         self.held: dict[str, Held] = {}
 
     def load(self) -> dict[str, Held]:
-        """Read the cached snapshots (those written by an earlier run)."""
+        """Read the cached snapshots (those written by an earlier run), checked again.
+
+        A cached copy that no longer passes (edited by hand, written by another
+        version) is left out with a log line: the broker's retained copy follows.
+        """
         rows = self.storage.execute("SELECT kind, received_at, body FROM snapshots").fetchall()
         for kind, received_at, body in rows:
-            if kind not in KINDS:
+            held = _cached(kind, received_at, body)
+            if held is None:
+                log.warning("cached %s snapshot is not usable; waiting for the broker's", kind)
                 continue
-            moment = datetime.fromisoformat(received_at)
-            self.held[kind] = Held(json.loads(body), moment, live=False)
+            self.held[kind] = held
         return dict(self.held)
 
     def save(self, kind: str, snapshot: dict[str, Any], received_at: datetime) -> None:

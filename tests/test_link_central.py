@@ -52,3 +52,35 @@ def test_central_and_link_end_to_end(tmp_path, broker):
         rig.stop()
         wait_for(lambda: central.online is False, what="offline at the central")
         central.stop()
+
+
+def test_hall_sim_central_runs_on_its_own(tmp_path, broker):
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    site = unique_site()
+    code = "import sys; from hallsim.central import main; sys.exit(main(sys.argv[1:]))"
+    args = ["--port", str(broker.port), "--site", site, "--folder", str(tmp_path), "--generate-jobs", "3"]
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True, stderr=subprocess.STDOUT
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().startswith(f"central for {site}/hall-01")
+        rig = start_rig(tmp_path / "edge", broker.port, site, watch=(SnapshotUpdated,))
+        try:
+            updates = wait_for(lambda: rig.watch(SnapshotUpdated), what="generated jobs")
+            assert len(updates[0].snapshot["jobs"]) == 3
+            rig.emit("alarm.rfid_offline", {"port": "/dev/hall-rfid"})
+            wait_for((tmp_path / "events.jsonl").read_text, what="event logged by the central")
+        finally:
+            rig.stop()
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=10)
+    finally:
+        process.kill()
+    report = json.loads(output.strip().splitlines()[-1])
+    assert report["received"] == 1 and report["by_type"] == {"alarm.rfid_offline": 1}
+    assert process.returncode == 0

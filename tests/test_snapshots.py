@@ -292,3 +292,26 @@ def test_unexpected_topic_is_ignored(tmp_path, broker, site):
         assert rig.on_core(rig.core.outbox.depth) == 0
     finally:
         rig.stop()
+
+
+def test_store_round_trip_and_an_unusable_cached_copy_is_left_out(tmp_path):
+    from datetime import datetime
+
+    from edge.storage import Storage
+
+    storage = Storage(tmp_path / "state")
+    store = snapshots.SnapshotStore(storage)
+    now = datetime.fromisoformat("2026-11-22T08:31:00+08:00")
+    store.save("jobs", snapshots.parse("jobs", raw(jobs_doc(JOB)), CAP).snapshot, now)
+    store.save("notices", snapshots.empty_snapshot("notices"), now)
+    store.save("cards", {"schema": "lgsc.cards/1", "generated_at": "yesterday", "cards": []}, now)
+    storage.execute("INSERT INTO snapshots VALUES ('weather', NULL, ?, '{}')", (now.isoformat(),))
+    storage.close()
+    storage = Storage(tmp_path / "state")
+    try:
+        held = snapshots.SnapshotStore(storage).load()
+        assert set(held) == {"jobs", "notices"}
+        assert held["jobs"].snapshot["jobs"][0]["id"] == JOB["id"] and held["jobs"].live is False
+        assert held["notices"].snapshot == snapshots.empty_snapshot("notices")
+    finally:
+        storage.close()
