@@ -149,3 +149,27 @@ def test_the_daemon_runs_health_and_reports_it_in_status(tmp_path):
         assert set(daemon.core.status()["health"]) == {"cpu_temp_c", "disk_free_mb", "db_mb", "alarms"}
     finally:
         daemon.stop()
+
+
+def test_alarm_events_match_the_contract_schema(hall):
+    import json
+
+    import jsonschema
+
+    schema = json.loads((Path(__file__).resolve().parents[1] / "docs/schemas/event.json").read_text())
+    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+    hall.temp(95)
+    hall.disk.free_mb = 10
+    hall.health.check()
+    hall.temp(40)
+    hall.disk.free_mb = 9000
+    hall.health.check()
+    events = [e.body() for e in hall.core.outbox.pending()]
+    assert [(e["type"], e["data"]["state"]) for e in events] == [
+        ("alarm.overheat", "raised"),
+        ("alarm.disk_low", "raised"),
+        ("alarm.overheat", "cleared"),
+        ("alarm.disk_low", "cleared"),
+    ]
+    for event in events:
+        validator.validate(event)
