@@ -168,6 +168,7 @@ class Hall:
         self.locker.start(self.core)
         self.core.start()
         self.core.post(SnapshotUpdated("cards", cards_snapshot(), datetime.now(UTC), live=False))
+        wait_for(lambda: self.locker.recovered, what="locker settled after start")
 
     def crash(self) -> None:
         """Stop the core where it stands (no shutdown work of ours), keep the pins' physical state."""

@@ -43,6 +43,7 @@ DENIAL_LINES = {
     "timeout": "柜门未打开 已重新上锁",
 }
 RESULTS = ("ok", "damaged", "lost")
+SETTLE_S = 0.15
 LINE_S = 6.0
 
 
@@ -88,7 +89,9 @@ class Locker:
         self.compartments, self.boards = hw.build(self.settings, core.post)
         core.set_component("locker", "ok")
         if self.boards is None:
-            self._recover()
+            # Inputs just set up with their pull-ups need a moment before their level is the
+            # door's (and a remote pin factory a moment to deliver it): recover after that.
+            core.call_later(SETTLE_S, self._recover)
         else:
             self.boards.start()  # recovery waits for every board's first status
         rfid = self.settings.rfid
@@ -123,6 +126,9 @@ class Locker:
         log.info("cards snapshot: %d cards (live=%s)", len(self.cards), message.live)
 
     def _on_tap(self, message: hw.CardTapped) -> None:
+        if not self.recovered:  # sessions from before a restart are not settled yet
+            self.core.call_later(SETTLE_S, lambda: self._on_tap(message))
+            return
         card = self.cards.get(message.h)
         if card is None:
             self._deny("unknown_card", None)
@@ -309,6 +315,11 @@ class Locker:
                 self.ledger.clear_alarm(f"door_open:{number}")
                 self.ledger.clear_alarm(f"forced_open:{number}")
         self.recovered = True
+        log.info(
+            "locker ready: %d compartments, %d unlocks in progress",
+            len(self.compartments),
+            len(self.sessions),
+        )
 
     # -- RS-485 boards -------------------------------------------------------------------------------
 
