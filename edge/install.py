@@ -449,7 +449,8 @@ def step_config(target: Target, report: Report) -> None:
     folder = target.path(CONFIG_DIR)
     folder.mkdir(parents=True, exist_ok=True)
     folder.chmod(0o750)
-    target.chown(folder, "root", USER)
+    # The service may replace its configuration (the signed config.set command): its folder.
+    target.chown(folder, USER, USER)
     example = render().encode()
     write_if_different(target.path(EXAMPLE), example, 0o640)
     target.chown(target.path(EXAMPLE), "root", USER)

@@ -287,6 +287,11 @@ def test_unit_is_notify_with_watchdog_and_hardening():
     assert unit["SystemCallFilter"][0] == "@system-service"
     for key in ("ProtectSystem", "ProtectHome", "PrivateTmp", "NoNewPrivileges"):
         assert unit[key][0] in ("strict", "yes"), key
+    # config.set (edge/config_change.py) replaces the file in its folder; the database needs its own.
+    assert unit["ReadWritePaths"] == ["/etc/hall-edge"]
+    assert unit["StateDirectory"] == ["hall-edge"]
+    # lgpio's notification FIFO goes to the working directory: it must be writable.
+    assert unit["WorkingDirectory"] == ["/run/hall-edge"] == [f"/run/{unit['RuntimeDirectory'][0]}"]
 
 
 def test_a_broken_config_stops_in_exec_start_pre_and_the_start_limit_ends_the_retries(tmp_path):
