@@ -31,12 +31,17 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from edge import __version__
 from edge.clock import Clock
 from edge.config import ConfigError, load
 from edge.health import disk_free_mb, read_cpu_temp_c
 from edge.schema import Settings
+
+if TYPE_CHECKING:
+    import paho.mqtt.client as mqtt
+    import serial
 
 log = logging.getLogger(__name__)
 
@@ -127,15 +132,15 @@ def check_reader(config: Settings) -> Check:
         port.close()
 
 
-def _pn532_answers(port: object, path: str) -> Check:
+def _pn532_answers(port: serial.Serial, path: str) -> Check:
     from drivers.rfid import PN532_WAKEUP, SAM_CONFIGURATION, Pn532Frame, Pn532Parser
 
     parser = Pn532Parser()
-    port.write(PN532_WAKEUP + SAM_CONFIGURATION)  # type: ignore[attr-defined]
+    port.write(PN532_WAKEUP + SAM_CONFIGURATION)
     deadline = time.monotonic() + 1.0
     while time.monotonic() < deadline:
-        port.timeout = 0.05  # type: ignore[attr-defined]
-        for item in parser.feed(port.read(64)):  # type: ignore[attr-defined]
+        port.timeout = 0.05
+        for item in parser.feed(port.read(64)):
             if isinstance(item, Pn532Frame) and item.data[:1] == b"\x15":
                 return Check("reader", PASS, f"{path}: PN532 answers (SAMConfiguration)")
     return Check(
@@ -243,6 +248,7 @@ def _probe_pins(pins: dict[int, tuple[str, str]]) -> tuple[list[str], list[str]]
 
 
 def check_broker(config: Settings, timeout_s: float = BROKER_TIMEOUT_S) -> Check:
+    """A real connection (clean session, a client id of its own: never kicks the daemon off)."""
     import paho.mqtt.client as mqtt
 
     cfg = config.mqtt
@@ -250,15 +256,14 @@ def check_broker(config: Settings, timeout_s: float = BROKER_TIMEOUT_S) -> Check
     protocol = mqtt.MQTTv5 if cfg.protocol == "mqttv5" else mqtt.MQTTv311
     client = mqtt.Client(
         mqtt.CallbackAPIVersion.VERSION2,
-        client_id=f"{config.site}-{config.device}-selftest",  # not the daemon's id: never kicks it off
+        client_id=f"{config.site}-{config.device}-selftest",
         protocol=protocol,
     )
-    outcome: dict[str, str] = {}
+    answers: list[tuple[Any, float]] = []  # (reason code, when) of the CONNACK
     done = threading.Event()
 
-    def on_connect(_c: object, _u: object, _f: object, reason: object, _p: object = None) -> None:
-        outcome["reason"] = str(reason)
-        outcome["ok"] = "" if getattr(reason, "is_failure", False) else "yes"
+    def on_connect(_c: object, _u: object, _f: object, reason: Any, _p: object = None) -> None:
+        answers.append((reason, time.monotonic()))
         done.set()
 
     client.on_connect = on_connect
@@ -270,29 +275,28 @@ def check_broker(config: Settings, timeout_s: float = BROKER_TIMEOUT_S) -> Check
         return Check("broker", FAIL, f"{where}: {exc}", _broker_todo(config))
     client.loop_start()
     try:
-        answered = done.wait(timeout_s)
+        done.wait(timeout_s)
     finally:
         client.disconnect()
         client.loop_stop()
-    if not answered:
+    if not answers:
         return Check("broker", FAIL, f"{where}: no CONNACK within {timeout_s:.0f} s", _broker_todo(config))
-    if not outcome.get("ok"):
-        return Check("broker", FAIL, f"{where}: refused: {outcome['reason']}", _broker_todo(config))
-    took_ms = (time.monotonic() - began) * 1000
-    return Check("broker", PASS, f"{where}: connected in {took_ms:.0f} ms" + (" (TLS)" if cfg.tls else ""))
+    reason, at = answers[0]
+    if reason.is_failure:
+        return Check("broker", FAIL, f"{where}: refused: {reason}", _broker_todo(config))
+    tls = " (TLS)" if cfg.tls else ""
+    return Check("broker", PASS, f"{where}: connected in {(at - began) * 1000:.0f} ms{tls}")
 
 
-def _configure_credentials(client: object, config: Settings) -> None:
+def _configure_credentials(client: mqtt.Client, config: Settings) -> None:
     cfg = config.mqtt
     if cfg.tls:
-        client.tls_set(  # type: ignore[attr-defined]
-            ca_certs=cfg.ca_file or None,
-            certfile=cfg.cert_file or None,
-            keyfile=cfg.key_file or None,
+        client.tls_set(
+            ca_certs=cfg.ca_file or None, certfile=cfg.cert_file or None, keyfile=cfg.key_file or None
         )
     if cfg.username:
         password = Path(cfg.password_file).read_text(encoding="utf-8").strip()
-        client.username_pw_set(cfg.username, password)  # type: ignore[attr-defined]
+        client.username_pw_set(cfg.username, password)
 
 
 def _broker_todo(config: Settings) -> str:
