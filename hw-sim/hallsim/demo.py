@@ -36,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -171,6 +172,22 @@ def _port(device: Any) -> str:
         return ""
     link = getattr(device, "link", None)
     return str(link) if link else str(device.port)
+
+
+def _pad(text: str, width: int) -> str:
+    """Left-justify for a terminal, where a Chinese character takes two columns."""
+    columns = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+    return text + " " * max(1, width - columns)
+
+
+def _hall_sim_command() -> str:
+    """How to type hall-sim here: bare when on PATH, else the venv's script (.venv/bin/hall-sim)."""
+    script = Path(sys.executable).with_name("hall-sim")
+    found = shutil.which("hall-sim")
+    if found and Path(found).resolve() == script.resolve():
+        return "hall-sim"
+    relative = os.path.relpath(script, Path.cwd())
+    return relative if not relative.startswith("..") else str(script)
 
 
 def daemon_command(config: Path) -> list[str]:
@@ -472,6 +489,7 @@ class Demo:
 
     def banner(self) -> str:
         d = self.devices
+        me = _hall_sim_command()
         parts = [
             f"  broker      {self.mosquitto.url if self.mosquitto else self.broker_url}",
             f"  daemon      hall-edge run, pid {self.daemon.pid if self.daemon else '-'}",
@@ -488,12 +506,18 @@ class Demo:
                 *parts,
                 "",
                 "Try, in another terminal:",
-                "  hall-sim press A            # take a ticket for 求职登记",
-                "  hall-sim call 1             # window 1 calls the next ticket",
-                "  hall-sim tap worker         # a worker taps a card at the tool locker",
-                "  hall-sim door 1 open        # ... takes the hammer out, then: hall-sim door 1 close",
-                "  hall-sim screen --png screen.png --enlarged",
-                "  hall-sim status",
+                *(
+                    f"  {_pad(command, 40)}# {why}" if why else f"  {command}"
+                    for command, why in (
+                        (f"{me} press A", "take a ticket for 求职登记"),
+                        (f"{me} call 1", "window 1 calls the next ticket"),
+                        (f"{me} tap worker", "a worker taps a card at the tool locker"),
+                        (f"{me} door 1 open", "takes the hammer out, then: door 1 close"),
+                        (f"{me} job --title 木工", "a new job on the screen"),
+                        (f"{me} screen --png screen.png --enlarged", ""),
+                        (f"{me} status", "what the simulator sees"),
+                    )
+                ),
                 "Ctrl-C stops everything.",
             ]
         )
