@@ -73,6 +73,10 @@ def check_printer(config: Settings) -> Check:
         transport = open_transport(cfg.transport, cfg.port, cfg.baudrate)
     except OSError as exc:
         return Check("printer", FAIL, str(exc), _printer_todo(cfg.port))
+    if not cfg.status_queries:
+        transport.close()
+        detail = f"{cfg.port}: opens; status not asked (printer.status_queries = false)"
+        return Check("printer", WARN, detail, "print a test ticket: selftest --print")
     try:
         status, noise = read_status(transport, cfg.status_timeout_s)
     except OSError as exc:

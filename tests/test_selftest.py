@@ -87,6 +87,17 @@ def test_a_silent_printer_fails(tmp_path, printer):
     assert "baudrate" in row.todo
 
 
+def test_a_printer_that_is_never_asked_is_a_warning(tmp_path, printer):
+    printer.set_status("offline")
+    config = make_config(
+        tmp_path, {"printer": {"enabled": True, "port": printer.port, "status_queries": False}}
+    )
+    row = check_printer(config)
+    assert row.result == WARN
+    assert "--print" in row.todo
+    assert printer.status_queries == 0
+
+
 def test_a_missing_printer_port_is_a_failure_row(tmp_path):
     row = check_printer(printer_config(tmp_path, str(tmp_path / "hall-printer")))
     assert row.result == FAIL
