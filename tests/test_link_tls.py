@@ -16,6 +16,8 @@ from hallsim.broker import Mosquitto
 from link_support import Watcher, start_rig, unique_site
 from support import wait_for
 
+from edge.messages import LinkStatus
+
 
 def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
@@ -110,11 +112,13 @@ def test_tls_with_username_and_password_file(tmp_path, pki):
         common = {"tls": True, "ca_file": pki["ca"], "username": "hall-01"}
         wrong = tmp_path / "wrong"
         _write(wrong, b"nope", private=True)
-        refused = start_rig(tmp_path / "a", broker.tls_port, site, password_file=str(wrong), **common)
+        refused = start_rig(
+            tmp_path / "a", broker.tls_port, site, watch=(LinkStatus,), password_file=str(wrong), **common
+        )
         try:
-            # Refused by the broker: no birth, keeps trying, never crashes.
-            wait_for(lambda: refused.link.connection.backoff.attempt >= 1, what="a refused attempt")
-            assert not refused.link.online
+            # Refused by the broker: no birth, keeps trying, never crashes, no offline news each try.
+            wait_for(lambda: refused.link.connection.backoff.attempt >= 2, what="refused attempts")
+            assert not refused.link.online and refused.seen[LinkStatus] == []
         finally:
             refused.stop()
         rig = start_rig(tmp_path / "b", broker.tls_port, site, password_file=str(secret), **common)

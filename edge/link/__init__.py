@@ -257,10 +257,11 @@ class Link:
         self.drain.connected()
 
     def _on_disconnected(self, message: BrokerDisconnected) -> None:
-        if self._online:
-            log.warning("link offline: %s", message.reason)
-        self._online = False
         self.drain.disconnected()
+        if not self._online:
+            return  # another failed attempt: nothing changed for the others
+        log.warning("link offline: %s", message.reason)
+        self._online = False
         self._core().dispatch(LinkStatus(False))
 
     def _on_inbound_handled(self, message: InboundHandled) -> None:
