@@ -420,7 +420,8 @@ def step_unit(target: Target, source: Path, report: Report) -> None:
     unit = (source / "systemd" / "hall-edge.service").read_bytes()
     changed = write_if_different(target.path(UNIT), unit, 0o644)
     if target.real:
-        target.run("systemctl", "daemon-reload")
+        # Best effort: in a chroot or container without a running systemd only `enable` works.
+        target.run("systemctl", "daemon-reload", check=False)
         enabled = target.run("systemctl", "is-enabled", "hall-edge.service", check=False).stdout.strip()
         if enabled != "enabled":
             target.run("systemctl", "enable", "hall-edge.service")
@@ -438,8 +439,11 @@ def step_udev(target: Target, source: Path, report: Report) -> None:
     rules = (source / "firmware_config" / "99-hall-edge.rules").read_bytes()
     changed = write_if_different(target.path(UDEV_RULES), rules, 0o644)
     if changed and target.real:
-        target.run("udevadm", "control", "--reload")
-        target.run("udevadm", "trigger", check=False)
+        reload = target.run("udevadm", "control", "--reload", check=False)
+        if reload.returncode != 0:
+            report.notes.append("udev is not running here: the rules apply from the next boot")
+        else:
+            target.run("udevadm", "trigger", check=False)
     report.add(changed, "udev", f"{UDEV_RULES} (/dev/hall-printer, /dev/hall-rfid)")
 
 
@@ -504,7 +508,7 @@ def uninstall(options: Options) -> Report:
         target.run("systemctl", "disable", "--now", "hall-edge.service", check=False)
     report.add(remove(target.path(UNIT_WANTS)) | remove(target.path(UNIT)), "unit", f"{UNIT} removed")
     if target.real:
-        target.run("systemctl", "daemon-reload")
+        target.run("systemctl", "daemon-reload", check=False)
     report.add(remove(target.path(UDEV_RULES)), "udev", f"{UDEV_RULES} removed")
     report.add(remove(target.path(PREFIX)), "program", f"{PREFIX} removed")
     if options.purge:
