@@ -95,14 +95,18 @@ class Storage:
         self._on_rollback.clear()
         callbacks, self._after_commit = self._after_commit, []
         for callback in callbacks:
-            callback()
+            _run_committed(callback)
 
     def after_commit(self, callback: Callable[[], None]) -> None:
-        """Run ``callback`` once the current transaction has committed (now, if none is open)."""
+        """Run ``callback`` once the current transaction has committed (now, if none is open).
+
+        A callback that fails is logged: what was committed stays committed, and the
+        caller does not see an error for a record that is safely on disk.
+        """
         if self._depth:
             self._after_commit.append(callback)
         else:
-            callback()
+            _run_committed(callback)
 
     def on_rollback(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` if the current transaction rolls back (e.g. to undo an in-memory count)."""
@@ -138,6 +142,13 @@ class Storage:
     def version(self, part: str) -> int:
         row = self.execute("SELECT version FROM schema_version WHERE part = ?", (part,)).fetchone()
         return row[0] if row else 0
+
+
+def _run_committed(callback: Callable[[], None]) -> None:
+    try:
+        callback()
+    except Exception:
+        log.exception("after-commit callback %s failed", getattr(callback, "__qualname__", callback))
 
 
 def _statements(script: str) -> list[str]:

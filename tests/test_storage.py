@@ -125,6 +125,22 @@ def test_on_rollback_runs_only_when_the_transaction_rolls_back(storage):
     assert undone == ["undone"]
 
 
+def test_a_failing_after_commit_callback_does_not_hide_the_commit(storage, caplog):
+    storage.migrate("tools", TOOLS_V1)
+    ran = []
+
+    def broken() -> None:
+        raise RuntimeError("listener bug")
+
+    with storage.transaction() as conn:
+        conn.execute("INSERT INTO tools VALUES ('a', 'x')")
+        storage.after_commit(broken)
+        storage.after_commit(lambda: ran.append("next"))
+    assert ran == ["next"]
+    assert storage.execute("SELECT COUNT(*) FROM tools").fetchone()[0] == 1
+    assert any("after-commit callback" in r.getMessage() for r in caplog.records)
+
+
 def test_after_commit_outside_a_transaction_runs_at_once(storage):
     ran = []
     storage.after_commit(lambda: ran.append(1))
