@@ -66,8 +66,18 @@ class Rig:
         self.storage.close()
 
 
-def start_rig(tmp_path, port: int, site: str, watch: tuple[type, ...] = (), **mqtt_overrides: Any) -> Rig:
-    overrides = {"mqtt": {"host": "127.0.0.1", "port": port, "tls": False, **mqtt_overrides}}
+def start_rig(
+    tmp_path,
+    port: int,
+    site: str,
+    watch: tuple[type, ...] = (),
+    storage_overrides: dict | None = None,
+    **mqtt_overrides: Any,
+) -> Rig:
+    overrides = {
+        "mqtt": {"host": "127.0.0.1", "port": port, "tls": False, **mqtt_overrides},
+        "storage": {"dir": str(tmp_path / "state"), **(storage_overrides or {})},
+    }
     config = make_config(tmp_path, overrides, site=site, device="hall-01")
     storage = Storage(config.storage.dir)
     core = Core(config, storage, Clock(config.time.zone, config.time.clock))

@@ -231,3 +231,36 @@ def test_daemon_with_the_link_stops_within_two_seconds(tmp_path, broker, site, w
         stopped_in = time.monotonic() - started
     assert stopped_in < 2.0
     wait_for(lambda: watcher.on("/hall-01/state")[-1]["online"] is False, what="offline state")
+
+
+def test_events_recorded_offline_go_out_in_order_after_a_restart(tmp_path, broker, site, watcher):
+    offline = start_rig(tmp_path, 1, site)
+    for n in range(5):
+        offline.emit("ticket.skipped", {"ticket": f"B{n:03d}"})
+    offline.stop()
+    rig = start_rig(tmp_path, broker.port, site)
+    try:
+        wait_for(lambda: len(watcher.events()) == 5, what="the five events after the restart")
+        assert [e["data"]["ticket"] for e in watcher.events()] == [f"B{n:03d}" for n in range(5)]
+        assert [e["seq"] for e in watcher.events()] == [1, 2, 3, 4, 5]
+    finally:
+        rig.stop()
+
+
+def test_storage_cap_from_the_configuration(tmp_path, broker, site, watcher):
+    rig = start_rig(tmp_path, 1, site, storage_overrides={"outbox_max_events": 100})
+    for _ in range(150):
+        rig.emit("error.invalid_payload", {"topic": "t", "reason": "r"})
+    rig.emit("rental.denied", {"reason": "banned"})
+    assert rig.on_core(rig.core.outbox.depth) == 100
+    assert rig.on_core(rig.core.status)["link"]["outbox_dropped"] == 52
+    rig.stop()
+    rig = start_rig(tmp_path, broker.port, site, storage_overrides={"outbox_max_events": 100})
+    try:
+        wait_for(lambda: len(watcher.events()) == 100, what="what the cap kept")
+        types = [e["type"] for e in watcher.events()]
+        assert types.count("alarm.outbox_full") == 1 and types[-1] == "rental.denied"
+        alarm = next(e for e in watcher.events() if e["type"] == "alarm.outbox_full")
+        assert alarm["data"]["max_events"] == 100
+    finally:
+        rig.stop()
