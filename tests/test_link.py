@@ -264,3 +264,15 @@ def test_storage_cap_from_the_configuration(tmp_path, broker, site, watcher):
         assert alarm["data"]["max_events"] == 100
     finally:
         rig.stop()
+
+
+def test_resync_republishes_the_birth_and_asks_for_the_snapshots_again(tmp_path, broker, site, watcher):
+    rig = start_rig(tmp_path, broker.port, site)
+    try:
+        wait_for(lambda: watcher.on("/hall-01/state"), what="birth")
+        births = len(watcher.on("/hall-01/state"))
+        rig.on_core(rig.link.resync)
+        wait_for(lambda: len(watcher.on("/hall-01/state")) == births + 1, what="birth again")
+        assert rig.link.online
+    finally:
+        rig.stop()

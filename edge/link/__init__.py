@@ -141,7 +141,10 @@ class Link:
         props = Properties(PacketTypes.PUBLISH)
         if correlation_data is not None:
             props.CorrelationData = correlation_data
-        connection.publish(response_topic, payload, properties=props)
+        try:
+            connection.publish(response_topic, payload, properties=props)
+        except ValueError as exc:  # paho refuses it (e.g. longer than MQTT allows)
+            log.warning("command response topic refused: %s", exc)
 
     def republish_birth(self) -> None:
         if self._online:
