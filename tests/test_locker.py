@@ -69,6 +69,17 @@ def test_limit_denies_a_second_tool(hall):
     assert denied == {"reason": "limit", "worker": "W000001"}
 
 
+def test_limit_counts_a_tool_being_taken_right_now(hall):
+    hall.tap("W1")
+    wait_for(lambda: hall.lock_high(1), what="unlocked")
+    hall.door(1, True)  # taking the hammer, door still open
+    hall.select(2)
+    hall.tap("W1")
+    assert hall.wait_event("rental.denied")[0]["reason"] == "limit"
+    hall.door(1, False)
+    hall.wait_event("rental.checkout")
+
+
 def test_tool_needing_approval(hall):
     hall.select(3)
     hall.tap("W1")

@@ -165,7 +165,8 @@ class Locker:
         worker = card["worker"]
         if card["status"] != "active":
             return ("banned" if card["status"] == "banned" else "suspended"), None
-        if len(self.ledger.held_by(worker)) >= card.get("tools_max", 1):
+        taking = sum(1 for s in self.sessions.values() if s.worker == worker and s.kind == "checkout")
+        if len(self.ledger.held_by(worker)) + taking >= card.get("tools_max", 1):
             return "limit", None
         if selected is not None:
             tool = self.ledger.in_compartment(selected)
