@@ -165,6 +165,7 @@ def test_doors_drive_their_reed_switch(wired_demo):
     assert demo.verb_force(["3"])["forced"] is True
     demo.verb_door(["3", "close"])
     assert demo.board.levels[25] is False
+    assert demo._locker_view()["3"] == {"tool": "T-drill-01", "lock": "locked", "door": "closed"}
 
 
 # ---- the hall-sim command line -----------------------------------------------------

@@ -650,6 +650,8 @@ class Demo:
                 "pid": self.daemon.pid if self.daemon else None,
                 "running": self.daemon is not None and self.daemon.poll() is None,
             },
+            "locker": self._locker_view(),
+            "buzzer": "on" if self._board().output(BUZZER_PIN) else "off",
             "pins": self._board().snapshot(),
             "printer": None
             if printer is None
@@ -662,6 +664,18 @@ class Demo:
             if self.devices.screen is None
             else {"frames": getattr(self.devices.screen, "frames_received", None)},
             "central": central.report() if central is not None else None,
+        }
+
+    def _locker_view(self) -> dict[str, dict[str, str]]:
+        """Per compartment, as a person at the locker would see it."""
+        board = self._board()
+        return {
+            str(c["number"]): {
+                "tool": c["tool_id"],
+                "lock": "released" if board.output(c["lock_pin"]) else "locked",
+                "door": "open" if board.levels.get(c["door_pin"]) else "closed",
+            }
+            for c in COMPARTMENTS
         }
 
     def verb_stop(self, _args: list[str]) -> str:
