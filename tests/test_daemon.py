@@ -23,6 +23,7 @@ from edge.storage import Storage
 MINIMAL = """\
 [mqtt]
 host = "127.0.0.1"
+port = 1  # nobody: never a system broker
 tls = false
 [storage]
 dir = "{state}"
