@@ -13,6 +13,7 @@ from cryptography.x509.oid import NameOID
 from gpiozero import Button, Device
 from gpiozero.pins.mock import MockFactory
 from hallsim.broker import Mosquitto, free_port
+from hallsim.pins import PinBoard, SimFactory
 from hallsim.printer import SimPrinter
 from hallsim.rfid import SimReader
 from support import make_config, wait_for
@@ -182,6 +183,40 @@ def test_locker_doors_read_open_are_a_warning_and_locks_are_never_driven(tmp_pat
     for lock in (17, 22, 24):
         assert pins.pin(lock).state == 0
         assert pins.pin(lock).pull == "floating"
+
+
+def test_with_the_simulator_pin_board_a_held_key_warns_and_shut_doors_pass(tmp_path):
+    key = tmp_path / "card.key"
+    key.write_bytes(b"k" * 32)
+    key.chmod(0o600)
+    config = make_config(
+        tmp_path,
+        {
+            "queue": {"enabled": True},
+            "rfid": {"enabled": True, "card_key_file": str(key)},
+            "locker": {"enabled": True},
+        },
+    )
+    with PinBoard(tmp_path / "pins.sock") as board:
+        board.press(16)  # window 1's call key held down
+        for door in (27, 23, 25):
+            board.set_switch(door, closed=True)
+        factory = SimFactory(str(tmp_path / "pins.sock"))
+        Device.pin_factory = factory
+        try:
+            wait_for(lambda: len(factory.levels) == 4, 5, "the board's levels")
+            row = check_gpio(config)
+            assert row.result == WARN, row
+            assert row.detail.endswith("; 16 (call 1) pressed")
+            assert "key held or stuck" in row.todo
+            board.release(16)
+            wait_for(lambda: factory.levels.get(16) is True, 5, "the key released")
+            assert check_gpio(config).result == PASS
+            assert not any(board.output(lock) for lock in (17, 22, 24))  # locks never driven
+            assert not board.changes(17)
+        finally:
+            factory.close()
+            Device.pin_factory = None
 
 
 def test_a_pin_in_use_fails_with_what_to_do(tmp_path, pins):
