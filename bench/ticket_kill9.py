@@ -57,7 +57,7 @@ device = "dummy"
 enabled = true
 port = "{printer}"
 status_poll_s = 1.0
-status_timeout_s = 0.2
+status_timeout_s = 0.5
 [queue]
 enabled = true
 bounce_ms = 0

@@ -31,7 +31,7 @@ def make_port(
     port = PrinterPort(
         lambda: open_transport(kind, path, 9600),
         poll_s=poll_s,
-        timeout_s=0.15,
+        timeout_s=0.5,
         on_status=seen.states.append,
         on_failed=lambda job, reason: seen.failed.append((job.key, reason)),
         on_written=lambda job: seen.written.append(job.key),
@@ -55,7 +55,7 @@ def test_status_words_from_the_simulated_printer(sim, sim_word, word):
     sim.set_status(sim_word)
     transport = open_transport("serial", sim.port, 9600)
     try:
-        status, noise = read_status(transport, 0.2)
+        status, noise = read_status(transport, 0.5)
     finally:
         transport.close()
     assert (status.word if status else "offline") == word

@@ -56,7 +56,7 @@ class Hall:
                 "enabled": printer is not None,
                 "port": str(printer.link) if printer else "/dev/null",
                 "status_poll_s": poll_s,
-                "status_timeout_s": 0.1,
+                "status_timeout_s": 1.0,  # generous: a loaded machine is not an offline printer
                 "qr_url": QR,
             },
         }
