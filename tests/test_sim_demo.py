@@ -164,6 +164,9 @@ def test_demo_comes_up_takes_verbs_and_stops_everything_on_sigterm(tmp_path, sto
     wait_for(lambda: gone(daemon_pid), 5, "daemon gone")
     assert not listening(broker_port)
     assert "stopped" in (data / "daemon.log").read_text()  # the daemon stopped cleanly, by SIGTERM
+    stored = b"".join(f.read_bytes() for f in (data / "state").glob("hall-edge.db*"))
+    uids = [card["uid"] for card in sim["cards"].values()]
+    assert not [uid for uid in uids if uid.encode() in stored or uid.lower().encode() in stored]
     after = hall_sim("status", data=data)
     assert after.returncode == 1
     assert "has it stopped?" in after.stderr
