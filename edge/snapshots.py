@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from edge.logs import mask_phone
 from edge.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -136,7 +137,8 @@ def _parse_document(kind: str, doc: Any) -> Parsed:
 def _entry_ref(raw: Any, key: str, index: int) -> str:
     """How an event names a bad entry: its id when it has a usable one, else its position."""
     if isinstance(raw, dict) and isinstance(raw.get(key), str) and raw[key].strip():
-        return raw[key][:_REF_CHARS]
+        # Events must never carry a phone number, even one a broken posting used as its id.
+        return mask_phone(raw[key][:_REF_CHARS])
     return f"#{index}"
 
 

@@ -103,6 +103,11 @@ def test_problems_never_quote_field_values():
     assert parsed.problems == [("J20261122-0007", "contact is not a string")]
 
 
+def test_an_id_that_is_a_phone_number_is_masked_in_the_problem():
+    parsed = snapshots.parse("jobs", raw(jobs_doc(job(id="13812345678", headcount=-1))), CAP)
+    assert parsed.problems[0][0] == "138****5678"
+
+
 def test_duplicate_ids_keep_the_first():
     parsed = snapshots.parse("jobs", raw(jobs_doc(job(), job(title="木工"))), CAP)
     assert [j["title"] for j in parsed.snapshot["jobs"]] == ["瓦工"]
