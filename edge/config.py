@@ -144,7 +144,7 @@ SCHEMA: dict[str, Any] = {
         "font": Key(
             str,
             "/usr/share/fonts/opentype/unifont/unifont.otf",
-            "GNU Unifont at 16 px; 12-px panels: /usr/share/fonts/X11/misc/wenquanyi_9pt.pcf with font_size 12",
+            "GNU Unifont, 16 px; 12-px panels: /usr/share/fonts/X11/misc/wenquanyi_9pt.pcf, size 12",
         ),
         "font_size": Key(int, 16, "a bitmap font has one pixel size", check=between(8, 64, "pixels")),
         "small_font": Key(
