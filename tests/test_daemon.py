@@ -270,3 +270,31 @@ def test_start_ready_benchmark_smoke():
     assert result.returncode == 0, result.stderr
     for figure in ("ready log line", "READY=1 notify", "reference import paho", "idle RSS", "MiB"):
         assert figure in result.stdout
+
+
+def test_sdnotify_speaks_to_an_abstract_socket_and_is_quiet_without_one(monkeypatch):
+    from edge import sdnotify
+
+    name = f"hall-edge-test-{os.getpid()}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind("\0" + name)
+        listener.settimeout(5)
+        monkeypatch.setenv("NOTIFY_SOCKET", "@" + name)
+        assert sdnotify.notify("STATUS=testing")
+        assert listener.recv(100) == b"STATUS=testing"
+    monkeypatch.delenv("NOTIFY_SOCKET")
+    assert sdnotify.notify("READY=1") is False
+    monkeypatch.setenv("NOTIFY_SOCKET", "/nonexistent/notify.sock")
+    assert sdnotify.notify("READY=1") is False  # systemd gone: never an exception
+
+
+def test_watchdog_interval_is_half_the_timeout_and_only_for_us(monkeypatch):
+    from edge import sdnotify
+
+    monkeypatch.setenv("WATCHDOG_USEC", "20000000")
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
+    assert sdnotify.watchdog_interval_s() == 10.0
+    monkeypatch.setenv("WATCHDOG_PID", "1")
+    assert sdnotify.watchdog_interval_s() is None
+    monkeypatch.delenv("WATCHDOG_USEC")
+    assert sdnotify.watchdog_interval_s() is None
