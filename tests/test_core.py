@@ -250,3 +250,18 @@ def test_acknowledged_events_leave_the_outbox(core):
     core.outbox.acknowledge([events[0].seq, events[1].seq])
     assert [e.seq for e in core.outbox.pending()] == [events[2].seq]
     assert core.outbox.depth() == 1
+
+
+def test_the_clock_says_hall_time_and_whether_to_trust_it():
+    from edge.clock import kernel_clock_synced, rfc3339
+
+    clock = Clock("Asia/Shanghai", "unsynced")
+    now = clock.now()
+    assert now.utcoffset().total_seconds() == 8 * 3600
+    assert clock.status() == "unsynced"
+    assert Clock(mode="synced").status() == "synced"
+    auto = Clock(mode="auto").status()
+    assert auto == ("synced" if kernel_clock_synced() else "unsynced")
+    stamp = rfc3339(now)
+    assert stamp.endswith("+08:00")
+    assert len(stamp.split("T")[1].split("+")[0]) == len("09:01:02.123")
