@@ -141,6 +141,10 @@ def test_demo_comes_up_takes_verbs_and_stops_everything_on_sigterm(tmp_path, sto
     assert json.loads(ok("door", "1", "close", data=data))["now"] == "close"
     wait_for(lambda: sim_status(data)["central"]["by_type"].get("rental.checkout"), 10, "rental.checkout")
     assert ok("printer", "paper-out", data=data).strip() == "printer: paper-out"
+    assert ok("unplug", "printer", data=data).strip() == "printer unplugged"
+    assert not Path(sim["printer"]).exists()
+    assert ok("plug", "printer", data=data).strip() == "printer plugged in"
+    assert Path(sim["printer"]).exists()
     assert ok("call", "1", data=data).startswith("window 1: call")
 
     wrong = hall_sim("press", "Z", data=data)

@@ -102,6 +102,7 @@ VERB_USAGE = [
     ("printer " + "|".join(PRINTER_WORDS), "the printer's paper and cover state"),
     ("screen --png FILE [--enlarged]", "save what the LED screen shows"),
     ("job [--title T] [--headcount N] ...", "the fake central publishes a new verified job"),
+    ("unplug printer|reader", "pull the USB cable (plug printer|reader puts it back)"),
     ("status", "what the simulator sees: outputs, last ticket, central report"),
     ("stop", "stop the demo"),
 ]
@@ -536,6 +537,10 @@ class Demo:
             "printer": Verb(self.verb_printer, "printer " + "|".join(PRINTER_WORDS), "printer state"),
             "screen": Verb(self.verb_screen, "screen --png FILE [--enlarged]", "save the screen"),
             "job": Verb(self.verb_job, "job [--title T] [--FIELD VALUE ...]", "publish a job"),
+            "unplug": Verb(
+                lambda a: self.verb_cable(a, plugged=False), "unplug printer|reader", "pull a cable"
+            ),
+            "plug": Verb(lambda a: self.verb_cable(a, plugged=True), "plug printer|reader", "plug it back"),
             "status": Verb(self.verb_status, "status", "what the simulator sees"),
             "stop": Verb(self.verb_stop, "stop", "stop the demo"),
         }
@@ -613,6 +618,19 @@ class Demo:
             raise ControlError(f"printer state: one of {', '.join(PRINTER_WORDS)}")
         self.devices.printer.set_status(args[0])
         return f"printer: {args[0]}"
+
+    def verb_cable(self, args: list[str], plugged: bool) -> str:
+        devices = {"printer": self.devices.printer, "reader": self.devices.reader}
+        if len(args) != 1 or args[0] not in devices:
+            raise ControlError("which cable? printer or reader")
+        device = devices[args[0]]
+        if device is None:
+            raise ControlError(f"no {args[0]} in this demo")
+        if plugged:
+            (device.plug if hasattr(device, "plug") else device.replug)()
+        else:
+            device.unplug()
+        return f"{args[0]} {'plugged in' if plugged else 'unplugged'}"
 
     def verb_screen(self, args: list[str]) -> str:
         if self.devices.screen is None:
