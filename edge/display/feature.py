@@ -322,9 +322,9 @@ class DisplayFeature:
     def _cmd_message(self, args: dict[str, Any], _body: dict[str, Any]) -> dict[str, Any]:
         text, seconds = args.get("text"), args.get("seconds", 600)
         if not isinstance(text, str) or not clean(text, 10):
-            raise CommandError("bad_args", "text must be a string with something printable in it")
+            raise CommandError("bad_arguments", "text must be a string with something printable in it")
         if not _number_between(seconds, 1, MAX_MESSAGE_S):
-            raise CommandError("bad_args", f"seconds must be a number from 1 to {MAX_MESSAGE_S}")
+            raise CommandError("bad_arguments", f"seconds must be a number from 1 to {MAX_MESSAGE_S}")
         now = time.monotonic()
         until = self.rotation.message(text, float(seconds), now)
         self.refresh()
@@ -354,9 +354,9 @@ class DisplayFeature:
         if level == "auto":
             level, auto = None, True
         if level is not None and (not isinstance(level, int) or not _number_between(level, 0, 255)):
-            raise CommandError("bad_args", "level must be an integer 0-255 or 'auto'")
+            raise CommandError("bad_arguments", "level must be an integer 0-255 or 'auto'")
         if not isinstance(auto, bool) or (level is None and not auto):
-            raise CommandError("bad_args", "give level (0-255 or 'auto') and/or auto: true")
+            raise CommandError("bad_arguments", "give level (0-255 or 'auto') and/or auto: true")
         if auto:
             self.level_override = None
             if level is not None:
