@@ -44,6 +44,7 @@ DENIAL_LINES = {
 }
 RESULTS = ("ok", "damaged", "lost")
 SETTLE_S = 0.15
+TAP_WAIT_S = 3.0  # how long a tap waits for the locker to settle after a start
 LINE_S = 6.0
 
 
@@ -125,9 +126,13 @@ class Locker:
         self.cards = {card["h"]: card for card in message.snapshot.get("cards", [])}
         log.info("cards snapshot: %d cards (live=%s)", len(self.cards), message.live)
 
-    def _on_tap(self, message: hw.CardTapped) -> None:
+    def _on_tap(self, message: hw.CardTapped, waited: int = 0) -> None:
         if not self.recovered:  # sessions from before a restart are not settled yet
-            self.core.call_later(SETTLE_S, lambda: self._on_tap(message))
+            if waited * SETTLE_S < TAP_WAIT_S:
+                self.core.call_later(SETTLE_S, lambda: self._on_tap(message, waited + 1))
+            else:  # e.g. an RS-485 board that has not answered since the start
+                log.warning("locker not ready (door states unknown); a tap was ignored")
+                self._feedback("deny", "工具柜暂不可用 请联系工作人员")
             return
         card = self.cards.get(message.h)
         if card is None:
