@@ -1,22 +1,24 @@
 """Idle soak: RSS and CPU of ``hall-edge run`` over a period, against an idle plain paho client.
 
-Starts a private mosquitto, then, side by side for ``--duration`` seconds
-(default 600, the issue's 10 minutes):
+Starts a private mosquitto and, by default, the simulated hall around the
+daemon: the ESC/POS printer and an RDM6300 reader on ptys (hallsim), the
+pin board for keys, doors, locks and buzzer (``GPIOZERO_PIN_FACTORY=hallsim``),
+the screen on luma's dummy device; queue, locker and buzzer enabled.  Then,
+side by side for ``--duration`` seconds (default 600, the issue's 10 minutes):
 
-- ``hall-edge run`` with a minimal configuration (plain MQTT to that
-  broker, the simulator's clock, peripherals off: what is left is the core,
-  link, health and whatever else runs without hardware), started under a
-  NOTIFY_SOCKET this script owns, with ``WATCHDOG_USEC`` set as systemd
-  would: start -> READY=1 is timed and the WATCHDOG=1 pings are counted;
+- ``hall-edge run`` started under a NOTIFY_SOCKET this script owns, with
+  ``WATCHDOG_USEC`` set as systemd would: start -> READY=1 is timed and the
+  WATCHDOG=1 pings are counted;
 - the plain alternative: a Python process with one paho client connected
   to the same broker, ``loop_start()``, nothing else.
 
 Every ``--interval`` seconds both are sampled from /proc/PID/stat
 (utime + stime) and /proc/PID/status (VmRSS).  Printed: RSS at start,
 end and max; CPU seconds used and the average CPU share; READY=1 time.
+``--minimal`` runs the daemon with every peripheral off instead.
 
-    .venv/bin/python bench/idle_soak.py                 # 10 minutes
-    .venv/bin/python bench/idle_soak.py --duration 60 --interval 5
+    .venv/bin/python bench/idle_soak.py                 # 10 minutes, simulated hall
+    .venv/bin/python bench/idle_soak.py --duration 60 --interval 5 --minimal
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hw-sim"))
 from hallsim.broker import Mosquitto
+from hallsim.pins import ENV_SOCKET, PinBoard
+from hallsim.printer import SimPrinter
+from hallsim.rfid import SimReader
 
 CONFIG = """\
 site = "bench"
@@ -56,6 +61,40 @@ enabled = false
 [queue]
 enabled = false
 """
+
+HALL = """\
+site = "bench"
+device = "idle-01"
+[mqtt]
+host = "127.0.0.1"
+port = {port}
+tls = false
+[storage]
+dir = "{state}"
+[time]
+clock = "synced"
+[display]
+enabled = true
+device = "dummy"
+open_from = "00:00"
+open_until = "00:00"
+[printer]
+enabled = true
+port = "{printer}"
+[queue]
+enabled = true
+[buzzer]
+enabled = true
+pin = 18
+[rfid]
+enabled = true
+reader = "rdm6300"
+port = "{reader}"
+card_key_file = "{card_key}"
+[locker]
+enabled = true
+"""
+DOORS = (27, 23, 25)  # the default compartments' reed switches: shut
 
 PLAIN_CLIENT = """\
 import sys, threading
@@ -156,12 +195,51 @@ class Notifications:
         self.sock.close()
 
 
-def start_daemon(folder: Path, port: int, notify_path: Path) -> subprocess.Popen[bytes]:
+class SimulatedHall:
+    """The devices around the daemon: printer and reader on ptys, the pin board."""
+
+    def __init__(self, work: Path) -> None:
+        self.printer = SimPrinter(work / "paper").start()
+        self.reader = SimReader("rdm6300").start()
+        self.pins_socket = work / "pins.sock"
+        self.board = PinBoard(self.pins_socket).start()
+        for door in DOORS:
+            self.board.set_switch(door, closed=True)
+        self.card_key = work / "card.key"
+        self.card_key.write_bytes(b"bench-card-key-0123456789abcdef\n")
+        self.card_key.chmod(0o600)
+
+    def config(self, port: int, state: Path) -> str:
+        return HALL.format(
+            port=port, state=state, printer=self.printer.port, reader=self.reader.port, card_key=self.card_key
+        )
+
+    def env(self) -> dict[str, str]:
+        return {"GPIOZERO_PIN_FACTORY": "hallsim", ENV_SOCKET: str(self.pins_socket)}
+
+    def stop(self) -> None:
+        for part in (self.board, self.reader, self.printer):
+            part.stop()
+
+
+def start_daemon(
+    folder: Path, port: int, notify_path: Path, hall: SimulatedHall | None
+) -> subprocess.Popen[bytes]:
     config = folder / "hall-edge.toml"
-    config.write_text(CONFIG.format(port=port, state=folder / "state"))
+    state = folder / "state"
+    config.write_text(hall.config(port, state) if hall else CONFIG.format(port=port, state=state))
     env = {**os.environ, "NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": str(WATCHDOG_USEC)}
+    env.update(hall.env() if hall else {})
     env.pop("WATCHDOG_PID", None)
-    return subprocess.Popen(daemon_command(config), stderr=subprocess.DEVNULL, env=env)
+    with (folder / "daemon.log").open("wb") as log:
+        return subprocess.Popen(daemon_command(config), stderr=log, env=env)
+
+
+def features_line(folder: Path) -> str:
+    """What the daemon said it runs (its ready line), or what it said last."""
+    lines = (folder / "daemon.log").read_text(errors="replace").splitlines()
+    ready = [line for line in lines if 'msg="ready' in line]
+    return (ready or lines or ["(no log)"])[-1]
 
 
 def start_plain(port: int) -> subprocess.Popen[bytes]:
@@ -182,13 +260,14 @@ def stop(process: subprocess.Popen[bytes]) -> int:
         return process.wait()
 
 
-def soak(duration_s: float, interval_s: float, work: Path) -> list[str]:
+def soak(duration_s: float, interval_s: float, work: Path, simulated_hall: bool = True) -> list[str]:
     broker = Mosquitto(work / "broker", persistence=False).start()
     notify = Notifications(work / "notify.sock")
+    hall = SimulatedHall(work) if simulated_hall else None
     processes: list[subprocess.Popen[bytes]] = []
     try:
         began = time.monotonic()
-        daemon = start_daemon(work, broker.port, work / "notify.sock")
+        daemon = start_daemon(work, broker.port, work / "notify.sock", hall)
         processes.append(daemon)
         if not notify.ready.wait(60):
             raise RuntimeError("hall-edge did not send READY=1 within 60 s")
@@ -207,11 +286,14 @@ def soak(duration_s: float, interval_s: float, work: Path) -> list[str]:
     finally:
         codes = [stop(p) for p in processes]
         notify.close()
+        if hall is not None:
+            hall.stop()
         broker.stop()
-    lines = [
-        f"idle soak: {duration_s:g} s, sampled every {interval_s:g} s, {len(watched[0].samples)} samples"
-    ]
+    what = "simulated hall (screen, printer, reader, keys, locker)" if hall else "minimal (peripherals off)"
+    samples = len(watched[0].samples)
+    lines = [f"idle soak, {what}: {duration_s:g} s, sampled every {interval_s:g} s, {samples} samples"]
     lines += [w.summary() for w in watched]
+    lines.append(f"hall-edge {features_line(work)}")
     lines.append(f"hall-edge start -> READY=1: {ready_s * 1000:.0f} ms")
     lines.append(
         f"hall-edge WATCHDOG=1 pings: {notify.watchdog_pings} (every {WATCHDOG_USEC / 2e6:g} s expected)"
@@ -224,10 +306,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--duration", type=float, default=600.0, help="seconds (default 600)")
     parser.add_argument("--interval", type=float, default=10.0, help="seconds between samples (default 10)")
+    parser.add_argument("--minimal", action="store_true", help="every peripheral off (no simulated hall)")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="hall-bench-soak-"))
     try:
-        for line in soak(args.duration, args.interval, work):
+        for line in soak(args.duration, args.interval, work, simulated_hall=not args.minimal):
             print(line, flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -1,4 +1,4 @@
-"""bench/idle_soak.py, smoke size: a few seconds of the 10-minute idle soak, figures printed."""
+"""bench/idle_soak.py, smoke size: a few seconds of the 10-minute idle soak of the simulated hall."""
 
 from __future__ import annotations
 
@@ -27,3 +27,6 @@ def test_idle_soak_smoke_prints_rss_cpu_ready_and_watchdog():
     ready = re.search(r"start -> READY=1: (\d+) ms", out)
     assert ready and int(ready.group(1)) < 30_000, out
     assert "alive through the soak: True; exit code on SIGTERM: 0" in out
+    features = re.search(r'features=([a-z,]+)"', out)
+    assert features, out
+    assert {"tickets", "display", "locker", "health"} <= set(features.group(1).split(","))
