@@ -152,6 +152,18 @@ def test_demo_comes_up_takes_verbs_and_stops_everything_on_sigterm(tmp_path, sto
     assert "which category" in wrong.stderr
     assert "Traceback" not in wrong.stderr
 
+    # A daemon that dies is started again, as systemd would; the hall carries on.
+    os.kill(daemon_pid, signal.SIGKILL)
+
+    def new_daemon_pid() -> int | None:
+        pid = json.loads((data / "sim.json").read_text())["daemon_pid"]
+        return pid if pid != daemon_pid else None
+
+    daemon_pid = wait_for(new_daemon_pid, 20, "the daemon started again")
+    wait_for(lambda: sim_status(data)["daemon"]["running"], 10, "daemon running again")
+    assert ok("press", "B", data=data).startswith("pressed B")
+    wait_for(lambda: sim_status(data)["central"]["by_type"].get("ticket.issued", 0) >= 2, 10, "B001 issued")
+
     # Personal data: no raw card UID or unmasked phone number in the daemon's log or its events.
     raw = [card["uid"] for card in sim["cards"].values()] + ["13812345678"]
     for record in (data / "daemon.log", data / "central" / "events.jsonl"):

@@ -37,6 +37,7 @@ import tempfile
 import threading
 import time
 import unicodedata
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -56,6 +57,8 @@ ADMIN_KID = "sim"
 CARD_KEY_ID = "k-sim"
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 5.0
+START_LIMIT_BURST = 4  # as in systemd/hall-edge.service: 4 exits within 120 s and it stays down
+START_LIMIT_S = 120.0
 
 # The demo's wiring (BCM numbers): free of the SPI (7-11), UART (14, 15) and I2C (2, 3) pins.
 CATEGORIES = [
@@ -231,6 +234,7 @@ class Demo:
         self.stop_requested = threading.Event()
         self._socket_dir = self._pick_socket_dir()
         self._log_thread: threading.Thread | None = None
+        self._address = ("", 0)
         self.config_path = self.data / "hall-edge.toml"
         self.log_path = self.data / "daemon.log"
         self.admin_key = self.data / "admin.key"
@@ -257,6 +261,7 @@ class Demo:
         self._start_devices()
         public_key = self._make_keys()
         self.config_path.write_text(render_toml(self._config(host, port, public_key)), encoding="utf-8")
+        self._address = (host, port)
         self._write_sim(host, port, "starting")
         if self.with_central:
             self.devices.central = self._optional("central", lambda m: self._build_central(m, host, port))
@@ -418,28 +423,31 @@ class Demo:
         env = {**os.environ, "GPIOZERO_PIN_FACTORY": "hallsim", ENV_SOCKET: self.sock("pins.sock")}
         env["PYTHONUNBUFFERED"] = "1"
         env.pop("NOTIFY_SOCKET", None)  # the demo is not systemd
-        self.daemon = subprocess.Popen(
+        process = subprocess.Popen(
             daemon_command(self.config_path),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             env=env,
             start_new_session=True,  # Ctrl-C reaches the demo, which stops the daemon in order
         )
-        self._log_thread = threading.Thread(target=self._copy_log, name="daemon-log", daemon=True)
+        self.daemon, self.ready = process, threading.Event()
+        self._log_thread = threading.Thread(
+            target=self._copy_log, args=(process, self.ready), name="daemon-log", daemon=True
+        )
         self._log_thread.start()
         deadline = time.monotonic() + READY_TIMEOUT_S
         while not self.ready.wait(0.1):
-            if self.daemon.poll() is not None or time.monotonic() > deadline:
+            if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(self._daemon_failure())
 
-    def _copy_log(self) -> None:
-        assert self.daemon is not None and self.daemon.stdout is not None
+    def _copy_log(self, process: subprocess.Popen[bytes], ready: threading.Event) -> None:
+        assert process.stdout is not None
         with self.log_path.open("ab") as log:
-            for line in self.daemon.stdout:
+            for line in process.stdout:
                 log.write(line)
                 log.flush()
                 if b'msg="ready' in line:
-                    self.ready.set()
+                    ready.set()
                 if self.echo_logs:
                     sys.stderr.write("daemon: " + line.decode(errors="replace"))
 
@@ -455,11 +463,27 @@ class Demo:
     # -- run and stop -----------------------------------------------------------------
 
     def wait(self) -> int:
-        """Until SIGTERM/SIGINT or ``stop``: 0; 1 if the daemon died on its own."""
+        """Until SIGTERM/SIGINT or ``stop``: 0.
+
+        A daemon that exits on its own (the ``restart`` command, a crash, kill -9) is started
+        again, as systemd's Restart=always would; more than START_LIMIT_BURST exits within
+        START_LIMIT_S give up with 1, as systemd's start limit would.
+        """
+        exits: deque[float] = deque(maxlen=START_LIMIT_BURST)
         while not self.stop_requested.wait(0.5):
-            if self.daemon is not None and self.daemon.poll() is not None:
+            if self.daemon is None or self.daemon.poll() is None:
+                continue
+            exits.append(time.monotonic())
+            if len(exits) == START_LIMIT_BURST and exits[-1] - exits[0] < START_LIMIT_S:
                 _warn(self._daemon_failure())
                 return 1
+            _say(f"hall-sim demo: the daemon exited ({self.daemon.returncode}); starting it again")
+            try:
+                self._start_daemon()
+            except RuntimeError as exc:
+                _warn(str(exc))
+                return 1
+            self._write_sim(*self._address, "running")
         return 0
 
     def stop(self) -> None:
