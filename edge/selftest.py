@@ -155,6 +155,42 @@ def _pn532_answers(port: serial.Serial, path: str) -> Check:
     )
 
 
+# ---- RS-485 lock boards --------------------------------------------------------
+
+
+def check_lock_boards(config: Settings) -> Check:
+    cfg = config.locker
+    if not cfg.enabled or cfg.locks != "rs485":
+        return Check("lock boards", SKIP, "no RS-485 lock boards configured")
+    import serial
+
+    from drivers.lockboard import StatusParser, status_frame
+
+    boards = sorted({c.board for c in cfg.compartments})
+    todo = "check the USB-RS-485 adapter, A/B wiring, the boards' power and DIP-switch addresses"
+    try:
+        port = serial.Serial(cfg.rs485_port, cfg.rs485_baudrate, timeout=0.05)
+    except (serial.SerialException, OSError) as exc:
+        return Check("lock boards", FAIL, f"{cfg.rs485_port}: {exc}", todo)
+    try:
+        silent = [board for board in boards if not _board_answers(port, board, StatusParser(), status_frame)]
+    finally:
+        port.close()
+    if silent:
+        return Check("lock boards", FAIL, f"{cfg.rs485_port}: board(s) {silent} did not answer status", todo)
+    return Check("lock boards", PASS, f"{cfg.rs485_port}: board(s) {boards} answer status")
+
+
+def _board_answers(port: serial.Serial, board: int, parser: Any, frame: Callable[[int], bytes]) -> bool:
+    port.reset_input_buffer()
+    port.write(frame(board))
+    deadline = time.monotonic() + 0.5
+    while time.monotonic() < deadline:
+        if any(reply.board == board for reply in parser.feed(port.read(64))):
+            return True
+    return False
+
+
 # ---- screen (SPI) ---------------------------------------------------------------
 
 
@@ -361,6 +397,7 @@ def check_temperature(config: Settings) -> Check:
 CHECKS: list[CheckFn] = [
     check_printer,
     check_reader,
+    check_lock_boards,
     check_spi,
     check_gpio,
     check_broker,

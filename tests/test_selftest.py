@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import re
 
 import pytest
 from cryptography import x509
@@ -13,6 +14,7 @@ from cryptography.x509.oid import NameOID
 from gpiozero import Button, Device
 from gpiozero.pins.mock import MockFactory
 from hallsim.broker import Mosquitto, free_port
+from hallsim.lockboard import SimLockBoard
 from hallsim.pins import PinBoard, SimFactory
 from hallsim.printer import SimPrinter
 from hallsim.rfid import SimReader
@@ -28,6 +30,7 @@ from edge.selftest import (
     check_broker,
     check_clock,
     check_gpio,
+    check_lock_boards,
     check_printer,
     check_reader,
     check_spi,
@@ -143,6 +146,32 @@ def test_a_missing_reader_fails(tmp_path):
     row = check_reader(reader_config(tmp_path, "rdm6300", str(tmp_path / "hall-rfid")))
     assert row.result == FAIL
     assert "hall-rfid" in row.todo
+
+
+# ---- RS-485 lock boards ---------------------------------------------------------------
+
+
+def test_rs485_lock_boards_that_answer_pass_and_silent_ones_fail(tmp_path):
+    key = tmp_path / "card.key"
+    key.write_bytes(b"k" * 32)
+    key.chmod(0o600)
+    with SimLockBoard(boards=(0,)) as boards:
+        config = make_config(
+            tmp_path,
+            {
+                "rfid": {"enabled": True, "card_key_file": str(key)},
+                "locker": {"enabled": True, "locks": "rs485", "rs485_port": boards.port},
+            },
+        )
+        row = check_lock_boards(config)
+        assert row.result == PASS, row
+        assert "board(s) [0] answer" in row.detail
+        boards.muted = True
+        row = check_lock_boards(config)
+        assert row.result == FAIL
+        assert "[0] did not answer" in row.detail
+        assert "DIP-switch" in row.todo
+    assert check_lock_boards(make_config(tmp_path)).result == SKIP
 
 
 # ---- SPI, GPIO --------------------------------------------------------------------
@@ -367,7 +396,7 @@ def test_selftest_command_exits_1_with_a_failure_row(tmp_path, broker, capsys):
     )
     assert main(["selftest", "--config", config]) == 1
     out = capsys.readouterr().out
-    assert any(line.startswith("printer   FAIL") for line in out.splitlines()), out
+    assert re.search(r"^printer +FAIL +cannot open .*no-printer", out, re.M), out
     assert "1 failed: printer" in out
 
 
