@@ -367,6 +367,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=100)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
+    # A SIGTERM runs the clean-up below (daemon, broker), like Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with tempfile.TemporaryDirectory() as tmp:
         result = run(args.trials, args.seed, Path(tmp))
     for key, value in result.items():
