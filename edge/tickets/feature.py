@@ -211,10 +211,9 @@ class Tickets:
 
     def _on_printer_state(self, state: PrinterState) -> None:
         previous, self.printer_state = self.printer_state, state.word
+        if previous is not None or state.word != "ok":  # the first "ok" after start is no news
+            self.core.emit("alarm.printer", {"state": state.word, "previous": previous or "unknown"})
         self.core.set_component("printer", state.word)
-        if previous is None and state.word == "ok":
-            return  # the first answer after start: nothing changed that anyone must hear about
-        self.core.emit("alarm.printer", {"state": state.word, "previous": previous or "unknown"})
 
     # -- calling ---------------------------------------------------------
 
