@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -177,6 +178,9 @@ def test_demo_comes_up_takes_verbs_and_stops_everything_on_sigterm(tmp_path, sto
     output = demo.stdout.read() if demo.stdout else ""
     assert "hall-sim demo is running" in output
     assert "hall-sim demo: stopped" in output
+    stopped = re.search(r"daemon stopped in ([0-9.]+) s \(exit 0\)", output)
+    assert stopped, output
+    assert float(stopped.group(1)) < 2.0  # every feature running, SIGTERM to exit within 2 s
     wait_for(lambda: gone(daemon_pid), 5, "daemon gone")
     assert not listening(broker_port)
     assert "stopped" in (data / "daemon.log").read_text()  # the daemon stopped cleanly, by SIGTERM

@@ -489,9 +489,11 @@ class Demo:
     def stop(self) -> None:
         """Daemon first (SIGTERM, as systemd would), then everything else this demo started."""
         if self.daemon is not None and self.daemon.poll() is None:
+            begin = time.monotonic()
             self.daemon.send_signal(signal.SIGTERM)
             try:
-                self.daemon.wait(STOP_TIMEOUT_S)
+                code = self.daemon.wait(STOP_TIMEOUT_S)
+                _say(f"hall-sim demo: daemon stopped in {time.monotonic() - begin:.2f} s (exit {code})")
             except subprocess.TimeoutExpired:
                 _warn("the daemon did not stop within 5 s: killed")
                 self.daemon.kill()
