@@ -6,16 +6,23 @@ and a start limit that stops a broken configuration from looping.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
+from support import make_config, wait_for
 
 from edge import __version__
 from edge.cli import main
+from edge.daemon import Daemon
 from edge.example import render
 from edge.install import BLOCK_START, BOOT_SETTINGS, free_serial_console, merge_config_txt
 
@@ -346,3 +353,51 @@ def test_the_wiring_table_matches_the_example_configuration():
     for index, _ in enumerate(SCHEMA["locker"]["compartments"].default):
         assert f"locker.compartments[{index}].lock_pin" in documented
         assert f"locker.compartments[{index}].door_pin" in documented
+
+
+def test_the_watchdog_the_unit_relies_on_stops_when_the_core_hangs(tmp_path, monkeypatch):
+    """WatchdogSec= restarts a hung core only if WATCHDOG=1 stops: the daemon pings only while it turns."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(tmp_path / "notify.sock"))
+    listener.settimeout(0.05)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify.sock"))
+    monkeypatch.setenv("WATCHDOG_USEC", "1000000")  # a ping every 0.5 s; stale after 1.5 s
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
+    pings: list[float] = []
+    hung_at: list[float] = []
+    release = threading.Event()
+
+    def listen() -> None:
+        while not release.is_set():
+            try:
+                if listener.recv(256).startswith(b"WATCHDOG=1"):
+                    pings.append(time.monotonic())
+            except TimeoutError:
+                continue
+
+    def hang_then_stop(daemon: Daemon) -> None:
+        wait_for(lambda: len(pings) >= 2, 10, "pings from a healthy core")
+        hung_at.append(time.monotonic())
+        daemon.core.call_soon(lambda: release.wait(10))  # a handler that never returns
+        threading.Event().wait(2.6)
+        daemon.stop_requested.set()
+        release.set()
+
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    daemon = Daemon(make_config(tmp_path))
+    daemon.start()
+    threads = [threading.Thread(target=listen), threading.Thread(target=hang_then_stop, args=(daemon,))]
+    try:
+        for thread in threads:
+            thread.start()
+        daemon.run_until_signalled()  # must run on the main thread: it installs signal handlers
+    finally:
+        release.set()
+        daemon.stop()
+        for thread in threads:
+            thread.join(5)
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+        listener.close()
+    after_hang = [t - hung_at[0] for t in pings if t > hung_at[0]]
+    assert all(delay < 2.1 for delay in after_hang), after_hang  # 1.5 s stale limit + one interval
