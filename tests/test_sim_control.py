@@ -199,3 +199,17 @@ def test_hall_sim_talks_to_the_socket_named_in_sim_json(server, tmp_path, capsys
     assert json.loads(capsys.readouterr().out) == {"args": ["hi"]}
     assert main([f"--data={tmp_path}", "refuse", "x"]) == 1
     assert "hall-sim refuse: no such thing: x" in capsys.readouterr().err
+
+
+def test_a_data_folder_used_again_keeps_its_keys(tmp_path):
+    from hallsim.demo import Demo
+
+    demo = Demo(tmp_path / "data")
+    demo.data.mkdir()
+    public = demo._make_keys()
+    card_key = demo.card_key.read_bytes()
+    assert Demo(tmp_path / "data")._make_keys() == public
+    assert demo.card_key.read_bytes() == card_key
+    demo.admin_key.chmod(0o644)  # an open private key is not worth keeping
+    assert demo._make_keys() != public
+    assert demo.admin_key.stat().st_mode & 0o777 == 0o600

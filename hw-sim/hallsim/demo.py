@@ -131,6 +131,15 @@ def _write_private(path: Path, data: bytes) -> None:
         out.write(data)
 
 
+def _private_file(path: Path) -> bool:
+    """An existing regular file that only its owner may read (what the daemon accepts)."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return False
+    return path.is_file() and not info.st_mode & 0o077
+
+
 def _write_json(path: Path, doc: dict[str, Any]) -> None:
     """Atomically, so a script never reads half a file."""
     tmp = path.with_name(path.name + ".tmp")
@@ -340,16 +349,26 @@ class Demo:
         central.generate_jobs(4)
 
     def _make_keys(self) -> str:
-        """The site card key and an Ed25519 key pair for signed commands; returns the public key."""
+        """The site card key and an Ed25519 key pair for signed commands; returns the public key.
+
+        A data folder used again keeps its keys, so cached cards and a hall-admin set up
+        for it still fit.
+        """
         from cryptography.hazmat.primitives import serialization
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-        _write_private(self.card_key, secrets.token_hex(32).encode() + b"\n")
-        private = Ed25519PrivateKey.generate()
-        pem = private.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        _write_private(self.admin_key, pem)
+        if not _private_file(self.card_key):
+            _write_private(self.card_key, secrets.token_hex(32).encode() + b"\n")
+        private: Any = None
+        if _private_file(self.admin_key):
+            with contextlib.suppress(ValueError, TypeError):
+                private = serialization.load_pem_private_key(self.admin_key.read_bytes(), password=None)
+        if not isinstance(private, Ed25519PrivateKey):
+            private = Ed25519PrivateKey.generate()
+            pem = private.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+            _write_private(self.admin_key, pem)
         raw = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         return base64.b64encode(raw).decode()
 
