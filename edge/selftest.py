@@ -22,8 +22,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import socket
 import ssl
+import subprocess
 import sys
 import threading
 import time
@@ -58,6 +60,25 @@ class Check:
 
 
 CheckFn = Callable[[Settings], Check]
+
+
+# ---- the service itself ----------------------------------------------------------
+
+
+def check_service(_config: Settings) -> Check:
+    """A running daemon shares the ports and pins: its readings would mislead the others."""
+    systemctl = shutil.which("systemctl")
+    if systemctl is None:
+        return Check("service", SKIP, "no systemctl here")
+    state = subprocess.run(
+        [systemctl, "is-active", "hall-edge.service"], capture_output=True, text=True, timeout=10, check=False
+    ).stdout.strip()
+    if state in ("active", "activating", "reloading"):
+        return Check(
+            "service", WARN, f"hall-edge.service is {state}: it holds the same ports and pins",
+            "sudo systemctl stop hall-edge, run the self-test again, then start it",
+        )  # fmt: skip
+    return Check("service", PASS, f"hall-edge.service not running ({state or 'no systemd'})")
 
 
 # ---- printer ----------------------------------------------------------------
@@ -395,6 +416,7 @@ def check_temperature(config: Settings) -> Check:
 
 
 CHECKS: list[CheckFn] = [
+    check_service,
     check_printer,
     check_reader,
     check_lock_boards,

@@ -33,6 +33,7 @@ from edge.selftest import (
     check_lock_boards,
     check_printer,
     check_reader,
+    check_service,
     check_spi,
     check_storage,
     print_test_ticket,
@@ -339,6 +340,12 @@ def test_storage_with_too_little_space_fails(tmp_path):
 
 
 # ---- the whole run -------------------------------------------------------------------
+
+
+def test_no_running_service_here(tmp_path):
+    row = check_service(make_config(tmp_path))
+    assert row.result in (PASS, SKIP)  # this machine runs no hall-edge.service
+    assert "hall-edge.service not running" in row.detail or row.result == SKIP
 
 
 def test_a_check_that_breaks_is_a_failure_row_not_a_crash(tmp_path):
