@@ -245,6 +245,11 @@ def trial(  # noqa: PLR0917 - a script's knobs
         last, depth = last_seq_and_depth(state)
         report = central.report()
     finally:
+        if process.poll() is None:  # the trial failed half-way: leave no daemon behind
+            process.kill()
+            process.wait()
+        if publisher.is_alive():
+            publisher.stop()
         watch.close()
         central.stop()
         broker.stop()
