@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import random
+import socket
 import ssl
 import threading
 import time
@@ -187,6 +188,7 @@ class Connection:
         self.connects += 1
         self.generation += 1
         self._up_since = time.monotonic()
+        _no_delay(client)
         if self.v5:
             client.subscribe([(topic, SubscribeOptions(qos=1)) for topic in self.subscriptions])
         else:
@@ -248,3 +250,15 @@ class Connection:
         self.client.disconnect()
         if self._thread.is_alive():
             self._thread.join(max(deadline - time.monotonic(), 0.1))
+
+
+def _no_delay(client: mqtt.Client) -> None:
+    """Send small packets at once: a command result is two publishes back to back, and
+    Nagle's algorithm would hold the second until the broker's delayed ACK (~40 ms)."""
+    sock = client.socket()
+    if sock is None:
+        return
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (OSError, AttributeError) as exc:  # a TLS wrapper exposes the same call; be tolerant
+        log.debug("TCP_NODELAY not set: %s", exc)
