@@ -164,6 +164,8 @@ class AccountFiles:
 
     @staticmethod
     def _save(path: Path, rows: list[list[str]]) -> None:
+        if not rows and not path.exists():
+            return  # nothing to write into an image that has no such file
         write_if_different(path, ("\n".join(":".join(r) for r in rows) + "\n").encode(), 0o644)
 
     def _free_id(self) -> str:
