@@ -162,7 +162,7 @@ class Bench:
         self.locker.start(self.core)
         self.core.start()
         self.core.post(SnapshotUpdated("cards", cards(), datetime.now(UTC), live=False))
-        wait(lambda: self.core.components.get("rfid") == "ok")
+        wait(lambda: self.core.components.get("rfid") == "ok" and self.locker.recovered)
         self.last_tap: dict[str, float] = {}
 
     def close(self) -> None:
