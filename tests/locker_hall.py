@@ -64,6 +64,7 @@ UIDS = {
     "STAFF": "0100000006",
     "DRILLER": "0100000007",
     "STRANGER": "0F0F0F0F0F",
+    "MIFARE": "04A1B2C3D4E5F6",  # a 7-byte ISO 14443A card for the PN532
 }
 
 
@@ -86,6 +87,7 @@ def cards_snapshot() -> dict[str, Any]:
             card("BAN", "W000005", status="banned"),
             card("STAFF", "S000001", role="staff"),
             card("DRILLER", "W000007", approved=["drill"]),
+            card("MIFARE", "W000008"),
         ],
     }
 
@@ -118,12 +120,14 @@ class LockPin(MockPin):
 
 
 class Hall:
-    def __init__(self, tmp_path: Path, locker: dict | None = None, rfid: dict | None = None) -> None:
+    def __init__(
+        self, tmp_path: Path, locker: dict | None = None, rfid: dict | None = None, reader: str = "rdm6300"
+    ) -> None:
         self.tmp_path = tmp_path
         key_file = tmp_path / "card.key"
         key_file.write_bytes(KEY)
         os.chmod(key_file, 0o600)
-        self.sim = SimReader("rdm6300", link=tmp_path / "hall-rfid", hold_s=0.05).start()
+        self.sim = SimReader(reader, link=tmp_path / "hall-rfid", hold_s=0.05).start()
         self.config = make_config(
             tmp_path,
             {
@@ -132,6 +136,8 @@ class Hall:
                     "port": str(tmp_path / "hall-rfid"),
                     "card_key_file": str(key_file),
                     "same_card_s": 0.1,
+                    "reader": reader,
+                    "poll_ms": 30,
                     **(rfid or {}),
                 },
                 "locker": {

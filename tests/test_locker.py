@@ -290,6 +290,21 @@ def test_a_real_tap_on_the_reader_unlocks_and_no_uid_leaks(hall, caplog):
     assert card_hash(KEY, UIDS["W2"]) not in json.dumps(hall.status())
 
 
+def test_pn532_reader_tap_unlocks(tmp_path):
+    hall = Hall(tmp_path, reader="pn532")
+    try:
+        wait_for(lambda: hall.core.components.get("rfid") == "ok", what="PN532 answering")
+        hall.sim.tap(UIDS["MIFARE"], hold_s=0.3)  # held over several polls: one tap
+        wait_for(lambda: hall.lock_high(1), what="unlocked by a PN532 poll answer")
+        hall.door(1, True)
+        hall.door(1, False)
+        assert hall.wait_event("rental.checkout")[0]["worker"] == "W000008"
+        assert hall.unlocks(1) == 1
+        assert UIDS["MIFARE"] not in json.dumps([e.body() for e in hall.events])
+    finally:
+        hall.close()
+
+
 # ---- restarts -------------------------------------------------------------------------------------------
 
 

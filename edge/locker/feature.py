@@ -144,7 +144,8 @@ class Locker:
             self._line(f"{busy.compartment}号柜已开 请开门")
             return
         selected = self._take_selection()
-        if card["role"] == "staff" and self._staff_inspects(worker, selected):
+        staff = card["role"] == "staff" and card["status"] == "active"
+        if staff and self._staff_inspects(worker, selected):
             return
         returning = self._tool_to_return(worker, selected)
         if returning is not None:
