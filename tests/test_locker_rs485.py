@@ -18,7 +18,7 @@ from edge.clock import Clock
 from edge.core import Core
 from edge.locker import create
 from edge.locker.compartments import CardTapped
-from edge.messages import SnapshotUpdated
+from edge.messages import ScreenLine, SnapshotUpdated
 from edge.outbox import Event
 from edge.storage import Storage
 
@@ -88,3 +88,42 @@ def test_silent_board_sets_the_locker_offline(board_hall):
     wait_for(lambda: core.components.get("locker") == "offline", what="offline")
     board.muted = False
     wait_for(lambda: core.components.get("locker") == "ok", what="back")
+
+
+def test_board_silent_since_start_refuses_taps_with_a_line(tmp_path):
+    key_file = tmp_path / "card.key"
+    key_file.write_bytes(KEY)
+    os.chmod(key_file, 0o600)
+    board = SimLockBoard(boards=(0,)).start()
+    board.muted = True
+    config = make_config(
+        tmp_path,
+        {
+            "rfid": {"enabled": True, "port": str(tmp_path / "no-reader"), "card_key_file": str(key_file)},
+            "locker": {
+                "enabled": True,
+                "locks": "rs485",
+                "rs485_port": board.port,
+                "compartments": [{"number": 1, "tool_id": "T-hammer-01", "tool_type": "hammer"}],
+            },
+        },
+    )
+    Device.pin_factory = MockFactory()
+    storage = Storage(config.storage.dir)
+    core = Core(config, storage, Clock("Asia/Shanghai", "synced"))
+    lines: list[str] = []
+    core.subscribe(ScreenLine, lambda m: lines.append(m.text))
+    locker = create(config)
+    locker.start(core)
+    core.start()
+    try:
+        core.post(CardTapped(card_hash(KEY, UIDS["W1"])))
+        wait_for(lambda: "工具柜暂不可用 请联系工作人员" in lines, what="the tap refused")
+        assert board.unlocks == []
+        assert core.components.get("locker") == "offline"
+    finally:
+        core.stop()
+        locker.stop()
+        storage.close()
+        board.stop()
+        Device.pin_factory.reset()
