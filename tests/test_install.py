@@ -87,7 +87,18 @@ def snapshot(root: Path) -> dict[str, object]:
     return result
 
 
+REAL_PATHS = ("/etc/hall-edge", "/etc/systemd/system/hall-edge.service", "/opt/hall-edge",
+              "/etc/udev/rules.d/99-hall-edge.rules", "/var/lib/hall-edge")  # fmt: skip
+
+
+def real_system() -> tuple[object, ...]:
+    """What --root must never touch: our paths and the account files of the machine running the test."""
+    stats = tuple(os.path.lexists(p) for p in REAL_PATHS)
+    return (*stats, Path("/etc/passwd").read_bytes(), Path("/etc/group").read_bytes())
+
+
 def test_install_twice_changes_nothing_the_second_time_and_asks_for_one_reboot(pi_root, capsys):
+    before = real_system()
     first = install(pi_root, capsys)
     assert "REBOOT NEEDED" in first
     assert "console=serial0,115200" in first
@@ -98,6 +109,8 @@ def test_install_twice_changes_nothing_the_second_time_and_asks_for_one_reboot(p
     rows = [line.split()[0] for line in second.splitlines() if line.startswith("  ") and "note:" not in line]
     assert rows and set(rows) == {"ok"}, second
     assert snapshot(pi_root) == after_first
+    assert main(["uninstall", "--root", str(pi_root), "--purge"]) == 0
+    assert real_system() == before
 
 
 def test_install_lays_out_user_unit_rules_config_state_and_boot(pi_root, capsys):
