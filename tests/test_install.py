@@ -227,6 +227,21 @@ def test_uninstall_keeps_config_and_data_and_purge_removes_them(pi_root, capsys)
     assert "gpio:x:997:pi" in (pi_root / "etc/group").read_text()
 
 
+def test_a_folder_that_is_not_a_source_tree_is_refused(tmp_path, capsys):
+    assert main(["install", "--root", str(tmp_path / "r"), "--no-venv", "--source", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "is not a hall-edge source tree (pyproject.toml missing): use --source DIR" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_uninstall_leaves_the_boot_settings(pi_root, capsys):
+    install(pi_root, capsys)
+    boot = snapshot(pi_root / "boot")
+    assert main(["uninstall", "--root", str(pi_root), "--purge"]) == 0
+    assert "boot settings (SPI, UART, serial console) left as they are" in capsys.readouterr().out
+    assert snapshot(pi_root / "boot") == boot
+
+
 def test_root_slash_is_refused(capsys):
     assert main(["install", "--root", "/", "--no-venv"]) == 1
     assert "leave out --root" in capsys.readouterr().err
