@@ -6,6 +6,7 @@ and a start limit that stops a broken configuration from looping.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -429,3 +430,54 @@ def test_the_watchdog_the_unit_relies_on_stops_when_the_core_hangs(tmp_path, mon
         listener.close()
     after_hang = [t - hung_at[0] for t in pings if t > hung_at[0]]
     assert all(delay < 2.1 for delay in after_hang), after_hang  # 1.5 s stale limit + one interval
+
+
+MDWE_EXEC = """\
+import ctypes, os, sys
+if ctypes.CDLL(None, use_errno=True).prctl(65, 1, 0, 0, 0) != 0:  # PR_SET_MDWE, REFUSE_EXEC_GAIN
+    sys.exit(77)
+os.execv(sys.argv[1], sys.argv[1:])
+"""
+
+
+def load_idle_soak():
+    spec = importlib.util.spec_from_file_location("idle_soak", REPO / "bench" / "idle_soak.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["idle_soak"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_simulated_hall_runs_under_memory_deny_write_execute(tmp_path):
+    """MemoryDenyWriteExecute=yes in the unit: the kernel's PR_SET_MDWE is the same rule, checked here."""
+    probe = subprocess.run([sys.executable, "-c", MDWE_EXEC, "/bin/true"], check=False, timeout=30)
+    if probe.returncode == 77:
+        pytest.skip("this kernel has no PR_SET_MDWE (Linux < 6.3)")
+    soak = load_idle_soak()
+    broker = soak.Mosquitto(tmp_path / "broker", persistence=False).start()
+    hall = soak.SimulatedHall(tmp_path)
+    notify = soak.Notifications(tmp_path / "notify.sock")
+    config = tmp_path / "hall-edge.toml"
+    config.write_text(hall.config(broker.port, tmp_path / "state"))
+    env = {**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify.sock"), **hall.env()}
+    command = [sys.executable, "-c", MDWE_EXEC, sys.executable, "-m", "edge", "run", "--config", str(config)]
+    with (tmp_path / "daemon.log").open("wb") as log:
+        daemon = subprocess.Popen(command, stderr=log, env=env, cwd=REPO)
+    try:
+        assert notify.ready.wait(30), (tmp_path / "daemon.log").read_text()[-2000:]
+        hall.board.click(5)  # key A: render and print a ticket
+        wait_for(lambda: hall.printer.tickets, 10, "a ticket printed under MDWE")
+        assert daemon.poll() is None
+    finally:
+        daemon.terminate()
+        try:
+            daemon.wait(10)
+        except subprocess.TimeoutExpired:  # the signal-handler deadlock noted in the issue 9 report
+            daemon.kill()
+            daemon.wait()
+        notify.close()
+        hall.stop()
+        broker.stop()
+    log_text = (tmp_path / "daemon.log").read_text()
+    assert "features=link,health,commands,buzzer,tickets,display,locker" in log_text
+    assert "level=error" not in log_text and "Traceback" not in log_text, log_text[-2000:]
