@@ -45,6 +45,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from edge.commands import REFUSAL_REASONS
 from edge.schema import NAME_RE, secret_file_problem
 from edge.ulid import new_ulid
 
@@ -57,22 +58,6 @@ EXIT_UNREACHABLE = 5
 EXIT_LOCAL = 6
 
 DEFAULT_CONFIG = "~/.config/hall-admin.toml"
-REFUSAL_REASONS = frozenset(
-    {
-        "too_large",
-        "not_json",
-        "malformed",
-        "unknown_kid",
-        "bad_signature",
-        "wrong_device",
-        "lifetime_too_long",
-        "not_yet_valid",
-        "expired",
-        "replayed",
-        "unknown_command",
-        "bad_arguments",
-    }
-)
 
 
 class AdminError(Exception):

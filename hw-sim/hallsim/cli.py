@@ -84,7 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     if not response.get("ok"):
         print(f"hall-sim {words[0]}: {response.get('error')}", file=sys.stderr)
         return 1
-    _show(response.get("result"))
+    try:
+        _show(response.get("result"))
+    except BrokenPipeError:  # `hall-sim status | head`: the reader left, nothing more to say
+        sys.stderr.close()
     return 0
 
 
