@@ -63,6 +63,7 @@ class Daemon:
         self.core.config_path = Path(config_path) if config_path else None  # type: ignore[attr-defined]
         self.features: list[Feature] = []
         self.stop_requested = threading.Event()
+        self._signalled: int | None = None
         self.ready_at: float | None = None
 
     def start(self) -> None:
@@ -126,12 +127,20 @@ class Daemon:
         """Block until SIGTERM/SIGINT (or stop_requested), feeding the systemd watchdog."""
         self.catch_signals()
         watchdog = sdnotify.watchdog_interval_s()
-        while not self.stop_requested.wait(watchdog or 1.0):
+        next_ping = time.monotonic()
+        while self._signalled is None and not self.stop_requested.wait(0.2):
             if self.core.stopped.is_set():
                 break  # the core asked to exit (restart command)
-            if watchdog and time.monotonic() - self.core.heartbeat < 3 * watchdog:
-                sdnotify.notify("WATCHDOG=1")
+            now = time.monotonic()
+            if watchdog and now >= next_ping:
+                next_ping = now + watchdog
+                if now - self.core.heartbeat < 3 * watchdog:
+                    sdnotify.notify("WATCHDOG=1")
+        if self._signalled is not None:
+            log.info("signal %s: stopping", signal.Signals(self._signalled).name)
+            self.stop_requested.set()
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
-        log.info("signal %s: stopping", signal.Signals(signum).name)
-        self.stop_requested.set()
+        # Only a plain assignment: Event.set() (or logging) here can deadlock with the
+        # Event.wait() this handler interrupted in the same thread.
+        self._signalled = signum
