@@ -7,19 +7,12 @@ never a crash (a Raspberry Pi has a thermal zone, a container may not).
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
-THERMAL_ZONE = Path("/sys/class/thermal/thermal_zone0/temp")
+from edge.health import disk_free_mb, read_cpu_temp_c
+
 MEMINFO = Path("/proc/meminfo")
-
-
-def cpu_temp_c(path: Path = THERMAL_ZONE) -> float | None:
-    try:
-        return round(int(path.read_text().strip()) / 1000, 1)
-    except (OSError, ValueError):
-        return None
 
 
 def load1() -> float | None:
@@ -40,13 +33,6 @@ def mem_used_mb(path: Path = MEMINFO) -> int | None:
     return (total_kb - available_kb) // 1024
 
 
-def disk_free_mb(folder: str | Path) -> int | None:
-    try:
-        return shutil.disk_usage(folder).free // (1024 * 1024)
-    except OSError:
-        return None
-
-
 def reading(
     *, device: str, at: str, uptime_s: float, storage_dir: str, outbox_depth: int, reconnects: int, clock: str
 ) -> dict[str, Any]:
@@ -56,11 +42,15 @@ def reading(
         "device": device,
         "at": at,
         "uptime_s": int(uptime_s),
-        "cpu_temp_c": cpu_temp_c(),
+        "cpu_temp_c": read_cpu_temp_c(),
         "load1": load1(),
         "mem_used_mb": mem_used_mb(),
-        "disk_free_mb": disk_free_mb(storage_dir),
+        "disk_free_mb": _whole(disk_free_mb(storage_dir)),
         "outbox_depth": outbox_depth,
         "mqtt_reconnects": reconnects,
         "clock": clock,
     }
+
+
+def _whole(mb: float | None) -> int | None:
+    return None if mb is None else int(mb)
