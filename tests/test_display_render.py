@@ -170,6 +170,26 @@ def test_message_overrides_call_and_ends_on_time():
     assert rotation.page.kind == "job"
 
 
+def test_a_windows_newer_call_replaces_its_older_ones_on_the_screen():
+    """Staff pressing call three times in a row: the screen shows the ticket the window serves now,
+    not 24 s of numbers it has moved past; other windows' calls still queue as before."""
+    rotation = rotation_for()
+    load(rotation, [PLAIN])
+    rotation.frame(0.0, WALL)
+    rotation.call("A001", 1, 8, 1.0)
+    rotation.call("B001", 2, 8, 1.0)
+    rotation.frame(1.0, WALL)
+    assert rotation.page.key == "A001"
+    rotation.call("A002", 1, 8, 2.0)
+    rotation.call("A003", 1, 8, 2.0)
+    rotation.frame(2.0, WALL)
+    assert rotation.page.key == "A003"  # window 1 moved on: A001 gives way at once, A002 never shows
+    rotation.frame(10.0, WALL)
+    assert rotation.page.key == "B001"
+    rotation.frame(18.0, WALL)
+    assert rotation.page.kind == "job"
+
+
 def test_long_text_scrolls_smoothly_then_holds():
     rotation = rotation_for()
     long_place = {**PLAIN, "location": "南山公园东侧工地北门往西二百米 临时板房"}

@@ -58,7 +58,8 @@ class Rotation:
         self._new: deque[str] = deque(maxlen=QUEUE_MAX)  # beyond that, new jobs just join the rotation
         self._fresh = False  # a snapshot brought new jobs: the first one is shown at once
         self._message: tuple[Page, float] | None = None
-        self._calls: deque[tuple[Page, float]] = deque(maxlen=QUEUE_MAX)
+        self._calls: deque[tuple[Page, float, int]] = deque(maxlen=QUEUE_MAX)  # page, seconds, window
+        self._window_shown: int | None = None  # the window of the call on screen
         self._lines: deque[tuple[Page, float]] = deque(maxlen=QUEUE_MAX)
         self._job_i = self._notice_i = 0
         self._since_hotline = self._since_notice = 0
@@ -88,7 +89,18 @@ class Rotation:
         page = self.layouts.call(ticket, window)
         if not page.key:
             return  # no ticket number left after cleaning: nothing to call
-        self._calls.append((page, seconds))
+        # A window's newer call replaces its older one: it serves that ticket now, not the last.
+        entry = (page, seconds, window)
+        same = [i for i, queued in enumerate(self._calls) if queued[2] == window]
+        if self.current is not None and self.current.source == "call" and self._window_shown == window:
+            for i in reversed(same):
+                del self._calls[i]
+            self._calls.appendleft(entry)
+            self._end_now(now)
+        elif same:
+            self._calls[same[0]] = entry
+        else:
+            self._calls.append(entry)
         if self.current is None or self.current.source not in ("message", "call"):
             self._end_now(now)
 
@@ -184,10 +196,13 @@ class Rotation:
             if now < until:
                 return Showing(self._art(page), now, until, "message")
             self._message = None
-        for queue, source in ((self._calls, "call"), (self._lines, "line")):
-            if queue:
-                page, seconds = queue.popleft()
-                return Showing(self._art(page), now, now + seconds, source)
+        self._window_shown = None
+        if self._calls:
+            page, seconds, self._window_shown = self._calls.popleft()
+            return Showing(self._art(page), now, now + seconds, "call")
+        if self._lines:
+            page, seconds = self._lines.popleft()
+            return Showing(self._art(page), now, now + seconds, "line")
         # After the first new job, a due hotline page goes first: the bureau wants it seen regularly.
         while self._new and (self._fresh or self._since_hotline < self.hotline_every):
             card = self._cards.get(self._new.popleft())
