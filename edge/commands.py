@@ -137,7 +137,8 @@ def verify(
     claimed_id = _claimed_id(body_text)  # unauthenticated: only to name the refusal
     key = keys.get(kid)
     if key is None:
-        return Refusal("unknown_kid", f"no public key {kid!r} is configured", claimed_id)
+        # The kid is whatever the sender wrote: only its start goes into the log and the answer.
+        return Refusal("unknown_kid", f"no public key {kid[:MAX_ID_CHARS]!r} is configured", claimed_id)
     if not _signature_valid(key, body_text, sig_text):
         return Refusal("bad_signature", f"the signature does not verify with key {kid!r}", claimed_id)
     command = _command(body_text, kid)
@@ -152,7 +153,7 @@ def _envelope(payload: bytes, max_body_bytes: int) -> tuple[str, str, str] | Ref
         return Refusal("too_large", f"payload of {len(payload)} bytes is over the limit")
     try:
         envelope = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nested too deep
         return Refusal("not_json", "the payload is not UTF-8 JSON")
     if not isinstance(envelope, dict):
         return Refusal("malformed", "the payload is not a JSON object")
@@ -168,7 +169,7 @@ def _envelope(payload: bytes, max_body_bytes: int) -> tuple[str, str, str] | Ref
 def _claimed_id(body_text: str) -> str | None:
     try:
         body = json.loads(body_text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     claimed = body.get("id") if isinstance(body, dict) else None
     return claimed if isinstance(claimed, str) and 0 < len(claimed) <= MAX_ID_CHARS else None
@@ -186,7 +187,7 @@ def _signature_valid(key: Ed25519PublicKey, body_text: str, sig_text: str) -> bo
 def _command(body_text: str, kid: str) -> Command | Refusal:
     try:
         body = json.loads(body_text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return Refusal("not_json", "the body is not JSON")
     if not isinstance(body, dict):
         return Refusal("malformed", "the body is not a JSON object")

@@ -117,6 +117,9 @@ REFUSED = {
     ),
     "bad_arguments": (lambda: signed(body(args=["not", "a", "table"])), "bad_arguments", "c-01J9Z8"),
     "too_large": (lambda: signed(body(args={"text": "x" * 70000})), "too_large", "c-01J9Z8"),
+    # json.loads raises RecursionError (not ValueError) on deep nesting
+    "not_json nested payload": (lambda: b"[" * 50_000, "not_json", None),
+    "not_json nested body": (lambda: signed("[" * 50_000), "not_json", None),
 }
 
 
