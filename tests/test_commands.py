@@ -20,7 +20,7 @@ from paho.mqtt.properties import Properties
 from support import wait_for
 
 from edge.admin import public_key_b64
-from edge.commands import REFUSAL_REASONS
+from edge.commands import RATE_LIMITED, REFUSAL_REASONS, RefusalLimit
 
 
 @pytest.fixture
@@ -112,6 +112,72 @@ def test_refusals_name_the_id_when_it_is_known(hall):
     hall.publish(hall.signed(known))
     events = wait_for(lambda: hall.watcher.events("audit.command_refused")[2:], 10, "third refusal")
     assert events[0]["data"] == {"reason": "unknown_command", "id": known["id"], "name": "no.such"}
+
+
+def test_refusal_limit_counts_past_the_limit_and_summarises_once():
+    now = [100.0]
+    limit = RefusalLimit(3, 60.0, now=lambda: now[0])
+    assert [limit.admit("not_json") for _ in range(3)] == [True, True, True]
+    assert [limit.admit(r) for r in ("not_json", "bad_signature", "not_json")] == [False] * 3
+    assert limit.window_left_s() == 60.0
+    now[0] += 60.0
+    assert limit.admit("expired")  # a new window records again
+    assert limit.summary() == {
+        "reason": RATE_LIMITED,
+        "suppressed": 3,
+        "reasons": {"bad_signature": 1, "not_json": 2},
+        "limit": 3,
+        "window_s": 60.0,
+    }
+    assert limit.summary() is None
+
+
+def test_a_flood_of_refusals_is_answered_but_recorded_at_a_bounded_rate(hall):
+    commands = next(f for f in hall.daemon.features if f.name == "commands")
+    commands.refusals = RefusalLimit(3, 1.0)  # the daemon's limit, on a shorter window
+    for n in range(10):
+        hall.publish(b"junk %d" % n)
+    wait_for(lambda: len(hall.watcher.bodies("/cmd/result")) == 10, 10, "every junk message answered")
+    assert {r["error"]["code"] for r in hall.watcher.bodies("/cmd/result")} == {"not_json"}
+    refused = wait_for(
+        lambda: (
+            len(hall.watcher.events("audit.command_refused")) == 4
+            and hall.watcher.events("audit.command_refused")
+        ),
+        10,
+        "three refusals and one summary",
+    )
+    assert [e["data"]["reason"] for e in refused] == ["not_json"] * 3 + [RATE_LIMITED]
+    assert refused[-1]["data"] == {
+        "reason": RATE_LIMITED,
+        "suppressed": 7,
+        "reasons": {"not_json": 7},
+        "limit": 3,
+        "window_s": 1.0,
+    }
+    # the next window records again
+    hall.publish(b"junk again")
+    wait_for(lambda: len(hall.watcher.events("audit.command_refused")) == 5, 10, "a fresh refusal")
+
+
+def test_refusals_counted_at_shutdown_are_recorded_before_the_daemon_stops(hall):
+    commands = next(f for f in hall.daemon.features if f.name == "commands")
+    commands.refusals = RefusalLimit(1, 3600.0)
+    for n in range(3):
+        hall.publish(b"junk %d" % n)
+    wait_for(lambda: len(hall.watcher.bodies("/cmd/result")) == 3, 10, "every junk message answered")
+    hall.stop()
+    hall.start()  # the summary recorded at the stop goes out once the link is back
+    summary = wait_for(
+        lambda: [
+            e for e in hall.watcher.events("audit.command_refused") if e["data"]["reason"] == RATE_LIMITED
+        ],
+        10,
+        "the summary",
+    )
+    assert [e["data"] for e in summary] == [
+        {"reason": RATE_LIMITED, "suppressed": 2, "reasons": {"not_json": 2}, "limit": 1, "window_s": 3600.0}
+    ]
 
 
 def test_status_reports_the_controller(hall):
