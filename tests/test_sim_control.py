@@ -158,6 +158,20 @@ def test_a_wrong_verb_says_what_is_expected(wired_demo, verb, args, message):
         demo.verbs()[verb].handler(args)
 
 
+def test_job_values_are_json_when_they_can_be():
+    """`hall-sim job --verified false` is a job the platform has not verified, not the text "false"."""
+    from hallsim.demo import job_fields
+
+    fields = job_fields(["--title", "木工", "--headcount", "2", "--verified", "false", "--urgent", "true"])
+    assert fields == {"title": "木工", "headcount": 2, "verified": False, "urgent": True}
+    assert job_fields(["--wage", '{"amount": 25, "unit": "hour"}', "--contact", "007"]) == {
+        "wage": {"amount": 25, "unit": "hour"},
+        "contact": "007",
+    }
+    with pytest.raises(ControlError, match="expected --FIELD VALUE pairs"):
+        job_fields(["--title"])
+
+
 def test_doors_drive_their_reed_switch(wired_demo):
     demo, _ = wired_demo
     assert demo.verb_door(["3", "open"]) == {"door": 3, "now": "open", "lock_released": False}

@@ -222,6 +222,23 @@ class Devices:
     central: Any = None
 
 
+def job_fields(args: list[str]) -> dict[str, Any]:
+    """``--FIELD VALUE`` pairs of ``hall-sim job``; a value that is JSON (``2``, ``false``,
+    ``{"amount": 200, "unit": "day"}``) is taken as such, anything else as text."""
+    fields: dict[str, Any] = {}
+    words = list(args)
+    while words:
+        key = words.pop(0)
+        if not key.startswith("--") or not words:
+            raise ControlError(f"expected --FIELD VALUE pairs, got {key!r}")
+        value = words.pop(0)
+        try:
+            fields[key[2:].replace("-", "_")] = json.loads(value)
+        except ValueError:
+            fields[key[2:].replace("-", "_")] = value
+    return fields
+
+
 class Demo:
     def __init__(
         self,
@@ -695,15 +712,7 @@ class Demo:
     def verb_job(self, args: list[str]) -> dict[str, Any]:
         if self.devices.central is None:
             raise ControlError("no central platform in this demo (--no-central)")
-        fields: dict[str, Any] = {}
-        words = list(args)
-        while words:
-            key = words.pop(0)
-            if not key.startswith("--") or not words:
-                raise ControlError(f"expected --FIELD VALUE pairs, got {key!r}")
-            value = words.pop(0)
-            fields[key[2:].replace("-", "_")] = int(value) if value.isdigit() else value
-        return {"job_id": self.devices.central.add_job(**fields)}
+        return {"job_id": self.devices.central.add_job(**job_fields(args))}
 
     def verb_status(self, _args: list[str]) -> dict[str, Any]:
         printer, central = self.devices.printer, self.devices.central
