@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sqlite3
 import sys
+from collections.abc import Callable
 
 from edge import __version__, logs
 from edge.config import ConfigError, load
@@ -40,11 +42,35 @@ def _parser() -> argparse.ArgumentParser:
     ver = sub.add_parser("version", help="print the version")
     ver.set_defaults(action=lambda _args: print(__version__) or 0)
 
-    from edge import install, selftest  # install, uninstall, selftest (issue 9)
+    inst = sub.add_parser("install", help="install or update the service on this Pi (idempotent)")
+    inst.add_argument("--root", help="install into this folder instead of the running system")
+    inst.add_argument("--source", help="source tree (default: the one this program runs from)")
+    inst.add_argument(
+        "--no-venv",
+        action="store_true",
+        help="no virtualenv: a launcher for this Python (tests, development)",
+    )
+    inst.set_defaults(action=_later("edge.install", "cmd_install"))
+    uninst = sub.add_parser("uninstall", help="remove the service; configuration and data stay")
+    uninst.add_argument("--root", help="uninstall from this folder instead of the running system")
+    uninst.add_argument("--purge", action="store_true", help="also remove configuration, data and the user")
+    uninst.set_defaults(action=_later("edge.install", "cmd_uninstall"))
 
-    install.add_commands(sub)
-    selftest.add_commands(sub)
+    test = sub.add_parser("selftest", help="check every configured peripheral; exit 1 on any failure")
+    test.add_argument("--config", default=DEFAULT_CONFIG, help=f"TOML file (default {DEFAULT_CONFIG})")
+    test.add_argument("--print", action="store_true", help="also print a test ticket and show a test pattern")
+    test.set_defaults(action=_later("edge.selftest", "cmd_selftest"))
     return parser
+
+
+def _later(module: str, function: str) -> Callable[[argparse.Namespace], int]:
+    """An action whose module is imported only when it runs: ``run`` and ``check-config`` start
+    without loading the installer and the selftest (and all the selftest imports)."""
+
+    def action(args: argparse.Namespace) -> int:
+        return getattr(importlib.import_module(module), function)(args)
+
+    return action
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:

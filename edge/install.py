@@ -532,23 +532,6 @@ def _require_root(target: Target) -> None:
 # ---- command line -------------------------------------------------------------
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """``hall-edge install`` and ``hall-edge uninstall``."""
-    inst = sub.add_parser("install", help="install or update the service on this Pi (idempotent)")
-    inst.add_argument("--root", help="install into this folder instead of the running system")
-    inst.add_argument("--source", help="source tree (default: the one this program runs from)")
-    inst.add_argument(
-        "--no-venv",
-        action="store_true",
-        help="no virtualenv: a launcher for this Python (tests, development)",
-    )
-    inst.set_defaults(action=cmd_install)
-    uninst = sub.add_parser("uninstall", help="remove the service; configuration and data stay")
-    uninst.add_argument("--root", help="uninstall from this folder instead of the running system")
-    uninst.add_argument("--purge", action="store_true", help="also remove configuration, data and the user")
-    uninst.set_defaults(action=cmd_uninstall)
-
-
 def cmd_install(args: argparse.Namespace) -> int:
     try:
         options = Options(args.root, source_tree(args.source), venv=not args.no_venv)

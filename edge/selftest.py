@@ -521,17 +521,6 @@ def render_table(rows: list[Check]) -> str:
     return "\n".join(lines)
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from edge.cli import DEFAULT_CONFIG
-
-    parser = sub.add_parser("selftest", help="check every configured peripheral; exit 1 on any failure")
-    parser.add_argument("--config", default=DEFAULT_CONFIG, help=f"TOML file (default {DEFAULT_CONFIG})")
-    parser.add_argument(
-        "--print", action="store_true", help="also print a test ticket and show a test pattern"
-    )
-    parser.set_defaults(action=cmd_selftest)
-
-
 def cmd_selftest(args: argparse.Namespace) -> int:
     try:
         config = load(args.config)
