@@ -13,6 +13,7 @@ import logging
 import re
 import sys
 from collections import deque
+from datetime import datetime
 
 # A mainland mobile number, also written 138-1234-5678, 138 1234 5678 or +86 13812345678.
 PHONE_RE = re.compile(r"(?<!\d)((?:\+?86[- ]?)?1[3-9]\d)[- ]?(\d{4})[- ]?(\d{4})(?!\d)")
@@ -44,14 +45,16 @@ def _quote(text: str) -> str:
 
 
 class RecentLines(logging.Handler):
-    """Keeps the last formatted lines in memory (for logs.tail)."""
+    """Keeps the last formatted lines in memory (for logs.tail), each with its time: journald
+    stamps its own copy, this one would otherwise have none."""
 
     def __init__(self, capacity: int = 2000) -> None:
         super().__init__()
         self.lines: deque[str] = deque(maxlen=capacity)
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
+        at = datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="milliseconds")
+        self.lines.append(f"time={at} {self.format(record)}")
 
     def tail(self, count: int) -> list[str]:
         return list(self.lines)[-count:] if count > 0 else []

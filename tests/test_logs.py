@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+from datetime import datetime
 
 import pytest
 
@@ -112,3 +113,23 @@ def test_setup_sets_the_level_from_config_and_keeps_recent_lines():
     assert [line.split('"')[1] for line in logs.recent.tail(2)] == ["loud 3", "loud 4"]
     assert logs.recent.tail(0) == []
     assert not any("quiet" in line for line in logs.recent.lines)
+
+
+def test_recent_lines_carry_their_time_for_logs_tail():
+    """journald stamps the lines it keeps, but `logs.tail` reads the in-memory copy: without a
+    time of its own, bureau IT cannot tell a line from this morning from one a minute ago."""
+    recent = logs.RecentLines(capacity=5)
+    recent.setFormatter(logs.LogfmtFormatter())
+    logger = logging.getLogger("edge.test.recent")
+    logger.handlers[:] = [recent]
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    before = datetime.now().astimezone()
+    logger.info("printer port open")
+    (line,) = recent.tail(1)
+    stamp, rest = line.split(" ", 1)
+    assert stamp.startswith("time=")
+    at = datetime.fromisoformat(stamp[len("time=") :])
+    assert at.utcoffset() is not None
+    assert abs((at - before).total_seconds()) < 5
+    assert rest == 'level=info logger=edge.test.recent msg="printer port open"'
