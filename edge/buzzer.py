@@ -8,12 +8,14 @@ timers, so nothing blocks.  A new pattern cuts the one playing short.
 from __future__ import annotations
 
 import logging
-
-from gpiozero import Buzzer as GpioBuzzer
+from typing import TYPE_CHECKING
 
 from edge.core import Core
 from edge.messages import Buzz
 from edge.schema import Settings
+
+if TYPE_CHECKING:
+    from gpiozero import Buzzer as GpioBuzzer
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,8 @@ class BuzzerFeature:
         self.played: list[str] = []  # patterns started, newest last (status, tests)
 
     def start(self, core: Core) -> None:
+        from gpiozero import Buzzer as GpioBuzzer  # here: a hall without a buzzer never loads it
+
         self.core = core
         self.device = GpioBuzzer(self.pin)
         core.subscribe(Buzz, self.play)

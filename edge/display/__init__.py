@@ -1,5 +1,31 @@
 """The LED vacancy screen: pure rendering, the page rotation, and the feature that drives the panel."""
 
-from edge.display.feature import DisplayFeature, build
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from edge.schema import Settings
+
+if TYPE_CHECKING:
+    from edge.display.feature import DisplayFeature
+
+
+def build(settings: Settings) -> DisplayFeature | None:
+    """The daemon's factory: None when the display is disabled (then Pillow and luma are not
+    even imported)."""
+    if not settings.display.enabled:
+        return None
+    from edge.display.feature import DisplayFeature
+
+    return DisplayFeature(settings)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "DisplayFeature":  # imported on first use, like the feature itself
+        from edge.display.feature import DisplayFeature
+
+        return DisplayFeature
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["DisplayFeature", "build"]

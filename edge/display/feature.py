@@ -396,8 +396,3 @@ class DisplayFeature:
 
 def _number_between(value: Any, low: float, high: float) -> bool:
     return not isinstance(value, bool) and isinstance(value, int | float) and low <= value <= high
-
-
-def build(settings: Settings) -> DisplayFeature | None:
-    """The daemon's factory: None when the display is disabled."""
-    return DisplayFeature(settings) if settings.display.enabled else None

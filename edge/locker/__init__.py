@@ -9,15 +9,30 @@ See docs/locker.md for hall staff, docs/architecture.md for the design.
 
 from __future__ import annotations
 
-from edge.locker.feature import Locker
+from typing import TYPE_CHECKING, Any
+
 from edge.schema import Settings, read_secret
+
+if TYPE_CHECKING:
+    from edge.locker.feature import Locker
 
 
 def create(settings: Settings) -> Locker | None:
-    """The locker, or None when it is disabled.  The site card key is read once, here."""
+    """The locker, or None when it is disabled (then its modules, gpiozero and the reader and
+    board drivers are not even imported).  The site card key is read once, here."""
     if not settings.locker.enabled:
         return None
+    from edge.locker.feature import Locker
+
     return Locker(settings, read_secret(settings.rfid.card_key_file))
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Locker":  # imported on first use, like the feature itself
+        from edge.locker.feature import Locker
+
+        return Locker
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["Locker", "create"]

@@ -1,5 +1,31 @@
 """Queue tickets: service buttons, numbering, printed tickets, calling to windows (docs/queue.md)."""
 
-from edge.tickets.feature import Tickets, factory
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from edge.schema import Settings
+
+if TYPE_CHECKING:
+    from edge.tickets.feature import Tickets
+
+
+def factory(config: Settings) -> Tickets | None:
+    """The tickets feature, or None when queue.enabled is false (then its modules, gpiozero and
+    the printer driver are not even imported)."""
+    if not config.queue.enabled:
+        return None
+    from edge.tickets.feature import Tickets
+
+    return Tickets(config)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Tickets":  # imported on first use, like the feature itself
+        from edge.tickets.feature import Tickets
+
+        return Tickets
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["Tickets", "factory"]

@@ -304,8 +304,3 @@ class Tickets:
         figures["printer"] = self.printer_state or ("disabled" if self.printer is None else "unknown")
         figures["stuck_keys"] = sorted(self.stuck)
         return figures
-
-
-def factory(config: Settings) -> Tickets | None:
-    """The tickets feature, or None when queue.enabled is false."""
-    return Tickets(config) if config.queue.enabled else None
