@@ -39,24 +39,18 @@ import uuid
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+import rig
 from hallsim.broker import Mosquitto
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge import admin
-from edge.config_change import render_toml
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
-    return ordered[index]
 
 
 def report(label: str, seconds: list[float]) -> None:
     ms = [s * 1000 for s in seconds]
     print(
         f"{label:<22} n={len(ms):<4} median {statistics.median(ms):7.2f} ms   "
-        f"p99 {percentile(ms, 0.99):7.2f} ms   min {min(ms):6.2f} ms   max {max(ms):7.2f} ms"
+        f"p99 {rig.percentile(ms, 0.99):7.2f} ms   min {min(ms):6.2f} ms   max {max(ms):7.2f} ms"
     )
 
 
@@ -123,25 +117,10 @@ def raw_echo(port: int, runs: int, nodelay: bool) -> list[float]:
 
 
 def start_daemon(folder: Path, port: int, public_key: str) -> tuple[subprocess.Popen[bytes], Path]:
-    doc = {
-        "site": "bench",
-        "device": "hall-01",
-        "storage": {"dir": str(folder / "state")},
-        "mqtt": {"host": "127.0.0.1", "port": port, "tls": False},
-        "time": {"clock": "synced"},
-        "display": {"enabled": False, "device": "dummy"},
-        "printer": {"enabled": False},
-        "queue": {"enabled": False},
-        "rfid": {"enabled": False},
-        "locker": {"enabled": False},
-        "commands": {"public_keys": {"bench": public_key}},
-    }
-    config = folder / "hall-edge.toml"
-    config.write_text(render_toml(doc))
-    config.chmod(0o600)
-    hall_edge = Path(sys.executable).with_name("hall-edge")
+    tables = {"mqtt": {"port": port}, "commands": {"public_keys": {"bench": public_key}}}
+    config = rig.write_config(folder, tables, site="bench", device="hall-01")
     process = subprocess.Popen(
-        [str(hall_edge), "run", "--config", str(config)], stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL
+        rig.daemon_command(config), stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL
     )
     return process, config
 
@@ -231,8 +210,7 @@ def measure(folder: Path, broker_class: type[Mosquitto], label: str, runs: int, 
             if cli_runs:
                 report("hall-admin CLI status", cli_sends(broker.port, key_path, cli_runs))
         finally:
-            daemon.terminate()
-            daemon.wait(10)
+            rig.stop(daemon, 10)
 
 
 def main() -> int:

@@ -41,9 +41,10 @@ from hallsim.screen import SimScreen
 from luma.core.interface.serial import noop
 from luma.led_matrix.device import max7219
 from PIL import Image
+from rig import make_config as minimal_config
+from rig import percentile, wait_until
 
 from edge.clock import Clock
-from edge.config import parse
 from edge.core import Core
 from edge.display import DisplayFeature
 from edge.display.content import read_jobs
@@ -51,34 +52,13 @@ from edge.messages import SnapshotUpdated
 from edge.storage import Storage
 
 SITE = "bench"
-TOML_BASE = """site = "bench"
-device = "hall-01"
-[storage]
-dir = "{folder}/state"
-[mqtt]
-host = "127.0.0.1"
-port = {port}
-tls = false
-[time]
-clock = "synced"
-[printer]
-enabled = false
-[queue]
-enabled = false
-[display]
-enabled = true
-device = "dummy"
-open_from = "00:00"
-open_until = "00:00"
-night_from = "00:00"
-night_until = "00:00"
-"""
+ALL_DAY = {"open_from": "00:00", "open_until": "00:00", "night_from": "00:00", "night_until": "00:00"}
 
 
 def make_config(folder: Path, port: int = 1, **display: Any) -> Any:
     """The daemon's configuration for the bench: plain MQTT, display on the dummy device."""
-    extra = "".join(f"{key} = {json.dumps(value)}\n" for key, value in display.items())
-    return parse(TOML_BASE.format(folder=folder, port=port) + extra)
+    tables = {"mqtt": {"port": port}, "display": {"enabled": True, "device": "dummy", **ALL_DAY, **display}}
+    return minimal_config(folder, tables, site=SITE, device="hall-01")
 
 
 def job(i: int, **extra: Any) -> dict:
@@ -98,15 +78,10 @@ def snapshot(entries: list[dict], generated: datetime) -> dict:
     return {"schema": "lgsc.jobs/1", "generated_at": generated.isoformat(), "jobs": entries}
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def summary(values_s: list[float]) -> str:
     ms = [v * 1000 for v in values_s]
     return (
-        f"n={len(ms)} p50={pct(ms, 0.5):.2f} ms p99={pct(ms, 0.99):.2f} ms "
+        f"n={len(ms)} p50={percentile(ms, 0.5):.2f} ms p99={percentile(ms, 0.99):.2f} ms "
         f"mean={statistics.fmean(ms):.2f} ms max={max(ms):.2f} ms"
     )
 
@@ -249,14 +224,6 @@ def settled(rig: Rig, job_id: str) -> None:
         return page is not None and page.key == job_id and rig.screen.frames_received == sent
 
     wait_until(done)
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise RuntimeError("timed out")
-        time.sleep(0.002)
 
 
 # ---- render time ----------------------------------------------------------------

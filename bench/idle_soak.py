@@ -26,8 +26,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,64 +34,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hw-sim"))
+import rig
 from hallsim.broker import Mosquitto
-from hallsim.pins import ENV_SOCKET, PinBoard
+from hallsim.pins import PinBoard
 from hallsim.printer import SimPrinter
 from hallsim.rfid import SimReader
 
-CONFIG = """\
-site = "bench"
-device = "idle-01"
-[mqtt]
-host = "127.0.0.1"
-port = {port}
-tls = false
-[storage]
-dir = "{state}"
-[time]
-clock = "synced"
-[display]
-enabled = false
-device = "dummy"
-[printer]
-enabled = false
-[queue]
-enabled = false
-"""
-
-HALL = """\
-site = "bench"
-device = "idle-01"
-[mqtt]
-host = "127.0.0.1"
-port = {port}
-tls = false
-[storage]
-dir = "{state}"
-[time]
-clock = "synced"
-[display]
-enabled = true
-device = "dummy"
-open_from = "00:00"
-open_until = "00:00"
-[printer]
-enabled = true
-port = "{printer}"
-[queue]
-enabled = true
-[buzzer]
-enabled = true
-pin = 18
-[rfid]
-enabled = true
-reader = "rdm6300"
-port = "{reader}"
-card_key_file = "{card_key}"
-[locker]
-enabled = true
-"""
+SITE = {"site": "bench", "device": "idle-01"}
 DOORS = (27, 23, 25)  # the default compartments' reed switches: shut
 
 PLAIN_CLIENT = """\
@@ -106,7 +53,6 @@ print("ready", file=sys.stderr, flush=True)
 threading.Event().wait()
 """
 
-TICKS = os.sysconf("SC_CLK_TCK")
 WATCHDOG_USEC = 10_000_000  # pings every 5 s: enough of them to count in a short run
 
 
@@ -125,7 +71,7 @@ class Watched:
 
     def sample(self) -> None:
         self.samples.append(
-            Sample(time.monotonic(), cpu_seconds(self.process.pid), rss_kib(self.process.pid))
+            Sample(time.monotonic(), rig.cpu_seconds(self.process.pid), rig.rss_kib(self.process.pid))
         )
 
     def summary(self) -> str:
@@ -138,61 +84,6 @@ class Watched:
             f"{self.name:<22} RSS start {first.rss_kib / 1024:6.1f} MiB  end {last.rss_kib / 1024:6.1f}"
             f"  max {peak / 1024:6.1f}   CPU {used:6.2f} s in {span:5.0f} s = {share:5.2f} %"
         )
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of the whole process (all threads), from /proc/PID/stat."""
-    text = Path(f"/proc/{pid}/stat").read_text()
-    fields = text[text.rindex(")") + 2 :].split()  # after "(comm)": the name may hold spaces
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for pid {pid}")
-
-
-def daemon_command(config: Path) -> list[str]:
-    script = Path(sys.executable).with_name("hall-edge")
-    if script.exists():
-        return [str(script), "run", "--config", str(config)]
-    return [sys.executable, "-m", "edge", "run", "--config", str(config)]
-
-
-class Notifications:
-    """The NOTIFY_SOCKET systemd would own: READY=1 time and WATCHDOG=1 count."""
-
-    def __init__(self, path: Path) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(str(path))
-        self.sock.settimeout(0.2)
-        self.ready_at: float | None = None
-        self.watchdog_pings = 0
-        self.ready = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._listen, daemon=True)
-        self._thread.start()
-
-    def _listen(self) -> None:
-        while not self._stop.is_set():
-            try:
-                message = self.sock.recv(4096)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            if message.startswith(b"READY=1") and self.ready_at is None:
-                self.ready_at = time.monotonic()
-                self.ready.set()
-            elif message.startswith(b"WATCHDOG=1"):
-                self.watchdog_pings += 1
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(1)
-        self.sock.close()
 
 
 class SimulatedHall:
@@ -209,13 +100,24 @@ class SimulatedHall:
         self.card_key.write_bytes(b"bench-card-key-0123456789abcdef\n")
         self.card_key.chmod(0o600)
 
-    def config(self, port: int, state: Path) -> str:
-        return HALL.format(
-            port=port, state=state, printer=self.printer.port, reader=self.reader.port, card_key=self.card_key
-        )
+    def config(self) -> dict:
+        """The tables that turn on the screen, printer, queue, buzzer, reader and locker."""
+        return {
+            "display": {"enabled": True, "open_from": "00:00", "open_until": "00:00"},
+            "printer": {"enabled": True, "port": self.printer.port},
+            "queue": {"enabled": True},
+            "buzzer": {"enabled": True, "pin": 18},
+            "rfid": {
+                "enabled": True,
+                "reader": "rdm6300",
+                "port": self.reader.port,
+                "card_key_file": str(self.card_key),
+            },
+            "locker": {"enabled": True},
+        }
 
     def env(self) -> dict[str, str]:
-        return {"GPIOZERO_PIN_FACTORY": "hallsim", ENV_SOCKET: str(self.pins_socket)}
+        return rig.pins_env(self.pins_socket)
 
     def stop(self) -> None:
         for part in (self.board, self.reader, self.printer):
@@ -225,14 +127,12 @@ class SimulatedHall:
 def start_daemon(
     folder: Path, port: int, notify_path: Path, hall: SimulatedHall | None
 ) -> subprocess.Popen[bytes]:
-    config = folder / "hall-edge.toml"
-    state = folder / "state"
-    config.write_text(hall.config(port, state) if hall else CONFIG.format(port=port, state=state))
+    config = rig.write_config(folder, {"mqtt": {"port": port}, **(hall.config() if hall else {})}, **SITE)
     env = {**os.environ, "NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": str(WATCHDOG_USEC)}
     env.update(hall.env() if hall else {})
     env.pop("WATCHDOG_PID", None)
     with (folder / "daemon.log").open("wb") as log:
-        return subprocess.Popen(daemon_command(config), stderr=log, env=env)
+        return subprocess.Popen(rig.daemon_command(config), stderr=log, env=env)
 
 
 def features_line(folder: Path) -> str:
@@ -250,19 +150,9 @@ def start_plain(port: int) -> subprocess.Popen[bytes]:
     return process
 
 
-def stop(process: subprocess.Popen[bytes]) -> int:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    try:
-        return process.wait(5)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        return process.wait()
-
-
 def soak(duration_s: float, interval_s: float, work: Path, simulated_hall: bool = True) -> list[str]:
     broker = Mosquitto(work / "broker", persistence=False).start()
-    notify = Notifications(work / "notify.sock")
+    notify = rig.Notifications(work / "notify.sock")
     hall = SimulatedHall(work) if simulated_hall else None
     processes: list[subprocess.Popen[bytes]] = []
     try:
@@ -284,7 +174,7 @@ def soak(duration_s: float, interval_s: float, work: Path, simulated_hall: bool 
             tick.wait(min(interval_s, max(0.0, end - time.monotonic())))
         alive = daemon.poll() is None
     finally:
-        codes = [stop(p) for p in processes]
+        codes = [rig.stop(p) for p in processes]
         notify.close()
         if hall is not None:
             hall.stop()

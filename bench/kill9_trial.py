@@ -40,40 +40,16 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "hw-sim")]
-
-import paho.mqtt.client as mqtt  # noqa: E402
-from hallsim.broker import Mosquitto  # noqa: E402
-from hallsim.central import Central  # noqa: E402
-from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
-from paho.mqtt.packettypes import PacketTypes  # noqa: E402
-from paho.mqtt.properties import Properties  # noqa: E402
-from paho.mqtt.subscribeoptions import SubscribeOptions  # noqa: E402
+import paho.mqtt.client as mqtt
+import rig
+from hallsim.broker import Mosquitto
+from hallsim.central import Central
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 SITE, DEVICE = "trial", "hall-01"
-CONFIG = """\
-site = "{site}"
-device = "{device}"
-[mqtt]
-host = "127.0.0.1"
-port = {port}
-tls = false
-reconnect_cap_s = {cap}
-[storage]
-dir = "{state}"
-[time]
-clock = "synced"
-[logging]
-level = "warning"
-[display]
-enabled = false
-device = "dummy"
-[printer]
-enabled = false
-[queue]
-enabled = false
-"""
 
 
 class StateWatch:
@@ -148,13 +124,9 @@ class Publisher(threading.Thread):
         self.client.loop_stop()
 
 
-def daemon_command(config: Path) -> list[str]:
-    return [sys.executable, "-m", "edge", "run", "--config", str(config)]
-
-
 def start_daemon(config: Path, log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as sink:
-        return subprocess.Popen(daemon_command(config), stdout=sink, stderr=sink, cwd=ROOT)
+        return subprocess.Popen(rig.daemon_command(config), stdout=sink, stderr=sink, cwd=rig.ROOT)
 
 
 def wait_quiet(central: Central, quiet_s: float = 1.5, timeout: float = 60.0) -> None:
@@ -201,9 +173,13 @@ def trial(  # noqa: PLR0917 - a script's knobs
     broker = Mosquitto(folder / "broker").start()
     central = Central("127.0.0.1", broker.port, SITE, DEVICE, folder / "central").start()
     watch = StateWatch(broker.port)
-    config = folder / "hall-edge.toml"
+    config = rig.write_config(
+        folder,
+        {"mqtt": {"port": broker.port, "reconnect_cap_s": cap}, "logging": {"level": "warning"}},
+        site=SITE,
+        device=DEVICE,
+    )
     state = folder / "state"
-    config.write_text(CONFIG.format(site=SITE, device=DEVICE, port=broker.port, state=state, cap=cap))
     log = folder / "daemon.log"
     publisher = Publisher(broker.port, rate)
     # The controller's persistent session exists from its first subscription on: before that

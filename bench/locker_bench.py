@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -27,22 +26,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import rig  # before locker_hall: it puts tests/ on sys.path
 import serial
 from gpiozero import Device, OutputDevice
-from gpiozero.pins.mock import MockFactory, MockPin
+from gpiozero.pins.mock import MockFactory
+from hallsim.rfid import SimReader
+from locker_hall import LockPin as RecordingLockPin
+from locker_hall import ReedPin
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "hw-sim")]
-
-from hallsim.rfid import SimReader  # noqa: E402
-
-from drivers.rfid import card_hash  # noqa: E402
-from edge.clock import Clock  # noqa: E402
-from edge.config import parse  # noqa: E402
-from edge.core import Core  # noqa: E402
-from edge.locker import create  # noqa: E402
-from edge.messages import SnapshotUpdated  # noqa: E402
-from edge.storage import Storage  # noqa: E402
+from drivers.rfid import card_hash
+from edge.clock import Clock
+from edge.core import Core
+from edge.locker import create
+from edge.messages import SnapshotUpdated
+from edge.storage import Storage
 
 KEY = b"bench-card-key"
 COMPARTMENTS = 8
@@ -51,43 +48,17 @@ STAFF = [f"02000000{n:02X}" for n in range(1, 5)]
 _tick = threading.Event()
 
 
-class ReedPin(MockPin):
-    """Door switch to GND: holds the pin low while shut, whatever the pull-up."""
-
-    def __init__(self, factory: Any, info: Any) -> None:
-        self.shut = True
-        super().__init__(factory, info)
-
-    def _set_pull(self, value: str) -> None:
-        super()._set_pull(value)
-        if self.shut:
-            self.drive_low()
-
-
 WENT_HIGH = threading.Event()  # set by any LockPin: the bench thread blocks on it, no polling
 
 
-class LockPin(MockPin):
-    """An output that records when it goes high (the pin callback of the measurement)."""
-
-    def __init__(self, factory: Any, info: Any) -> None:
-        self.high_at: list[float] = []
-        super().__init__(factory, info)
+class LockPin(RecordingLockPin):
+    """An output that records when it goes high and wakes the bench thread (no polling)."""
 
     def _change_state(self, value: bool) -> bool:
         changed = super()._change_state(value)
         if changed and value:
-            self.high_at.append(time.perf_counter())
             WENT_HIGH.set()
         return changed
-
-
-def wait(condition: Any, timeout: float = 5.0, nap: float = 0.002) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("bench step did not happen")
-        _tick.wait(nap)
 
 
 def wait_high(condition: Any, timeout: float = 5.0) -> None:
@@ -105,23 +76,20 @@ def percentiles(samples: list[float]) -> dict[str, float]:
     return {"n": len(ordered), "p50": q[49], "p95": q[94], "p99": q[98], "max": ordered[-1]}
 
 
-def config_text(folder: Path, port: str, key_file: Path) -> str:
-    lines = [
-        f'[storage]\ndir = "{folder / "state"}"',
-        '[mqtt]\nhost = "127.0.0.1"\ntls = false',
-        '[time]\nclock = "synced"',
-        "[display]\nenabled = false",
-        "[printer]\nenabled = false",
-        "[queue]\nenabled = false",
-        f'[rfid]\nenabled = true\nport = "{port}"\ncard_key_file = "{key_file}"\nsame_card_s = 0.1',
-        "[locker]\nenabled = true\nlock_pulse_s = 0.05\nunlock_timeout_s = 30.0\napproval_required = []",
+def config(folder: Path, port: str, key_file: Path) -> Any:
+    compartments = [
+        {
+            "number": n,
+            "tool_id": f"T-hammer-{n:02d}",
+            "tool_type": "hammer",
+            "lock_pin": n + 1,
+            "door_pin": n + 11,
+        }
+        for n in range(1, COMPARTMENTS + 1)
     ]
-    for n in range(1, COMPARTMENTS + 1):
-        lines.append(
-            f'[[locker.compartments]]\nnumber = {n}\ntool_id = "T-hammer-{n:02d}"\ntool_type = "hammer"'
-            f"\nlock_pin = {n + 1}\ndoor_pin = {n + 11}"
-        )
-    return "\n".join(lines) + "\n"
+    rfid = {"enabled": True, "port": port, "card_key_file": str(key_file), "same_card_s": 0.1}
+    locker = {"enabled": True, "lock_pulse_s": 0.05, "unlock_timeout_s": 30.0, "approval_required": []}
+    return rig.make_config(folder, {"rfid": rfid, "locker": {**locker, "compartments": compartments}})
 
 
 def cards() -> dict[str, Any]:
@@ -150,7 +118,7 @@ class Bench:
         key_file.write_bytes(KEY)
         os.chmod(key_file, 0o600)
         self.sim = SimReader("rdm6300", link=folder / "hall-rfid").start()
-        self.config = parse(config_text(folder, self.sim.port, key_file))
+        self.config = config(folder, self.sim.port, key_file)
         Device.pin_factory = MockFactory()
         self.locks = {n: Device.pin_factory.pin(n + 1, pin_class=LockPin) for n in range(1, COMPARTMENTS + 1)}
         self.doors = {
@@ -162,7 +130,7 @@ class Bench:
         self.locker.start(self.core)
         self.core.start()
         self.core.post(SnapshotUpdated("cards", cards(), datetime.now(UTC), live=False))
-        wait(lambda: self.core.components.get("rfid") == "ok" and self.locker.recovered)
+        rig.wait_until(lambda: self.core.components.get("rfid") == "ok" and self.locker.recovered)
         self.last_tap: dict[str, float] = {}
 
     def close(self) -> None:
@@ -175,7 +143,7 @@ class Bench:
     def tap(self, uid: str) -> float:
         """One frame; the latency to the first lock that goes high after it (seconds)."""
         # A card read again within same_card_s is the same tap: keep each card's taps apart.
-        wait(lambda: time.monotonic() - self.last_tap.get(uid, 0.0) > 0.15)
+        rig.wait_until(lambda: time.monotonic() - self.last_tap.get(uid, 0.0) > 0.15)
         highs = {n: len(pin.high_at) for n, pin in self.locks.items()}
         WENT_HIGH.clear()
         sent = self.sim.send_frame(uid)
@@ -192,7 +160,7 @@ class Bench:
         door.drive_high()
         door.shut = True
         door.drive_low()
-        wait(lambda: not self.locks[number].state and number not in self.locker.sessions)
+        rig.wait_until(lambda: not self.locks[number].state and number not in self.locker.sessions)
 
     def run(self, taps: int) -> list[float]:
         samples: list[float] = []

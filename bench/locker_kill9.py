@@ -40,13 +40,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "hw-sim")]
-
-from hallsim.broker import Mosquitto  # noqa: E402
-from hallsim.central import Central  # noqa: E402
-from hallsim.pins import PinBoard  # noqa: E402
-from hallsim.rfid import SimReader  # noqa: E402
+import rig
+from hallsim.broker import Mosquitto
+from hallsim.central import Central
+from hallsim.pins import PinBoard
+from hallsim.rfid import SimReader
 
 KEY = b"kill9-site-card-key"
 SITE, DEVICE = "qinshui", "hall-01"
@@ -54,7 +52,6 @@ COMPARTMENTS = {1: (5, 6), 2: (17, 27), 3: (22, 23)}  # number: (lock_pin, door_
 TOOLS = {1: "T-hammer-01", 2: "T-shovel-01", 3: "T-pick-01"}
 WORKERS = {"0100000001": "W000001", "0100000002": "W000002", "0100000003": "W000003"}
 STAFF = {"0200000001": "S000001"}
-HALL_EDGE = str(ROOT / ".venv" / "bin" / "hall-edge")
 _nap = threading.Event()
 
 
@@ -62,27 +59,30 @@ def pause(seconds: float) -> None:
     _nap.wait(seconds)
 
 
-def config_text(folder: Path, broker_port: int, reader_port: str, key_file: Path) -> str:
-    lines = [
-        f'site = "{SITE}"',
-        f'device = "{DEVICE}"',
-        f'[storage]\ndir = "{folder / "state"}"',
-        f'[mqtt]\nhost = "127.0.0.1"\nport = {broker_port}\ntls = false\nreconnect_cap_s = 1.0',
-        '[time]\nclock = "synced"',
-        '[logging]\nlevel = "info"',
-        "[display]\nenabled = false",
-        "[printer]\nenabled = false",
-        "[queue]\nenabled = false",
-        f'[rfid]\nenabled = true\nport = "{reader_port}"\ncard_key_file = "{key_file}"\nsame_card_s = 0.2',
-        "[locker]\nenabled = true\nlock_pulse_s = 0.1\nunlock_timeout_s = 1.0\napproval_required = []",
+def write_config(folder: Path, broker_port: int, reader_port: str, key_file: Path) -> Path:
+    compartments = [
+        {
+            "number": number,
+            "tool_id": TOOLS[number],
+            "tool_type": TOOLS[number].split("-")[1],
+            "lock_pin": lock_pin,
+            "door_pin": door_pin,
+        }
+        for number, (lock_pin, door_pin) in COMPARTMENTS.items()
     ]
-    for number, (lock_pin, door_pin) in COMPARTMENTS.items():
-        tool_type = TOOLS[number].split("-")[1]
-        lines.append(
-            f'[[locker.compartments]]\nnumber = {number}\ntool_id = "{TOOLS[number]}"\n'
-            f'tool_type = "{tool_type}"\nlock_pin = {lock_pin}\ndoor_pin = {door_pin}'
-        )
-    return "\n".join(lines) + "\n"
+    tables = {
+        "mqtt": {"port": broker_port, "reconnect_cap_s": 1.0},
+        "logging": {"level": "info"},
+        "rfid": {"enabled": True, "port": reader_port, "card_key_file": str(key_file), "same_card_s": 0.2},
+        "locker": {
+            "enabled": True,
+            "lock_pulse_s": 0.1,
+            "unlock_timeout_s": 1.0,
+            "approval_required": [],
+            "compartments": compartments,
+        },
+    }
+    return rig.write_config(folder, tables, site=SITE, device=DEVICE)
 
 
 class Daemon:
@@ -90,7 +90,7 @@ class Daemon:
 
     def __init__(self, config: Path, pins_socket: Path) -> None:
         self.config = config
-        self.env = {**os.environ, "GPIOZERO_PIN_FACTORY": "hallsim", "HALLSIM_PINS": str(pins_socket)}
+        self.env = {**os.environ, **rig.pins_env(pins_socket)}
         self.process: subprocess.Popen[str] | None = None
         self.reader_up = threading.Event()
         self.starts = 0
@@ -100,7 +100,7 @@ class Daemon:
         self.reader_up.clear()
         self.reader_seen = self.locker_seen = False
         self.process = subprocess.Popen(
-            [HALL_EDGE, "run", "--config", str(self.config)],
+            rig.daemon_command(self.config),
             env=self.env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -317,8 +317,7 @@ def run(trials: int, seed: int, folder: Path) -> dict[str, Any]:
         for _lock, door in COMPARTMENTS.values():
             board.set_switch(door, closed=True)
         reader = SimReader("rdm6300", link=folder / "hall-rfid", hold_s=0.05).start()
-        config = folder / "hall-edge.toml"
-        config.write_text(config_text(folder, broker.port, str(folder / "hall-rfid"), key_file))
+        config = write_config(folder, broker.port, str(folder / "hall-rfid"), key_file)
         daemon = Daemon(config, folder / "pins.sock")
         db = folder / "state" / "hall-edge.db"
         hall = Hall(board, reader, daemon, db)

@@ -19,24 +19,20 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "hw-sim")]
+import paho.mqtt.client as mqtt
+import rig
+from hallsim.broker import Mosquitto
+from paho.mqtt.enums import CallbackAPIVersion
 
-import paho.mqtt.client as mqtt  # noqa: E402
-from hallsim.broker import Mosquitto  # noqa: E402
-from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
-
-from edge.clock import Clock  # noqa: E402
-from edge.config import parse  # noqa: E402
-from edge.core import Core  # noqa: E402
-from edge.link import Link  # noqa: E402
-from edge.storage import Storage  # noqa: E402
+from edge.clock import Clock
+from edge.core import Core
+from edge.link import Link
+from edge.storage import Storage
 
 DATA = {"ticket": "A023", "category": "A", "priority": False, "waiting_ahead": 3}
 
@@ -68,37 +64,15 @@ def plain_paho(port: int, count: int, payload: bytes, inflight: int) -> float:
 
 
 def config_for(folder: Path, port: int, inflight: int) -> object:
-    text = f"""
-site = "bench"
-device = "hall-01"
-[mqtt]
-host = "127.0.0.1"
-port = {port}
-tls = false
-max_inflight = {inflight}
-[storage]
-dir = "{folder}"
-outbox_max_events = 10000000
-outbox_max_bytes = 10000000000
-[time]
-clock = "synced"
-[display]
-enabled = false
-[printer]
-enabled = false
-[queue]
-enabled = false
-"""
-    return parse(text, "bench")
-
-
-def wait_until(condition: object, timeout: float = 300.0) -> None:
-    pause = threading.Event()
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise TimeoutError("drain did not finish")
-        pause.wait(0.001)
+    return rig.make_config(
+        folder,
+        {
+            "mqtt": {"port": port, "max_inflight": inflight},
+            "storage": {"dir": str(folder), "outbox_max_events": 10000000, "outbox_max_bytes": 10000000000},
+        },
+        site="bench",
+        device="hall-01",
+    )
 
 
 def outbox_drain(folder: Path, port: int, count: int, inflight: int) -> tuple[float, int]:
@@ -113,7 +87,7 @@ def outbox_drain(folder: Path, port: int, count: int, inflight: int) -> tuple[fl
     started = time.perf_counter()
     link.start(core)
     core.start()
-    wait_until(lambda: core.outbox.depth() == 0)
+    rig.wait_until(lambda: core.outbox.depth() == 0, 300, nap=0.001, what="an empty outbox")
     elapsed = time.perf_counter() - started
     core.stop()
     link.stop()
@@ -128,7 +102,7 @@ def live(folder: Path, port: int, count: int, inflight: int) -> float:
     link = Link(config)
     link.start(core)
     core.start()
-    wait_until(lambda: link.online)
+    rig.wait_until(lambda: link.online, 300, nap=0.001, what="the link online")
     done = threading.Event()
     started = time.perf_counter()
 
@@ -138,7 +112,7 @@ def live(folder: Path, port: int, count: int, inflight: int) -> float:
         done.set()
 
     core.call_soon(emit_all)
-    wait_until(lambda: done.is_set() and core.outbox.depth() == 0)
+    rig.wait_until(lambda: done.is_set() and core.outbox.depth() == 0, 300, nap=0.001, what="the drain")
     elapsed = time.perf_counter() - started
     core.stop()
     link.stop()

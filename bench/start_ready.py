@@ -21,8 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,26 +30,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hw-sim"))
+import rig
 from hallsim.broker import Mosquitto
-
-CONFIG = """\
-[mqtt]
-host = "127.0.0.1"
-port = {port}
-tls = false
-[storage]
-dir = "{state}"
-[time]
-clock = "synced"
-[display]
-enabled = false
-device = "dummy"
-[printer]
-enabled = false
-[queue]
-enabled = false
-"""
 
 REFERENCE_IDLE = (
     "import sys, threading, paho.mqtt.client; print('ready', file=sys.stderr, flush=True); "
@@ -66,70 +46,26 @@ class Run:
     rss_kib: int | None = None
 
 
-def daemon_command(config: Path) -> list[str]:
-    script = Path(sys.executable).with_name("hall-edge")
-    if script.exists():
-        return [str(script), "run", "--config", str(config)]
-    return [sys.executable, "-m", "edge", "run", "--config", str(config)]
-
-
-def vm_rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for pid {pid}")
-
-
-def wait_for_line(process: subprocess.Popen[bytes], marker: bytes, timeout: float) -> float:
-    """Monotonic time at which ``marker`` appeared on stderr; the rest is drained on a thread."""
-    assert process.stderr is not None
-    seen = threading.Event()
-    at: list[float] = []
-
-    def read() -> None:
-        assert process.stderr is not None
-        for line in process.stderr:
-            if not seen.is_set() and marker in line:
-                at.append(time.monotonic())
-                seen.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    if not seen.wait(timeout):
-        raise RuntimeError(f"no {marker!r} line within {timeout}s")
-    return at[0]
-
-
-def stop(process: subprocess.Popen[bytes]) -> int:
-    process.send_signal(signal.SIGTERM)
-    try:
-        return process.wait(5)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        return process.wait()
-
-
 def run_daemon(folder: Path, port: int, idle_s: float | None) -> Run:
-    config = folder / "hall-edge.toml"
-    config.write_text(CONFIG.format(port=port, state=folder / "state"))
+    config = rig.write_config(folder, {"mqtt": {"port": port}})
     notify_path = folder / "notify.sock"
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
-        notify.bind(str(notify_path))
-        notify.settimeout(30)
+    notify = rig.Notifications(notify_path)
+    try:
         env = {**os.environ, "NOTIFY_SOCKET": str(notify_path)}
         begin = time.monotonic()
-        process = subprocess.Popen(daemon_command(config), stderr=subprocess.PIPE, env=env)
+        process = subprocess.Popen(rig.daemon_command(config), stderr=subprocess.PIPE, env=env)
         try:
-            logged = wait_for_line(process, b'msg="ready', 30)
-            notified = None
-            while notified is None:
-                if notify.recv(4096).startswith(b"READY=1"):
-                    notified = time.monotonic()
-            run = Run(logged - begin, notified - begin)
+            logged = rig.wait_for_line(process, b'msg="ready', 30)
+            if not notify.ready.wait(30) or notify.ready_at is None:
+                raise RuntimeError("no READY=1 within 30s")
+            run = Run(logged - begin, notify.ready_at - begin)
             if idle_s is not None:
                 threading.Event().wait(idle_s)
-                run.rss_kib = vm_rss_kib(process.pid)
+                run.rss_kib = rig.rss_kib(process.pid)
         finally:
-            code = stop(process)
+            code = rig.stop(process)
+    finally:
+        notify.close()
     if code != 0:
         raise RuntimeError(f"hall-edge exited {code} on SIGTERM")
     return run
@@ -142,9 +78,9 @@ def run_reference(idle_s: float | None) -> Run:
         return Run(time.monotonic() - begin, None)
     process = subprocess.Popen([sys.executable, "-c", REFERENCE_IDLE, str(idle_s)], stderr=subprocess.PIPE)
     try:
-        ready = wait_for_line(process, b"ready", 30)
+        ready = rig.wait_for_line(process, b"ready", 30)
         threading.Event().wait(idle_s / 2)
-        rss = vm_rss_kib(process.pid)
+        rss = rig.rss_kib(process.pid)
     finally:
         process.kill()
         process.wait()

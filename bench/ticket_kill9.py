@@ -27,46 +27,17 @@ import random
 import signal
 import sqlite3
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "hw-sim"))
-
-from hallsim.pins import PinBoard  # noqa: E402
-from hallsim.printer import SimPrinter  # noqa: E402
+import rig
+from hallsim.pins import PinBoard
+from hallsim.printer import SimPrinter
 
 CATEGORY_PINS = {"A": 5, "B": 6, "C": 13}
-CONFIG = """\
-[mqtt]
-host = "127.0.0.1"
-port = 1
-tls = false
-[storage]
-dir = "{state}"
-[time]
-clock = "synced"
-[display]
-enabled = false
-device = "dummy"
-[printer]
-enabled = true
-port = "{printer}"
-status_poll_s = 1.0
-status_timeout_s = 0.5
-[queue]
-enabled = true
-bounce_ms = 0
-{categories}
-[rfid]
-enabled = false
-[locker]
-enabled = false
-"""
 _pause = threading.Event()  # never set: an interruptible pause
 
 
@@ -78,22 +49,18 @@ class Trial:
         self.board = board
         self.rng = rng
         self.presses = 0
-        self.ready = threading.Event()
 
     def run(self, max_kill_after_s: float) -> float:
-        env = {**os.environ, "GPIOZERO_PIN_FACTORY": "hallsim", "HALLSIM_PINS": self.board.socket_path}
+        env = {**os.environ, **rig.pins_env(self.board.socket_path)}
         started = time.monotonic()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "edge", "run", "--config", str(self.config)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
+            rig.daemon_command(self.config), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
-        threading.Thread(target=self._watch_log, args=(proc,), daemon=True).start()
-        if not self.ready.wait(30):
+        try:
+            rig.wait_for_line(proc, b'msg="ready', 30)
+        except RuntimeError:
             proc.kill()
-            raise SystemExit("the daemon did not become ready in 30 s")
+            raise SystemExit("the daemon did not become ready in 30 s") from None
         startup = time.monotonic() - started
         stop = threading.Event()
         presser = threading.Thread(target=self._press, args=(stop,), daemon=True)
@@ -106,11 +73,6 @@ class Trial:
         for pin in CATEGORY_PINS.values():
             self.board.release(pin)  # the next daemon must not start with a key held
         return startup
-
-    def _watch_log(self, proc: subprocess.Popen[str]) -> None:
-        for line in proc.stderr:  # type: ignore[union-attr]
-            if "ready" in line and "version=" in line:
-                self.ready.set()
 
     def _press(self, stop: threading.Event) -> None:
         pins = list(CATEGORY_PINS.values())
@@ -167,16 +129,22 @@ def main(argv: list[str] | None = None) -> int:
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory(prefix="ticket-kill9-") as tmp:
         folder = Path(tmp)
-        categories = "\n".join(
-            f'[[queue.categories]]\ncode = "{code}"\nname = "服务{code}"\npin = {pin}'
-            for code, pin in CATEGORY_PINS.items()
-        )
+        categories = [
+            {"code": code, "name": f"服务{code}", "pin": pin} for code, pin in CATEGORY_PINS.items()
+        ]
         board = PinBoard(folder / "pins.sock").start()
         printer = SimPrinter(folder / "paper").start()
-        config = folder / "hall-edge.toml"
-        config.write_text(
-            CONFIG.format(state=folder / "state", printer=printer.port, categories=categories),
-            encoding="utf-8",
+        config = rig.write_config(
+            folder,
+            {
+                "printer": {
+                    "enabled": True,
+                    "port": printer.port,
+                    "status_poll_s": 1.0,
+                    "status_timeout_s": 0.5,
+                },
+                "queue": {"enabled": True, "bounce_ms": 0, "categories": categories},
+            },
         )
         db = folder / "state" / "hall-edge.db"
         presses, startups, issued_per_trial = 0, [], []

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from pathlib import Path
+from typing import Any, TypeVar
 
 T = TypeVar("T")
+ROOT = Path(__file__).resolve().parents[1]
 
 _tick = threading.Event()  # never set: wait() on it is a short, interruptible pause
 
@@ -24,6 +28,41 @@ def wait_for(condition: Callable[[], T], timeout: float = 10.0, what: str = "con
         _tick.wait(0.005)
 
 
+def on_core(core: Any, fn: Callable[[], T], timeout: float = 5.0) -> T:
+    """Run ``fn`` on the core thread (which owns the state) and return its result or raise its error."""
+    done = threading.Event()
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = fn()
+        except Exception as exc:
+            box["error"] = exc
+        finally:
+            done.set()
+
+    core.call_soon(run)
+    if not done.wait(timeout):
+        raise AssertionError("core did not run the call")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def run_bench(script: str, *args: str, timeout: float = 120) -> str:
+    """Run ``bench/<script>`` with this interpreter; its stdout, or a failure showing its output."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout
+
+
 def make_config(tmp_path, overrides: dict | None = None, **top: object):
     """A validated configuration for tests: storage under tmp_path, plain MQTT, all peripherals off.
 
@@ -31,8 +70,19 @@ def make_config(tmp_path, overrides: dict | None = None, **top: object):
     ``make_config(tmp_path, {"mqtt": {"port": broker.port}, "display": {"enabled": True}})``.
     """
     from edge.config import parse
+
+    return parse(config_text(tmp_path, overrides, **top))
+
+
+def config_text(tmp_path, overrides: dict | None = None, **top: object) -> str:
+    """The TOML of ``make_config``: for a daemon started as a process (``hall-edge run --config``)."""
     from edge.example import toml_value
 
+    return _to_toml(config_document(tmp_path, overrides, **top), toml_value)
+
+
+def config_document(tmp_path, overrides: dict | None = None, **top: object) -> dict:
+    """The document of ``make_config`` as a dict (for ``edge.config_change.render_toml``)."""
     doc: dict = {
         "storage": {"dir": str(tmp_path / "state")},
         "mqtt": {"host": "127.0.0.1", "port": 1, "tls": False},
@@ -49,7 +99,7 @@ def make_config(tmp_path, overrides: dict | None = None, **top: object):
             doc[table] = {**doc[table], **values}
         else:
             doc[table] = values
-    return parse(_to_toml(doc, toml_value))
+    return doc
 
 
 def _to_toml(doc: dict, toml_value) -> str:

@@ -13,34 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from support import make_config, wait_for
+from support import config_text, make_config, run_bench, wait_for
 
 from edge import __version__
 from edge.core import Core
 from edge.daemon import Daemon
 from edge.storage import Storage
 
-MINIMAL = """\
-[mqtt]
-host = "127.0.0.1"
-port = 1  # nobody: never a system broker
-tls = false
-[storage]
-dir = "{state}"
-[time]
-clock = "synced"
-[display]
-enabled = false
-[printer]
-enabled = false
-[queue]
-enabled = false
-"""
-
 
 def start_daemon(tmp_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     config = tmp_path / "hall-edge.toml"
-    config.write_text(MINIMAL.format(state=tmp_path / "state"))
+    config.write_text(config_text(tmp_path))  # mqtt.port 1: nobody, never a system broker
     return subprocess.Popen(
         [sys.executable, "-m", "edge", "run", "--config", str(config)],
         stderr=subprocess.PIPE,
@@ -259,17 +242,9 @@ def test_the_daemon_reports_its_version_in_status(tmp_path):
 
 def test_start_ready_benchmark_smoke():
     """bench/start_ready.py with one start and a short idle: it runs and prints its figures."""
-    bench = Path(__file__).resolve().parents[1] / "bench" / "start_ready.py"
-    result = subprocess.run(
-        [sys.executable, str(bench), "-n", "1", "--idle", "0.2"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
+    out = run_bench("start_ready.py", "-n", "1", "--idle", "0.2", timeout=60)
     for figure in ("ready log line", "READY=1 notify", "reference import paho", "idle RSS", "MiB"):
-        assert figure in result.stdout
+        assert figure in out
 
 
 def test_sdnotify_speaks_to_an_abstract_socket_and_is_quiet_without_one(monkeypatch):

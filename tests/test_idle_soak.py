@@ -3,23 +3,12 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "idle_soak.py"
+from support import run_bench
 
 
 def test_idle_soak_smoke_prints_rss_cpu_ready_and_watchdog():
-    result = subprocess.run(
-        [sys.executable, str(BENCH), "--duration", "3", "--interval", "0.5"],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    out = result.stdout
+    out = run_bench("idle_soak.py", "--duration", "3", "--interval", "0.5", timeout=90)
     for name in ("hall-edge run", "plain paho client"):
         row = re.search(rf"^{name} +RSS start +([\d.]+) MiB .* = +([\d.]+) %$", out, re.M)
         assert row, out

@@ -3,33 +3,24 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from support import run_bench
 
 
-def run_bench(script: str, *args: str) -> dict:
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / script), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
+def last_json(out: str) -> dict:
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def test_outbox_drain_smoke():
-    figures = run_bench("outbox_drain.py", "--events", "1000", "--live-events", "100", "--rounds", "1")
+    figures = last_json(
+        run_bench("outbox_drain.py", "--events", "1000", "--live-events", "100", "--rounds", "1")
+    )
     assert figures["outbox_drain_per_s"] > 0 and figures["plain_paho_per_s"] > 0
 
 
 def test_kill9_trial_smoke():
     """Three kills, the broker restarted during the second run: nothing lost, no gap."""
-    result = run_bench(
+    out = run_bench(
         "kill9_trial.py",
         "--runs",
         "3",
@@ -42,6 +33,7 @@ def test_kill9_trial_smoke():
         "--birth-samples",
         "1",
     )
+    result = last_json(out)
     assert result["lost"] == 0 and result["gaps"] == [] and result["seq_given_twice"] == 0
     assert result["outbox_left"] == 0 and result["inputs_without_event"] == 0
     assert result["events_recorded"] > 0 and result["broker_back_to_birth_s"] is not None

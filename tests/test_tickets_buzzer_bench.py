@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
-from support import make_config, wait_for
+from support import make_config, run_bench, wait_for
 
 from edge import buzzer
 from edge.clock import Clock
 from edge.core import Core
 from edge.messages import Buzz
 from edge.storage import Storage
-
-BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
 @pytest.fixture
@@ -56,13 +50,7 @@ def test_buzzer_is_off_unless_configured(tmp_path):
 
 def test_ticket_bench_smoke():
     """bench/ticket_bench.py with 10 presses: it runs and prints its figures."""
-    out = subprocess.run(
-        [sys.executable, str(BENCH / "ticket_bench.py"), "--presses", "10"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
+    out = run_bench("ticket_bench.py", "--presses", "10", timeout=60)
     assert "p99" in out
     assert "python-escpos image" in out
     assert "ours (FS & + GB18030 + native QR)" in out
@@ -70,11 +58,5 @@ def test_ticket_bench_smoke():
 
 def test_ticket_kill9_smoke():
     """bench/ticket_kill9.py with 2 trials of a real daemon killed while issuing."""
-    out = subprocess.run(
-        [sys.executable, str(BENCH / "ticket_kill9.py"), "--trials", "2"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    ).stdout
+    out = run_bench("ticket_kill9.py", "--trials", "2")
     assert "no ticket.issued event lost: ok" in out

@@ -1,0 +1,146 @@
+"""What the bench scripts share: the daemon's configuration, ``hall-edge run`` as a child process,
+its readiness (log line, systemd notifications), /proc readings, waits and percentiles.
+
+The configuration is the tests' own minimal one (``tests/support.py``: storage in ``folder/state``,
+plain MQTT, every peripheral off) with each bench's tables merged over it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "hw-sim"), str(ROOT / "tests")]
+
+from support import config_text, make_config  # noqa: E402, F401 - make_config: for in-process benches
+
+TICKS = os.sysconf("SC_CLK_TCK")
+_pause = threading.Event()  # never set: wait() on it is an interruptible pause
+
+
+def write_config(folder: Path, overrides: dict | None = None, **top: Any) -> Path:
+    """``folder/hall-edge.toml`` for ``hall-edge run``: the minimal configuration, ``overrides``
+    merged table by table (``{"mqtt": {"port": 1883}}``), ``top`` as top-level keys (site, device)."""
+    config = folder / "hall-edge.toml"
+    config.write_text(config_text(folder, overrides, **top), encoding="utf-8")
+    config.chmod(0o600)
+    return config
+
+
+def daemon_command(config: Path) -> list[str]:
+    """``hall-edge run`` of this interpreter's environment (``python -m edge`` without the script)."""
+    script = Path(sys.executable).with_name("hall-edge")
+    if script.exists():
+        return [str(script), "run", "--config", str(config)]
+    return [sys.executable, "-m", "edge", "run", "--config", str(config)]
+
+
+def pins_env(socket_path: str | Path) -> dict[str, str]:
+    """The environment that puts the daemon's GPIO on a hallsim pin board."""
+    from hallsim.pins import ENV_SOCKET
+
+    return {"GPIOZERO_PIN_FACTORY": "hallsim", ENV_SOCKET: str(socket_path)}
+
+
+def wait_for_line(process: subprocess.Popen[bytes], marker: bytes, timeout: float) -> float:
+    """Monotonic time at which ``marker`` appeared on stderr; the rest is drained on a thread."""
+    assert process.stderr is not None
+    seen = threading.Event()
+    at: list[float] = []
+
+    def read() -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            if not seen.is_set() and marker in line:
+                at.append(time.monotonic())
+                seen.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    if not seen.wait(timeout):
+        raise RuntimeError(f"no {marker!r} line within {timeout}s")
+    return at[0]
+
+
+def stop(process: subprocess.Popen[Any], timeout: float = 5.0) -> int:
+    """SIGTERM, and SIGKILL if it has not exited within ``timeout``; the exit code."""
+    process.send_signal(signal.SIGTERM)  # nothing when it has exited already
+    try:
+        return process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()
+
+
+class Notifications:
+    """The NOTIFY_SOCKET systemd would own: READY=1 time and WATCHDOG=1 count."""
+
+    def __init__(self, path: Path) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.2)
+        self.ready_at: float | None = None
+        self.watchdog_pings = 0
+        self.ready = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._listen, daemon=True)
+        self._thread.start()
+
+    def _listen(self) -> None:
+        while not self._stop.is_set():
+            try:
+                message = self.sock.recv(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if message.startswith(b"READY=1") and self.ready_at is None:
+                self.ready_at = time.monotonic()
+                self.ready.set()
+            elif message.startswith(b"WATCHDOG=1"):
+                self.watchdog_pings += 1
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(1)
+        self.sock.close()
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of the whole process (all threads), from /proc/PID/stat."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    fields = text[text.rindex(")") + 2 :].split()  # after "(comm)": the name may hold spaces
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def rss_kib(pid: int) -> int:
+    """VmRSS of the process, from /proc/PID/status."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def wait_until(
+    condition: Callable[[], Any], timeout: float = 10.0, nap: float = 0.002, what: str = "the bench step"
+) -> None:
+    """Poll ``condition`` every ``nap`` seconds; TimeoutError after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
+        _pause.wait(nap)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """The sample nearest to ``fraction`` (0..1) of the way through the sorted values."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))]
