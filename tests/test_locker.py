@@ -234,6 +234,18 @@ def test_locker_open_is_audited_and_its_door_is_not_forced(hall):
         hall.run(lambda: hall.locker._cmd_open({"compartment": 9, "reason": "x"}, {}))
 
 
+def test_free_text_of_locker_commands_reaches_events_with_phone_numbers_masked(hall):
+    reason = "工人 13812345678 门卡坏了"
+    hall.run(lambda: hall.locker._cmd_open({"compartment": 2, "reason": reason}, {"issuer": "it-wang"}))
+    assert hall.wait_event("audit.locker_opened")[0]["reason"] == "工人 138****5678 门卡坏了"
+    hall.checkout("W1", 1)
+    return_tool(hall, "W1", 1)
+    note = "damage reported by phone 139-1234-5678"
+    args = {"compartment": 1, "result": "damaged", "note": note}
+    hall.run(lambda: hall.locker._cmd_inspect(args, {"issuer": "staff-li"}))
+    assert hall.wait_event("rental.inspected")[0]["note"] == "damage reported by phone 139****5678"
+
+
 # ---- alarms -----------------------------------------------------------------------------------------
 
 

@@ -28,6 +28,7 @@ from drivers.rfid import CardReader
 from edge.core import CommandError, Core
 from edge.locker import compartments as hw
 from edge.locker.ledger import LENDABLE, Ledger, Session, Tool
+from edge.logs import mask_phone
 from edge.messages import Buzz, ScreenLine, SnapshotUpdated
 from edge.schema import Settings
 
@@ -410,7 +411,8 @@ class Locker:
                 "bad_state", f"tool {tool.tool_id} is {tool.state}, not waiting for inspection"
             )
         inspector = str(body.get("issuer") or "remote")
-        return self.ledger.inspect(tool, result, inspector, note)
+        # Free text goes into an event: a phone number in it is masked like in a log line.
+        return self.ledger.inspect(tool, result, inspector, mask_phone(note))
 
     def _tool_from_args(self, args: dict[str, Any]) -> Tool:
         tool_id, number = args.get("tool_id"), args.get("compartment")
@@ -430,7 +432,7 @@ class Locker:
         if not isinstance(reason, str) or not reason.strip() or len(reason) > 200:
             raise CommandError("bad_arguments", "reason must be a short text saying why")
         with self.core.storage.transaction():
-            facts = {"compartment": number, "reason": reason, "issuer": body.get("issuer")}
+            facts = {"compartment": number, "reason": mask_phone(reason), "issuer": body.get("issuer")}
             self.core.emit("audit.locker_opened", facts)
         self._unlock(number)
         return {"compartment": number, "unlocked": True}
