@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import io
-import threading
 import time
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,7 +15,7 @@ from hallsim.screen import SimScreen, decode
 from luma.core.device import dummy
 from luma.led_matrix.const import max7219 as max7219_registers
 from PIL import Image
-from support import make_config, wait_for
+from support import make_config, on_core, wait_for
 
 from drivers.display import FrameMirror, PanelError, encode_frame, open_device
 from edge.clock import Clock
@@ -42,20 +41,7 @@ class Hall:
         self.core.start()
 
     def on_core(self, fn: Any) -> Any:
-        done, box = threading.Event(), {}
-
-        def run() -> None:
-            try:
-                box["value"] = fn()
-            except Exception as exc:
-                box["error"] = exc
-            done.set()
-
-        self.core.call_soon(run)
-        assert done.wait(5), "core did not run the call"
-        if "error" in box:
-            raise box["error"]
-        return box["value"]
+        return on_core(self.core, fn)
 
     def command(self, name: str, args: dict) -> dict:
         handler = self.core.command(name)
@@ -176,6 +162,7 @@ def test_bad_jobs_are_skipped_with_one_event_each(hall):
     wait_for(lambda: h.page() is not None and h.page().key == STATIC["id"], 5, "the good job")
     events = h.events("error.invalid_payload")
     assert len(events) == 1 and "J-bad" in events[0]["reason"]
+    assert events[0]["entry"] == "J-bad"  # named like the link's invalid entries (docs/mqtt.md)
 
 
 def test_max7219_over_spi_brightness_schedule_power_and_reinit(hall):

@@ -302,7 +302,8 @@ class DisplayFeature:
             job = mask_personal(entry.id)
             log.warning("job %s not shown: %s", job, entry.reason)
             self._core().emit(
-                "error.invalid_payload", {"topic": topic, "reason": f"job {job}: {entry.reason}", "id": job}
+                "error.invalid_payload",
+                {"topic": topic, "reason": f"job {job}: {entry.reason}", "entry": job},
             )
 
     def _on_link(self, msg: LinkStatus) -> None:
