@@ -16,7 +16,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
-from support import wait_for
+from support import config_document, wait_for
 
 from edge.admin import generate_key, load_private_key, sign
 from edge.config import load
@@ -104,22 +104,13 @@ class Hall:
         return f"lgsc/v1/{self.site}/{self.device}"
 
     def document(self) -> dict[str, Any]:
-        doc: dict[str, Any] = {
-            "site": self.site,
-            "device": self.device,
-            "storage": {"dir": str(self.folder / "state")},
-            "mqtt": {"host": "127.0.0.1", "port": self.port, "tls": False, "reconnect_cap_s": 1.0},
-            "time": {"clock": "synced"},
-            "display": {"enabled": False, "device": "dummy"},
-            "printer": {"enabled": False},
-            "queue": {"enabled": False},
-            "rfid": {"enabled": False},
-            "locker": {"enabled": False},
+        tables: dict[str, Any] = {
+            "mqtt": {"port": self.port, "reconnect_cap_s": 1.0},
             "commands": {"public_keys": {KID: self.public_key}, "apply_deadline_s": 3.0},
         }
         for table, values in self.extra.items():
-            doc[table] = {**doc.get(table, {}), **values}
-        return doc
+            tables[table] = {**tables.get(table, {}), **values}
+        return config_document(self.folder, tables, site=self.site, device=self.device)
 
     def start(self, online: bool = True) -> Daemon:
         self.daemon = Daemon(load(self.config_path), self.config_path)

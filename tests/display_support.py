@@ -9,6 +9,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from PIL import Image
+from support import JOB
 
 from edge.display.content import read_jobs, read_notices
 from edge.display.pages import Layouts
@@ -22,18 +23,7 @@ REFERENCE = Path(__file__).parent / "reference"
 DOCS_IMG = Path(__file__).parent.parent / "docs" / "img"
 WALL = datetime(2026, 11, 22, 9, 0, tzinfo=ZONE)
 
-BRICKLAYER = {
-    "id": "J20261122-0007",
-    "title": "瓦工",
-    "headcount": 3,
-    "wage": {"amount": 300, "unit": "day"},
-    "location": "南山公园东侧工地",
-    "employer": "恒达建筑",
-    "contact": "13812345678",
-    "expires_at": "2026-11-23T18:00:00+08:00",
-    "urgent": True,
-    "verified": True,
-}
+BRICKLAYER = {k: v for k, v in JOB.items() if k not in {"posted_at", "starts_at"}}  # the contract's job
 SHOP = {
     "id": "J20261122-0011",
     "title": "营业员",

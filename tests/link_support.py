@@ -13,7 +13,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from support import make_config, wait_for
+from support import make_config, on_core, wait_for
 
 from edge.clock import Clock
 from edge.core import Core
@@ -40,22 +40,7 @@ class Rig:
 
     def on_core(self, fn: Callable[[], Any], timeout: float = 5.0) -> Any:
         """Run ``fn`` on the core thread and return its result (the core owns the storage)."""
-        done = threading.Event()
-        box: dict[str, Any] = {}
-
-        def run() -> None:
-            try:
-                box["value"] = fn()
-            except Exception as exc:
-                box["error"] = exc
-            done.set()
-
-        self.core.call_soon(run)
-        if not done.wait(timeout):
-            raise AssertionError("core did not run the call")
-        if "error" in box:
-            raise box["error"]
-        return box["value"]
+        return on_core(self.core, fn, timeout)
 
     def emit(self, type_: str, data: dict) -> Any:
         return self.on_core(lambda: self.core.emit(type_, data))

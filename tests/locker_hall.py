@@ -17,7 +17,7 @@ from typing import Any
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory, MockPin
 from hallsim.rfid import SimReader
-from support import make_config, wait_for
+from support import make_config, on_core, wait_for
 
 from drivers.rfid import card_hash
 from edge.clock import Clock
@@ -230,29 +230,11 @@ class Hall:
         return self.data(type_)
 
     def status(self) -> dict[str, Any]:
-        done = threading.Event()
-        result: dict[str, Any] = {}
-        self.core.call_soon(lambda: (result.update(self.core.status()), done.set()))
-        done.wait(5)
-        return result["locker"]
+        return self.run(self.core.status)["locker"]
 
     def run(self, fn: Any) -> Any:
         """Call ``fn`` on the core thread (commands run there) and return its result or exception."""
-        done = threading.Event()
-        box: dict[str, Any] = {}
-
-        def call() -> None:
-            try:
-                box["value"] = fn()
-            except Exception as exc:
-                box["error"] = exc
-            done.set()
-
-        self.core.call_soon(call)
-        done.wait(5)
-        if "error" in box:
-            raise box["error"]
-        return box["value"]
+        return on_core(self.core, fn)
 
     def checkout(self, name: str, number: int) -> dict[str, Any]:
         """Tap, take the tool from ``number``, shut the door; the rental.checkout event."""

@@ -1,4 +1,5 @@
-"""Helpers for tests: wait on a condition with a deadline, never a bare sleep."""
+"""Helpers for tests: wait on a condition with a deadline (never a bare sleep), a configuration,
+the core thread, the benches; and the contract's example job and card."""
 
 from __future__ import annotations
 
@@ -12,6 +13,30 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[1]
+
+# The MQTT contract's examples: one job and one card as the platform sends them.
+JOB = {
+    "id": "J20261122-0007",
+    "title": "瓦工",
+    "headcount": 3,
+    "wage": {"amount": 300, "unit": "day"},
+    "location": "南山公园东侧工地",
+    "employer": "恒达建筑",
+    "contact": "13812345678",
+    "posted_at": "2026-11-22T08:29:41+08:00",
+    "starts_at": "2026-11-23T07:00:00+08:00",
+    "expires_at": "2026-11-23T18:00:00+08:00",
+    "urgent": True,
+    "verified": True,
+}
+CARD = {
+    "h": "9f2c51a0d4e37b18c6a2f0e1d9b8c7a6",
+    "worker": "W000123",
+    "role": "worker",
+    "status": "active",
+    "tools_max": 1,
+    "approved": ["drill"],
+}
 
 _tick = threading.Event()  # never set: wait() on it is a short, interruptible pause
 

@@ -14,7 +14,7 @@ import jsonschema
 import pytest
 from contract_recorder import Seen, problems_with, validators
 from link_support import start_rig, unique_site
-from support import wait_for
+from support import CARD, JOB, wait_for
 
 CHECKERS = validators()
 
@@ -75,22 +75,7 @@ EXAMPLES = {
     "jobs": {
         "schema": "lgsc.jobs/1",
         "generated_at": AT,
-        "jobs": [
-            {
-                "id": "J20261122-0007",
-                "title": "瓦工",
-                "headcount": 3,
-                "wage": {"amount": 300, "unit": "day"},
-                "location": "南山公园东侧工地",
-                "employer": "恒达建筑",
-                "contact": "13812345678",
-                "posted_at": "2026-11-22T08:29:41+08:00",
-                "starts_at": "2026-11-23T07:00:00+08:00",
-                "expires_at": "2026-11-23T18:00:00+08:00",
-                "urgent": True,
-                "verified": True,
-            }
-        ],
+        "jobs": [JOB],
     },
     "notices": {
         "schema": "lgsc.notices/1",
@@ -101,16 +86,7 @@ EXAMPLES = {
         "schema": "lgsc.cards/1",
         "generated_at": AT,
         "hash": {"alg": "hmac-sha256", "key_id": "k2026"},
-        "cards": [
-            {
-                "h": "9f2c51a0d4e37b18c6a2f0e1d9b8c7a6",
-                "worker": "W000123",
-                "role": "worker",
-                "status": "active",
-                "tools_max": 1,
-                "approved": ["drill"],
-            }
-        ],
+        "cards": [CARD],
     },
 }
 

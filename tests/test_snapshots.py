@@ -9,35 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from link_support import Watcher, start_rig, unique_site
-from support import wait_for
+from support import CARD, JOB, wait_for
 
 from edge import snapshots
 from edge.messages import SnapshotUpdated
 
 CAP = 262144
-
-JOB = {
-    "id": "J20261122-0007",
-    "title": "瓦工",
-    "headcount": 3,
-    "wage": {"amount": 300, "unit": "day"},
-    "location": "南山公园东侧工地",
-    "employer": "恒达建筑",
-    "contact": "13812345678",
-    "posted_at": "2026-11-22T08:29:41+08:00",
-    "starts_at": "2026-11-23T07:00:00+08:00",
-    "expires_at": "2026-11-23T18:00:00+08:00",
-    "urgent": True,
-    "verified": True,
-}
-CARD = {
-    "h": "9f2c51a0d4e37b18c6a2f0e1d9b8c7a6",
-    "worker": "W000123",
-    "role": "worker",
-    "status": "active",
-    "tools_max": 1,
-    "approved": ["drill"],
-}
 
 
 def jobs_doc(*jobs: dict, at: str = "2026-11-22T08:30:00+08:00") -> dict:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 from hallsim.printer import SimPrinter
-from support import make_config, wait_for
+from support import make_config, on_core, wait_for
 
 from edge.clock import Clock
 from edge.core import CommandError, Core
@@ -83,22 +82,7 @@ class Hall:
 
     def on_core(self, fn):
         """Run fn on the core thread (where the feature lives) and return its result."""
-        box: dict = {}
-        done = threading.Event()
-
-        def run() -> None:
-            try:
-                box["value"] = fn()
-            except Exception as exc:
-                box["error"] = exc
-            finally:
-                done.set()
-
-        self.core.call_soon(run)
-        assert done.wait(5)
-        if "error" in box:
-            raise box["error"]
-        return box["value"]
+        return on_core(self.core, fn)
 
     def command(self, name: str, **args: object) -> dict:
         return self.on_core(lambda: self.core.command(name)(args, {}))
