@@ -172,6 +172,22 @@ def test_job_values_are_json_when_they_can_be():
         job_fields(["--title"])
 
 
+def test_the_demo_restarts_the_daemon_as_often_as_systemd_would():
+    """systemd (StartLimitBurst=4, StartLimitIntervalSec=120) allows 4 starts in a window that
+    opens at the first of them; the 5th is refused.  The demo counted exits instead, and gave up
+    on a config.set rollback that systemd would have started (3 changes in a minute, then the
+    rollback, the last start long before)."""
+    from hallsim.demo import StartLimit
+
+    limit = StartLimit(burst=4, interval_s=120.0)
+    assert limit.allow(0.0)  # the demo's first start
+    assert all(limit.allow(t) for t in (300.0, 333.0, 342.0, 363.0))  # a fresh window from 300
+    assert not limit.allow(380.0)  # the 5th start within 120 s of 300
+    fast = StartLimit(burst=4, interval_s=120.0)
+    assert [fast.allow(t) for t in (0.0, 6.0, 12.0, 18.0, 24.0)] == [True, True, True, True, False]
+    assert fast.allow(121.0)  # the window has passed: counting starts again
+
+
 def test_doors_drive_their_reed_switch(wired_demo):
     demo, _ = wired_demo
     assert demo.verb_door(["3", "open"]) == {"door": 3, "now": "open", "lock_released": False}

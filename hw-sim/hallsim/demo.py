@@ -37,7 +37,6 @@ import tempfile
 import threading
 import time
 import unicodedata
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -57,7 +56,7 @@ ADMIN_KID = "sim"
 CARD_KEY_ID = "k-sim"
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 5.0
-START_LIMIT_BURST = 4  # as in systemd/hall-edge.service: 4 exits within 120 s and it stays down
+START_LIMIT_BURST = 4  # as in systemd/hall-edge.service: a 5th start within 120 s is refused
 START_LIMIT_S = 120.0
 
 # The demo's wiring (BCM numbers): free of the SPI (7-11), UART (14, 15) and I2C (2, 3) pins.
@@ -239,6 +238,22 @@ def job_fields(args: list[str]) -> dict[str, Any]:
     return fields
 
 
+class StartLimit:
+    """systemd's start rate limit: at most ``burst`` starts in a window of ``interval_s`` that
+    opens at the first start after the last window ended (``ratelimit_below`` in systemd)."""
+
+    def __init__(self, burst: int = START_LIMIT_BURST, interval_s: float = START_LIMIT_S) -> None:
+        self.burst, self.interval_s = burst, interval_s
+        self._begin: float | None = None
+        self._count = 0
+
+    def allow(self, now: float) -> bool:
+        if self._begin is None or now - self._begin > self.interval_s:
+            self._begin, self._count = now, 0
+        self._count += 1
+        return self._count <= self.burst
+
+
 class Demo:
     def __init__(
         self,
@@ -261,6 +276,7 @@ class Demo:
         self._socket_dir = self._pick_socket_dir()
         self._log_thread: threading.Thread | None = None
         self._address = ("", 0)
+        self._starts = StartLimit()
         self.config_path = self.data / "hall-edge.toml"
         self.log_path = self.data / "daemon.log"
         self.admin_key = self.data / "admin.key"
@@ -297,6 +313,7 @@ class Demo:
                 except Exception as exc:  # noqa: BLE001 - an empty hall is still a demo
                     _warn(f"the fake central could not publish the samples: {exc}")
         self.control = ControlServer(self.sock("control.sock"), self.verbs()).start()
+        self._starts.allow(time.monotonic())
         self._start_daemon()
         self._write_sim(host, port, "running")
         LAST_DEMO.write_text(str(self.data))
@@ -502,16 +519,18 @@ class Demo:
         """Until SIGTERM/SIGINT or ``stop``: 0.
 
         A daemon that exits on its own (the ``restart`` command, a crash, kill -9) is started
-        again, as systemd's Restart=always would; more than START_LIMIT_BURST exits within
-        START_LIMIT_S give up with 1, as systemd's start limit would.
+        again, as systemd's Restart=always would; a start that systemd's start limit
+        would refuse gives up with 1 instead.
         """
-        exits: deque[float] = deque(maxlen=START_LIMIT_BURST)
         while not self.stop_requested.wait(0.5):
             if self.daemon is None or self.daemon.poll() is None:
                 continue
-            exits.append(time.monotonic())
-            if len(exits) == START_LIMIT_BURST and exits[-1] - exits[0] < START_LIMIT_S:
+            if not self._starts.allow(time.monotonic()):
                 _warn(self._daemon_failure())
+                _warn(
+                    f"more than {START_LIMIT_BURST} daemon starts within {START_LIMIT_S:g} s: the demo stops,"
+                    " as systemd's start limit would stop the service"
+                )
                 return 1
             _say(f"hall-sim demo: the daemon exited ({self.daemon.returncode}); starting it again")
             try:
