@@ -66,19 +66,19 @@ class SerialTransport:
     def write(self, data: bytes) -> None:
         try:
             self._port.write(data)
-            self._port.flush()
-        except serial.SerialException as exc:
+            self._port.flush()  # tcdrain: termios.error (not an OSError) once the adapter is gone
+        except (serial.SerialException, termios.error) as exc:
             raise OSError(f"serial write failed: {exc}") from None
 
     def read(self, size: int, timeout: float) -> bytes:
-        self._port.timeout = max(timeout, 0.0)
         try:
+            self._port.timeout = max(timeout, 0.0)
             # read(size) would wait the whole timeout for ``size`` bytes: wait for one, take the rest.
             data = self._port.read(1)
             if data and size > 1:
                 data += self._port.read(min(size - 1, self._port.in_waiting))
             return data
-        except serial.SerialException as exc:
+        except (serial.SerialException, termios.error) as exc:
             raise OSError(f"serial read failed: {exc}") from None
 
     def discard_input(self) -> None:
@@ -229,10 +229,6 @@ class PrinterPort:
         """Queue bytes for the printer (any thread); written as soon as the port thread is free."""
         self._jobs.put(PrintJob(key, data))
 
-    def poll_soon(self) -> None:
-        """Poll the status now rather than at the next interval (any thread)."""
-        self._jobs.put(None)
-
     # -- the port thread ---------------------------------------------------
 
     def _run(self) -> None:
@@ -244,11 +240,19 @@ class PrinterPort:
                 item = None
             if item is _STOP:
                 return
-            if isinstance(item, PrintJob):
-                self._print(item)
-                continue
-            if item is not None or time.monotonic() >= next_poll:
-                self._poll()
+            job = item if isinstance(item, PrintJob) else None
+            try:
+                if job is not None:
+                    self._print(job)
+                elif time.monotonic() >= next_poll:
+                    self._poll()
+                    next_poll = time.monotonic() + self.poll_s
+            except Exception:  # the port thread must outlive any surprise: tickets depend on it
+                log.exception("printer port failed; closing it")
+                self._close()
+                self._report("offline")
+                if job is not None:
+                    self._on_failed(job, "offline")
                 next_poll = time.monotonic() + self.poll_s
 
     def _print(self, job: PrintJob) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import termios
+
 import pytest
 from hallsim.printer import SimPrinter
 from support import wait_for
@@ -112,6 +114,49 @@ def test_unplugged_mid_ticket_then_plugged_back(sim, tmp_path):
         wait_for(lambda: seen.states[-1] == "ok", 5, "the printer back")
         port.submit("A003", escpos.Receipt().line("A003").cut("full").bytes())
         wait_for(lambda: [t.text for t in sim.tickets] == ["A003"], 5)
+    finally:
+        port.stop()
+
+
+def test_a_surprise_from_the_port_fails_the_job_and_the_port_carries_on(sim):
+    """pyserial's flush() raises termios.error (not an OSError) when a USB adapter vanishes
+    mid-ticket; it once ended the port thread: no ticket was printed or failed after it."""
+
+    class DrainFails:
+        def __init__(self) -> None:
+            self.inner = open_transport("serial", sim.port, 9600)
+
+        def write(self, data: bytes) -> None:
+            if data == b"doomed":
+                raise termios.error(5, "Input/output error")
+            self.inner.write(data)
+
+        def read(self, size: int, timeout: float) -> bytes:
+            return self.inner.read(size, timeout)
+
+        def discard_input(self) -> None:
+            self.inner.discard_input()
+
+        def close(self) -> None:
+            self.inner.close()
+
+    seen = Recorder()
+    port = PrinterPort(
+        DrainFails,
+        poll_s=60.0,
+        timeout_s=0.5,
+        on_status=seen.states.append,
+        on_failed=lambda job, reason: seen.failed.append((job.key, reason)),
+        on_written=lambda job: seen.written.append(job.key),
+    )
+    port.start()
+    try:
+        wait_for(lambda: seen.states == ["ok"], 5)
+        port.submit("A001", b"doomed")
+        wait_for(lambda: seen.failed == [("A001", "offline")], 5, "the job failed")
+        port.submit("A002", escpos.Receipt().line("A002").cut("full").bytes())
+        wait_for(lambda: seen.written == ["A002"], 5, "the next ticket printed")
+        wait_for(lambda: [t.text for t in sim.tickets] == ["A002"], 5)
     finally:
         port.stop()
 
