@@ -36,7 +36,7 @@ from pathlib import Path
 
 import rig
 from hallsim.broker import Mosquitto
-from hallsim.pins import PinBoard
+from hallsim.pins import PinBoard, daemon_env
 from hallsim.printer import SimPrinter
 from hallsim.rfid import SimReader
 
@@ -117,7 +117,7 @@ class SimulatedHall:
         }
 
     def env(self) -> dict[str, str]:
-        return rig.pins_env(self.pins_socket)
+        return daemon_env(self.pins_socket)
 
     def stop(self) -> None:
         for part in (self.board, self.reader, self.printer):

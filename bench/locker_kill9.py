@@ -43,7 +43,7 @@ from typing import Any
 import rig
 from hallsim.broker import Mosquitto
 from hallsim.central import Central
-from hallsim.pins import PinBoard
+from hallsim.pins import PinBoard, daemon_env
 from hallsim.rfid import SimReader
 
 KEY = b"kill9-site-card-key"
@@ -90,7 +90,7 @@ class Daemon:
 
     def __init__(self, config: Path, pins_socket: Path) -> None:
         self.config = config
-        self.env = {**os.environ, **rig.pins_env(pins_socket)}
+        self.env = {**os.environ, **daemon_env(pins_socket)}
         self.process: subprocess.Popen[str] | None = None
         self.reader_up = threading.Event()
         self.starts = 0

@@ -44,13 +44,6 @@ def daemon_command(config: Path) -> list[str]:
     return [sys.executable, "-m", "edge", "run", "--config", str(config)]
 
 
-def pins_env(socket_path: str | Path) -> dict[str, str]:
-    """The environment that puts the daemon's GPIO on a hallsim pin board."""
-    from hallsim.pins import ENV_SOCKET
-
-    return {"GPIOZERO_PIN_FACTORY": "hallsim", ENV_SOCKET: str(socket_path)}
-
-
 def wait_for_line(process: subprocess.Popen[bytes], marker: bytes, timeout: float) -> float:
     """Monotonic time at which ``marker`` appeared on stderr; the rest is drained on a thread."""
     assert process.stderr is not None

@@ -34,7 +34,7 @@ from collections import Counter
 from pathlib import Path
 
 import rig
-from hallsim.pins import PinBoard
+from hallsim.pins import PinBoard, daemon_env
 from hallsim.printer import SimPrinter
 
 CATEGORY_PINS = {"A": 5, "B": 6, "C": 13}
@@ -51,7 +51,7 @@ class Trial:
         self.presses = 0
 
     def run(self, max_kill_after_s: float) -> float:
-        env = {**os.environ, **rig.pins_env(self.board.socket_path)}
+        env = {**os.environ, **daemon_env(self.board.socket_path)}
         started = time.monotonic()
         proc = subprocess.Popen(
             rig.daemon_command(self.config), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE

@@ -10,7 +10,7 @@ import textwrap
 import pytest
 from gpiozero import Button, OutputDevice
 from gpiozero.exc import BadPinFactory
-from hallsim.pins import PinBoard, SimFactory
+from hallsim.pins import PinBoard, SimFactory, daemon_env
 from support import wait_for
 
 
@@ -121,7 +121,7 @@ CHILD = textwrap.dedent(
 
 
 def test_gpiozero_in_another_process_finds_the_factory_through_its_entry_point(board):
-    env = {**os.environ, "GPIOZERO_PIN_FACTORY": "hallsim", "HALLSIM_PINS": board.socket_path}
+    env = {**os.environ, **daemon_env(board.socket_path)}
     child = subprocess.Popen([sys.executable, "-c", CHILD], env=env, stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout is not None

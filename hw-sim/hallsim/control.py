@@ -17,7 +17,6 @@ reads the socket path from ``DIR/sim.json``.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -28,6 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from hallsim.listener import UnixListener
 
 log = logging.getLogger(__name__)
 
@@ -66,36 +67,15 @@ class ControlServer:
         self.socket_path = str(socket_path)
         self.verbs = verbs
         self.current: Request | None = None  # the request being handled (for handlers that need cwd)
-        self._server: socket.socket | None = None
+        self._listener = UnixListener(self.socket_path, self._serve, "control", backlog=8)
         self._lock = threading.Lock()  # one request at a time: the simulation is not re-entrant
 
     def start(self) -> ControlServer:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.socket_path)
-        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        server.bind(self.socket_path)
-        server.listen(8)
-        self._server = server
-        threading.Thread(target=self._accept, name="control-accept", daemon=True).start()
+        self._listener.start()
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            with contextlib.suppress(OSError):
-                self._server.shutdown(socket.SHUT_RDWR)
-            self._server.close()
-            self._server = None
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.socket_path)
-
-    def _accept(self) -> None:
-        server = self._server
-        while server is not None:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), name="control-conn", daemon=True).start()
+        self._listener.stop()
 
     def _serve(self, conn: socket.socket) -> None:
         with conn, conn.makefile("rwb") as stream:

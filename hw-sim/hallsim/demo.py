@@ -47,7 +47,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from hallsim.control import LAST_DEMO, SIM_JSON, ControlError, ControlServer, Verb
-from hallsim.pins import ENV_SOCKET, PinBoard
+from hallsim.pins import PinBoard, daemon_env
 
 SITE = "qinshui"
 HALL_ZONE = ZoneInfo("Asia/Shanghai")
@@ -473,7 +473,7 @@ class Demo:
         )
 
     def _start_daemon(self) -> None:
-        env = {**os.environ, "GPIOZERO_PIN_FACTORY": "hallsim", ENV_SOCKET: self.sock("pins.sock")}
+        env = {**os.environ, **daemon_env(self.sock("pins.sock"))}
         env["PYTHONUNBUFFERED"] = "1"
         env.pop("NOTIFY_SOCKET", None)  # the demo is not systemd
         process = subprocess.Popen(

@@ -34,10 +34,17 @@ from typing import Any
 from gpiozero.exc import BadPinFactory
 from gpiozero.pins.mock import MockFactory, MockPin
 
+from hallsim.listener import UnixListener
+
 log = logging.getLogger(__name__)
 
 ENV_SOCKET = "HALLSIM_PINS"
 Level = bool | None  # None: not driven, the pin's pull resistor decides
+
+
+def daemon_env(socket_path: str | Path) -> dict[str, str]:
+    """The environment variables that put a daemon's GPIO on the pin board at ``socket_path``."""
+    return {"GPIOZERO_PIN_FACTORY": "hallsim", ENV_SOCKET: str(socket_path)}
 
 
 def _bcm(info: Any) -> int | None:
@@ -202,33 +209,20 @@ class PinBoard:
         self.history: list[OutputChange] = []
         self.clients = 0
         self._changed = threading.Condition()
-        self._conns: list[socket.socket] = []
-        self._server: socket.socket | None = None
+        self._listener = UnixListener(self.socket_path, self._serve, "pinboard", backlog=4)
 
     # -- running --------------------------------------------------------------
 
     def start(self) -> PinBoard:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.socket_path)
-        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        server.bind(self.socket_path)
-        server.listen(4)
-        self._server = server
-        threading.Thread(target=self._accept, name="pinboard-accept", daemon=True).start()
+        self._listener.start()
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            with contextlib.suppress(OSError):
-                self._server.shutdown(socket.SHUT_RDWR)
-            self._server.close()
-            self._server = None
-        for conn in list(self._conns):
+        self._listener.stop()
+        for conn in list(self._listener.connections):
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
             conn.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.socket_path)
 
     def __enter__(self) -> PinBoard:
         return self.start()
@@ -236,23 +230,11 @@ class PinBoard:
     def __exit__(self, *_exc: object) -> None:
         self.stop()
 
-    def _accept(self) -> None:
-        server = self._server
-        while server is not None:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            self._conns.append(conn)
-            threading.Thread(target=self._serve, args=(conn,), name="pinboard-conn", daemon=True).start()
-
     def _serve(self, conn: socket.socket) -> None:
         for pin, level in list(self.levels.items()):
             self._send(conn, pin, level)  # a restarted daemon finds doors as they are
         for message in _lines(conn):
             self._on_message(message)
-        with contextlib.suppress(ValueError):
-            self._conns.remove(conn)
         with self._changed:
             self.clients = max(0, self.clients - 1)
             self._changed.notify_all()
@@ -278,7 +260,7 @@ class PinBoard:
     def drive(self, pin: int, level: Level) -> None:
         """Set an input's level (True high, False low, None released to its pull)."""
         self.levels[pin] = level
-        for conn in list(self._conns):
+        for conn in list(self._listener.connections):
             self._send(conn, pin, level)
 
     def press(self, pin: int) -> None:
