@@ -28,7 +28,6 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -333,7 +332,6 @@ class Commands:
         self.key_problems = problems
         self.max_body_bytes: int = config.commands.max_body_bytes
         self.core: Core | None = None
-        self.config_path: Path | None = None
         self.changes: config_change.ConfigChanges | None = None
         self._current: tuple[Command, Reply] | None = None
         self.refusals = RefusalLimit(REFUSALS_PER_WINDOW, REFUSAL_WINDOW_S)
@@ -348,10 +346,8 @@ class Commands:
             log.error("config %s", problem)
         if not self.keys:
             log.warning("no usable commands.public_keys: every remote command will be refused")
-        path = getattr(core, "config_path", None)
-        self.config_path = Path(path) if path else None
         self.changes = config_change.ConfigChanges(
-            core, self.config_path, self.config.commands, self._send_error
+            core, core.config_path, self.config.commands, self._send_error
         )
         core.subscribe(CommandReceived, self.on_command)
         for name, handler in self._generic().items():
@@ -518,7 +514,8 @@ class Commands:
         shown = redacted(self._core().config)
         key = args.get("key")
         if key is None:
-            return {"config": shown, "path": str(self.config_path) if self.config_path else None}
+            path = self._core().config_path
+            return {"config": shown, "path": str(path) if path else None}
         if not isinstance(key, str):
             raise CommandError("bad_arguments", "key must be a dotted key such as 'display.brightness'")
         try:

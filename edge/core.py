@@ -23,6 +23,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from edge.clock import Clock
@@ -103,6 +104,7 @@ class Core:
         self.heartbeat = time.monotonic()  # last time the loop turned: the watchdog reads it
         self.stopped = threading.Event()
         self.link: LinkPort | None = None  # set by the link feature
+        self.config_path: Path | None = None  # the file config came from: config.set rewrites it
 
     # -- intake (any thread) ----------------------------------------------
 

@@ -60,7 +60,7 @@ class Daemon:
         self.clock = Clock(config.time.zone, config.time.clock)
         self.core = Core(config, self.storage, self.clock)
         # The file it came from: config.set rewrites it and restarts (edge/config_change.py).
-        self.core.config_path = Path(config_path) if config_path else None  # type: ignore[attr-defined]
+        self.core.config_path = Path(config_path) if config_path else None
         self.features: list[Feature] = []
         self.stop_requested = threading.Event()
         self._signalled: int | None = None
