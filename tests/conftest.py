@@ -6,6 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 from contract_recorder import contract_recorder  # noqa: F401 - every published message is checked
+from gpiozero import Device
+from gpiozero.pins.mock import MockFactory
 from hallsim.broker import Mosquitto
 
 
@@ -22,3 +24,13 @@ def own_broker(tmp_path) -> Iterator[Mosquitto]:
     mosquitto = Mosquitto(tmp_path / "broker").start()
     yield mosquitto
     mosquitto.stop()
+
+
+@pytest.fixture
+def pins() -> Iterator[MockFactory]:
+    """gpiozero's MockFactory as the pin factory for this test, closed and unset after it."""
+    Device.pin_factory = MockFactory()
+    yield Device.pin_factory
+    Device.pin_factory.reset()
+    Device.pin_factory.close()
+    Device.pin_factory = None

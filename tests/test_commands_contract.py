@@ -11,8 +11,6 @@ import os
 
 import pytest
 from command_rig import Hall
-from gpiozero import Device
-from gpiozero.pins.mock import MockFactory
 from support import wait_for
 
 from edge.daemon import feature_factories
@@ -44,15 +42,6 @@ ACCEPTED_ERRORS = {
     "queue.skip": {"nothing_called", "no_ticket"},
     "locker.inspect": {"bad_state"},
 }
-
-
-@pytest.fixture
-def pins():
-    Device.pin_factory = MockFactory()
-    yield Device.pin_factory
-    Device.pin_factory.reset()
-    Device.pin_factory.close()
-    Device.pin_factory = None
 
 
 @pytest.fixture

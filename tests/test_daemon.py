@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,15 +23,23 @@ from edge.daemon import Daemon
 from edge.storage import Storage
 
 
-def start_daemon(tmp_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+@contextlib.contextmanager
+def running_daemon(tmp_path: Path, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[str]]:
+    """``hall-edge run`` with the minimal configuration; killed on the way out if it still runs."""
     config = tmp_path / "hall-edge.toml"
     config.write_text(config_text(tmp_path))  # mqtt.port 1: nobody, never a system broker
-    return subprocess.Popen(
+    process = subprocess.Popen(
         [sys.executable, "-m", "edge", "run", "--config", str(config)],
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, **(env or {})},
     )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 class LineReader:
@@ -50,18 +60,13 @@ class LineReader:
 
 
 def test_sigterm_stops_a_running_daemon_cleanly_within_2_s(tmp_path):
-    process = start_daemon(tmp_path)
-    reader = LineReader(process)
-    try:
+    with running_daemon(tmp_path) as process:
+        reader = LineReader(process)
         wait_for(lambda: reader.has('msg="ready'), 20, "the ready line")
         process.send_signal(signal.SIGTERM)
         begin = time.monotonic()
         code = process.wait(5)
         took = time.monotonic() - begin
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     wait_for(lambda: reader.has("stopped"), 5, "the stopped line")
     assert code == 0
     assert took < 2.0
@@ -69,16 +74,11 @@ def test_sigterm_stops_a_running_daemon_cleanly_within_2_s(tmp_path):
 
 
 def test_sigint_also_stops_it(tmp_path):
-    process = start_daemon(tmp_path)
-    reader = LineReader(process)
-    try:
+    with running_daemon(tmp_path) as process:
+        reader = LineReader(process)
         wait_for(lambda: reader.has('msg="ready'), 20, "the ready line")
         process.send_signal(signal.SIGINT)
         assert process.wait(5) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
 
 def test_ready_and_stopping_are_told_to_systemd(tmp_path):
@@ -86,16 +86,11 @@ def test_ready_and_stopping_are_told_to_systemd(tmp_path):
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
         notify.bind(address)
         notify.settimeout(20)
-        process = start_daemon(tmp_path, {"NOTIFY_SOCKET": address})
-        try:
+        with running_daemon(tmp_path, {"NOTIFY_SOCKET": address}) as process:
             first = notify.recv(4096).decode()
             process.send_signal(signal.SIGTERM)
             second = notify.recv(4096).decode()
             assert process.wait(5) == 0
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
     assert first.startswith("READY=1")
     assert second == "STOPPING=1"
 

@@ -12,7 +12,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from gpiozero import Button, Device
-from gpiozero.pins.mock import MockFactory
 from hallsim.broker import Mosquitto, free_port
 from hallsim.lockboard import SimLockBoard
 from hallsim.pins import PinBoard, SimFactory
@@ -48,15 +47,6 @@ def printer(tmp_path):
     sim = SimPrinter(tmp_path / "paper").start()
     yield sim
     sim.stop()
-
-
-@pytest.fixture
-def pins():
-    Device.pin_factory = MockFactory()
-    yield Device.pin_factory
-    Device.pin_factory.reset()
-    Device.pin_factory.close()
-    Device.pin_factory = None
 
 
 def printer_config(tmp_path, port: str):
