@@ -276,3 +276,39 @@ def test_resync_republishes_the_birth_and_asks_for_the_snapshots_again(tmp_path,
         assert rig.link.online
     finally:
         rig.stop()
+
+
+def test_a_callback_that_raises_does_not_end_the_network_thread(tmp_path, broker, site):
+    """paho re-raises a callback's exception out of loop(): the thread reconnects, it does not end."""
+    from edge.link.connection import Connection, Routes
+
+    config = make_config(tmp_path, {"mqtt": {"host": "127.0.0.1", "port": broker.port, "tls": False}})
+    topic = f"lgsc/v1/{site}/hall-01/cmd"
+    received: list[bytes] = []
+    connected = []
+
+    def message(msg: mqtt.MQTTMessage) -> None:
+        received.append(bytes(msg.payload))
+        if len(received) == 1:
+            raise RuntimeError("a surprise in a route")
+        connection.ack(msg.mid, msg.qos, connection.generation)
+
+    routes = Routes(
+        connected=connected.append, disconnected=lambda _r: None, message=message, published=lambda *_a: None
+    )
+    connection = Connection(config.mqtt, f"lgsc-{site}-hall-01", [topic], (f"{topic}/x", b""), routes)
+    connection.start()
+    try:
+        wait_for(lambda: connected, 5, "connected")
+        sender = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        sender.connect("127.0.0.1", broker.port)
+        sender.loop_start()
+        sender.publish(topic, b"first", qos=1).wait_for_publish(5)
+        wait_for(lambda: len(connected) >= 2, 10, "a reconnect after the surprise")
+        sender.publish(topic, b"second", qos=1).wait_for_publish(5)
+        wait_for(lambda: b"second" in received, 10, "the next message")
+        assert received[0] == b"first" and b"first" in received[1:]  # delivered again: never acked
+        sender.disconnect()
+        sender.loop_stop()
+    finally:
+        connection.stop(None)

@@ -148,8 +148,14 @@ class Connection:
 
     def _run(self) -> None:
         while not self._stopping.is_set():
-            if self._connect_once():
-                self._serve()
+            try:
+                if self._connect_once():
+                    self._serve()
+            except Exception:
+                # paho re-raises what a callback raised; this thread is the hall's only link, so it
+                # reconnects rather than end (the message, unacknowledged, is delivered again).
+                log.exception("mqtt network loop failed; reconnecting")
+                self.client.disconnect()
             if self._stopping.is_set():
                 break
             if self._up_since is not None:
