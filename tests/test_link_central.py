@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 
 from hallsim.central import Central, _gaps, card_hash
 from link_support import start_rig, unique_site
@@ -21,6 +22,25 @@ def test_card_hash_is_the_contracts():
 def test_gap_report():
     assert _gaps({1, 2, 3}) == []
     assert _gaps({2, 3, 7, 9}) == [[1, 1], [4, 6], [8, 8]]
+
+
+def test_a_central_in_a_used_folder_remembers_the_events_it_logged(tmp_path):
+    """`hall-sim demo --data DIR` again: events 1-90 are in DIR/central/events.jsonl; the new
+    central reported them as a gap [1, 90] and would count them again if re-sent."""
+    folder = tmp_path / "central"
+    folder.mkdir()
+    old = [
+        {"event_id": f"E{seq}", "seq": seq, "device": "qinshui/hall-01", "type": "ticket.issued", "data": {}}
+        for seq in (1, 2, 3)
+    ]
+    lines = [json.dumps(event) for event in old]
+    (folder / "events.jsonl").write_text("\n".join([*lines, '{"cut off', ""]), encoding="utf-8")
+    central = Central("127.0.0.1", 1, "qinshui", "hall-01", folder)
+    report = central.report()
+    assert (report["received"], report["gaps"], report["max_seq"]) == (3, [], 3)
+    assert report["by_type"] == {"ticket.issued": 3}
+    central._count_event(old[2])  # sent again after the restart
+    assert central.report()["duplicates"] == 1
 
 
 def test_central_and_link_end_to_end(tmp_path, broker):

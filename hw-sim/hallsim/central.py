@@ -84,6 +84,7 @@ class Central:
         self._lock = threading.Lock()
         self._last_generated: datetime | None = None
         self._job_counter = 0
+        self._remember(self.folder / "events.jsonl")  # a folder used again: what came before
         self._log = (self.folder / "events.jsonl").open("a", encoding="utf-8")
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=f"lgsc-central-{site}", protocol=mqtt.MQTTv5
@@ -230,6 +231,21 @@ class Central:
                 self.telemetry.append(body)
             elif suffix == "result":
                 self.results.append(body)
+
+    def _remember(self, path: Path) -> None:
+        """The events an earlier run logged count as received (gaps, duplicates), as the
+        platform's own records would."""
+        if not path.exists():
+            return
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                body = json.loads(line)
+            except ValueError:
+                continue  # a line cut off when that run was killed
+            if isinstance(body, dict) and "event_id" in body and body["event_id"] not in self._events:
+                self._events[body["event_id"]] = body
+                self._seqs.setdefault(body.get("device", "?"), set()).add(body.get("seq"))
+                self._by_type[body.get("type", "?")] += 1
 
     def _count_event(self, body: dict[str, Any]) -> None:
         event_id = body.get("event_id")
