@@ -15,7 +15,8 @@ import os
 import select
 import threading
 import time
-import tty
+
+from hallsim.pty_port import close_pty, open_pty
 
 
 class SimLockBoard:
@@ -26,10 +27,7 @@ class SimLockBoard:
         self.tools: dict[tuple[int, int], bool] = {}  # IR: a tool is in the compartment
         self.unlocks: list[tuple[int, int, float]] = []  # (board, lock, monotonic time)
         self.muted = False
-        self._master, self._slave = os.openpty()
-        os.set_blocking(self._master, False)
-        tty.setraw(self._slave)
-        self.port = os.ttyname(self._slave)
+        self._master, self._slave, self.port = open_pty(blocking=False)
         self._buf = bytearray()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="sim-lockboard", daemon=True)
@@ -41,9 +39,7 @@ class SimLockBoard:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(2)
-        for fd in (self._master, self._slave):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        close_pty(self._master, self._slave)
 
     def __enter__(self) -> SimLockBoard:
         return self.start()

@@ -26,11 +26,12 @@ import queue
 import select
 import threading
 import time
-import tty
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
+
+from hallsim.pty_port import close_pty, open_pty
 
 FONT_PATH = "/usr/share/fonts/opentype/unifont/unifont.otf"
 BASE_DOTS = 24  # font A: 12x24 dots for ASCII, 24x24 for Chinese
@@ -109,7 +110,7 @@ class SimPrinter:
     # -- life cycle ------------------------------------------------------
 
     def start(self) -> SimPrinter:
-        self._open_pty()
+        self._master, self._slave, self.port = open_pty(self.link)
         self._running = True
         # Rendering (PNG, QR read-back) runs apart from the port, as a printer answers DLE EOT
         # in real time while it prints.
@@ -129,7 +130,8 @@ class SimPrinter:
             self._pages.put(None)
             self._renderer.join(10)
             self._renderer = None
-        self._close_pty()
+        close_pty(self._master, self._slave, self.link)
+        self._master = self._slave = None
 
     def unplug(self) -> None:
         """The cable is pulled: the pty goes away (the daemon's writes fail)."""
@@ -151,27 +153,6 @@ class SimPrinter:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-    def _open_pty(self) -> None:
-        self._master, self._slave = os.openpty()
-        tty.setraw(self._slave)  # no echo, no newline translation: a printer sees raw bytes
-        self.port = os.ttyname(self._slave)
-        if self.link is not None:
-            tmp = self.link.with_name(self.link.name + ".new")
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-            tmp.symlink_to(self.port)
-            tmp.replace(self.link)
-
-    def _close_pty(self) -> None:
-        if self.link is not None:
-            with contextlib.suppress(FileNotFoundError):
-                self.link.unlink()
-        for fd in (self._master, self._slave):
-            if fd is not None:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-        self._master = self._slave = None
 
     def _run(self) -> None:
         master = self._master

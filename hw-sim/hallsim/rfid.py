@@ -24,8 +24,9 @@ import random
 import select
 import threading
 import time
-import tty
 from pathlib import Path
+
+from hallsim.pty_port import close_pty, open_pty
 
 KINDS = ("rdm6300", "pn532")
 ACK = b"\x00\x00\xff\x00\xff\x00"
@@ -109,25 +110,10 @@ class SimReader:
         self.stop()
 
     def _plug(self) -> None:
-        self._master, self._slave = os.openpty()
-        os.set_blocking(self._master, False)  # a host that stops reading must not hang the device
-        tty.setraw(self._slave)  # no echo, no line editing, before the host opens it
-        self._slave_name = os.ttyname(self._slave)
-        if self._link is not None:
-            tmp = self._link.with_name(self._link.name + ".new")
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-            tmp.symlink_to(self._slave_name)
-            tmp.replace(self._link)
+        self._master, self._slave, self._slave_name = open_pty(self._link, blocking=False)
 
     def _unplug(self) -> None:
-        if self._link is not None:
-            with contextlib.suppress(FileNotFoundError):
-                self._link.unlink()
-        for fd in (self._master, self._slave):
-            if fd is not None:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
+        close_pty(self._master, self._slave, self._link)
         self._master = self._slave = None
 
     # -- cards -----------------------------------------------------------------------
