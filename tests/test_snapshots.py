@@ -258,6 +258,27 @@ def test_a_flood_of_bad_entries_is_capped(tmp_path, broker, site):
         platform.close()
 
 
+def test_a_snapshot_and_the_events_about_its_bad_entries_commit_together(tmp_path, broker, site):
+    """Once held, the same retained snapshot is ignored: its events must not be lost in between."""
+    platform = Watcher(broker.port, site)
+    rig = start_rig(tmp_path, broker.port, site, watch=(SnapshotUpdated,))
+    statements: list[str] = []
+    try:
+        wait_for(lambda: rig.link.online)
+        rig.on_core(lambda: rig.storage.conn.set_trace_callback(statements.append))
+        bad = [job(id="J1"), job(id="J2", headcount=-1), job(id="J3", headcount=-1)]
+        platform.publish(f"lgsc/v1/{site}/jobs", raw(jobs_doc(*bad)))
+        wait_for(lambda: len(platform.events()) == 2, what="two invalid entry events")
+        rig.on_core(lambda: rig.storage.conn.set_trace_callback(None))
+        saved = next(i for i, sql in enumerate(statements) if sql.startswith("INSERT INTO snapshots"))
+        inserted = [i for i, sql in enumerate(statements) if sql.startswith("INSERT INTO outbox")]
+        commits = [i for i, sql in enumerate(statements) if sql == "COMMIT"]
+        assert len(inserted) == 2 and not any(saved < c < inserted[-1] for c in commits)
+    finally:
+        rig.stop()
+        platform.close()
+
+
 def test_unexpected_topic_is_ignored(tmp_path, broker, site):
     rig = start_rig(tmp_path, broker.port, site)
     try:

@@ -339,8 +339,11 @@ class Link:
             return
         previous = snapshots.entry_ids(held.snapshot, kind) if held else None
         now = self._core().clock.now()
-        self.store.save(kind, parsed.snapshot, now)
-        self._report_entry_problems(message.topic, parsed.problems)
+        # One transaction: once the snapshot is held, its retained copy is never taken again, so
+        # a power cut between the two would lose the events about its invalid entries.
+        with self._core().storage.transaction():
+            self.store.save(kind, parsed.snapshot, now)
+            self._report_entry_problems(message.topic, parsed.problems)
         current = snapshots.entry_ids(parsed.snapshot, kind)
         # The very first snapshot a controller ever gets has no "new" entries: all would be.
         new_ids = frozenset(current - previous) if previous is not None else frozenset()
