@@ -292,7 +292,6 @@ class Link:
 
     def _publish_telemetry(self) -> None:
         core = self._core()
-        core.outbox.recount()
         if not self._online:
             return
         body = telemetry.reading(
