@@ -160,8 +160,8 @@ class TicketQueue:
 
     def reset(self, now: datetime) -> tuple[str, int]:
         """Start numbering again from 001 (a new round of the day); open tickets are closed."""
-        self.roll_day(now)
         with self.storage.transaction() as conn:
+            self.roll_day(now)
             self._close_open_tickets(conn, now)
             conn.execute("UPDATE queue_day SET round = round + 1, priority_in_row = 0 WHERE id = 1")
         return self.current_day()
