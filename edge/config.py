@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import re
 import tomllib
 from pathlib import Path
@@ -55,6 +56,19 @@ def _zone_check(value: str) -> str | None:
     return None
 
 
+def _host_check(value: str) -> str | None:
+    """A name or an address for the socket: not a URL, not host:port (a common copy-paste)."""
+    if value and not any(c.isspace() for c in value) and "/" not in value:
+        if ":" not in value:
+            return None
+        try:
+            ipaddress.IPv6Address(value)
+            return None
+        except ValueError:
+            pass
+    return "a host name or IP address (no mqtt://, no :port: the port is mqtt.port)"
+
+
 def _category_code(value: str) -> str | None:
     return None if len(value) == 1 and "A" <= value <= "Z" else "one capital letter A-Z"
 
@@ -83,7 +97,7 @@ SCHEMA: dict[str, Any] = {
     "device": Key(str, "hall-01", "this controller within the site", check=name_check),
     "hall_name": Key(str, "公益性零工市场", "printed on tickets, shown on the screen"),
     "mqtt": {
-        "host": Key(str, "localhost", "central platform broker"),
+        "host": Key(str, "localhost", "central platform broker", check=_host_check),
         "port": Key(int, 8883, check=port_check),
         "tls": Key(bool, True, "plain TCP only when set to false explicitly"),
         "ca_file": Key(

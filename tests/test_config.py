@@ -129,6 +129,12 @@ def test_a_long_value_is_shortened_in_the_message():
     [
         ("[mqtt]\nport = 70000", "mqtt.port: 70000 is not a port (1-65535)"),
         ("[mqtt]\nport = 0", "mqtt.port: 0 is not a port (1-65535)"),
+        ('[mqtt]\nhost = ""', "mqtt.host: '' is not a host name or IP address"),
+        (
+            '[mqtt]\nhost = "mqtts://mqtt.lgsc.example.gov.cn"',
+            "mqtt.host: 'mqtts://mqtt.lgsc.example.gov.cn' is not",
+        ),
+        ('[mqtt]\nhost = "10.0.0.5:8883"', "mqtt.host: '10.0.0.5:8883' is not a host name or IP address"),
         ('site = "Qinshui"', "site: 'Qinshui' is not a name of 1-32 characters from a-z, 0-9 and -"),
         (f'device = "{"a" * 33}"', "device: "),
         ('device = ""', "device: '' is not a name"),
