@@ -9,7 +9,7 @@ See docs/locker.md for hall staff, docs/architecture.md for the design.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from edge.schema import Settings, read_secret
 
@@ -27,12 +27,4 @@ def create(settings: Settings) -> Locker | None:
     return Locker(settings, read_secret(settings.rfid.card_key_file))
 
 
-def __getattr__(name: str) -> Any:
-    if name == "Locker":  # imported on first use, like the feature itself
-        from edge.locker.feature import Locker
-
-        return Locker
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-__all__ = ["Locker", "create"]
+__all__ = ["create"]
