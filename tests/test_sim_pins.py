@@ -77,6 +77,22 @@ def test_levels_set_before_the_daemon_connects_are_replayed(board):
         late.close()
 
 
+def test_a_new_factory_reads_the_replayed_levels_at_once(board):
+    """`hall-edge selftest` reads each door the moment it claims the pin: it found every shut
+    door of the demo "open" because the board's replay had not arrived yet."""
+    for pin in (23, 25, 27):
+        board.set_switch(pin, closed=True)
+    for _ in range(5):
+        late = SimFactory(board.socket_path)
+        try:
+            doors = [Button(pin, pull_up=True, pin_factory=late) for pin in (23, 25, 27)]
+            assert [door.is_pressed for door in doors] == [True, True, True]
+            for door in doors:
+                door.close()
+        finally:
+            late.close()
+
+
 def test_released_to_the_pull_reads_the_pull(board, factory):
     button = Button(6, pull_up=True, pin_factory=factory)
     board.press(6)

@@ -10,11 +10,13 @@ simulator process over that socket, one JSON object per line:
                       {"op": "setup", "pin": 17, "function": "output", "pull": "floating", "state": 0}
                       {"op": "out", "pin": 17, "state": 1, "at": 1764061234.5}
     board -> daemon   {"op": "level", "pin": 5, "level": 0}      (0 low, 1 high, null = let the pull decide)
+                      {"op": "replayed"}     (after the levels set before this connection)
 
 The board drives input pins (a pull-up service button pressed = low, a door
 reed switch closed = low) and sees every output change (locks, buzzer) with
 its wall-clock time.  Levels the board has set are replayed to a daemon that
-connects later, so an open door stays open across a daemon restart.
+connects later, so an open door stays open across a daemon restart; the
+factory waits for that replay, so a pin read at once reads the board's level.
 """
 
 from __future__ import annotations
@@ -131,9 +133,12 @@ class SimFactory(MockFactory):
         self.levels: dict[int | None, Level] = {}
         self._send_lock = threading.Lock()
         self._sock = _connect(path, connect_timeout)
+        self._replayed = threading.Event()
         self.send({"op": "hello", "pid": os.getpid()})
         self._reader = threading.Thread(target=self._read, name="hallsim-pins", daemon=True)
         self._reader.start()
+        if not self._replayed.wait(connect_timeout):
+            log.warning("pins: the board did not replay its levels within %.1f s", connect_timeout)
 
     def send(self, message: dict[str, Any]) -> None:
         """Tell the board; a board that has gone away is not the daemon's problem."""
@@ -145,6 +150,8 @@ class SimFactory(MockFactory):
 
     def _read(self) -> None:
         for message in _lines(self._sock):
+            if message.get("op") == "replayed":
+                self._replayed.set()
             if message.get("op") != "level":
                 continue
             number, level = message.get("pin"), message.get("level")
@@ -233,6 +240,8 @@ class PinBoard:
     def _serve(self, conn: socket.socket) -> None:
         for pin, level in list(self.levels.items()):
             self._send(conn, pin, level)  # a restarted daemon finds doors as they are
+        with contextlib.suppress(OSError):
+            conn.sendall(_encode({"op": "replayed"}))
         for message in _lines(conn):
             self._on_message(message)
         with self._changed:
