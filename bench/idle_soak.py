@@ -34,11 +34,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import rig
 from hallsim.broker import Mosquitto
 from hallsim.pins import PinBoard, daemon_env
 from hallsim.printer import SimPrinter
 from hallsim.rfid import SimReader
+from rig import Notifications, config_text, cpu_seconds, daemon_command, rss_kib, stop
 
 SITE = {"site": "bench", "device": "idle-01"}
 DOORS = (27, 23, 25)  # the default compartments' reed switches: shut
@@ -71,7 +71,7 @@ class Watched:
 
     def sample(self) -> None:
         self.samples.append(
-            Sample(time.monotonic(), rig.cpu_seconds(self.process.pid), rig.rss_kib(self.process.pid))
+            Sample(time.monotonic(), cpu_seconds(self.process.pid), rss_kib(self.process.pid))
         )
 
     def summary(self) -> str:
@@ -100,9 +100,11 @@ class SimulatedHall:
         self.card_key.write_bytes(b"bench-card-key-0123456789abcdef\n")
         self.card_key.chmod(0o600)
 
-    def config(self) -> dict:
-        """The tables that turn on the screen, printer, queue, buzzer, reader and locker."""
-        return {
+    def config(self, port: int, state: Path) -> str:
+        """hall-edge.toml with the screen, printer, queue, buzzer, card reader and locker on."""
+        tables = {
+            "mqtt": {"port": port},
+            "storage": {"dir": str(state)},
             "display": {"enabled": True, "open_from": "00:00", "open_until": "00:00"},
             "printer": {"enabled": True, "port": self.printer.port},
             "queue": {"enabled": True},
@@ -115,6 +117,7 @@ class SimulatedHall:
             },
             "locker": {"enabled": True},
         }
+        return config_text(state.parent, tables, **SITE)
 
     def env(self) -> dict[str, str]:
         return daemon_env(self.pins_socket)
@@ -127,12 +130,15 @@ class SimulatedHall:
 def start_daemon(
     folder: Path, port: int, notify_path: Path, hall: SimulatedHall | None
 ) -> subprocess.Popen[bytes]:
-    config = rig.write_config(folder, {"mqtt": {"port": port}, **(hall.config() if hall else {})}, **SITE)
+    config = folder / "hall-edge.toml"
+    state = folder / "state"
+    minimal = config_text(folder, {"mqtt": {"port": port}}, **SITE)
+    config.write_text(hall.config(port, state) if hall else minimal)
     env = {**os.environ, "NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": str(WATCHDOG_USEC)}
     env.update(hall.env() if hall else {})
     env.pop("WATCHDOG_PID", None)
     with (folder / "daemon.log").open("wb") as log:
-        return subprocess.Popen(rig.daemon_command(config), stderr=log, env=env)
+        return subprocess.Popen(daemon_command(config), stderr=log, env=env)
 
 
 def features_line(folder: Path) -> str:
@@ -152,7 +158,7 @@ def start_plain(port: int) -> subprocess.Popen[bytes]:
 
 def soak(duration_s: float, interval_s: float, work: Path, simulated_hall: bool = True) -> list[str]:
     broker = Mosquitto(work / "broker", persistence=False).start()
-    notify = rig.Notifications(work / "notify.sock")
+    notify = Notifications(work / "notify.sock")
     hall = SimulatedHall(work) if simulated_hall else None
     processes: list[subprocess.Popen[bytes]] = []
     try:
@@ -174,7 +180,7 @@ def soak(duration_s: float, interval_s: float, work: Path, simulated_hall: bool 
             tick.wait(min(interval_s, max(0.0, end - time.monotonic())))
         alive = daemon.poll() is None
     finally:
-        codes = [rig.stop(p) for p in processes]
+        codes = [stop(p) for p in processes]
         notify.close()
         if hall is not None:
             hall.stop()

@@ -21,7 +21,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "hw-sim"), str(ROOT / "tests")]
 
-from support import config_text, make_config  # noqa: E402, F401 - make_config: for in-process benches
+from support import config_text, make_config  # noqa: E402, F401 - for the benches (with write_config)
 
 TICKS = os.sysconf("SC_CLK_TCK")
 _pause = threading.Event()  # never set: wait() on it is an interruptible pause

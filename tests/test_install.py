@@ -453,6 +453,8 @@ CANNOT_SANDBOX = {77: "this kernel has no PR_SET_MDWE (Linux < 6.3)", 78: "no pr
 
 
 def load_idle_soak():
+    if str(REPO / "bench") not in sys.path:
+        sys.path.append(str(REPO / "bench"))  # its rig module, as when it runs as a script
     spec = importlib.util.spec_from_file_location("idle_soak", REPO / "bench" / "idle_soak.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules["idle_soak"] = module
