@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from command_rig import Hall
 from hallsim.broker import free_port
-from support import wait_for
+from support import run_bench, wait_for
 
 from edge import admin
 from edge.config import load
@@ -207,16 +207,8 @@ def test_arg_values_are_json_when_they_parse():
 
 def test_roundtrip_benchmark_smoke():
     """bench/admin_roundtrip.py with a few round trips: it runs and prints its figures."""
-    bench = Path(__file__).resolve().parents[1] / "bench" / "admin_roundtrip.py"
-    done = subprocess.run(
-        [sys.executable, str(bench), "-n", "3", "--cli-n", "1"],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
+    out = run_bench("admin_roundtrip.py", "-n", "3", "--cli-n", "1")
+    lines = out.splitlines()
     for label in ("raw paho echo", "admin send status", "hall-admin CLI status"):
-        assert sum(line.startswith(label) for line in lines) == 2, done.stdout
+        assert sum(line.startswith(label) for line in lines) == 2, out
     assert all("median" in line and "p99" in line for line in lines if line.startswith(("raw", "admin")))
