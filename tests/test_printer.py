@@ -77,6 +77,18 @@ def test_a_ticket_is_written_and_printed(sim):
         port.stop()
 
 
+def test_a_printer_in_a_used_folder_numbers_on_and_keeps_the_earlier_tickets(tmp_path):
+    """`hall-sim demo --data DIR` again: the new printer wrote ticket-0001 over the old one."""
+    receipt = escpos.Receipt().line("A001").cut("partial").bytes()
+    first = SimPrinter(tmp_path / "paper")
+    first.feed(receipt)
+    again = SimPrinter(tmp_path / "paper")
+    again.feed(escpos.Receipt().line("B001").cut("partial").bytes())
+    assert (tmp_path / "paper" / "ticket-0001.txt").read_text(encoding="utf-8") == "A001\n"
+    assert (tmp_path / "paper" / "ticket-0002.txt").read_text(encoding="utf-8") == "B001\n"
+    assert again.tickets[0].text == "B001"
+
+
 def test_noise_on_the_status_line_is_skipped(sim):
     sim.status_noise = b"\xff\x00\x41\x81"  # none has the status byte's fixed bits
     port, seen = make_port(sim.port)

@@ -90,6 +90,13 @@ class SimPrinter:
         self.paper_dots = paper_dots
         self.link = Path(link) if link else None
         self.tickets: list[SimTicket] = []
+        # A folder used again (hall-sim demo --data DIR): number on, never print over a ticket.
+        numbers = [
+            int(p.stem[len("ticket-") :])
+            for p in self.folder.glob("ticket-*.txt")
+            if p.stem[len("ticket-") :].isdigit()
+        ]
+        self._first_number = max(numbers, default=0) + 1
         self.state = "ok"
         self.status_queries = 0
         self.unprinted_cuts = 0  # cuts received while the printer could not print
@@ -388,7 +395,7 @@ class SimPrinter:
     def _finish(self, page: _Page, mode: str) -> SimTicket:
         image, decoded = self._render(page)
         text_lines, line_info = _as_text(page)
-        number = len(self.tickets) + 1
+        number = self._first_number + len(self.tickets)
         png = self.folder / f"ticket-{number:04d}.png"
         image.save(png)
         text = "\n".join(text_lines)
