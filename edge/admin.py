@@ -28,7 +28,6 @@ import json
 import os
 import queue
 import secrets
-import socket
 import sys
 import threading
 import time
@@ -46,6 +45,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge.commands import REFUSAL_REASONS
+from edge.link.connection import set_nodelay
 from edge.schema import NAME_RE, secret_file_problem
 from edge.ulid import new_ulid
 
@@ -286,14 +286,6 @@ class Session:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
-
-
-def set_nodelay(client: mqtt.Client) -> None:
-    """Send small packets at once: with Nagle's algorithm (paho's default) a request/response
-    pays delayed-ACK waits of ~40 ms (bench/admin_roundtrip.py shows it)."""
-    sock = client.socket()
-    if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 @dataclass(frozen=True)

@@ -194,7 +194,7 @@ class Connection:
         self.connects += 1
         self.generation += 1
         self._up_since = time.monotonic()
-        _no_delay(client)
+        set_nodelay(client)
         if self.v5:
             client.subscribe([(topic, SubscribeOptions(qos=1)) for topic in self.subscriptions])
         else:
@@ -258,9 +258,10 @@ class Connection:
             self._thread.join(max(deadline - time.monotonic(), 0.1))
 
 
-def _no_delay(client: mqtt.Client) -> None:
-    """Send small packets at once: a command result is two publishes back to back, and
-    Nagle's algorithm would hold the second until the broker's delayed ACK (~40 ms)."""
+def set_nodelay(client: mqtt.Client) -> None:
+    """Send small packets at once: a command result is two publishes back to back (and
+    hall-admin's request waits for its answer), and Nagle's algorithm would hold the second
+    until the broker's delayed ACK (~40 ms; bench/admin_roundtrip.py shows it)."""
     sock = client.socket()
     if sock is None:
         return
