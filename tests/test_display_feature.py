@@ -141,6 +141,8 @@ def test_expired_job_leaves_by_the_controllers_clock(hall):
     h.jobs(soon, SHOP)
     wait_for(lambda: h.page() is not None and h.page().key == "J-soon", 5, "the job")
     wait_for(lambda: h.page().key == SHOP["id"], 3, "the expired job gone")
+    # status counts what can be shown: IT asking "why is J-soon not on the wall?" sees 1, not 2
+    assert h.on_core(h.core.status)["display"]["jobs"] == 1
 
 
 def test_stale_marker_when_offline_with_old_data(hall):

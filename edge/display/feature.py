@@ -371,13 +371,14 @@ class DisplayFeature:
 
     def status(self) -> dict[str, Any]:
         page = self.rotation.page
+        wall = self._core().clock.now()
         return {
             "state": "ok" if self.healthy else "offline",
             "on": self.on,
             "page": page.kind if page else None,
             "text": self._page_text(),
-            "jobs": len(self.rotation.jobs),
-            "notices": len(self.rotation.notices),
+            "jobs": sum(1 for card in self.rotation.jobs if card.showable(wall)),  # as on the wall now
+            "notices": sum(1 for notice in self.rotation.notices if notice.current(wall)),
             "stale": bool(self.rotation.marker),
             "brightness": self.level,
             "brightness_auto": self.level_override is None,
