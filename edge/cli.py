@@ -8,6 +8,7 @@ import logging
 import sqlite3
 import sys
 from collections.abc import Callable
+from zoneinfo import ZoneInfo
 
 from edge import __version__, logs
 from edge.config import ConfigError, load
@@ -92,7 +93,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         for problem in exc.errors:
             log.error("config %s: %s", exc.source, problem)
         return 1
-    logs.setup(config.logging.level)
+    logs.setup(config.logging.level, ZoneInfo(config.time.zone))
     from edge.daemon import Daemon  # imported late: check-config must not need the drivers
 
     try:

@@ -13,7 +13,7 @@ import logging
 import re
 import sys
 from collections import deque
-from datetime import datetime
+from datetime import datetime, tzinfo
 
 # A mainland mobile number, also written 138-1234-5678, 138 1234 5678 or +86 13812345678.
 PHONE_RE = re.compile(r"(?<!\d)((?:\+?86[- ]?)?1[3-9]\d)[- ]?(\d{4})[- ]?(\d{4})(?!\d)")
@@ -48,12 +48,14 @@ class RecentLines(logging.Handler):
     """Keeps the last formatted lines in memory (for logs.tail), each with its time: journald
     stamps its own copy, this one would otherwise have none."""
 
-    def __init__(self, capacity: int = 2000) -> None:
+    def __init__(self, capacity: int = 2000, zone: tzinfo | None = None) -> None:
         super().__init__()
         self.lines: deque[str] = deque(maxlen=capacity)
+        self.zone = zone  # hall time, as in events and status; None: the system's zone
 
     def emit(self, record: logging.LogRecord) -> None:
-        at = datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="milliseconds")
+        at = datetime.fromtimestamp(record.created, self.zone).astimezone(self.zone)
+        at = at.isoformat(timespec="milliseconds")
         self.lines.append(f"time={at} {self.format(record)}")
 
     def tail(self, count: int) -> list[str]:
@@ -63,9 +65,10 @@ class RecentLines(logging.Handler):
 recent = RecentLines()
 
 
-def setup(level: str = "info") -> None:
-    """Route all logging to stderr in logfmt, at ``level``."""
+def setup(level: str = "info", zone: tzinfo | None = None) -> None:
+    """Route all logging to stderr in logfmt, at ``level``; ``logs.tail`` lines in ``zone``."""
     formatter = LogfmtFormatter()
+    recent.zone = zone
     stream = logging.StreamHandler(sys.stderr)
     stream.setFormatter(formatter)
     recent.setFormatter(formatter)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -133,3 +134,6 @@ def test_recent_lines_carry_their_time_for_logs_tail():
     assert at.utcoffset() is not None
     assert abs((at - before).total_seconds()) < 5
     assert rest == 'level=info logger=edge.test.recent msg="printer port open"'
+    recent.zone = ZoneInfo("Asia/Shanghai")  # logs.setup(level, zone): hall time, as events and status
+    logger.info("in hall time")
+    assert recent.tail(1)[0].split(" ", 1)[0].endswith("+08:00")
