@@ -166,10 +166,6 @@ class Rotation:
     def page(self) -> Page | None:
         return self.current.art.page if self.current else None
 
-    @property
-    def message_until(self) -> float | None:
-        return self._message[1] if self._message else None
-
     # ---- choosing -------------------------------------------------------------
 
     def _showing_empty(self) -> bool:
