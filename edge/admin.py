@@ -527,7 +527,12 @@ def _parser() -> argparse.ArgumentParser:
     events = sub.add_parser("events", parents=[common], help="print a controller's events as they come")
     events.add_argument("target", metavar="SITE/DEVICE")
     events.add_argument("--follow", action="store_true", help="keep printing until Ctrl-C")
-    events.add_argument("--wait", type=float, default=5.0, help="without --follow: listen this long")
+    events.add_argument(
+        "--wait",
+        type=float,
+        default=5.0,
+        help="without --follow: listen this many seconds (default 5); only events sent meanwhile show",
+    )
     events.set_defaults(action=cmd_events)
     return parser
 
