@@ -137,6 +137,19 @@ def test_a_new_day_closes_yesterdays_open_tickets(storage):
     assert queue.stats()["waiting"] == 0
 
 
+def test_recall_and_skip_after_the_reset_time_never_touch_yesterdays_ticket(storage):
+    queue, _ = make_queue(storage)
+    queue.issue("A", False, at("2026-11-25", "20:00"))
+    queue.call_next(1, at("2026-11-25", "20:01"))
+    morning = at("2026-11-26", "00:00", seconds=5)  # before the periodic day check ran
+    for act in (lambda: queue.recall(1, morning), lambda: queue.skip(1, morning)):
+        with pytest.raises(QueueError) as nothing:
+            act()
+        assert nothing.value.code == "nothing_called"
+    assert "ticket.recalled" not in event_types(storage)
+    assert "ticket.skipped" not in event_types(storage)
+
+
 def test_reset_starts_a_new_round(storage):
     queue, _ = make_queue(storage)
     now = at("2026-11-25", "09:00")

@@ -284,6 +284,7 @@ class TicketQueue:
         """Call again the window's current ticket, or ``label`` (a skipped one comes back)."""
         explicit = label is not None
         with self.storage.transaction() as conn:
+            self.roll_day(now)
             day, round_ = self.current_day()
             if not explicit:
                 row = conn.execute(
@@ -326,6 +327,7 @@ class TicketQueue:
     def skip(self, window: int, now: datetime) -> str:
         """The window's called ticket did not come: skipped (过号), it can be recalled later."""
         with self.storage.transaction() as conn:
+            self.roll_day(now)
             day, round_ = self.current_day()
             row = conn.execute(
                 "SELECT id, ticket FROM tickets"
