@@ -85,6 +85,15 @@ def _public_keys_check(value: dict) -> str | None:
     return None
 
 
+QR_URL_MAX_BYTES = 300  # a longer code gets too dense to scan on 58 mm paper
+
+
+def _qr_url_check(value: str) -> str | None:
+    if len(value.encode()) > QR_URL_MAX_BYTES:
+        return f"a URL of at most {QR_URL_MAX_BYTES} bytes (the QR code must stay scannable)"
+    return None
+
+
 PIN = Key(int, -1, "BCM GPIO number, -1 = not connected", check=pin_check)
 
 
@@ -194,7 +203,12 @@ SCHEMA: dict[str, Any] = {
         "status_queries": Key(
             bool, True, "ask DLE EOT status; false for a printer that never answers (state from writes only)"
         ),
-        "qr_url": Key(str, "https://example.gov.cn/lgsc/rate", "QR code on tickets; empty = none"),
+        "qr_url": Key(
+            str,
+            "https://example.gov.cn/lgsc/rate",
+            "QR code on tickets; empty = none",
+            check=_qr_url_check,
+        ),
     },
     "queue": {
         "enabled": Key(bool, True),

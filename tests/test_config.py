@@ -155,6 +155,10 @@ def test_a_long_value_is_shortened_in_the_message():
             "queue.categories[0].code: 'a' is not one capital letter",
         ),
         ("[[queue.windows]]\nnumber = 100", "queue.windows[0].number: 100 is not a window number between"),
+        (
+            f'[printer]\nqr_url = "https://x.cn/{"r" * 300}"',
+            "printer.qr_url: 'https://x.cn/rrr",
+        ),
     ],
 )
 def test_a_value_that_fails_its_check_names_key_value_and_expectation(text, expected):
