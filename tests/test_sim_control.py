@@ -129,6 +129,13 @@ def test_press_priority_presses_the_priority_key_then_the_category(wired_demo):
     wait_for(lambda: pressed == [12, 5], 5, "priority then A")
 
 
+def test_press_priority_alone_presses_only_the_priority_key(wired_demo):
+    """A worker presses 绿色通道 and walks away: the screen's prompt and its 10 s can be tried."""
+    demo, pressed = wired_demo
+    assert demo.verb_press(["priority"]).startswith("pressed priority (GPIO 12)")
+    wait_for(lambda: pressed == [12], 5, "priority alone")
+
+
 def test_window_keys_press_their_pins(wired_demo):
     demo, pressed = wired_demo
     demo.verb_window(["1"], "call_pin")

@@ -96,7 +96,7 @@ PRINTER_WORDS = ("ok", "paper-low", "paper-out", "cover-open", "offline")
 
 VERB_USAGE = [
     ("press A", "press the ticket key of category A"),
-    ("press priority A", "the priority key (绿色通道), then category A"),
+    ("press priority [A]", "the priority key (绿色通道), then category A"),
     ("call 1 | recall 1 | skip 1", "a staff key at window 1"),
     ("tap CARD", "hold a card at the locker's reader (a sample name from sim.json or a UID)"),
     ("door N open|close", "open or close compartment N's door"),
@@ -635,6 +635,9 @@ class Demo:
         priority = bool(args) and args[0] == "priority"
         codes = args[1:] if priority else args
         pins = {code: pin for code, _name, pin in CATEGORIES}
+        if priority and not codes:  # the worker walks away: the prompt shows, nothing is issued
+            self._board().click(PRIORITY_PIN)
+            return f"pressed priority (GPIO {PRIORITY_PIN}): a service button within 10 s: a priority ticket"
         if len(codes) != 1 or codes[0].upper() not in pins:
             raise ControlError(f"which category? one of {', '.join(pins)}")
         code = codes[0].upper()
