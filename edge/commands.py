@@ -494,21 +494,20 @@ class Commands:
 
     def cmd_status(self, _args: dict[str, Any], _body: dict[str, Any]) -> dict[str, Any]:
         core = self._core()
-        result = _sections(core)
-        result.update(
-            {
-                "device": core.device,
-                "version": __version__,
-                "started_at": rfc3339(core.started_at),
-                "uptime_s": round(time.monotonic() - core.started_monotonic, 1),
-                "components": dict(core.components),
-                "outbox_depth": core.outbox.depth(),
-                "clock": core.clock.status(),
-                "now": rfc3339(core.clock.now()),
-                "online": core.link.online if core.link is not None else False,
-            }
-        )
-        return result
+        summary = {
+            "device": core.device,
+            "version": __version__,
+            "started_at": rfc3339(core.started_at),
+            "uptime_s": round(time.monotonic() - core.started_monotonic, 1),
+            "components": dict(core.components),
+            "outbox_depth": core.outbox.depth(),
+            "clock": core.clock.status(),
+            "now": rfc3339(core.clock.now()),
+            "online": core.link.online if core.link is not None else False,
+        }
+        # The summary first (hall-admin prints in this order), then the features' sections.
+        sections = {name: value for name, value in _sections(core).items() if name not in summary}
+        return {**summary, **sections}
 
     def cmd_config_get(self, args: dict[str, Any], _body: dict[str, Any]) -> dict[str, Any]:
         shown = redacted(self._core().config)

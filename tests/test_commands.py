@@ -193,6 +193,9 @@ def test_status_reports_the_controller(hall):
     assert status["uptime_s"] >= 0
     assert "link" in status and status["version"]
     datetime.fromisoformat(status["started_at"])
+    # hall-admin prints it in this order: who and how it is first, then the long feature sections
+    assert list(status)[:3] == ["device", "version", "started_at"]
+    assert list(status).index("online") < list(status).index("queue")
 
 
 def test_mqtt5_response_topic_gets_the_result_with_its_correlation_data(hall, broker):
