@@ -81,7 +81,17 @@ MIGRATIONS = [
     CREATE TABLE command_ids (id TEXT PRIMARY KEY, expires_at REAL NOT NULL);
     CREATE INDEX command_ids_expiry ON command_ids (expires_at)
     """,
+    """
+    CREATE TABLE service_starts (at REAL NOT NULL)
+    """,
 ]
+
+# systemd's start limit in systemd/hall-edge.service (a test keeps the two equal).  A remote
+# restart or config.set that would be refused by it would leave the hall down until someone
+# on site runs `systemctl reset-failed`; such a command is answered `too_soon` instead.
+START_LIMIT_BURST = 4
+START_LIMIT_INTERVAL_S = 120.0
+STARTS_KEPT_S = 86400.0
 
 
 # ---- verification (pure) ------------------------------------------------------
@@ -354,6 +364,7 @@ class Commands:
             core.register_command(name, handler)
         self.prune()
         core.every(PRUNE_EVERY_S, self.prune)
+        self._record_start()
         self.changes.resume()
 
     def stop(self) -> None:
@@ -525,6 +536,7 @@ class Commands:
     def cmd_config_set(self, args: dict[str, Any], _body: dict[str, Any]) -> dict[str, Any]:
         if self._current is None or self.changes is None:
             raise CommandError("internal", "config.set outside a command")
+        self._check_start_limit(restarts=2)  # the change, and perhaps its rollback
         command, reply = self._current
         origin = config_change.Origin(
             command.id, command.issuer, reply.response_topic, reply.correlation_data
@@ -549,9 +561,36 @@ class Commands:
 
     def cmd_restart(self, _args: dict[str, Any], _body: dict[str, Any]) -> dict[str, Any]:
         core = self._core()
+        self._check_start_limit(restarts=1)
         # The core stops after the result has been handed to the link; systemd starts us again.
         core.call_later(RESTART_DELAY_S, core.stop)
         return {"restarting": True, "uptime_s": round(time.monotonic() - core.started_monotonic, 1)}
+
+    # -- systemd's start limit ------------------------------------------------------
+
+    def _record_start(self) -> None:
+        now = time.time()
+        with self._core().storage.transaction() as conn:
+            conn.execute("DELETE FROM service_starts WHERE at < ?", (now - STARTS_KEPT_S,))
+            conn.execute("INSERT INTO service_starts (at) VALUES (?)", (now,))
+
+    def _check_start_limit(self, restarts: int) -> None:
+        """Refuse to restart when systemd would refuse one of the ``restarts`` starts it needs."""
+        since = time.time() - START_LIMIT_INTERVAL_S
+        starts = (
+            self._core()
+            .storage.execute("SELECT at FROM service_starts WHERE at > ? ORDER BY at", (since,))
+            .fetchall()
+        )
+        if len(starts) + restarts <= START_LIMIT_BURST:
+            return
+        wait_s = int(starts[len(starts) + restarts - START_LIMIT_BURST - 1][0] - since) + 1
+        raise CommandError(
+            "too_soon",
+            f"{len(starts)} starts in the last {int(START_LIMIT_INTERVAL_S)} s; systemd allows "
+            f"{START_LIMIT_BURST} and would then keep the service down until someone on site "
+            f"runs systemctl reset-failed: try again in {wait_s} s",
+        )
 
     def _core(self) -> Core:
         if self.core is None:

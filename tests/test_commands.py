@@ -363,6 +363,26 @@ def test_restart_exits_cleanly_after_answering(hall):
     assert run(hall, "status")["ok"] is True
 
 
+def test_restart_that_systemd_would_refuse_is_answered_too_soon(hall):
+    """The fixture's start is the 1st of systemd's 4 allowed in 120 s; two remote restarts make 3.
+    Then config.set (a restart plus perhaps its rollback) and a 4th restart would lock the hall out
+    until someone on site ran `systemctl reset-failed`: both are answered too_soon, nothing runs."""
+    for _ in range(2):
+        assert run(hall, "restart")["ok"] is True
+        hall.wait_exit()
+        hall.start()
+    refused = run(hall, "config.set", {"key": "display.brightness", "value": 99})
+    assert refused["ok"] is False and refused["error"]["code"] == "too_soon"
+    assert "reset-failed" in refused["error"]["message"]
+    assert run(hall, "restart")["ok"] is True  # the 4th start is still allowed
+    hall.wait_exit()
+    hall.start()
+    again = run(hall, "restart")
+    assert again["ok"] is False and again["error"]["code"] == "too_soon"
+    assert not hall.core.stopped.is_set()
+    assert run(hall, "status")["ok"] is True
+
+
 def test_command_sent_while_offline_runs_on_return_unless_expired(hall):
     # QoS 1 with a persistent session: the broker keeps the command for the device.
     hall.stop()

@@ -330,6 +330,14 @@ def test_unit_is_notify_with_watchdog_and_hardening():
     assert unit["WorkingDirectory"] == ["/run/hall-edge"] == [f"/run/{unit['RuntimeDirectory'][0]}"]
 
 
+def test_the_commands_guard_knows_the_units_start_limit():
+    from edge.commands import START_LIMIT_BURST, START_LIMIT_INTERVAL_S
+
+    unit = unit_settings()
+    assert int(unit["StartLimitBurst"][0]) == START_LIMIT_BURST
+    assert float(unit["StartLimitIntervalSec"][0]) == START_LIMIT_INTERVAL_S
+
+
 def test_a_broken_config_stops_in_exec_start_pre_and_the_start_limit_ends_the_retries(tmp_path):
     unit = unit_settings()
     assert unit["ExecStartPre"][0].endswith("check-config /etc/hall-edge/hall-edge.toml")
