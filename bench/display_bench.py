@@ -215,6 +215,9 @@ def latency_broker(trials: int) -> list[float] | None:
             rig.stop()
 
 
+QUIET_S = 0.3
+
+
 def settled(rig: Rig, job_id: str) -> None:
     """The job's page is on the screen and every frame sent has reached SimScreen."""
 
@@ -223,7 +226,19 @@ def settled(rig: Rig, job_id: str) -> None:
         sent = rig.display.frames_sent
         return page is not None and page.key == job_id and rig.screen.frames_received == sent
 
+    # ... and stays so for a moment: a late redraw of the same page (the link coming online
+    # clears the stale marker) would otherwise be taken for the first trial's frame.
     wait_until(done)
+    while not _quiet(rig, QUIET_S) or not done():
+        wait_until(done)
+
+
+def _quiet(rig: Rig, seconds: float) -> bool:
+    """No frame is sent for ``seconds``."""
+    sent = rig.display.frames_sent
+    quiet_until = time.monotonic() + seconds
+    wait_until(lambda: time.monotonic() >= quiet_until or rig.display.frames_sent != sent)
+    return rig.display.frames_sent == sent
 
 
 # ---- render time ----------------------------------------------------------------
