@@ -178,7 +178,9 @@ class Outbox:
         if not seqs:
             return
         removed_count = removed_bytes = 0
-        with self.storage.transaction() as conn:
+        # No sync: a delete lost to a power cut only sends those events once more (the platform
+        # de-duplicates by event_id), and the next event's durable commit syncs it anyway.
+        with self.storage.transaction(durable=False) as conn:
             for start in range(0, len(seqs), _CHUNK):
                 chunk = seqs[start : start + _CHUNK]
                 marks = ",".join("?" * len(chunk))

@@ -65,12 +65,24 @@ class Storage:
     # -- transactions ----------------------------------------------------
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE ... COMMIT; nested uses join the outer transaction.
 
         With synchronous=FULL the COMMIT returns only once the data is on
         the disk, so whatever a transaction recorded survives a power loss.
+        ``durable=False`` skips that sync (WAL, synchronous=NORMAL) for a write
+        whose loss on power failure is harmless or made good right after: the
+        commit still survives a killed process, and the next durable commit
+        syncs it too.  A nested transaction takes the outer one's setting.
         """
+        if not durable and not self._depth:
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            try:
+                with self.transaction() as conn:
+                    yield conn
+            finally:
+                self.conn.execute("PRAGMA synchronous=FULL")
+            return
         if self._depth:
             self._depth += 1
             try:

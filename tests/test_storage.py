@@ -156,6 +156,22 @@ def test_committed_data_is_seen_by_another_connection(storage):
     other.close()
 
 
+def test_a_transaction_without_sync_commits_and_full_sync_comes_back(storage):
+    storage.migrate("tools", TOOLS_V1)
+    with storage.transaction(durable=False) as conn:
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL: no fsync
+        conn.execute("INSERT INTO tools VALUES ('a', 'x')")
+    assert storage.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL again
+    other = sqlite3.connect(storage.path)
+    assert other.execute("SELECT id FROM tools").fetchall() == [("a",)]
+    other.close()
+    with pytest.raises(RuntimeError), storage.transaction(durable=False) as conn:
+        conn.execute("INSERT INTO tools VALUES ('b', 'y')")
+        raise RuntimeError("power cut")
+    assert storage.execute("PRAGMA synchronous").fetchone()[0] == 2
+    assert storage.execute("SELECT COUNT(*) FROM tools").fetchone()[0] == 1
+
+
 # ---- bad storage -----------------------------------------------------------------
 
 

@@ -147,6 +147,10 @@ class Connection:
         self._thread.start()
 
     def _run(self) -> None:
+        # paho writes a message in the publishing thread (the core) unless it knows a network
+        # thread runs its loop; as with loop_start(), publish() then only queues and wakes this
+        # thread, which writes the packets while the core goes on.
+        self.client._thread = self._thread  # paho 2.x: what loop_start() sets
         while not self._stopping.is_set():
             try:
                 if self._connect_once():

@@ -191,16 +191,12 @@ class Ledger:
         # NORMAL).  A killed process cannot lose it (it is in the OS cache); only a power loss
         # can, and mark_unlocked() makes it power-safe a moment after the pulse starts.  A power
         # loss in that moment also drops the lock before anyone could have opened the door.
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        try:
-            with self.db.transaction() as conn:
-                conn.execute(
-                    "INSERT INTO locker_sessions (compartment, kind, rental_id, tool_id, worker, started_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (session.compartment, kind, rental_id, tool.tool_id, worker, session.started_at),
-                )
-        finally:
-            self.db.execute("PRAGMA synchronous=FULL")
+        with self.db.transaction(durable=False) as conn:
+            conn.execute(
+                "INSERT INTO locker_sessions (compartment, kind, rental_id, tool_id, worker, started_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (session.compartment, kind, rental_id, tool.tool_id, worker, session.started_at),
+            )
         return session
 
     def mark_unlocked(self, session: Session) -> None:
