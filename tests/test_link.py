@@ -78,6 +78,8 @@ def test_events_recorded_during_a_broker_outage_arrive_in_order(tmp_path, own_br
         wait_for(lambda: rig.link.online, what="online")
         rig.emit("rental.denied", {"reason": "unknown_card"})
         wait_for(lambda: len(watcher.events()) == 1)
+        # Its PUBACK handled and the row deleted (batched, up to 50 ms later) before the outage.
+        wait_for(lambda: rig.on_core(rig.core.outbox.depth) == 0, what="first event acknowledged")
         own_broker.stop()
         wait_for(lambda: not rig.link.online, what="offline")
         for _ in range(20):
