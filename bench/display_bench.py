@@ -46,8 +46,8 @@ from rig import percentile, wait_until
 
 from edge.clock import Clock
 from edge.core import Core
-from edge.display import DisplayFeature
 from edge.display.content import read_jobs
+from edge.display.feature import DisplayFeature
 from edge.messages import SnapshotUpdated
 from edge.storage import Storage
 

@@ -38,7 +38,7 @@ from rig import make_config, percentile
 from edge.clock import Clock
 from edge.core import Core
 from edge.storage import Storage
-from edge.tickets import Tickets
+from edge.tickets.feature import Tickets
 from edge.tickets.layout import TicketText, ticket_bytes
 
 BAUD_BYTES_PER_S = 9600 / 10  # 8N1: 10 bits on the wire per byte

@@ -20,7 +20,7 @@ from support import make_config, on_core, wait_for
 from drivers.display import FrameMirror, PanelError, encode_frame, open_device
 from edge.clock import Clock
 from edge.core import CommandError, Core
-from edge.display import DisplayFeature
+from edge.display.feature import DisplayFeature
 from edge.messages import LinkStatus, ScreenCall, ScreenLine, SnapshotUpdated
 from edge.storage import Storage
 

@@ -19,7 +19,7 @@ from edge.clock import Clock
 from edge.core import CommandError, Core
 from edge.messages import Buzz, ScreenCall, ScreenLine
 from edge.storage import Storage
-from edge.tickets import Tickets
+from edge.tickets.feature import Tickets
 
 PINS = {"A": 5, "B": 6, "priority": 12, "call": 16, "recall": 20, "skip": 21}
 QR = "https://example.gov.cn/lgsc/rate?hall=01"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from edge.schema import Settings
 
@@ -20,12 +20,4 @@ def build(settings: Settings) -> DisplayFeature | None:
     return DisplayFeature(settings)
 
 
-def __getattr__(name: str) -> Any:
-    if name == "DisplayFeature":  # imported on first use, like the feature itself
-        from edge.display.feature import DisplayFeature
-
-        return DisplayFeature
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-__all__ = ["DisplayFeature", "build"]
+__all__ = ["build"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from edge.schema import Settings
 
@@ -20,12 +20,4 @@ def factory(config: Settings) -> Tickets | None:
     return Tickets(config)
 
 
-def __getattr__(name: str) -> Any:
-    if name == "Tickets":  # imported on first use, like the feature itself
-        from edge.tickets.feature import Tickets
-
-        return Tickets
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-__all__ = ["Tickets", "factory"]
+__all__ = ["factory"]
