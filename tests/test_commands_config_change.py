@@ -67,7 +67,7 @@ def test_a_change_must_say_what(args):
 
 def test_changed_keys_follow_the_schema():
     old = parse("[mqtt]\ntls = false\n[rfid]\nenabled = false\n[locker]\nenabled = false\n")
-    new = parse("[mqtt]\ntls = false\nport = 1883\n[rfid]\nenabled = false\n[locker]\nenabled = false\n")
+    new = parse("[mqtt]\ntls = false\nport = 2883\n[rfid]\nenabled = false\n[locker]\nenabled = false\n")
     assert changed_keys(old, new) == ["mqtt.port"]
 
 

@@ -92,9 +92,9 @@ def test_empty_file_means_all_defaults():
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        ('[mqtt]\nport = "1883"', "mqtt.port: '1883' is not an integer"),
+        ('[mqtt]\nport = "2883"', "mqtt.port: '2883' is not an integer"),
         ("[mqtt]\nport = true", "mqtt.port: true is not an integer"),
-        ("[mqtt]\nport = 1883.5", "mqtt.port: 1883.5 is not an integer"),
+        ("[mqtt]\nport = 2883.5", "mqtt.port: 2883.5 is not an integer"),
         ('[mqtt]\ntls = "no"', "mqtt.tls: 'no' is not true or false"),
         ("[mqtt]\ntls = 0", "mqtt.tls: 0 is not true or false"),
         ("[mqtt]\nhost = 10", "mqtt.host: 10 is not a string"),
@@ -134,7 +134,7 @@ def test_a_long_value_is_shortened_in_the_message():
             '[mqtt]\nhost = "mqtts://mqtt.lgsc.example.gov.cn"',
             "mqtt.host: 'mqtts://mqtt.lgsc.example.gov.cn' is not",
         ),
-        ('[mqtt]\nhost = "10.0.0.5:8883"', "mqtt.host: '10.0.0.5:8883' is not a host name or IP address"),
+        ('[mqtt]\nhost = "10.0.0.5:2883"', "mqtt.host: '10.0.0.5:2883' is not a host name or IP address"),
         ('site = "Qinshui"', "site: 'Qinshui' is not a name of 1-32 characters from a-z, 0-9 and -"),
         (f'device = "{"a" * 33}"', "device: "),
         ('device = ""', "device: '' is not a name"),
