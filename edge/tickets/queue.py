@@ -158,6 +158,12 @@ class TicketQueue:
             )
         return True
 
+    def today(self, now: datetime) -> tuple[str, int]:
+        """The queue day and round ``now`` belongs to, rolling over first if the reset time passed
+        (every act on the queue does this, so none touches yesterday's tickets)."""
+        self.roll_day(now)
+        return self.current_day()
+
     def reset(self, now: datetime) -> tuple[str, int]:
         """Start numbering again from 001 (a new round of the day); open tickets are closed."""
         with self.storage.transaction() as conn:
@@ -179,8 +185,7 @@ class TicketQueue:
     ) -> Issued:
         """Give the next number of ``category``; the ticket and its event are one transaction."""
         with self.storage.transaction() as conn:
-            self.roll_day(now)
-            day, round_ = self.current_day()
+            day, round_ = self.today(now)
             number = conn.execute(
                 "INSERT INTO ticket_numbers (day, round, category, last) VALUES (?, ?, ?, 1)"
                 " ON CONFLICT(day, round, category) DO UPDATE SET last = last + 1 RETURNING last",
@@ -241,8 +246,7 @@ class TicketQueue:
     def call_next(self, window: int, now: datetime) -> Called | None:
         """Finish the window's current ticket and call the next one (None: nobody waits)."""
         with self.storage.transaction() as conn:
-            self.roll_day(now)
-            day, round_ = self.current_day()
+            day, round_ = self.today(now)
             conn.execute(
                 "UPDATE tickets SET state = 'served', finished_at = ?"
                 " WHERE day = ? AND round = ? AND state = 'called' AND window = ?",
@@ -284,8 +288,7 @@ class TicketQueue:
         """Call again the window's current ticket, or ``label`` (a skipped one comes back)."""
         explicit = label is not None
         with self.storage.transaction() as conn:
-            self.roll_day(now)
-            day, round_ = self.current_day()
+            day, round_ = self.today(now)
             if not explicit:
                 row = conn.execute(
                     "SELECT id, ticket, recalls, issued_at FROM tickets"
@@ -327,8 +330,7 @@ class TicketQueue:
     def skip(self, window: int, now: datetime) -> str:
         """The window's called ticket did not come: skipped (过号), it can be recalled later."""
         with self.storage.transaction() as conn:
-            self.roll_day(now)
-            day, round_ = self.current_day()
+            day, round_ = self.today(now)
             row = conn.execute(
                 "SELECT id, ticket FROM tickets"
                 " WHERE day = ? AND round = ? AND state = 'called' AND window = ?",
