@@ -184,7 +184,7 @@ def test_the_error_message_from_the_issue_reads_exactly():
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("[mqtt]\nprot = 1883", "mqtt.prot: unknown key (did you mean 'port'?)"),
+        ("[mqtt]\nprot = 2883", "mqtt.prot: unknown key (did you mean 'port'?)"),
         ('sitee = "x"', "sitee: unknown key (did you mean 'site'?)"),
         ("[displya]\nenabled = true", "displya: unknown key (did you mean 'display'?)"),
         (
