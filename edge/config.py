@@ -32,6 +32,7 @@ from edge.schema import (
     secret_paths,
     validate,
 )
+from edge.wiring import conflicts
 
 
 class ConfigError(ValueError):
@@ -384,7 +385,7 @@ def _cross_checks(cfg: Settings) -> list[str]:
     errors += _unique(cfg.queue.windows, "number", "queue.windows")
     errors += _unique(cfg.locker.compartments, "number", "locker.compartments")
     errors += _unique(cfg.locker.compartments, "tool_id", "locker.compartments")
-    errors += _pins_unique(cfg)
+    errors += conflicts(cfg)  # a pin or port wired twice (edge.wiring: the one list)
     errors += _secret_file_problems(cfg)
     if cfg.locker.enabled and not cfg.rfid.enabled:
         errors.append("locker.enabled: true is not possible with rfid.enabled = false (cards open it)")
@@ -418,34 +419,4 @@ def _unique(items: list[Settings], field: str, where: str) -> list[str]:
         if value in seen:
             errors.append(f"{where}[{index}].{field}: {value!r} is not unique (also {where}[{seen[value]}])")
         seen.setdefault(value, index)
-    return errors
-
-
-def _pins_unique(cfg: Settings) -> list[str]:
-    """No GPIO pin may serve two purposes among the enabled peripherals."""
-    uses: list[tuple[str, int]] = []
-    if cfg.queue.enabled:
-        uses.append(("queue.priority_pin", cfg.queue.priority_pin))
-        for i, c in enumerate(cfg.queue.categories):
-            uses.append((f"queue.categories[{i}].pin", c.pin))
-        for i, w in enumerate(cfg.queue.windows):
-            for key in ("call_pin", "recall_pin", "skip_pin"):
-                uses.append((f"queue.windows[{i}].{key}", w[key]))
-    if cfg.buzzer.enabled:
-        uses.append(("buzzer.pin", cfg.buzzer.pin))
-    if cfg.locker.enabled:
-        for i, c in enumerate(cfg.locker.compartments):
-            for key in ("lock_pin", "door_pin", "select_pin"):
-                if key == "lock_pin" and cfg.locker.locks != "gpio":
-                    continue
-                uses.append((f"locker.compartments[{i}].{key}", c[key]))
-    owner: dict[int, str] = {}
-    errors = []
-    for where, pin in uses:
-        if pin == -1:
-            continue
-        if pin in owner:
-            errors.append(f"{where}: GPIO {pin} is not free (already {owner[pin]})")
-        else:
-            owner[pin] = where
     return errors

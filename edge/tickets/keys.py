@@ -39,16 +39,6 @@ class KeyReleased:
     key: str
 
 
-def key_pins(queue_config: Any) -> dict[str, int]:
-    """Key name -> BCM pin for every connected key (pin -1 = not connected)."""
-    pins = {category.code: category.pin for category in queue_config.categories}
-    pins["priority"] = queue_config.priority_pin
-    for window in queue_config.windows:
-        for action in ("call", "recall", "skip"):
-            pins[f"window{window.number}.{action}"] = window[f"{action}_pin"]
-    return {key: pin for key, pin in pins.items() if pin >= 0}
-
-
 class Keys:
     """Opens the buttons and turns their edges into messages for ``post``."""
 
