@@ -130,6 +130,9 @@ SCHEMA: dict[str, Any] = {
         "outbox_max_events": Key(int, 200000, check=between(100, 100_000_000, "events")),
         "outbox_max_bytes": Key(int, 100 * 1024 * 1024, check=between(65536, 2**40, "bytes")),
         "disk_low_mb": Key(int, 200, check=between(1, 1_000_000, "MiB")),
+        "reserve_mb": Key(
+            int, 16, "held back for the records when the disk fills; 0 = none", check=between(0, 1024, "MiB")
+        ),
     },
     "time": {
         "zone": Key(str, "Asia/Shanghai", check=_zone_check),

@@ -20,6 +20,7 @@ from types import FrameType
 from edge import __version__, sdnotify
 from edge.clock import Clock
 from edge.core import Core, Feature
+from edge.diskspace import MIB, SpaceReserve
 from edge.schema import Settings
 from edge.storage import Storage
 
@@ -56,7 +57,8 @@ def feature_factories() -> list[FeatureFactory]:
 class Daemon:
     def __init__(self, config: Settings, config_path: str | Path | None = None) -> None:
         self.config = config
-        self.storage = Storage(config.storage.dir)
+        folder = Path(config.storage.dir)
+        self.storage = Storage(folder, SpaceReserve(folder, config.storage.reserve_mb * MIB))
         self.clock = Clock(config.time.zone, config.time.clock)
         self.core = Core(config, self.storage, self.clock)
         # The file it came from: config.set rewrites it and restarts (edge/config_change.py).
@@ -85,7 +87,10 @@ class Daemon:
             self.core.device,
             ",".join(f.name for f in self.features),
         )
-        sdnotify.notify("READY=1\nSTATUS=running")
+        if self.storage.started_full:
+            sdnotify.notify("READY=1\nSTATUS=degraded: the disk is full (alarm.disk_full); free space")
+        else:
+            sdnotify.notify("READY=1\nSTATUS=running")
 
     def _start_feature(self, factory: FeatureFactory) -> Feature | None:
         """Build and start one feature; one that fails is left out and the rest of the hall runs."""
