@@ -330,14 +330,15 @@ def test_the_probation_is_the_running_configurations_not_the_new_files(hall):
 
 def test_config_set_does_not_send_a_secret_to_a_new_place(tmp_path, broker):
     """P3: secret file paths are set on site only; with a broker password the broker stays put."""
-    password = tmp_path / "mqtt.password"
-    password.write_text("hunter2")
-    password.chmod(0o600)
+    password, card_key = tmp_path / "mqtt.password", tmp_path / "card.key"
+    for secret in (password, card_key):
+        secret.write_text("hunter2")
+        secret.chmod(0o600)
     hall = Hall(tmp_path, broker.port, extra={"mqtt": {"password_file": str(password)}})
     hall.start()
     try:
         for args in (
-            {"key": "mqtt.password_file", "value": "/etc/hall-edge/card.key"},
+            {"key": "mqtt.password_file", "value": str(card_key)},
             {"key": "rfid.card_key_file", "value": str(password)},
             {"key": "mqtt.host", "value": "evil.example.com"},
             {"key": "mqtt.tls", "value": True},
