@@ -13,8 +13,8 @@ import json
 
 import jsonschema
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from contract_recorder import Seen, contract_examples, problems_with, validators
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from link_support import start_rig, unique_site
 from support import wait_for
 
