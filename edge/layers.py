@@ -120,8 +120,8 @@ class Layers:
 def _text(path: Path, missing_ok: bool) -> str:
     try:
         return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        if missing_ok:
+    except (FileNotFoundError, NotADirectoryError):
+        if missing_ok:  # no remote file, or no state folder yet: storage reports the folder itself
             return ""
         raise ConfigError(str(path), ["file not found"]) from None
     except UnicodeDecodeError:
