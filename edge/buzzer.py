@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from edge.core import Core
 from edge.messages import Buzz
-from edge.schema import Settings
+from edge.settings import Settings
 
 if TYPE_CHECKING:
     from gpiozero import Buzzer as GpioBuzzer

@@ -38,7 +38,8 @@ from edge.clock import rfc3339
 from edge.core import CommandError, Core
 from edge.logs import mask_personal, recent
 from edge.messages import CommandReceived
-from edge.schema import Settings, lookup, secret_paths
+from edge.schema import lookup, secret_paths
+from edge.settings import Settings, to_dict
 
 log = logging.getLogger(__name__)
 
@@ -610,11 +611,11 @@ def _sections(core: Core) -> dict[str, Any]:
 REDACTED = "<redacted>"
 
 
-def redacted(settings: Mapping[str, Any]) -> dict[str, Any]:
+def redacted(settings: Settings) -> dict[str, Any]:
     """A plain copy of the settings with every secret (and secret file path) replaced."""
     from edge.config import SCHEMA
 
-    copy = json.loads(json.dumps(settings, default=str))
+    copy = to_dict(settings)
     for dotted in secret_paths(SCHEMA):
         parent_path, _, leaf = dotted.rpartition(".")
         try:

@@ -37,7 +37,7 @@ from typing import Any
 from edge.clock import rfc3339
 from edge.config import SCHEMA, ConfigError, parse
 from edge.core import CommandError, Core
-from edge.schema import Settings
+from edge.settings import CommandsSettings, Settings, to_dict
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,9 @@ class Origin:
 
 
 class ConfigChanges:
-    def __init__(self, core: Core, path: Path | None, settings: Settings, send_error: SendError) -> None:
+    def __init__(
+        self, core: Core, path: Path | None, settings: CommandsSettings, send_error: SendError
+    ) -> None:
         self.core = core
         self.path = path
         self.deadline_s: float = settings.apply_deadline_s
@@ -105,7 +107,7 @@ class ConfigChanges:
             new_settings = parse(new_text, "config.set")
         except ConfigError as exc:
             raise CommandError("bad_arguments", "; ".join(exc.errors)) from None
-        changed = changed_keys(parse(old_text, str(self.path)), new_settings)
+        changed = changed_keys(to_dict(parse(old_text, str(self.path))), to_dict(new_settings))
         refuse_dangerous(changed, new_settings)
         if not changed:
             return {"changed": [], "restarting": False}

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 from edge.clock import Clock
 from edge.messages import LinkPort
 from edge.outbox import Event, Outbox
-from edge.schema import Settings
+from edge.settings import Settings
 from edge.storage import Storage
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.core import Core
-from edge.schema import Settings
+from edge.settings import Settings
 from edge.storage import DB_NAME
 
 log = logging.getLogger(__name__)

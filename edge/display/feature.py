@@ -30,7 +30,7 @@ from edge.display.rotation import Rotation
 from edge.display.text import clean
 from edge.logs import mask_personal
 from edge.messages import LinkStatus, ScreenCall, ScreenLine, SnapshotUpdated
-from edge.schema import Settings
+from edge.settings import Settings
 
 log = logging.getLogger(__name__)
 

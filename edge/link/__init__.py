@@ -30,7 +30,7 @@ from edge.link.connection import Connection, Routes
 from edge.link.drain import Drain
 from edge.messages import CommandReceived, LinkStatus, SnapshotUpdated
 from edge.outbox import Event
-from edge.schema import Settings
+from edge.settings import Settings
 
 log = logging.getLogger(__name__)
 

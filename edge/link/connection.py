@@ -37,7 +37,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from edge.schema import Settings, read_secret
+from edge.schema import read_secret
+from edge.settings import MqttSettings
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ class Connection:
 
     def __init__(
         self,
-        mqtt_config: Settings,
+        mqtt_config: MqttSettings,
         client_id: str,
         subscriptions: list[str],
         will: tuple[str, bytes],

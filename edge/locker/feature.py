@@ -30,7 +30,7 @@ from edge.locker import compartments as hw
 from edge.locker.ledger import LENDABLE, Ledger, Session, Tool
 from edge.logs import mask_phone
 from edge.messages import Buzz, ScreenLine, SnapshotUpdated
-from edge.schema import Settings
+from edge.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from typing import Any
 from drivers.printer import PRINTABLE, PrinterPort, Transport, open_transport
 from edge.core import CommandError, Core
 from edge.messages import Buzz, ScreenCall, ScreenLine
-from edge.schema import Settings
+from edge.settings import Settings
 from edge.tickets.keys import KeyPressed, KeyReleased, Keys, KeyStuck, key_pins
 from edge.tickets.layout import TicketText, test_page_bytes, ticket_bytes
 from edge.tickets.queue import QueueError, TicketQueue
