@@ -34,7 +34,7 @@ from edge.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_JSON = {"ensure_ascii": False, "separators": (",", ":")}
+_JSON: dict[str, Any] = {"ensure_ascii": False, "separators": (",", ":")}
 
 
 # ---- messages from the network thread to the core (private to the link) ----------

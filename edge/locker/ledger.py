@@ -160,7 +160,10 @@ class Ledger:
             "SELECT compartment, kind, rental_id, tool_id, worker, started_at, door_opened"
             " FROM locker_sessions"
         ).fetchall()
-        return {row[0]: Session(*row[:6], bool(row[6])) for row in rows}
+        return {
+            number: Session(number, kind, rental_id, tool_id, worker, started_at, bool(door_opened))
+            for number, kind, rental_id, tool_id, worker, started_at, door_opened in rows
+        }
 
     # -- queries ----------------------------------------------------------------
 
