@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edge import __version__, config_change
 from edge.clock import rfc3339
-from edge.core import CommandError, Core
+from edge.core import CommandError, Core, Timer
 from edge.logs import mask_personal, recent
 from edge.messages import CommandReceived
 from edge.schema import lookup, secret_paths
@@ -346,7 +346,7 @@ class Commands:
         self.changes: config_change.ConfigChanges | None = None
         self._current: tuple[Command, Reply] | None = None
         self.refusals = RefusalLimit(REFUSALS_PER_WINDOW, REFUSAL_WINDOW_S)
-        self._summary_timer: Any = None
+        self._summary_timer: Timer | None = None
 
     # -- wiring ------------------------------------------------------------
 

@@ -36,7 +36,7 @@ from typing import Any
 
 from edge.clock import rfc3339
 from edge.config import SCHEMA, ConfigError, parse
-from edge.core import CommandError, Core
+from edge.core import CommandError, Core, Timer
 from edge.settings import CommandsSettings, Settings, to_dict
 
 log = logging.getLogger(__name__)
@@ -84,8 +84,8 @@ class ConfigChanges:
         self.path = path
         self.deadline_s: float = settings.apply_deadline_s
         self.send_error = send_error
-        self._poll: Any = None
-        self._deadline: Any = None
+        self._poll: Timer | None = None
+        self._deadline: Timer | None = None
         core.storage.migrate("config_change", MIGRATIONS)
 
     @property
