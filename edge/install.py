@@ -380,8 +380,10 @@ def step_program(target: Target, options: Options, report: Report) -> None:
         changed = write_if_different(target.path(LAUNCHER), script.encode(), 0o755)
         report.add(changed, "program", f"{LAUNCHER} -> {sys.executable} (--no-venv)")
     changed = False
-    for doc in sorted((options.source / "docs").glob("*.md")):
-        changed |= write_if_different(target.path(f"{PREFIX}/docs/{doc.name}"), doc.read_bytes(), 0o644)
+    docs = options.source / "docs"
+    for doc in sorted(path for path in docs.rglob("*") if path.is_file()):  # pages link img/ and schemas/
+        relative = doc.relative_to(docs).as_posix()
+        changed |= write_if_different(target.path(f"{PREFIX}/docs/{relative}"), doc.read_bytes(), 0o644)
     report.add(changed, "docs", f"{PREFIX}/docs")
 
 

@@ -138,6 +138,16 @@ def test_install_lays_out_user_unit_rules_config_state_and_boot(pi_root, capsys)
     assert (boot / "cmdline.txt.hall-edge-orig").read_text() == CMDLINE
 
 
+def test_the_installed_docs_have_the_pictures_and_schemas_their_pages_link(pi_root, capsys):
+    install(pi_root, capsys)
+    docs = pi_root / "opt/hall-edge/docs"
+    for page in docs.glob("*.md"):
+        for target in re.findall(r"\]\(((?:img|schemas)/[^)#]+)\)", page.read_text()):
+            assert (docs / target).is_file(), f"{page.name} links {target}, not installed"
+    assert (docs / "schemas" / "event.json").is_file()
+    assert (docs / "img" / "screen-job.png").is_file()
+
+
 def test_an_existing_config_is_never_overwritten(pi_root, capsys):
     config = pi_root / "etc/hall-edge/hall-edge.toml"
     config.parent.mkdir(parents=True)
