@@ -21,7 +21,7 @@ from edge import __version__, sdnotify
 from edge.clock import Clock
 from edge.core import Core, Feature
 from edge.diskspace import MIB, SpaceReserve
-from edge.schema import Settings
+from edge.settings import Settings
 from edge.storage import Storage
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from edge.schema import Settings
+from edge.settings import Settings
 
 Kind = Literal["gpio", "serial", "spi"]
 # How a GPIO is wired, which says how it may be probed: a key or a door switch is an
@@ -62,7 +62,7 @@ def _queue(config: Settings) -> list[Wire]:
     for i, w in enumerate(q.windows):
         for action in ("call", "recall", "skip"):
             setting, key = f"queue.windows[{i}].{action}_pin", f"window{w.number}.{action}"
-            wires.append(Wire(f"{action} {w.number}", "gpio", w[f"{action}_pin"], setting, KEY, key))
+            wires.append(Wire(f"{action} {w.number}", "gpio", getattr(w, f"{action}_pin"), setting, KEY, key))
     return wires
 
 

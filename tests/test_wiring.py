@@ -8,8 +8,8 @@ from pathlib import Path
 
 from support import config_text, make_config
 
-from edge.schema import Settings
 from edge.selftest import PASS, check_gpio
+from edge.settings import Settings, to_dict
 from edge.wiring import install_hints, key_pins, wiring
 
 COMPARTMENTS = [
@@ -39,7 +39,7 @@ def whole_hall(tmp_path: Path, locks: str = "gpio", **locker: object) -> dict:
 def pin_settings(config: Settings) -> list[int]:
     """Every connected value of every `pin` / `*_pin` key, found by walking the parsed configuration."""
     found = []
-    for section in config.values():
+    for section in to_dict(config).values():
         if not isinstance(section, dict):
             continue
         rows = [section] + [row for value in section.values() if isinstance(value, list) for row in value]

@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from gpiozero import Button
@@ -53,9 +54,9 @@ class Keys:
     def open(self, post: Callable[[Any], None]) -> None:
         for key, pin in self.pins.items():
             button = Button(pin, pull_up=True, bounce_time=self.bounce_s, hold_time=self.stuck_after_s)
-            button.when_pressed = _poster(post, lambda key=key: self._pressed(key))
-            button.when_held = _poster(post, lambda key=key, b=button: KeyStuck(key, b.held_time or 0.0))
-            button.when_released = _poster(post, lambda key=key: self._released(key))
+            button.when_pressed = _poster(post, partial(self._pressed, key))
+            button.when_held = _poster(post, partial(_stuck, key, button))
+            button.when_released = _poster(post, partial(self._released, key))
             self.buttons[key] = button
 
     def _pressed(self, key: str) -> KeyPressed | None:
@@ -75,6 +76,10 @@ class Keys:
         for button in self.buttons.values():
             button.close()
         self.buttons.clear()
+
+
+def _stuck(key: str, button: Button) -> KeyStuck:
+    return KeyStuck(key, button.held_time or 0.0)
 
 
 def _poster(post: Callable[[Any], None], make: Callable[[], Any]) -> Callable[[], None]:
