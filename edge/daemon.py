@@ -20,9 +20,8 @@ from types import FrameType
 from edge import __version__, sdnotify
 from edge.clock import Clock
 from edge.core import Core, Feature
-from edge.diskspace import MIB, SpaceReserve
 from edge.settings import Settings
-from edge.storage import Storage
+from edge.storage import open_storage
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +56,7 @@ def feature_factories() -> list[FeatureFactory]:
 class Daemon:
     def __init__(self, config: Settings, config_path: str | Path | None = None) -> None:
         self.config = config
-        folder = Path(config.storage.dir)
-        self.storage = Storage(folder, SpaceReserve(folder, config.storage.reserve_mb * MIB))
+        self.storage = open_storage(config.storage)
         self.clock = Clock(config.time.zone, config.time.clock)
         self.core = Core(config, self.storage, self.clock)
         # The file it came from: config.set rewrites it and restarts (edge/config_change.py).

@@ -25,7 +25,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from edge.diskspace import SpaceReserve
+from edge.diskspace import MIB, SpaceReserve
+from edge.settings import StorageSettings
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +177,12 @@ class Storage:
     def version(self, part: str) -> int:
         row = self.execute("SELECT version FROM schema_version WHERE part = ?", (part,)).fetchone()
         return row[0] if row else 0
+
+
+def open_storage(settings: StorageSettings) -> Storage:
+    """The daemon's storage: ``storage.dir`` with its ``storage.reserve_mb`` held back for a full disk."""
+    folder = Path(settings.dir)
+    return Storage(folder, SpaceReserve(folder, settings.reserve_mb * MIB))
 
 
 def _run_committed(callback: Callable[[], None]) -> None:

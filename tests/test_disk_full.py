@@ -162,3 +162,23 @@ def test_after_kill_9_on_a_full_disk_the_daemon_starts_degraded_and_says_so(tmp_
         db.close()  # the file system is unmounted next
     data = json.loads(rows[0][0])["data"]
     assert data["state"] == "raised" and data["started_full"] is True
+
+
+def test_on_a_full_disk_a_tap_unlocks_and_a_forced_door_is_alarmed(tmp_path, small_disk):
+    from locker_hall import Hall as LockerHall
+
+    hall = LockerHall(tmp_path, storage={"dir": str(small_disk / "state"), "reserve_mb": RESERVE_MB})
+    try:
+        fill(small_disk)
+        hall.tap("W1")
+        wait_for(lambda: hall.unlocks(1) == 1, 5, "compartment 1 unlocked")
+        hall.door(1, True)
+        hall.door(1, False)
+        (checkout,) = hall.wait_event("rental.checkout")
+        assert checkout["compartment"] == 1
+        hall.door(2, True)  # nobody tapped for compartment 2: forced
+        (alarm,) = hall.wait_event("alarm.forced_open")
+        assert alarm["state"] == "raised" and alarm["compartment"] == 2
+        assert not (small_disk / "state" / RESERVE_NAME).exists()  # the reserve carried them
+    finally:
+        hall.close()
