@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from edge import config_change
@@ -253,14 +253,15 @@ class Commands:
 
     def memory_since(self) -> datetime | None:
         """When the replay cache began: the database's creation (None: an older database)."""
-        storage, now = self._core().storage, self._core().clock.now().timestamp()
+        storage, hall_now = self._core().storage, self._core().clock.now()
+        now = hall_now.timestamp()
         if storage.created_at > now + CLOCK_SKEW.total_seconds():
             # Stamped by a clock that was wrong then (it is not ahead of itself now): without
             # this, every command would be refused until the hall's clock reached that time.
             log.warning("database creation time is in the future: taken as now")
             storage.restamp_created_at(now)
         created = storage.created_at
-        return datetime.fromtimestamp(created, UTC) if created else None
+        return datetime.fromtimestamp(created, hall_now.tzinfo) if created else None
 
     def seen(self, command_id: str) -> bool:
         row = self._core().storage.execute("SELECT 1 FROM command_ids WHERE id = ?", (command_id,)).fetchone()
