@@ -50,7 +50,7 @@ class Topics:
 
     def __init__(self, site: str, device: str) -> None:
         base = f"{PREFIX}/{site}"
-        self.snapshots = {f"{base}/{kind}": kind for kind in SNAPSHOT_KINDS}
+        self.snapshots = {snapshot_topic(site, kind): kind for kind in SNAPSHOT_KINDS}
         self.device = f"{base}/{device}"
         self.cmd = f"{self.device}/cmd"
         self.result = f"{self.cmd}/result"
@@ -63,6 +63,11 @@ class Topics:
 
     def subscriptions(self) -> list[str]:
         return [*self.snapshots, self.cmd]
+
+
+def snapshot_topic(site: str, kind: str) -> str:
+    """A site's retained snapshot of ``kind`` (jobs, notices, cards), shared by its controllers."""
+    return f"{PREFIX}/{site}/{kind}"
 
 
 def state_topics(site: str | None) -> str:

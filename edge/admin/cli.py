@@ -45,7 +45,7 @@ from edge.admin.settings import (
     load_settings,
     signing_key,
 )
-from edge.protocol import NAME_RE, generate_private_key
+from edge.protocol import NAME_RE, Topics, generate_private_key
 
 
 def parse_arg(text: str) -> tuple[str, Any]:
@@ -217,7 +217,7 @@ def cmd_events(args: argparse.Namespace) -> int:
     settings = load_settings(args.config, args)
     session = Session(settings.broker, timeout_s=min(settings.timeout_s, 10.0))
     try:
-        session.subscribe(f"lgsc/v1/{site}/{device}/events/#")
+        session.subscribe(Topics(site, device).event("#"))
         deadline = None if args.follow else time.monotonic() + args.wait
         while deadline is None or time.monotonic() < deadline:
             left = 1.0 if deadline is None else max(0.0, deadline - time.monotonic())
