@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from edge import config_change
+from edge import config_change, key_rotation
 from edge.commands.generic import GenericCommands, record_start
 from edge.commands.verify import Command, verify
 from edge.core import CommandError, Core
@@ -120,6 +120,7 @@ class Commands:
         self.core: Core | None = None
         self.changes: config_change.ConfigChanges | None = None
         self.generic: GenericCommands | None = None
+        self.rotation: key_rotation.KeyRotation | None = None
         self.current: tuple[Command, Reply] | None = None  # the command being run, for config.set
         self.refusals = RefusalLimit(REFUSALS_PER_WINDOW, REFUSAL_WINDOW_S)
         self._summary_timer: Any = None
@@ -136,9 +137,12 @@ class Commands:
         self.changes = config_change.ConfigChanges(
             core, core.config_path, self.config.commands, self._send_error
         )
+        self.rotation = key_rotation.KeyRotation(
+            core, self.changes, self.config.commands.public_keys, self.keys, self._signer
+        )
         core.subscribe(CommandReceived, self.on_command)
-        self.generic = GenericCommands(core, self.changes, lambda: self.current)
-        for name, handler in self.generic.handlers().items():
+        self.generic = GenericCommands(core, self.changes, self.rotation, lambda: self.current)
+        for name, handler in {**self.generic.handlers(), **self.rotation.commands()}.items():
             core.register_command(name, handler)
         self.prune()
         core.every(PRUNE_EVERY_S, self.prune)
@@ -170,6 +174,8 @@ class Commands:
         # opaque echo for whoever listens there.
         reply = Reply(outcome.response_topic, message.correlation_data if outcome.response_topic else None)
         self.remember(outcome)
+        if self.rotation is not None:
+            self.rotation.confirm(outcome.kid, outcome.id)  # a pending key has now signed
         handler = core.command(outcome.name)
         if handler is None:
             refusal = Refusal(
@@ -282,6 +288,11 @@ class Commands:
         with self._core().storage.transaction() as conn:
             removed = conn.execute("DELETE FROM command_ids WHERE expires_at < ?", (cutoff,)).rowcount
         return removed
+
+    def _signer(self) -> str:
+        if self.current is None:
+            raise CommandError("internal", "no command is running")
+        return self.current[0].kid
 
     def _core(self) -> Core:
         if self.core is None:
