@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
-        return args.action(args)
+        code: int = args.action(args)
+        return code
     except AdminError as exc:
         print(f"hall-admin: {exc.message}", file=sys.stderr)
         return exc.code
@@ -227,7 +228,7 @@ def cmd_events(args: argparse.Namespace) -> int:
                 message = session.messages.get(timeout=left)
             except queue.Empty:
                 continue
-            print(event_line(message.payload, args.json), flush=True)
+            print(event_line(bytes(message.payload), args.json), flush=True)
     finally:
         session.close()
     return EXIT_OK

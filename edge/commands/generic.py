@@ -152,7 +152,7 @@ def redacted(settings: Mapping[str, Any]) -> dict[str, Any]:
     """A plain copy of the settings with every secret (and secret file path) replaced."""
     from edge.config import SCHEMA
 
-    copy = json.loads(json.dumps(settings, default=str))
+    copy: dict[str, Any] = json.loads(json.dumps(settings, default=str))
     for dotted in secret_paths(SCHEMA):
         parent_path, _, leaf = dotted.rpartition(".")
         try:
