@@ -70,7 +70,7 @@ def _last_seen(state: dict[str, Any]) -> str:
 
 def fleet_table(rows: list[dict[str, Any]]) -> str:
     header = ("DEVICE", "ONLINE", "VERSION", "COMPONENTS", "LAST SEEN")
-    lines = [header]
+    lines: list[tuple[str, ...]] = [header]
     for row in rows:
         if row["faults"]:
             components = " ".join(f"{k}={v}" for k, v in sorted(row["faults"].items()))

@@ -24,7 +24,7 @@ from typing import Any
 from edge import config_change, key_rotation
 from edge.commands.generic import GenericCommands, record_start
 from edge.commands.verify import Command, verify
-from edge.core import CommandError, Core
+from edge.core import CommandError, Core, Timer
 from edge.logs import mask_personal
 from edge.messages import CommandReceived
 from edge.protocol import (
@@ -36,7 +36,7 @@ from edge.protocol import (
     load_public_keys,
     result_payload,
 )
-from edge.schema import Settings
+from edge.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ class Commands:
         self.rotation: key_rotation.KeyRotation | None = None
         self.current: tuple[Command, Reply] | None = None  # the command being run, for config.set
         self.refusals = RefusalLimit(REFUSALS_PER_WINDOW, REFUSAL_WINDOW_S)
-        self._summary_timer: Any = None
+        self._summary_timer: Timer | None = None
 
     # -- wiring ------------------------------------------------------------
 

@@ -31,11 +31,11 @@ from edge.link.drain import Drain
 from edge.messages import CommandReceived, LinkStatus, SnapshotUpdated
 from edge.outbox import Event
 from edge.protocol import STATE_SCHEMA, Topics, usable_response_topic
-from edge.schema import Settings
+from edge.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_JSON = {"ensure_ascii": False, "separators": (",", ":")}
+_JSON: dict[str, Any] = {"ensure_ascii": False, "separators": (",", ":")}
 
 
 # ---- messages from the network thread to the core (private to the link) ----------
