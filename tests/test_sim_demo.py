@@ -134,24 +134,47 @@ def test_demo_comes_up_takes_verbs_and_stops_everything_on_sigterm(tmp_path, sto
     wait_for(lambda: sim_status(data)["screen"]["frames"], 10, "a frame on the screen")
     assert "saved" in ok("screen", "--png", "shot.png", "--enlarged", data=data, cwd=tmp_path)
     assert (tmp_path / "shot.png").read_bytes().startswith(b"\x89PNG")
-    assert "job_id" in json.loads(ok("job", "--title", "木工", "--headcount", "2", data=data))
+    assert ok("job", "--title", "木工", "--headcount", "2", data=data).startswith("published job J")
     # The locker: a tap unlocks compartment 1 (the first free tool), the worker takes the hammer.
     assert ok("tap", "worker", data=data).strip() == "tapped worker"
-    wait_for(lambda: sim_status(data)["pins"]["outputs"].get("17") == 1, 10, "lock 1 released")
-    assert json.loads(ok("door", "1", "open", data=data))["lock_released"] is True
-    assert json.loads(ok("door", "1", "close", data=data))["now"] == "close"
+    wait_for(lambda: sim_status(data)["locker"]["1"]["lock"] == "released", 10, "lock 1 released")
+    assert ok("door", "1", "open", data=data).startswith("compartment 1: door opened (T-hammer-01 inside)")
+    assert ok("door", "1", "close", data=data).strip() == "compartment 1: door closed"
     wait_for(lambda: sim_status(data)["central"]["by_type"].get("rental.checkout"), 10, "rental.checkout")
     assert ok("printer", "paper-out", data=data).strip() == "printer: paper-out"
     assert ok("unplug", "printer", data=data).strip() == "printer unplugged"
     assert not Path(sim["printer"]).exists()
+    assert sim_status(data)["printer"]["state"] == "unplugged"  # not the paper state it had
     assert ok("plug", "printer", data=data).strip() == "printer plugged in"
     assert Path(sim["printer"]).exists()
-    assert ok("call", "1", data=data).startswith("window 1: call")
+    assert sim_status(data)["printer"]["state"] == "paper-out"
+    # The staff keys say which ticket they called, skipped or recalled.
+    assert ok("call", "1", data=data).startswith("window 1 called A001 (waited ")
+    assert ok("skip", "1", data=data).strip() == "window 1 skipped A001 (过号)"
+    assert ok("recall", "1", data=data).strip() == (
+        "window 1: recall pressed, nothing to recall: the window has no called ticket"
+    )
+    assert ok("call", "1", data=data).strip() == (
+        "window 1: call pressed, no ticket called: nobody is waiting (`hall-sim press A`)"
+    )
+    wrong_card = hall_sim("tap", "wroker", data=data)
+    assert wrong_card.returncode == 1
+    assert "did you mean 'worker'?" in wrong_card.stderr
 
     wrong = hall_sim("press", "Z", data=data)
     assert wrong.returncode == 1
     assert "which category" in wrong.stderr
     assert "Traceback" not in wrong.stderr
+
+    # A second demo in the same folder leaves the first alone and says how to reach it.
+    second = subprocess.run(
+        [sys.executable, "-m", "hallsim.cli", "demo", "--data", str(data)],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert second.returncode == 1
+    assert f"another hall-sim demo (pid {demo.pid}) is running with data in {data}" in second.stderr
+    assert f"`hall-sim --data {data} status`" in second.stderr
+    assert sim_status(data)["daemon"]["running"] is True
 
     # A daemon that dies is started again, as systemd would; the hall carries on.
     os.kill(daemon_pid, signal.SIGKILL)
@@ -190,6 +213,7 @@ def test_demo_comes_up_takes_verbs_and_stops_everything_on_sigterm(tmp_path, sto
     after = hall_sim("status", data=data)
     assert after.returncode == 1
     assert "has it stopped?" in after.stderr
+    assert json.loads((data / "sim.json").read_text())["state"] == "stopped"
 
 
 def test_demo_with_an_outside_broker_and_no_central_stops_on_ctrl_c(tmp_path, broker, stop_demo):
