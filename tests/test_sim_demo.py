@@ -212,7 +212,9 @@ def test_demo_comes_up_takes_verbs_and_stops_everything_on_sigterm(tmp_path, sto
     assert not [uid for uid in uids if uid.encode() in stored or uid.lower().encode() in stored]
     after = hall_sim("status", data=data)
     assert after.returncode == 1
-    assert "has it stopped?" in after.stderr
+    assert (
+        f"the demo in {data} has stopped: start it again with `hall-sim demo --data {data}`" in after.stderr
+    )
     assert json.loads((data / "sim.json").read_text())["state"] == "stopped"
 
 

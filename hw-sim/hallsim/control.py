@@ -191,8 +191,15 @@ def _demo_pid(data_dir: Path) -> int | None:
 
 
 def load_sim(data_dir: Path) -> dict[str, Any]:
+    """The running demo's sim.json; a demo that has stopped is said so, with how to start it."""
     try:
-        return json.loads((data_dir / SIM_JSON).read_text())
+        sim: dict[str, Any] = json.loads((data_dir / SIM_JSON).read_text())
+        if sim.get("state") == "stopped" and not demo_running(data_dir):
+            hint = "" if data_dir == default_data_dir() else f" --data {data_dir}"
+            raise ControlError(
+                f"the demo in {data_dir} has stopped: start it again with `hall-sim demo{hint}`"
+            )
+        return sim
     except FileNotFoundError:
         hint = "" if data_dir == default_data_dir() else f" --data {data_dir}"
         raise ControlError(
