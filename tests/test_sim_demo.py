@@ -232,3 +232,28 @@ def test_demo_with_an_outside_broker_and_no_central_stops_on_ctrl_c(tmp_path, br
     assert time.monotonic() - begin < 10
     wait_for(lambda: gone(sim["daemon_pid"]), 5, "daemon gone")
     assert listening(broker.port)  # not ours to stop
+
+
+def test_demo_with_an_rs485_lock_board_and_the_select_buttons(tmp_path, stop_demo):
+    """docs/locker.md's procedures with a Kerong-style board: the select button chooses the
+    compartment, the board unlocks it and senses its door."""
+    data = tmp_path / "data"
+    demo = start_demo(data, "--locks", "rs485")
+    stop_demo(demo)
+    sim = running_sim(data, demo)
+    assert sim["locks"] == {"kind": "rs485", "port": str(data / "dev" / "hall-locks")}
+    assert "lock_pin" not in sim["wiring"]["compartments"][0]
+    # The driller may hold two tools: the select button of compartment 3 (the drill), then the card.
+    assert ok("select", "3", data=data).startswith("pressed compartment 3's select button (GPIO 9)")
+    assert ok("tap", "driller", data=data).strip() == "tapped driller"
+    wait_for(lambda: sim_status(data)["locker"]["3"]["lock"] == "released", 10, "compartment 3 released")
+    assert sim_status(data)["locker"]["1"]["lock"] == "locked"  # not the first free one
+    assert ok("door", "3", "open", data=data).startswith("compartment 3: door opened (T-drill-01 inside)")
+    assert ok("door", "3", "close", data=data).strip() == "compartment 3: door closed"
+    wait_for(lambda: sim_status(data)["central"]["by_type"].get("rental.checkout"), 10, "rental.checkout")
+    assert sim_status(data)["locker"]["3"] == {"tool": "T-drill-01", "lock": "locked", "door": "closed"}
+    assert ok("unplug", "locks", data=data).strip() == "locks unplugged"
+    assert sim_status(data)["lock_board"] == "unplugged"
+    assert ok("plug", "locks", data=data).strip() == "locks plugged in"
+    demo.send_signal(signal.SIGTERM)
+    assert demo.wait(15) == 0

@@ -49,11 +49,11 @@ from hallsim.control import (
 from hallsim.device import Part
 from hallsim.hallconfig import (
     CARD_KEY_ID,
-    COMPARTMENTS,
     DEVICE,
     SITE,
     Paths,
     Ports,
+    compartments,
     daemon_config,
     make_keys,
     publish_samples,
@@ -61,6 +61,7 @@ from hallsim.hallconfig import (
     sim_document,
     write_json,
 )
+from hallsim.lockboard import SimLockBoard
 from hallsim.pins import PinBoard, daemon_env
 from hallsim.printer import SimPrinter
 from hallsim.rfid import SimReader
@@ -118,6 +119,7 @@ class Devices:
     reader: SimReader | None = None
     screen: SimScreen | None = None
     central: Central | None = None
+    locks: SimLockBoard | None = None  # RS-485 lock board (--locks rs485)
 
     def ports(self) -> Ports:
         """The paths the daemon is configured with: stable links that survive a replug."""
@@ -125,6 +127,7 @@ class Devices:
             printer=str(self.printer.link) if self.printer else "",
             reader=self.reader.port if self.reader else "",
             screen=self.screen.socket_path if self.screen else "",
+            locks=self.locks.port if self.locks else "",
         )
 
 
@@ -135,10 +138,13 @@ class Demo:
         broker: str | None = None,
         central: bool = True,
         echo_logs: bool = False,
+        locks: str = "gpio",
     ) -> None:
         self.data = find_data_dir(str(data) if data else None)
         self.paths = Paths(self.data, _socket_dir(self.data))
         self.broker_url = broker
+        self.rs485 = locks == "rs485"
+        self.compartments = compartments(self.rs485)
         self.with_central = central
         self.devices = Devices()
         self.mosquitto: Mosquitto | None = None
@@ -162,9 +168,12 @@ class Demo:
         host, port = self._start_broker()
         self._broker = f"mqtt://{host}:{port}"
         self.board = self._started_part(PinBoard(self.paths.sock("pins.sock")))
-        for compartment in COMPARTMENTS:
-            self.board.set_switch(compartment["door_pin"], closed=True)  # doors start shut
         dev = self.data / "dev"
+        if self.rs485:  # its doors start shut
+            self.devices.locks = self._started_part(SimLockBoard(link=dev / "hall-locks"))
+        else:
+            for compartment in self.compartments:
+                self.board.set_switch(compartment["door_pin"], closed=True)  # doors start shut
         self.devices.printer = self._started_part(
             SimPrinter(self.data / "printer", link=dev / "hall-printer")
         )
@@ -269,7 +278,8 @@ class Demo:
             f"  printer     {d.ports().printer}",
             f"  card reader RDM6300 on {d.ports().reader}",
             "  screen      frames mirrored to the simulator",
-            "  buttons, door switches, locks and buzzer on the simulated GPIO pins",
+            f"  locks       {f'RS-485 board on {d.ports().locks}' if d.locks else 'GPIO, door switches'}",
+            "  buttons, select buttons and buzzer on the simulated GPIO pins",
         ]
         tries = (
             (f"{me} press A", "take a ticket for 求职登记"),
@@ -304,9 +314,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--broker", help="use this broker (mqtt://host:port) instead of a private mosquitto")
     parser.add_argument("--no-central", action="store_true", help="leave out the fake central platform")
     parser.add_argument("--logs", action="store_true", help="also show the daemon's log lines here")
+    parser.add_argument(
+        "--locks",
+        choices=("gpio", "rs485"),
+        default="gpio",
+        help="the locker's locks: GPIO relays and door switches (default), or an RS-485 lock board",
+    )
     args = parser.parse_args(argv)
 
-    demo = Demo(args.data, args.broker, central=not args.no_central, echo_logs=args.logs)
+    demo = Demo(args.data, args.broker, central=not args.no_central, echo_logs=args.logs, locks=args.locks)
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
         demo.stop_requested.set()

@@ -65,6 +65,18 @@ COMPARTMENTS: list[dict[str, Any]] = [
     },
 ]
 
+
+def compartments(rs485: bool) -> list[dict[str, Any]]:
+    """The locker's compartments: GPIO locks and door switches, or on RS-485 board 0 (lock N,
+    the board senses the door); the select buttons are GPIO either way."""
+    if not rs485:
+        return COMPARTMENTS
+    return [
+        {**{k: v for k, v in c.items() if k not in ("lock_pin", "door_pin")}, "board": 0, "lock": c["number"]}
+        for c in COMPARTMENTS
+    ]
+
+
 # Sample cards (EM4100, 10 hex digits as the RDM6300 reports them).  "stranger" is in no snapshot.
 CARDS: dict[str, dict[str, Any]] = {
     "worker": {"uid": "67003B51C6", "worker": "W000123", "role": "worker", "status": "active",
@@ -116,6 +128,7 @@ class Ports:
     printer: str
     reader: str
     screen: str
+    locks: str = ""  # the RS-485 lock board's port; "" = GPIO locks
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -218,9 +231,10 @@ def daemon_config(
         },
         "locker": {
             "enabled": bool(ports.reader),
-            "locks": "gpio",
+            "locks": "rs485" if ports.locks else "gpio",
+            "rs485_port": ports.locks or "/dev/hall-locks",
             "unlock_timeout_s": UNLOCK_TIMEOUT_S,
-            "compartments": COMPARTMENTS,
+            "compartments": compartments(bool(ports.locks)),
         },
         "commands": {"public_keys": {ADMIN_KID: public_key}},
     }
@@ -256,8 +270,9 @@ def sim_document(
             "priority_pin": PRIORITY_PIN,
             "buzzer_pin": BUZZER_PIN,
             "windows": WINDOWS,
-            "compartments": COMPARTMENTS,
+            "compartments": compartments(bool(ports.locks)),
         },
+        "locks": {"kind": "rs485", "port": ports.locks} if ports.locks else "gpio",
     }
 
 

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hallsim.control import ControlError, Verb
+from hallsim.device import Device
 from hallsim.hallconfig import (
     BUZZER_PIN,
     CARDS,
     CATEGORIES,
-    COMPARTMENTS,
     PRIORITY_PIN,
     UNLOCK_TIMEOUT_S,
     WINDOWS,
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from hallsim.demo import Demo
 
 PRINTER_WORDS = ("ok", "paper-low", "paper-out", "cover-open", "offline")
-CABLES = ("printer", "reader", "screen")
+CABLES = ("printer", "reader", "screen", "locks")
 WINDOW_ACTIONS = ("call", "recall", "skip")
 EVENT_WAIT_S = 3.0  # a key's event reaches the fake central in well under a second
 
@@ -132,7 +132,7 @@ class HallVerbs:
     def __init__(self, demo: Demo) -> None:
         self.demo = demo
         self.held: dict[str, int] = {}  # key name -> pin, held down by `hold`
-        self._shut_at: dict[int, float] = {}  # compartment -> wall-clock time its door was last shut
+        self._shut_at: dict[int, float] = {}  # compartment -> monotonic time its door was last shut
 
     def table(self) -> dict[str, Verb]:
         handlers: dict[str, Callable[[list[str]], Any]] = {
@@ -253,21 +253,44 @@ class HallVerbs:
     def _compartment(self, args: list[str], count: int, usage: str) -> dict[str, Any]:
         if len(args) != count:
             raise ControlError(usage)
-        for compartment in COMPARTMENTS:
-            if str(compartment["number"]) == args[0]:
-                return compartment
-        raise ControlError(
-            f"no compartment {args[0]}; they are {', '.join(str(c['number']) for c in COMPARTMENTS)}"
-        )
+        numbers = {str(c["number"]): c for c in self.demo.compartments}
+        if args[0] not in numbers:
+            raise ControlError(f"no compartment {args[0]}; they are {', '.join(numbers)}")
+        return numbers[args[0]]
 
     def _unlocked(self, compartment: dict[str, Any]) -> bool:
-        """The daemon pulses a lock for lock_pulse_s; the latch stays released until the door has
-        opened and shut again, or until locker.unlock_timeout_s has passed (it locks again)."""
-        pulses = [change.received for change in self.board.changes(compartment["lock_pin"]) if change.state]
-        if not pulses:
+        """A lock the daemon released (a GPIO pulse of lock_pulse_s, or a board's unlock command)
+        stays released until its door has opened and shut again, or until
+        locker.unlock_timeout_s has passed (it locks again)."""
+        released = self._released_ago(compartment)
+        if released is None:
             return False
-        last = pulses[-1]
-        return time.time() - last < UNLOCK_TIMEOUT_S and last > self._shut_at.get(compartment["number"], 0.0)
+        shut = time.monotonic() - self._shut_at.get(compartment["number"], float("-inf"))
+        return released < min(UNLOCK_TIMEOUT_S, shut)
+
+    def _released_ago(self, compartment: dict[str, Any]) -> float | None:
+        """Seconds since the daemon last released this compartment's lock (None: never)."""
+        locks = self.demo.devices.locks
+        if locks is not None:
+            times = [t for board, lock, t in locks.unlocks if (board, lock) == (0, compartment["lock"])]
+            return time.monotonic() - times[-1] if times else None
+        pulses = [change.received for change in self.board.changes(compartment["lock_pin"]) if change.state]
+        return time.time() - pulses[-1] if pulses else None
+
+    def _set_door(self, compartment: dict[str, Any], is_open: bool) -> None:
+        locks = self.demo.devices.locks
+        if locks is not None:
+            locks.set_door(0, compartment["lock"], is_open)
+        else:
+            self.board.set_switch(compartment["door_pin"], closed=not is_open)
+        if not is_open:
+            self._shut_at[compartment["number"]] = time.monotonic()
+
+    def _door_open(self, compartment: dict[str, Any]) -> bool:
+        locks = self.demo.devices.locks
+        if locks is not None:
+            return locks.doors.get((0, compartment["lock"]), False)
+        return bool(self.board.levels.get(compartment["door_pin"]))
 
     def select(self, args: list[str]) -> str:
         compartment = self._compartment(args, 1, "select N")
@@ -283,11 +306,10 @@ class HallVerbs:
         compartment = self._compartment(args[:1], 1, "door N open|close")
         number, tool = compartment["number"], compartment["tool_id"]
         if args[1] == "close":
-            self.board.set_switch(compartment["door_pin"], closed=True)
-            self._shut_at[number] = time.time()
+            self._set_door(compartment, is_open=False)
             return f"compartment {number}: door closed"
         unlocked = self._unlocked(compartment)
-        self.board.set_switch(compartment["door_pin"], closed=False)
+        self._set_door(compartment, is_open=True)
         if unlocked:
             return f"compartment {number}: door opened ({tool} inside); then `hall-sim door {number} close`"
         return (
@@ -299,21 +321,20 @@ class HallVerbs:
         compartment = self._compartment(args, 1, "force N")
         number = compartment["number"]
         unlocked = self._unlocked(compartment)
-        self.board.set_switch(compartment["door_pin"], closed=False)
+        self._set_door(compartment, is_open=True)
         if unlocked:
             return f"compartment {number} was unlocked: its door opened normally, nothing was forced"
         return f"compartment {number} forced open without unlocking: the locker raises alarm.forced_open"
 
     def locker_view(self) -> dict[str, dict[str, str]]:
         """Per compartment, as a person at the locker would see it."""
-        board = self.board
         return {
             str(c["number"]): {
                 "tool": c["tool_id"],
                 "lock": "released" if self._unlocked(c) else "locked",
-                "door": "open" if board.levels.get(c["door_pin"]) else "closed",
+                "door": "open" if self._door_open(c) else "closed",
             }
-            for c in COMPARTMENTS
+            for c in self.demo.compartments
         }
 
     # -- devices --------------------------------------------------------------------------
@@ -329,7 +350,12 @@ class HallVerbs:
 
     def cable(self, args: list[str], plugged: bool) -> str:
         devices = self.demo.devices
-        by_name = {"printer": devices.printer, "reader": devices.reader, "screen": devices.screen}
+        by_name: dict[str, Device | None] = {
+            "printer": devices.printer,
+            "reader": devices.reader,
+            "screen": devices.screen,
+            "locks": devices.locks,
+        }
         if len(args) != 1 or args[0] not in by_name:
             raise ControlError(f"which cable? one of {', '.join(CABLES)}")
         device = by_name[args[0]]
@@ -383,6 +409,9 @@ class HallVerbs:
                 "last_ticket": tickets[-1].text if tickets else None,
             },
             "reader": None if reader is None else ("plugged" if reader.plugged else "unplugged"),
+            "lock_board": None
+            if devices.locks is None
+            else ("plugged" if devices.locks.plugged else "unplugged"),
             "screen": None
             if screen is None
             else {"frames": screen.frames_received, "plugged": screen.plugged},
