@@ -328,7 +328,7 @@ def worker() -> None:
     base_kib = rss_kib()
     folder = Path(spec["folder"])
     controllers = [
-        SimController(folder / c["device"], c, spec["port"], spec["interval_s"]) for c in spec["controllers"]
+        SimController(folder / c["site"], c, spec["port"], spec["interval_s"]) for c in spec["controllers"]
     ]
     for controller in controllers:
         controller.start()
