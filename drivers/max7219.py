@@ -15,7 +15,7 @@ from luma.led_matrix.device import max7219
 from PIL import Image
 
 
-class Max7219(max7219):  # type: ignore[misc]  # luma has no type information: its class is Any
+class Max7219(max7219):
     def display(self, image: Image.Image) -> None:
         # luma's checks, kept: the panel's caller turns their AssertionError into a PanelError.
         assert image.mode == self.mode

@@ -21,7 +21,7 @@ from typing import Any
 from drivers.printer import PRINTABLE, PrinterPort, PrintResult, Transport, open_transport
 from edge.core import CommandError, Core
 from edge.messages import Buzz, ScreenCall, ScreenLine
-from edge.schema import Settings
+from edge.settings import Settings
 from edge.tickets.keys import KeyPressed, KeyReleased, Keys, KeyStuck, key_pins
 from edge.tickets.layout import TicketText, test_page_bytes, ticket_bytes
 from edge.tickets.queue import Issued, QueueError, TicketQueue
@@ -63,8 +63,8 @@ class Tickets:
         self.windows = {w.number for w in self.q.windows}
         printer = config.printer
         self._opener = opener or (lambda: open_transport(printer.transport, printer.port, printer.baudrate))
-        self.core: Core | None = None
-        self.queue: TicketQueue | None = None
+        self.core: Core  # set by start()
+        self.queue: TicketQueue  # set by start()
         self.printer: PrinterPort | None = None
         self.printer_state: str | None = None  # None until the first poll has answered
         self.keys = Keys(key_pins(self.q), self.q.bounce_ms, self.q.stuck_after_s)
@@ -99,7 +99,7 @@ class Tickets:
         core.register_command("queue.reset", self.cmd_reset)
         core.register_command("printer.test", self.cmd_printer_test)
         core.register_status("queue", self.status)
-        core.every(DAY_CHECK_S, lambda: self.queue.roll_day(core.clock.now()))  # type: ignore[union-attr]
+        core.every(DAY_CHECK_S, lambda: self.queue.roll_day(core.clock.now()))
         if self.config.printer.enabled:
             self.printer = PrinterPort(
                 self._opener,
@@ -173,9 +173,9 @@ class Tickets:
 
     def issue(self, category: str, priority: bool = False) -> str:
         now = self.core.clock.now()
-        printable = self.printer is not None and self.printer_state in (None, *PRINTABLE)
+        printer = self.printer if self.printer_state in (None, *PRINTABLE) else None
         issued = self.queue.issue(category, priority, now, {"printer": self.printer_state or "unknown"})
-        if printable:
+        if printer is not None:
             text = TicketText(
                 hall_name=self.config.hall_name,
                 service=self.categories[category],
@@ -194,7 +194,7 @@ class Tickets:
             key = f"{issued.ticket}#{self._jobs}"  # one number can be pending in two rounds
             self._at_printer[key] = issued
             paper = self.config.printer
-            self.printer.submit(key, ticket_bytes(text, paper.paper_mm, paper.cut))
+            printer.submit(key, ticket_bytes(text, paper.paper_mm, paper.cut))
         else:
             state = (self.printer_state or "offline") if self.printer is not None else "disabled"
             self.queue.record_print(issued, False, state)
