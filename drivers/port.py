@@ -165,32 +165,37 @@ class PortWorker(Generic[PortT]):
     def _run(self) -> None:
         delay = self.retry_s
         while not self._stop.is_set():
-            try:
-                self._port = self._opener()
-            except PORT_ERRORS as exc:
-                if self.health != OFFLINE:
-                    log.warning("%s: port cannot be opened: %s", self.name, exc)
-                self.report(OFFLINE)
-                self.while_closed()
-                if self.pause(delay):
-                    return
-                delay = min(delay * 2, self.retry_max_s)
-                continue
-            delay = self.retry_s
-            log.info("%s: port open", self.name)
-            try:
-                self.serve(self._port)
-            except PORT_ERRORS as exc:
-                if not self._stop.is_set() and self.health != OFFLINE:  # once an outage, not each retry
-                    log.warning("%s: port failed (%s); closing it", self.name, exc)
-            except Exception:  # the port thread must outlive any surprise: the hall depends on it
-                log.exception("%s: port failed; closing it", self.name)
-            self._close()
+            came_up = self._session()
             if self._stop.is_set():
                 return
             self.report(OFFLINE)
-            if self.pause(self.retry_s):
+            if came_up:
+                delay = self.retry_s  # it worked until now: try again soon, then back off
+            if self.pause(delay):
                 return
+            delay = min(delay * 2, self.retry_max_s)
+
+    def _session(self) -> bool:
+        """Open the port and serve it until it fails; True when the device came up meanwhile."""
+        try:
+            port = self._opener()
+        except PORT_ERRORS as exc:
+            if self.health != OFFLINE:  # once an outage, not at each retry
+                log.warning("%s: port cannot be opened: %s", self.name, exc)
+            self.report(OFFLINE)
+            self.while_closed()
+            return False
+        self._port = port
+        try:
+            self.serve(port)
+        except PORT_ERRORS as exc:
+            if not self._stop.is_set() and self.health != OFFLINE:
+                log.warning("%s: port failed (%s); closing it", self.name, exc)
+        except Exception:  # the port thread must outlive any surprise: the hall depends on it
+            log.exception("%s: port failed; closing it", self.name)
+        finally:
+            self._close()
+        return self.health not in (None, OFFLINE)
 
     def _close(self) -> None:
         port, self._port = self._port, None
