@@ -11,6 +11,7 @@ with zxing-cpp, to check them) and to text, and saved in ``folder``.
     printer = SimPrinter(tmp_path).start()
     ... daemon prints to printer.port ...
     printer.set_status("paper-out")
+    printer.lose_answers = 1  # the next status answer is lost on the line
     printer.tickets[-1].text
 
 ``unplug()`` / ``plug()`` model a USB printer that vanishes and comes back:
