@@ -39,8 +39,6 @@ from typing import Generic, Protocol, TypeVar
 
 import serial
 
-log = logging.getLogger(__name__)
-
 ONLINE = "ok"
 OFFLINE = "offline"
 
@@ -108,6 +106,7 @@ class PortWorker(Generic[PortT]):
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self.log = logging.getLogger(type(self).__module__)  # journal lines name the driver
 
     # -- life cycle (any thread) -------------------------------------------
 
@@ -157,7 +156,7 @@ class PortWorker(Generic[PortT]):
         """The device's health word; passed on when it changed."""
         if word != self.health:
             self.health = word
-            log.info("%s: %s", self.name, word)
+            self.log.info("%s: %s", self.name, "answering" if word == ONLINE else word)
             self._on_health(word)
 
     # -- the thread ----------------------------------------------------------------
@@ -181,7 +180,7 @@ class PortWorker(Generic[PortT]):
             port = self._opener()
         except PORT_ERRORS as exc:
             if self.health != OFFLINE:  # once an outage, not at each retry
-                log.warning("%s: port cannot be opened: %s", self.name, exc)
+                self.log.warning("%s: port cannot be opened: %s", self.name, exc)
             self.report(OFFLINE)
             self.while_closed()
             return False
@@ -190,9 +189,9 @@ class PortWorker(Generic[PortT]):
             self.serve(port)
         except PORT_ERRORS as exc:
             if not self._stop.is_set() and self.health != OFFLINE:
-                log.warning("%s: port failed (%s); closing it", self.name, exc)
+                self.log.warning("%s: port failed (%s); closing it", self.name, exc)
         except Exception:  # the port thread must outlive any surprise: the hall depends on it
-            log.exception("%s: port failed; closing it", self.name)
+            self.log.exception("%s: port failed; closing it", self.name)
         finally:
             self._close()
         return self.health not in (None, OFFLINE)
