@@ -196,6 +196,27 @@ def test_unreachable_broker_does_not_block_start_or_stop(tmp_path):
     assert time.monotonic() - started < 1.5
 
 
+def test_a_backlog_is_sent_at_the_flush_rate_not_all_at_once(tmp_path, own_broker, site):
+    """300 events recorded offline, mqtt.flush_rate_per_s = 100: the first second's worth goes
+    at once, the other 200 over at least 2 s (a province's halls back together do not pour
+    their backlogs into the broker and the platform's queue in the same moment)."""
+    rig = start_rig(tmp_path, own_broker.port, site, reconnect_cap_s=1.0, flush_rate_per_s=100.0)
+    watcher = Watcher(own_broker.port, site)
+    try:
+        wait_for(lambda: rig.link.online, what="online")
+        own_broker.stop()
+        wait_for(lambda: not rig.link.online, what="offline")
+        rig.on_core(lambda: [rig.core.emit("rental.denied", {"reason": "limit"}) for _ in range(300)])
+        back = time.monotonic()
+        own_broker.start()
+        wait_for(lambda: len({e["seq"] for e in watcher.events()}) == 300, 30, "the backlog delivered")
+        assert time.monotonic() - back >= 1.9
+        assert sorted({e["seq"] for e in watcher.events()}) == list(range(1, 301))
+    finally:
+        watcher.close()
+        rig.stop()
+
+
 def test_the_link_reconnects_when_paho_ends_its_thread_during_loop_stop(tmp_path, own_broker, site):
     """paho 2.2's network thread clears its handle as it ends, and a loop_stop() in that moment
     raises AttributeError. That ended the link's own thread: the hall never came back (1 of
