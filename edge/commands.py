@@ -626,6 +626,6 @@ def redacted(settings: Mapping[str, Any]) -> dict[str, Any]:
     return copy
 
 
-def factory(config: Settings) -> Commands:
+def build(config: Settings) -> Commands:
     """The commands feature always runs: without keys it refuses everything (and says so)."""
     return Commands(config)

@@ -37,19 +37,19 @@ def feature_factories() -> list[FeatureFactory]:
     factories.append(link.build)
     from edge import health
 
-    factories.append(health.create)
+    factories.append(health.build)
     from edge import commands
 
-    factories.append(commands.factory)
+    factories.append(commands.build)
     from edge import buzzer, tickets  # buzzer before tickets: it hears the first call
 
-    factories += [buzzer.factory, tickets.factory]
+    factories += [buzzer.build, tickets.build]
     from edge import display
 
     factories.append(display.build)
     from edge import locker
 
-    factories.append(locker.create)
+    factories.append(locker.build)
     return factories
 
 

@@ -17,7 +17,7 @@ from support import make_config, on_core, wait_for
 
 from edge.clock import Clock
 from edge.core import Core
-from edge.link import Link
+from edge.link.feature import LinkFeature
 from edge.storage import Storage
 
 
@@ -31,7 +31,7 @@ class Rig:
     """A running core with a link, and every message type the core dispatched."""
 
     core: Core
-    link: Link
+    link: LinkFeature
     storage: Storage
     seen: dict[type, list[Any]] = field(default_factory=dict)
 
@@ -66,7 +66,7 @@ def start_rig(
     config = make_config(tmp_path, overrides, site=site, device="hall-01")
     storage = Storage(config.storage.dir)
     core = Core(config, storage, Clock(config.time.zone, config.time.clock))
-    link = Link(config)
+    link = LinkFeature(config)
     rig = Rig(core, link, storage)
     for message_type in watch:
         core.subscribe(message_type, rig.watch(message_type).append)

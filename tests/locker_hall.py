@@ -22,7 +22,7 @@ from support import make_config, on_core, wait_for
 from drivers.rfid import card_hash
 from edge.clock import Clock
 from edge.core import Core
-from edge.locker import create
+from edge.locker import build
 from edge.locker.compartments import CardTapped
 from edge.messages import Buzz, ScreenLine, SnapshotUpdated
 from edge.outbox import Event
@@ -170,7 +170,7 @@ class Hall:
         self.core.outbox.listeners.append(self._event)
         self.core.subscribe(Buzz, lambda m: self.buzzes.append(m.pattern))
         self.core.subscribe(ScreenLine, lambda m: self.lines.append(m.text))
-        self.locker = create(self.config)
+        self.locker = build(self.config)
         self.locker.start(self.core)
         self.core.start()
         self.core.post(SnapshotUpdated("cards", cards_snapshot(), datetime.now(UTC), live=False))

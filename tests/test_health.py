@@ -10,7 +10,7 @@ from support import make_config, wait_for
 from edge.clock import Clock
 from edge.core import Core
 from edge.daemon import Daemon
-from edge.health import Health, disk_free_mb, read_cpu_temp_c
+from edge.health.feature import HealthFeature, disk_free_mb, read_cpu_temp_c
 from edge.storage import Storage
 
 MIB = 1024 * 1024
@@ -35,7 +35,7 @@ class Harness:
         self.disk = disk
         self.storage = Storage(self.config.storage.dir)
         self.core = Core(self.config, self.storage, Clock("Asia/Shanghai", "synced"))
-        self.health = Health(self.config, str(thermal), disk)
+        self.health = HealthFeature(self.config, str(thermal), disk)
         self.health.start(self.core)
 
     def temp(self, celsius: float) -> None:

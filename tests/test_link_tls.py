@@ -148,7 +148,7 @@ def test_a_missing_ca_file_fails_the_start_before_anything_is_wired(tmp_path):
 
     from edge.clock import Clock
     from edge.core import Core
-    from edge.link import Link
+    from edge.link.feature import LinkFeature
     from edge.storage import Storage
 
     config = make_config(tmp_path, {"mqtt": {"tls": True, "ca_file": str(tmp_path / "missing.crt")}})
@@ -156,7 +156,7 @@ def test_a_missing_ca_file_fails_the_start_before_anything_is_wired(tmp_path):
     core = Core(config, storage, Clock())
     try:
         with pytest.raises(OSError):
-            Link(config).start(core)
+            LinkFeature(config).start(core)
         assert core.link is None and core.outbox.listeners == []
     finally:
         storage.close()

@@ -16,7 +16,7 @@ from support import make_config, wait_for
 from drivers.rfid import card_hash
 from edge.clock import Clock
 from edge.core import Core
-from edge.locker import create
+from edge.locker import build
 from edge.locker.compartments import CardTapped
 from edge.messages import ScreenLine, SnapshotUpdated
 from edge.outbox import Event
@@ -53,7 +53,7 @@ def board_hall(request, tmp_path):
     core = Core(config, storage, Clock("Asia/Shanghai", "synced"))
     events: list[Event] = []
     core.outbox.listeners.append(events.append)
-    locker = create(config)
+    locker = build(config)
     locker.start(core)
     core.start()
     core.post(SnapshotUpdated("cards", cards_snapshot(), datetime.now(UTC), live=False))
@@ -113,7 +113,7 @@ def test_board_silent_since_start_refuses_taps_with_a_line(tmp_path):
     core = Core(config, storage, Clock("Asia/Shanghai", "synced"))
     lines: list[str] = []
     core.subscribe(ScreenLine, lambda m: lines.append(m.text))
-    locker = create(config)
+    locker = build(config)
     locker.start(core)
     core.start()
     try:

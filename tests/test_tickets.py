@@ -19,7 +19,7 @@ from edge.clock import Clock
 from edge.core import CommandError, Core
 from edge.messages import Buzz, ScreenCall, ScreenLine
 from edge.storage import Storage
-from edge.tickets.feature import Tickets
+from edge.tickets.feature import TicketsFeature
 
 PINS = {"A": 5, "B": 6, "priority": 12, "call": 16, "recall": 20, "skip": 21}
 QR = "https://example.gov.cn/lgsc/rate?hall=01"
@@ -65,7 +65,7 @@ class Hall:
         self.seen: list[object] = []
         for kind in (ScreenLine, ScreenCall, Buzz):
             self.core.subscribe(kind, self.seen.append)
-        self.tickets = Tickets(self.config)
+        self.tickets = TicketsFeature(self.config)
         self.tickets.start(self.core)
         self.core.start()
         self.db = Path(self.config.storage.dir) / "hall-edge.db"

@@ -27,7 +27,7 @@ def core(tmp_path):
 
 
 def test_buzzer_plays_the_call_pattern(core):
-    feature = buzzer.factory(core.config)
+    feature = buzzer.build(core.config)
     feature.start(core)
     core.start()
     try:
@@ -44,8 +44,8 @@ def test_buzzer_plays_the_call_pattern(core):
 
 
 def test_buzzer_is_off_unless_configured(tmp_path):
-    assert buzzer.factory(make_config(tmp_path)) is None
-    assert buzzer.factory(make_config(tmp_path, {"buzzer": {"enabled": True, "pin": -1}})) is None
+    assert buzzer.build(make_config(tmp_path)) is None
+    assert buzzer.build(make_config(tmp_path, {"buzzer": {"enabled": True, "pin": -1}})) is None
 
 
 def test_ticket_bench_smoke():

@@ -55,7 +55,7 @@ class Printed:
     ticket: str
 
 
-class Tickets:
+class TicketsFeature:
     name = "tickets"
 
     def __init__(self, config: Settings, opener: Callable[[], Transport] | None = None) -> None:
@@ -65,7 +65,7 @@ class Tickets:
         self.windows = {w.number for w in self.q.windows}
         printer = config.printer
         self._opener = opener or (lambda: open_transport(printer.transport, printer.port, printer.baudrate))
-        self.core: Core | None = None
+        self.core: Core  # set by start()
         self.queue: TicketQueue | None = None
         self.printer: PrinterPort | None = None
         self.printer_state: str | None = None  # None until the first poll has answered

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 
 from edge.core import Core
 from edge.messages import Buzz
-from edge.schema import Settings
 
 if TYPE_CHECKING:
     from gpiozero import Buzzer as GpioBuzzer
@@ -34,7 +33,7 @@ class BuzzerFeature:
     def __init__(self, pin: int) -> None:
         self.pin = pin
         self.device: GpioBuzzer | None = None
-        self.core: Core | None = None
+        self.core: Core  # set by start()
         self._timers: list = []
         self.played: list[str] = []  # patterns started, newest last (status, tests)
 
@@ -73,10 +72,3 @@ class BuzzerFeature:
             action()  # type: ignore[operator]
         else:
             self._timers.append(self.core.call_later(delay, action))  # type: ignore[arg-type]
-
-
-def factory(config: Settings) -> BuzzerFeature | None:
-    """The buzzer, or None when buzzer.enabled is false or no pin is set."""
-    if not config.buzzer.enabled or config.buzzer.pin < 0:
-        return None
-    return BuzzerFeature(config.buzzer.pin)
