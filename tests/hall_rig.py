@@ -141,9 +141,13 @@ class Hall:
     def emit(self, type_: str, data: dict[str, Any]) -> Any:
         return self.on_core(lambda: self.core.emit(type_, data))
 
-    def command(self, name: str, **args: Any) -> Any:
-        """Run a registered command's handler on the core thread, as the dispatcher does."""
-        return self.on_core(lambda: self.core.command(name)(args, {}))
+    def command(self, name: str, args: dict[str, Any] | None = None, **more: Any) -> Any:
+        """Run a registered command's handler on the core thread, as the dispatcher does:
+        ``hall.command("queue.call", window=2)`` or ``hall.command("display.message", {...})``."""
+        handler = self.core.command(name)
+        if handler is None:
+            raise AssertionError(f"no command {name!r} registered")
+        return self.on_core(lambda: handler({**(args or {}), **more}, {}))
 
     def _record(self, event: Event) -> None:
         with self._lock:
