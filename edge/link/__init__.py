@@ -1,13 +1,5 @@
-"""The link to the central platform (``lgsc/v1``, see docs/mqtt.md).
-
-Out: the birth/death state (retained; the will says offline), events from the
-durable outbox (QoS 1, ``seq`` order), telemetry (QoS 0), command results.
-In: the jobs, notices and cards snapshots (validated, kept on disk) and the
-signed commands (handed to the commands feature unverified).
-
-The paho network thread (``connection.py``) only posts to the core; all
-state, the outbox and the snapshot store are touched on the core thread.
-"""
+"""The link to the central platform (``lgsc/v1``): MQTT, birth/will, the outbox drain, snapshots
+in, commands in, results out.  The feature is in ``feature.py``; docs/mqtt.md has the choices."""
 
 from __future__ import annotations
 
