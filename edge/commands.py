@@ -33,7 +33,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from edge import __version__, config_change
+from edge import __version__, config_change, key_rotation
 from edge.clock import rfc3339
 from edge.core import CommandError, Core
 from edge.logs import mask_personal, recent
@@ -343,6 +343,7 @@ class Commands:
         self.max_body_bytes: int = config.commands.max_body_bytes
         self.core: Core | None = None
         self.changes: config_change.ConfigChanges | None = None
+        self.rotation: key_rotation.KeyRotation | None = None
         self._current: tuple[Command, Reply] | None = None
         self.refusals = RefusalLimit(REFUSALS_PER_WINDOW, REFUSAL_WINDOW_S)
         self._summary_timer: Any = None
@@ -359,8 +360,11 @@ class Commands:
         self.changes = config_change.ConfigChanges(
             core, core.config_path, self.config.commands, self._send_error
         )
+        self.rotation = key_rotation.KeyRotation(
+            core, self.changes, self.config.commands.public_keys, self.keys, self._signer
+        )
         core.subscribe(CommandReceived, self.on_command)
-        for name, handler in self._generic().items():
+        for name, handler in {**self._generic(), **self.rotation.commands()}.items():
             core.register_command(name, handler)
         self.prune()
         core.every(PRUNE_EVERY_S, self.prune)
@@ -399,6 +403,8 @@ class Commands:
             self.refuse(outcome, reply)
             return
         self.remember(outcome)
+        if self.rotation is not None:
+            self.rotation.confirm(outcome.kid, outcome.id)  # a pending key has now signed
         handler = core.command(outcome.name)
         if handler is None:
             refusal = Refusal(
@@ -522,16 +528,26 @@ class Commands:
 
     def cmd_config_get(self, args: dict[str, Any], _body: dict[str, Any]) -> dict[str, Any]:
         shown = redacted(self._core().config)
+        if self.rotation is not None:  # keys.add / keys.remove apply without a restart
+            shown["commands"]["public_keys"] = dict(self.rotation.configured)
+        sources = self._sources()
         key = args.get("key")
         if key is None:
             path = self._core().config_path
-            return {"config": shown, "path": str(path) if path else None}
+            return {"config": shown, "path": str(path) if path else None, "sources": sources}
         if not isinstance(key, str):
             raise CommandError("bad_arguments", "key must be a dotted key such as 'display.brightness'")
         try:
-            return {"key": key, "value": lookup(shown, key)}
+            return {"key": key, "value": lookup(shown, key), "source": sources.get(key, "default")}
         except (KeyError, TypeError):
             raise CommandError("bad_arguments", f"{key}: no such configuration key") from None
+
+    def _sources(self) -> dict[str, str]:
+        """The file each value comes from (the installer's or the remote one); unlisted: default."""
+        try:
+            return self.changes.layers().sources() if self.changes is not None else {}
+        except CommandError:
+            return {}
 
     def cmd_config_set(self, args: dict[str, Any], _body: dict[str, Any]) -> dict[str, Any]:
         if self._current is None or self.changes is None:
@@ -591,6 +607,11 @@ class Commands:
             f"{START_LIMIT_BURST} and would then keep the service down until someone on site "
             f"runs systemctl reset-failed: try again in {wait_s} s",
         )
+
+    def _signer(self) -> str:
+        if self._current is None:
+            raise CommandError("internal", "no command is running")
+        return self._current[0].kid
 
     def _core(self) -> Core:
         if self.core is None:

@@ -17,7 +17,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from support import config_text, on_core, wait_for
+import tomlkit
+from support import config_document, on_core, wait_for
 
 from edge.config import load
 from edge.core import Core, Feature
@@ -52,7 +53,8 @@ class Hall:
         self.folder = folder
         self.config_path = folder / "etc" / "hall-edge.toml"
         self.config_path.parent.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(config_text(folder, overrides, **top))
+        self._overrides, self._top = overrides, top
+        self.config_path.write_text(tomlkit.dumps(self.document()))
         self.config_path.chmod(0o600)
         self.config: Settings = load(self.config_path)
         self.factories = None if features is None else [factory_for(spec) for spec in features]
@@ -62,6 +64,11 @@ class Hall:
         self.daemon: Daemon | None = None
         if start:
             self.start()
+
+    def document(self) -> dict[str, Any]:
+        """The installer's configuration file of this hall as a dict (``make_config``'s defaults
+        plus the overrides)."""
+        return config_document(self.folder, self._overrides, **self._top)
 
     # -- the daemon's life --------------------------------------------------------------
 
