@@ -35,10 +35,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edge import __version__, config_change, key_rotation
 from edge.clock import rfc3339
-from edge.core import CommandError, Core
+from edge.core import CommandError, Core, Timer
 from edge.logs import mask_personal, recent
 from edge.messages import CommandReceived
-from edge.schema import Settings, lookup, secret_paths
+from edge.schema import lookup, secret_paths
+from edge.settings import Settings, to_dict
 
 log = logging.getLogger(__name__)
 
@@ -346,7 +347,7 @@ class Commands:
         self.rotation: key_rotation.KeyRotation | None = None
         self._current: tuple[Command, Reply] | None = None
         self.refusals = RefusalLimit(REFUSALS_PER_WINDOW, REFUSAL_WINDOW_S)
-        self._summary_timer: Any = None
+        self._summary_timer: Timer | None = None
 
     # -- wiring ------------------------------------------------------------
 
@@ -631,11 +632,11 @@ def _sections(core: Core) -> dict[str, Any]:
 REDACTED = "<redacted>"
 
 
-def redacted(settings: Mapping[str, Any]) -> dict[str, Any]:
+def redacted(settings: Settings) -> dict[str, Any]:
     """A plain copy of the settings with every secret (and secret file path) replaced."""
     from edge.config import SCHEMA
 
-    copy = json.loads(json.dumps(settings, default=str))
+    copy = to_dict(settings)
     for dotted in secret_paths(SCHEMA):
         parent_path, _, leaf = dotted.rpartition(".")
         try:

@@ -19,7 +19,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 from edge.logs import mask_phone
 from edge.storage import Storage
@@ -261,7 +261,7 @@ def _time(entry: dict[str, Any], name: str, required: bool = True) -> str | None
     return value
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: object) -> TypeGuard[int | float]:
     # json.loads accepts NaN and Infinity; neither is a wage.
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 

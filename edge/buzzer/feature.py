@@ -8,9 +8,10 @@ timers, so nothing blocks.  A new pattern cuts the one playing short.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from edge.core import Core
+from edge.core import Core, Timer
 from edge.messages import Buzz
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ class BuzzerFeature:
         self.pin = pin
         self.device: GpioBuzzer | None = None
         self.core: Core  # set by start()
-        self._timers: list = []
+        self._timers: list[Timer] = []
         self.played: list[str] = []  # patterns started, newest last (status, tests)
 
     def start(self, core: Core) -> None:
@@ -53,6 +54,9 @@ class BuzzerFeature:
             self.device = None
 
     def play(self, buzz: Buzz) -> None:
+        device = self.device
+        if device is None:  # stopped
+            return
         steps = PATTERNS.get(buzz.pattern)
         if steps is None:
             log.warning("buzzer pattern %r unknown; known: %s", buzz.pattern, ", ".join(PATTERNS))
@@ -63,12 +67,12 @@ class BuzzerFeature:
         self.played = [*self.played[-9:], buzz.pattern]
         at = 0.0
         for index, length in enumerate(steps):
-            self._at(at, self.device.on if index % 2 == 0 else self.device.off)
+            self._at(at, device.on if index % 2 == 0 else device.off)
             at += length
-        self._at(at, self.device.off)
+        self._at(at, device.off)
 
-    def _at(self, delay: float, action: object) -> None:
+    def _at(self, delay: float, action: Callable[[], None]) -> None:
         if delay == 0:
-            action()  # type: ignore[operator]
+            action()
         else:
-            self._timers.append(self.core.call_later(delay, action))  # type: ignore[arg-type]
+            self._timers.append(self.core.call_later(delay, action))

@@ -37,7 +37,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from edge.schema import Settings, read_secret
+from edge.schema import read_secret
+from edge.settings import MqttSettings
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ class Connection:
 
     def __init__(
         self,
-        mqtt_config: Settings,
+        mqtt_config: MqttSettings,
         client_id: str,
         subscriptions: list[str],
         will: tuple[str, bytes],
@@ -199,10 +200,7 @@ class Connection:
         self.generation += 1
         self._up_since = time.monotonic()
         set_nodelay(client)
-        if self.v5:
-            client.subscribe([(topic, SubscribeOptions(qos=1)) for topic in self.subscriptions])
-        else:
-            client.subscribe([(topic, 1) for topic in self.subscriptions])
+        self._subscribe()
         self.routes.connected(bool(flags.session_present))
 
     def _on_disconnect(
@@ -244,8 +242,13 @@ class Connection:
         """Subscribe again: the broker sends the retained snapshots once more."""
         if self.client.is_connected():
             self.client.unsubscribe(self.subscriptions)
-            qos = SubscribeOptions(qos=1) if self.v5 else 1
-            self.client.subscribe([(topic, qos) for topic in self.subscriptions])
+            self._subscribe()
+
+    def _subscribe(self) -> None:
+        if self.v5:
+            self.client.subscribe([(topic, SubscribeOptions(qos=1)) for topic in self.subscriptions])
+        else:
+            self.client.subscribe([(topic, 1) for topic in self.subscriptions])
 
     def stop(self, last_words: tuple[str, bytes] | None, timeout_s: float = 1.0) -> None:
         """Publish ``last_words`` (retained, QoS 1) if connected, disconnect, end the thread."""
@@ -267,9 +270,9 @@ def set_nodelay(client: mqtt.Client) -> None:
     hall-admin's request waits for its answer), and Nagle's algorithm would hold the second
     until the broker's delayed ACK (~40 ms; bench/admin_roundtrip.py shows it)."""
     sock = client.socket()
-    if sock is None:
+    if not isinstance(sock, socket.socket):  # None when not connected; a TLS socket is one too
         return
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    except (OSError, AttributeError) as exc:  # a TLS wrapper exposes the same call; be tolerant
+    except OSError as exc:
         log.debug("TCP_NODELAY not set: %s", exc)

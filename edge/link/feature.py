@@ -30,11 +30,11 @@ from edge.link.connection import Connection, Routes
 from edge.link.drain import Drain
 from edge.messages import CommandReceived, LinkStatus, SnapshotUpdated
 from edge.outbox import Event
-from edge.schema import Settings
+from edge.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_JSON = {"ensure_ascii": False, "separators": (",", ":")}
+_JSON: dict[str, Any] = {"ensure_ascii": False, "separators": (",", ":")}
 
 
 # ---- messages from the network thread to the core (private to the link) ----------
