@@ -24,7 +24,7 @@ from edge.config import load
 from edge.core import Core, Feature
 from edge.daemon import Daemon, FeatureFactory
 from edge.outbox import Event
-from edge.schema import Settings
+from edge.settings import Settings
 from edge.storage import Storage
 
 FeatureSpec = str | FeatureFactory

@@ -10,7 +10,7 @@ from hall_rig import Hall
 from support import wait_for
 
 from edge.health.feature import HealthFeature, disk_free_mb, read_cpu_temp_c
-from edge.schema import Settings
+from edge.settings import Settings
 
 MIB = 1024 * 1024
 
