@@ -19,7 +19,8 @@ from hall_rig import FeatureSpec, Hall
 from paho.mqtt.enums import CallbackAPIVersion
 from support import wait_for
 
-from edge.admin import generate_key, load_private_key, sign
+from edge.admin import generate_key, load_private_key
+from edge.protocol import sign
 
 KID = "it-test"
 
