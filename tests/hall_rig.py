@@ -57,6 +57,7 @@ class Hall:
         self.config_path.write_text(tomlkit.dumps(self.document()))
         self.config_path.chmod(0o600)
         self.config: Settings = load(self.config_path)
+        self._config_read = True  # the first start uses it; later ones read the file again
         self.factories = None if features is None else [factory_for(spec) for spec in features]
         self.seen: dict[type, list[Any]] = {kind: [] for kind in watch}
         self.events: list[Event] = []
@@ -75,7 +76,9 @@ class Hall:
     def start(self) -> Hall:
         """Start the daemon (all features when ``features`` was None); a feature that fails to
         start fails the test instead of being left out as the daemon would."""
-        self.config = load(self.config_path)
+        if not self._config_read:  # config.set may have changed it since (as systemd's restart)
+            self.config = load(self.config_path)
+        self._config_read = False
         self.daemon = Daemon(self.config, self.config_path, self.factories)
         core = self.daemon.core
         core.outbox.listeners.append(self._record)
