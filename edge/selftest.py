@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from edge import __version__
 from edge.clock import Clock
 from edge.config import ConfigError, load
-from edge.health import disk_free_mb, read_cpu_temp_c
+from edge.health.feature import disk_free_mb, read_cpu_temp_c
 from edge.settings import Settings
 from edge.wiring import DOOR, KEY, OUTPUT, gpio_pins
 

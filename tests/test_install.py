@@ -429,7 +429,8 @@ def test_the_watchdog_the_unit_relies_on_stops_when_the_core_hangs(tmp_path, mon
         wait_for(lambda: len(pings) >= 2, 10, "pings from a healthy core")
         hung_at.append(time.monotonic())
         daemon.core.call_soon(lambda: release.wait(10))  # a handler that never returns
-        threading.Event().wait(2.6)
+        # Hung past the stale limit (1.5 s) plus two ping intervals: pings would show by now.
+        wait_for(lambda: time.monotonic() - daemon.core.heartbeat > 2.6, 10, "the core hung for 2.6 s")
         daemon.stop_requested.set()
         release.set()
 

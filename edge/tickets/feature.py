@@ -54,7 +54,7 @@ class PrintDone:
 TEST_PAGE = "test"  # the job key of printer.test's page: no ticket behind it
 
 
-class Tickets:
+class TicketsFeature:
     name = "tickets"
 
     def __init__(self, config: Settings, opener: Callable[[], Transport] | None = None) -> None:
