@@ -27,6 +27,7 @@ from typing import Protocol
 
 SAMPLE_FORMAT = "S16_LE"
 SAMPLE_BYTES = 2
+PROBE_SAMPLES = 256
 DRAIN_MARGIN_S = 10.0  # beyond the sound's own length, before a stuck output is given up
 
 
@@ -43,12 +44,31 @@ class Speaker(Protocol):
     def play(self, chunks: Iterable[bytes], words: Sequence[str], seconds: float) -> None:
         """Play the PCM chunks (``seconds`` long in all), return once played; raises SpeakerError."""
 
+    def check(self) -> None:
+        """Whether there is something to play on (at start, before any call); raises SpeakerError."""
+
 
 class AlsaSpeaker:
     """``aplay`` on an ALSA device (``default``, ``plughw:1,0``, ...), one process per sound."""
 
     def __init__(self, device: str, rate: int, aplay: str = "aplay") -> None:
-        self.command = [aplay, "-q", "-D", device, "-t", "raw", "-f", SAMPLE_FORMAT, "-r", str(rate), "-c", "1"]
+        self.command = [
+            aplay,
+            "-q",
+            "-D",
+            device,
+            "-t",
+            "raw",
+            "-f",
+            SAMPLE_FORMAT,
+            "-r",
+            str(rate),
+            "-c",
+            "1",
+        ]
+
+    def check(self) -> None:
+        self.play([bytes(2 * PROBE_SAMPLES)], (), 0.0)  # a few ms of silence: the card opens or not
 
     def play(self, chunks: Iterable[bytes], words: Sequence[str], seconds: float) -> None:
         try:
@@ -90,14 +110,23 @@ class SocketSpeaker:
         self.path = path
         self.rate = rate
 
-    def play(self, chunks: Iterable[bytes], words: Sequence[str], seconds: float) -> None:
+    def check(self) -> None:
+        """Connect and hang up at once: the speaker takes a connection that sends nothing as a probe."""
+        self._connect().close()
+
+    def _connect(self) -> socket.socket:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(DRAIN_MARGIN_S)
         try:
-            sock.settimeout(DRAIN_MARGIN_S)
-            try:
-                sock.connect(self.path)
-            except OSError as exc:
-                raise SpeakerError("no_device", f"speaker socket {self.path}: {exc.strerror}") from None
+            sock.connect(self.path)
+        except OSError as exc:
+            sock.close()
+            raise SpeakerError("no_device", f"speaker socket {self.path}: {exc.strerror}") from None
+        return sock
+
+    def play(self, chunks: Iterable[bytes], words: Sequence[str], seconds: float) -> None:
+        sock = self._connect()
+        try:
             header = {"format": SAMPLE_FORMAT, "rate": self.rate, "channels": 1, "words": list(words)}
             try:
                 sock.sendall(json.dumps(header, ensure_ascii=False).encode() + b"\n")
