@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import socket
 import threading
 import time
@@ -26,6 +25,8 @@ import wave
 from collections import deque
 from pathlib import Path
 from typing import Any
+
+from hallsim.listener import UnixListener
 
 log = logging.getLogger(__name__)
 
@@ -46,52 +47,23 @@ class SimSpeaker:
         self._sounding = 0
         self._number = 0
         self._lock = threading.Lock()
-        self._sock: socket.socket | None = None
-        self._thread: threading.Thread | None = None
-        self._running = threading.Event()
+        self._listener = UnixListener(self.socket_path, self._sound, "sim-speaker", backlog=16)
 
     def start(self) -> SimSpeaker:
         self.folder.mkdir(parents=True, exist_ok=True)
         self._number = max((int(p.stem) for p in self.folder.glob("*.wav") if p.stem.isdigit()), default=0)
-        if os.path.exists(self.socket_path):
-            os.unlink(self.socket_path)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.bind(self.socket_path)
-        sock.listen(16)
-        sock.settimeout(0.2)
-        self._sock = sock
-        self._running.set()
-        self._thread = threading.Thread(target=self._accept, name="sim-speaker", daemon=True)
-        self._thread.start()
+        # One thread per sound, as a card mixing two streams would: an overlap is seen, not hidden.
+        self._listener.start()
         return self
 
     def stop(self) -> None:
-        self._running.clear()
-        if self._thread is not None:
-            self._thread.join(2)
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
-        if os.path.exists(self.socket_path):
-            os.unlink(self.socket_path)
+        self._listener.stop()
 
     def __enter__(self) -> SimSpeaker:
         return self.start()
 
     def __exit__(self, *_exc: object) -> None:
         self.stop()
-
-    def _accept(self) -> None:
-        sock = self._sock
-        while self._running.is_set() and sock is not None:
-            try:
-                conn, _ = sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                break
-            # One thread per sound, as a card mixing two streams would: an overlap is seen, not hidden.
-            threading.Thread(target=self._sound, args=(conn,), name="sim-speaker-sound", daemon=True).start()
 
     def _sound(self, conn: socket.socket) -> None:
         with conn:
