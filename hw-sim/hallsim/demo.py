@@ -219,6 +219,7 @@ class Devices:
     reader: Any = None
     screen: Any = None
     central: Any = None
+    speaker: Any = None
 
 
 def job_fields(args: list[str]) -> dict[str, Any]:
@@ -261,8 +262,10 @@ class Demo:
         broker: str | None = None,
         central: bool = True,
         echo_logs: bool = False,
+        speaker_speed: float = 1.0,
     ) -> None:
         self.data = Path(data or tempfile.mkdtemp(prefix="hall-sim-")).resolve()
+        self.speaker_speed = speaker_speed
         self.broker_url = broker
         self.with_central = central
         self.echo_logs = echo_logs
@@ -347,6 +350,10 @@ class Demo:
         self.devices.printer = self._optional("printer", self._build_printer)
         self.devices.reader = self._optional("rfid", self._build_reader)
         self.devices.screen = self._optional("screen", lambda m: m.SimScreen(self.sock("screen.sock")))
+        self.devices.speaker = self._optional(
+            "speaker",
+            lambda m: m.SimSpeaker(self.sock("speaker.sock"), self.data / "speaker", self.speaker_speed),
+        )
 
     def _build_printer(self, module: Any) -> Any:
         try:  # a stable path that survives an unplug/replug, when the simulator offers one
@@ -436,6 +443,11 @@ class Demo:
             },
             "locker": {"enabled": reader is not None, "locks": "gpio", "compartments": COMPARTMENTS},
             "commands": {"public_keys": {ADMIN_KID: public_key}},
+            "voice": {
+                "enabled": self.devices.speaker is not None,
+                "socket": self.sock("speaker.sock") if self.devices.speaker else "",
+                "volume": [{"at": "00:00", "percent": 80}],  # all day, like the screen
+            },
         }
 
     def _write_sim(self, host: str, port: int, state: str) -> None:
@@ -456,6 +468,7 @@ class Demo:
                 "printer": _port(printer) or None,
                 "rfid": {"kind": "rdm6300", "port": _port(reader)} if reader else None,
                 "screen": self.sock("screen.sock") if screen else None,
+                "speaker": str(self.devices.speaker.folder) if self.devices.speaker else None,
                 "central": self.devices.central is not None,
                 "admin_key": str(self.admin_key),
                 "admin_kid": ADMIN_KID,
@@ -555,8 +568,8 @@ class Demo:
                 self.daemon.wait()
         if self._log_thread is not None:
             self._log_thread.join(2)
-        for part in (self.control, self.devices.central, self.devices.screen, self.devices.reader,
-                     self.devices.printer, self.board, self.mosquitto):  # fmt: skip
+        for part in (self.control, self.devices.central, self.devices.screen, self.devices.speaker,
+                     self.devices.reader, self.devices.printer, self.board, self.mosquitto):  # fmt: skip
             if part is None:
                 continue
             try:
@@ -580,6 +593,7 @@ class Demo:
             f"  printer     {_port(d.printer) or 'not simulated'}",
             f"  card reader {('RDM6300 on ' + _port(d.reader)) if d.reader else 'not simulated'}",
             f"  screen      {'frames mirrored to the simulator' if d.screen else 'not simulated'}",
+            f"  speaker     {('announcements kept in ' + str(d.speaker.folder)) if d.speaker else 'none'}",
             "  buttons, door switches, locks and buzzer on the simulated GPIO pins",
         ]
         return "\n".join(
@@ -757,6 +771,7 @@ class Demo:
             "screen": None
             if self.devices.screen is None
             else {"frames": getattr(self.devices.screen, "frames_received", None)},
+            "speaker": None if self.devices.speaker is None else self.devices.speaker.report(),
             "central": central.report() if central is not None else None,
         }
 
@@ -785,9 +800,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--broker", help="use this broker (mqtt://host:port) instead of a private mosquitto")
     parser.add_argument("--no-central", action="store_true", help="leave out the fake central platform")
     parser.add_argument("--logs", action="store_true", help="also show the daemon's log lines here")
+    parser.add_argument(
+        "--speaker-speed",
+        type=float,
+        default=1.0,
+        help="the simulated speaker sounds this many times real time",
+    )
     args = parser.parse_args(argv)
 
-    demo = Demo(args.data, args.broker, central=not args.no_central, echo_logs=args.logs)
+    demo = Demo(
+        args.data,
+        args.broker,
+        central=not args.no_central,
+        echo_logs=args.logs,
+        speaker_speed=args.speaker_speed,
+    )
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
         demo.stop_requested.set()
