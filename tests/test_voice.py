@@ -277,3 +277,19 @@ def test_an_announcement_with_a_word_outside_the_vocabulary_is_refused_not_said(
     wait_for(hall.played, 30, "the good one")
     assert hall.played() == ["请"]
     assert hall.status()["refused"] == 2
+
+
+def test_the_self_test_finds_a_missing_sound_card_and_passes_the_simulators_speaker(tmp_path):
+    from edge.selftest import FAIL, PASS, SKIP, check_speaker
+
+    assert check_speaker(make_config(tmp_path)).result == SKIP
+    missing = check_speaker(
+        make_config(tmp_path, {"voice": {"enabled": True, "alsa_device": "hall_edge_none"}})
+    )
+    assert missing.result == FAIL and "aplay -L" in missing.todo
+    with SimSpeaker(tmp_path / "s.sock", tmp_path / "speaker"):
+        there = check_speaker(
+            make_config(tmp_path, {"voice": {"enabled": True, "socket": str(tmp_path / "s.sock")}})
+        )
+    assert there.result == PASS
+    assert read_index(tmp_path / "speaker") == []  # the probe is not a sound

@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import wave
 
-from support import wait_for
+from support import run_bench, wait_for
 from test_sim_demo import ok, running_sim, sim_status, start_demo
 
 
@@ -32,3 +32,10 @@ def test_the_demo_keeps_each_announcement_as_played_and_status_shows_the_last(tm
         if demo.poll() is None:
             demo.kill()
             demo.wait()
+
+
+def test_voice_bench_smoke():
+    """bench/voice_bench.py with a few calls and a short burst: it runs and counts from the speaker."""
+    out = run_bench("voice_bench.py", "--calls", "4", "--burst", "6", "--within", "3", "--speed", "20")
+    assert "p99" in out
+    assert "played 6, lost 0, in order yes, overlaps 0" in out
