@@ -19,9 +19,12 @@ Format: signed 16-bit little-endian mono (``S16_LE``) at ``rate`` Hz.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import socket
 import subprocess
+import threading
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
@@ -78,22 +81,26 @@ class AlsaSpeaker:
         except OSError as exc:  # aplay not installed (alsa-utils)
             raise SpeakerError("no_device", f"{self.command[0]}: {exc.strerror}") from None
         assert process.stdin is not None and process.stderr is not None  # both are pipes
+        # A card that stops taking samples would block the writes for ever: past the sound's
+        # length and a margin aplay is killed, which ends the writes and the wait below.
+        deadline = threading.Timer(seconds + DRAIN_MARGIN_S, process.kill)
+        deadline.start()
         try:
             for chunk in chunks:
                 process.stdin.write(chunk)
                 process.stdin.flush()
             process.stdin.close()
         except BrokenPipeError:
-            pass  # aplay gave up (no card): its exit code and message say why
-        try:
-            code = process.wait(timeout=seconds + DRAIN_MARGIN_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            raise SpeakerError("failed", "aplay did not finish playing") from None
+            pass  # aplay gave up (no card) or was killed: its exit code and message say why
         finally:
+            with contextlib.suppress(BrokenPipeError):
+                process.stdin.close()
+            code = process.wait()
+            deadline.cancel()
             message = _last_line(process.stderr.read())
             process.stderr.close()
+        if code == -signal.SIGKILL:
+            raise SpeakerError("failed", "aplay did not finish playing in time")
         if code != 0:
             no_device = "audio open error" in message or "cannot find card" in message
             raise SpeakerError("no_device" if no_device else "failed", message or f"aplay exited {code}")

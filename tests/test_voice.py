@@ -293,3 +293,22 @@ def test_the_self_test_finds_a_missing_sound_card_and_passes_the_simulators_spea
         )
     assert there.result == PASS
     assert read_index(tmp_path / "speaker") == []  # the probe is not a sound
+
+
+def test_through_aplay_an_announcement_is_played_and_the_speaker_is_ok(tmp_path):
+    """ALSA's own null device takes the samples as a card would (without pacing): aplay's path works."""
+    config = make_config(tmp_path, {"voice": {"enabled": True, "alsa_device": "null", "volume": ALL_DAY}})
+    storage = Storage(config.storage.dir)
+    core = Core(config, storage, Clock(config.time.zone, "synced"))
+    voice = VoiceFeature(config)
+    voice.start(core)
+    core.start()
+    try:
+        wait_for(lambda: core.components.get("speaker") == "ok", 30, "the speaker probe")
+        core.post(Announce(call_words("A001", 1)))
+        wait_for(lambda: on_core(core, voice.status)["played"] == 1, 30, "played through aplay")
+        assert on_core(core, voice.status)["failed"] == 0
+    finally:
+        core.stop()
+        voice.stop()
+        storage.close()

@@ -37,7 +37,7 @@ from edge.core import Core
 from edge.messages import Announce
 from edge.phrases import VOCABULARY, unknown_words
 from edge.settings import Settings, VolumeSettings
-from edge.voice.clips import CHIME_FILE, RATE, ClipSet, prepare, silence
+from edge.voice.clips import CHIME_FILE, RATE, ClipSet, chime, prepare, silence
 
 log = logging.getLogger(__name__)
 
@@ -250,9 +250,13 @@ class VoiceFeature:
     # -- player thread ---------------------------------------------------
 
     def _player(self) -> None:
-        self.clips = prepare(VOCABULARY, self.cache_dir, self.voice.clips_dir)
-        for period in self.voice.volume:
-            self.clips.at_volume(period.percent)  # scaled now, not while a call waits
+        try:
+            self.clips = prepare(VOCABULARY, self.cache_dir, self.voice.clips_dir)
+            for period in self.voice.volume:
+                self.clips.at_volume(period.percent)  # scaled now, not while a call waits
+        except Exception:  # a bug here must not leave the queue waiting for ever: chime only
+            log.exception("voice: the clips could not be prepared")
+            self.clips = ClipSet(chime=chime(), unavailable=list(VOCABULARY))
         clips = self.clips
         self.core.post(
             ClipsReady(
