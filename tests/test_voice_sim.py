@@ -26,6 +26,20 @@ def test_the_demo_keeps_each_announcement_as_played_and_status_shows_the_last(tm
         with wave.open(str(data / "speaker" / "0001.wav"), "rb") as wav:
             assert (wav.getnchannels(), wav.getsampwidth()) == (1, 2)
             assert wav.getnframes() / wav.getframerate() > 5  # the chime and the sentence twice
+
+        # The speaker's cable pulled: the hall still calls, and the daemon raises one alarm.
+        assert ok("unplug", "speaker", data=data).strip() == "speaker unplugged"
+        ok("press", "A", data=data)
+        ok("call", "1", data=data)
+        ok("recall", "1", data=data)
+        log = data / "daemon.log"
+        wait_for(lambda: "event type=alarm.speaker" in log.read_text(), 20, "the speaker alarm")
+        wait_for(lambda: log.read_text().count("event type=ticket.recalled") == 1, 20, "the recall")
+        ok("plug", "speaker", data=data)
+        ok("recall", "1", data=data)
+        wait_for(lambda: sim_status(data)["speaker"]["played"] == 2, 30, "said again once plugged")
+        assert sim_status(data)["speaker"]["last"][-1].startswith("0002 请 A 零 零 二 号")
+        wait_for(lambda: log.read_text().count("event type=alarm.speaker") == 2, 20, "raised, then ok")
         demo.send_signal(signal.SIGTERM)
         assert demo.wait(15) == 0
     finally:

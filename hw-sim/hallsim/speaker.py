@@ -59,6 +59,17 @@ class SimSpeaker:
     def stop(self) -> None:
         self._listener.stop()
 
+    def unplug(self) -> None:
+        """The speaker's cable is pulled: the daemon cannot connect (a sound in hand plays out)."""
+        self._listener.stop()
+
+    def plug(self) -> None:
+        self._listener.start()
+
+    @property
+    def plugged(self) -> bool:
+        return self._listener.listening
+
     def __enter__(self) -> SimSpeaker:
         return self.start()
 
