@@ -226,6 +226,12 @@ def main() -> int:
                 if result["lost"] or not result["in_order"] or result["overlaps"]:
                     return 1
         finally:
+            if group is not None:  # the throttling really happened: how often the group was held back
+                stat = dict(line.split() for line in (group / "cpu.stat").read_text().splitlines())
+                print(
+                    f"cgroup: throttled in {stat.get('nr_throttled')} of {stat.get('nr_periods')} periods, "
+                    f"{int(stat.get('throttled_time', 0)) / 1e9:.1f} s held back"
+                )
             hall.stop()
             if group is not None:
                 group.rmdir()
