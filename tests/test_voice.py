@@ -312,3 +312,28 @@ def test_through_aplay_an_announcement_is_played_and_the_speaker_is_ok(tmp_path)
         core.stop()
         voice.stop()
         storage.close()
+
+
+def test_the_default_clips_are_made_once_and_a_deleted_one_is_made_again(tmp_path):
+    from edge.phrases import VOCABULARY
+    from edge.voice.clips import prepare
+
+    cache = tmp_path / "voice" / "default"
+    first = prepare(VOCABULARY, cache, "")
+    assert first.unavailable == [] and set(first.clips) == set(VOCABULARY)
+    made = {path.name: path.stat().st_mtime_ns for path in cache.glob("*.wav")}
+    assert len(made) == len(VOCABULARY)
+    (cache / "qing.wav").unlink()
+    again = prepare(VOCABULARY, cache, "")
+    assert again.clips == first.clips  # the same voice, word for word
+    remade = {path.name: path.stat().st_mtime_ns for path in cache.glob("*.wav")}
+    assert [name for name in made if remade[name] != made[name]] == ["qing.wav"]
+
+
+def test_without_espeak_ng_and_recordings_the_words_are_unavailable_and_the_chime_stays(tmp_path):
+    from edge.phrases import VOCABULARY
+    from edge.voice.clips import prepare
+
+    found = prepare(VOCABULARY, tmp_path / "cache", "", espeak=str(tmp_path / "no-espeak-ng"))
+    assert sorted(found.unavailable) == sorted(VOCABULARY)
+    assert found.clips == {} and len(found.chime) > 0
