@@ -56,8 +56,12 @@ class Hall:
         for feature in self.features:
             feature.start(self.core)
         self.core.start()
+        self.stopped = False
 
     def stop(self) -> None:
+        if self.stopped:
+            return
+        self.stopped = True
         self.core.stop()
         for feature in reversed(self.features):
             feature.stop()
@@ -229,6 +233,16 @@ def test_recorded_clips_override_the_default_voice_and_bad_ones_fall_back_with_o
     wait_for(lambda: len(hall.played()) == 2, 30, "both")
     assert hall.played() == ["请 号", "请 号"]  # 号 in the default voice: nothing left out
     assert len(hall.events("alarm.voice_clips")) == 1
+    hall.stop()  # a restart with the same clips is no news: the alarm is not raised again
+    again = make_hall({"clips_dir": str(recorded)})
+    again.ready()
+    assert len(again.events("alarm.voice_clips")) == 1
+    (recorded / "hao.wav").unlink()
+    again.stop()  # one clip fewer: that is news
+    third = make_hall({"clips_dir": str(recorded)})
+    third.ready()
+    alarms = third.events("alarm.voice_clips")
+    assert len(alarms) == 2 and "hao.wav" in alarms[1]["missing"] and alarms[1]["unreadable"] == []
     tone = read_wav(recorded / "qing.wav")
     assert abs(len(tone) / 2 / RATE - 1.0) < 0.05  # the recording kept its length through the conversion
 

@@ -21,6 +21,7 @@ voice with one ``alarm.voice_clips``.
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
@@ -45,6 +46,14 @@ WORD_GAP_S = 0.06  # between two words of a sentence
 REPEAT_GAP_S = 0.7  # between two sayings of the sentence
 AFTER_CHIME_S = 0.25
 RECENT = 10  # announcements kept for status
+MIGRATIONS = [
+    """
+    CREATE TABLE voice_alarm (
+        name TEXT PRIMARY KEY,  -- 'speaker' | 'voice_clips'
+        detail TEXT NOT NULL    -- what was raised: the same again after a restart is not news
+    )
+    """,
+]
 
 
 @dataclass(frozen=True)
@@ -105,6 +114,7 @@ class VoiceFeature:
         self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT)
         self.clips_found = ClipsReady(0, (), (), ())
         self.speaker_fault: str | None = None
+        self.open_alarms: dict[str, str] = {}  # name -> detail, as in voice_alarm
         self._turns: queue.SimpleQueue[Turn | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self.clips = ClipSet()
@@ -113,6 +123,9 @@ class VoiceFeature:
 
     def start(self, core: Core) -> None:
         self.core = core
+        core.storage.migrate("voice", MIGRATIONS)
+        self.open_alarms = dict(core.storage.execute("SELECT name, detail FROM voice_alarm").fetchall())
+        self.speaker_fault = self.open_alarms.get("speaker")
         core.subscribe(Announce, self.announce)
         core.subscribe(Played, self._on_played)
         core.subscribe(ClipsReady, self._on_clips_ready)
@@ -191,18 +204,37 @@ class VoiceFeature:
         """One alarm when the speaker starts failing, one when it plays again."""
         if word == "ok":
             if self.speaker_fault is not None:
-                self.core.emit("alarm.speaker", {"state": "ok", "previous": self.speaker_fault})
+                self._alarm("speaker", None, {"state": "ok", "previous": self.speaker_fault})
                 self.speaker_fault = None
         elif self.speaker_fault is None:
             log.warning("speaker: %s (%s); the hall carries on without the voice", word, message)
-            self.core.emit("alarm.speaker", {"state": word, "reason": message[:200]})
+            self._alarm("speaker", word, {"state": word, "reason": message[:200]})
             self.speaker_fault = word
         self.core.set_component("speaker", word)
+
+    def _alarm(self, name: str, detail: str | None, data: dict[str, Any]) -> None:
+        """``alarm.<name>`` raised (``detail``) or cleared (None), once: kept in SQLite, so a
+        restart with the same trouble says nothing new."""
+        if self.open_alarms.get(name) == detail:
+            return
+        with self.core.storage.transaction() as db:
+            if detail is None:
+                db.execute("DELETE FROM voice_alarm WHERE name = ?", (name,))
+            else:
+                db.execute("INSERT OR REPLACE INTO voice_alarm (name, detail) VALUES (?, ?)", (name, detail))
+            self.core.emit(f"alarm.{name}", data)
+        if detail is None:
+            self.open_alarms.pop(name, None)
+        else:
+            self.open_alarms[name] = detail
 
     def _on_clips_ready(self, ready: ClipsReady) -> None:
         self.ready = True
         self.clips_found = ready
-        if ready.missing or ready.unreadable or ready.unavailable:
+        trouble = ready.missing or ready.unreadable or ready.unavailable
+        if not trouble:
+            self._alarm("voice_clips", None, {"state": "ok", "clips_dir": self.voice.clips_dir})
+        else:
             log.warning(
                 "voice clips: recorded %d, missing %s, unreadable %s; words with no clip at all: %s",
                 ready.recorded,
@@ -210,18 +242,15 @@ class VoiceFeature:
                 ready.unreadable,
                 ready.unavailable,
             )
-            # Once per start: the clips are read once, so nothing changes until the next start.
-            self.core.emit(
-                "alarm.voice_clips",
-                {
-                    "state": "no_clips" if ready.unavailable else "fallback",
-                    "clips_dir": self.voice.clips_dir,
-                    "recorded": ready.recorded,
-                    "missing": list(ready.missing),
-                    "unreadable": list(ready.unreadable),
-                    "unavailable": list(ready.unavailable),
-                },
-            )
+            facts = {
+                "state": "no_clips" if ready.unavailable else "fallback",
+                "clips_dir": self.voice.clips_dir,
+                "recorded": ready.recorded,
+                "missing": list(ready.missing),
+                "unreadable": list(ready.unreadable),
+                "unavailable": list(ready.unavailable),
+            }
+            self._alarm("voice_clips", json.dumps(facts, sort_keys=True, ensure_ascii=False), facts)
         self.core.set_component("speaker", "ok" if self.speaker_fault is None else self.speaker_fault)
         self._next()
 
