@@ -284,6 +284,18 @@ def test_without_a_sound_card_the_hall_keeps_calling_and_alarms_once(tmp_path, p
         storage.close()
 
 
+def test_a_restart_still_without_a_sound_card_raises_no_second_alarm(make_hall):
+    no_card = {"socket": "", "alsa_device": "hall_edge_no_such_card"}
+    for _start in range(2):
+        hall = make_hall(no_card)
+        hall.say(Announce(call_words("A001", 1)))
+        # The probe is reported before the sound that follows it fails.
+        wait_for(lambda hall=hall: hall.status()["failed"] == 1, 30, "the announcement tried")
+        assert hall.status()["speaker"] == "no_device"
+        assert len(hall.events("alarm.speaker")) == 1
+        hall.stop()
+
+
 def test_an_announcement_with_a_word_outside_the_vocabulary_is_refused_not_said(make_hall):
     hall = make_hall()
     hall.ready()
