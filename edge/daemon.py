@@ -41,9 +41,9 @@ def feature_factories() -> list[FeatureFactory]:
     from edge import commands
 
     factories.append(commands.build)
-    from edge import buzzer, tickets  # buzzer before tickets: it hears the first call
+    from edge import buzzer, tickets, voice  # buzzer and voice before tickets: they hear the first call
 
-    factories += [buzzer.build, tickets.build]
+    factories += [buzzer.build, voice.build, tickets.build]
     from edge import display
 
     factories.append(display.build)
