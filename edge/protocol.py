@@ -17,13 +17,14 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import difflib
 import json
 import os
 import re
 import socket
 import stat
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -131,6 +132,17 @@ def escaped(text: str) -> str:
     a terminal never sees a raw ESC or CR from a sender, and UTF-8 can always encode it.
     """
     return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` naming the closest of ``choices``, or "" when none is close.
+
+    The one hint every message of the daemon and of hall-admin gives for a misspelt name (a
+    configuration key, a command argument, a verb); it lives here because hall-admin imports
+    nothing else of the daemon.  (hall-sim, which imports no edge, has its own.)
+    """
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 # ---- keys ---------------------------------------------------------------------------

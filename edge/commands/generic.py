@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from edge import __version__, config_change, key_rotation
 from edge.clock import rfc3339
-from edge.core import CommandError, Core
+from edge.core import CommandError, CommandTable, Core
 from edge.logs import mask_personal, recent
 from edge.schema import lookup, secret_paths
 from edge.settings import Settings, to_dict
@@ -36,8 +36,6 @@ START_LIMIT_BURST = 4
 START_LIMIT_INTERVAL_S = 120.0
 STARTS_KEPT_S = 86400.0
 
-Handler = Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]
-
 
 class GenericCommands:
     """The handlers, over the core; ``current`` gives the command being run (for config.set)."""
@@ -54,14 +52,14 @@ class GenericCommands:
         self.rotation = rotation
         self.current = current
 
-    def handlers(self) -> dict[str, Handler]:
+    def handlers(self) -> CommandTable:
         return {
-            "status": self.status,
-            "config.get": self.config_get,
-            "config.set": self.config_set,
-            "logs.tail": self.logs_tail,
-            "sync": self.sync,
-            "restart": self.restart,
+            "status": (self.status, ()),
+            "config.get": (self.config_get, ("key",)),
+            "config.set": (self.config_set, ("key", "value", "changes")),
+            "logs.tail": (self.logs_tail, ("n", "lines")),
+            "sync": (self.sync, ()),
+            "restart": (self.restart, ()),
         }
 
     def status(self, _args: dict[str, Any], _body: dict[str, Any]) -> dict[str, Any]:
