@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from edge import __version__, logs
 from edge.config import ConfigError, load
+from edge.protocol import Parser
 from edge.storage import StorageError
 
 log = logging.getLogger("edge")
@@ -21,15 +22,15 @@ DEFAULT_CONFIG = "/etc/hall-edge/hall-edge.toml"
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse(argv)
     if not getattr(args, "action", None):
         parser.print_help()
         return 2
     return args.action(args)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hall-edge", description=__doc__)
+def _parser() -> Parser:
+    parser = Parser(prog="hall-edge", description=__doc__)
     sub = parser.add_subparsers(dest="command")
 
     run = sub.add_parser("run", help="run the controller daemon")

@@ -14,6 +14,7 @@ says: commands use them, and so can any other signed payload.
 
 from __future__ import annotations
 
+import argparse
 import base64
 import binascii
 import contextlib
@@ -28,7 +29,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -134,15 +135,68 @@ def escaped(text: str) -> str:
     return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
+# ---- messages for people (here because hall-admin imports nothing else of the daemon) --------
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """`` (did you mean 'x'?)`` naming the closest of ``choices``, or "" when none is close.
 
-    The one hint every message of the daemon and of hall-admin gives for a misspelt name (a
-    configuration key, a command argument, a verb); it lives here because hall-admin imports
-    nothing else of the daemon.  (hall-sim, which imports no edge, has its own.)
+    The one hint every message of the daemon, hall-edge and hall-admin gives for a misspelt
+    name: a configuration key, a command or its argument, a verb, an option.  (hall-sim, which
+    imports nothing of edge, has its own.)
     """
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+_INVALID_CHOICE = re.compile(r"argument (\S+): invalid choice: '(.*)' \(choose from (.*)\)$")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse for hall-edge and hall-admin: a mistake says what was expected and what to try.
+
+    One line naming the mistake (a misspelt verb, option or choice gets a did-you-mean), then
+    ``try: PROG VERB --help`` for the verb it was meant for, exit 2.  argparse alone prints the
+    usage block (a dozen lines for ``hall-admin send``) and, for an unknown option, the top-level
+    usage instead of the verb's.
+    """
+
+    def parse(self, argv: list[str] | None) -> argparse.Namespace:
+        """``parse_args``, except that left-over words are reported by the verb they follow."""
+        parsed, extras = self.parse_known_args(argv)
+        if extras:
+            self._verb_parser(parsed).error(_unexpected(extras[0], self._verb_parser(parsed)))
+        return parsed
+
+    def _verb_parser(self, parsed: argparse.Namespace) -> argparse.ArgumentParser:
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                chosen = action.choices.get(getattr(parsed, action.dest, None) or "")
+                if isinstance(chosen, argparse.ArgumentParser):
+                    return chosen
+        return self
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {_plain(message)}\ntry: {self.prog} --help\n")
+
+
+def _plain(message: str) -> str:
+    invalid = _INVALID_CHOICE.match(message)
+    if invalid is None:
+        return message
+    where, word, choices = invalid.groups()
+    names = [c.strip().strip("'") for c in choices.split(",")]
+    hint = did_you_mean(word, names)
+    if where.startswith("-"):
+        return f"{where} {word!r} is not one of {', '.join(names)}{hint}"
+    return f"no verb {word!r}{hint}; the verbs are {', '.join(names)}"
+
+
+def _unexpected(word: str, parser: argparse.ArgumentParser) -> str:
+    if word.startswith("-"):
+        option = word.partition("=")[0]
+        return f"unknown option {option}{did_you_mean(option, parser._option_string_actions)}"
+    return f"unexpected argument {word!r}"
 
 
 # ---- keys ---------------------------------------------------------------------------

@@ -45,7 +45,7 @@ from edge.admin.settings import (
     load_settings,
     signing_key,
 )
-from edge.protocol import NAME_RE, Topics, escaped, generate_private_key
+from edge.protocol import NAME_RE, Parser, Topics, escaped, generate_private_key
 
 
 def show(text: str, stream: TextIO | None = None) -> None:
@@ -67,7 +67,7 @@ def parse_arg(text: str) -> tuple[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse(argv)
     if not getattr(args, "action", None):
         parser.print_help()
         return EXIT_USAGE
@@ -81,8 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
 
 
-def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+def _parser() -> Parser:
+    common = Parser(add_help=False)
     common.add_argument("--config", help=f"settings file (default {DEFAULT_CONFIG})")
     common.add_argument("--host", help="broker host")
     common.add_argument("--port", type=int, help="broker port")
@@ -99,7 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--timeout", type=float, help="seconds to wait for a result (default 10)")
     common.add_argument("--json", action="store_true", help="print JSON instead of text")
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="hall-admin", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="command")

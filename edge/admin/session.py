@@ -6,6 +6,8 @@ import json
 import os
 import queue
 import secrets
+import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge.admin.settings import (
+    DEFAULT_CONFIG,
     EXIT_FAILED,
     EXIT_LOCAL,
     EXIT_OK,
@@ -31,6 +34,25 @@ from edge.admin.settings import (
     Broker,
 )
 from edge.protocol import NAME_RE, REFUSAL_REASONS, Topics, command_body, set_nodelay, sign, state_topics
+
+WHERE_SET = f"--host/--port, or [broker] in {DEFAULT_CONFIG}"
+TLS_EXPECTED_HINT = "; if the broker speaks TLS on this port, leave out --no-tls (tls = true in [broker])"
+
+
+def unreachable_message(broker: Broker, exc: Exception) -> str:
+    """Why the connection failed, and what to try: the usual causes are a wrong port and TLS."""
+    where = f"{broker.host}:{broker.port}"
+    if broker.tls and isinstance(exc, ConnectionResetError | ssl.SSLError | ConnectionAbortedError):
+        return (
+            f"broker {where} closed the connection during the TLS handshake ({exc}): it may not speak "
+            "TLS on this port; for a plain broker add --no-tls (tls = false in [broker]), "
+            "or give its TLS port (usually 8883)"
+        )
+    if isinstance(exc, ConnectionRefusedError):
+        return f"broker {where} unreachable: nothing listens on port {broker.port} there; check {WHERE_SET}"
+    if isinstance(exc, socket.gaierror):
+        return f"broker {where} unreachable: no host named {broker.host!r}; check {WHERE_SET}"
+    return f"broker {where} unreachable: {exc}; check {WHERE_SET}"
 
 
 class Session:
@@ -78,13 +100,13 @@ class Session:
         try:
             self.client.connect(self.broker.host, self.broker.port, keepalive=30)
         except (OSError, ValueError) as exc:
-            raise AdminError(EXIT_UNREACHABLE, f"broker {where} unreachable: {exc}") from None
+            raise AdminError(EXIT_UNREACHABLE, unreachable_message(self.broker, exc)) from None
         self.client.loop_start()
         if not self._connected.wait(timeout_s) or self._failure:
             self.close()
-            raise AdminError(
-                EXIT_UNREACHABLE, f"broker {where} did not accept us: {self._failure or 'timeout'}"
-            )
+            why = self._failure or f"no answer in {timeout_s:g} s"
+            hint = "" if self._failure or self.broker.tls else TLS_EXPECTED_HINT
+            raise AdminError(EXIT_UNREACHABLE, f"broker {where} did not accept us: {why}{hint}")
 
     def subscribe(self, topic: str, timeout_s: float = 5.0) -> None:
         self._acked.clear()
