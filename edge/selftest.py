@@ -39,6 +39,7 @@ from edge import __version__
 from edge.clock import Clock
 from edge.config import ConfigError, load
 from edge.health import disk_free_mb, read_cpu_temp_c
+from edge.progress import Progress
 from edge.settings import Settings
 from edge.wiring import DOOR, KEY, OUTPUT, gpio_pins
 
@@ -414,16 +415,25 @@ CHECKS: list[CheckFn] = [
 
 
 def run_checks(config: Settings, checks: list[CheckFn] = CHECKS) -> list[Check]:
-    """Every check; one that breaks is a failure row, never an end of the self-test."""
+    """Every check; one that breaks is a failure row, never an end of the self-test.
+
+    Progress on stderr: on a slow Pi a check that waits (the broker, a serial port) shows which.
+    """
     rows = []
-    for check in checks:
-        try:
-            rows.append(check(config))
-        except Exception as exc:
-            name = check.__name__.removeprefix("check_")
-            log.exception("selftest check %s broke", name)  # the traceback, for a bug report
-            rows.append(Check(name, FAIL, f"{type(exc).__name__}: {exc}", "see docs/troubleshooting.md"))
+    with Progress("selftest", len(checks)) as progress:
+        for check in checks:
+            name = _check_name(check)
+            progress.step(name)
+            try:
+                rows.append(check(config))
+            except Exception as exc:
+                log.exception("selftest check %s broke", name)  # the traceback, for a bug report
+                rows.append(Check(name, FAIL, f"{type(exc).__name__}: {exc}", "see docs/troubleshooting.md"))
     return rows
+
+
+def _check_name(check: CheckFn) -> str:
+    return check.__name__.removeprefix("check_").replace("_", " ")
 
 
 # ---- --print: test ticket and screen pattern ------------------------------------
