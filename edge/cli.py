@@ -81,7 +81,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     from edge.layers import Layers
 
     if args.path and args.config and args.path != args.config:
-        print("check-config: give the file once (PATH or --config)", file=sys.stderr)
+        print(
+            "hall-edge check-config: give the file once, as PATH or as --config PATH, not both",
+            file=sys.stderr,
+        )
         return 2
     path = args.config or args.path or DEFAULT_CONFIG
     try:

@@ -24,6 +24,7 @@ import os
 import re
 import socket
 import stat
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -163,18 +164,22 @@ class Parser(argparse.ArgumentParser):
 
     def parse(self, argv: list[str] | None) -> argparse.Namespace:
         """``parse_args``, except that left-over words are reported by the verb they follow."""
-        parsed, extras = self.parse_known_args(argv)
+        words = sys.argv[1:] if argv is None else argv
+        if words and words[0].startswith("-") and words[0] not in ("-h", "--help") and self._verbs():
+            self.error(f"{words[0]} goes after the verb: {self.prog} VERB {words[0]} ...")
+        parsed, extras = self.parse_known_args(words)
         if extras:
             self._verb_parser(parsed).error(_unexpected(extras[0], self._verb_parser(parsed)))
         return parsed
 
-    def _verb_parser(self, parsed: argparse.Namespace) -> argparse.ArgumentParser:
+    def _verbs(self) -> dict[str, argparse.ArgumentParser]:
         for action in self._actions:
             if isinstance(action, argparse._SubParsersAction):
-                chosen = action.choices.get(getattr(parsed, action.dest, None) or "")
-                if isinstance(chosen, argparse.ArgumentParser):
-                    return chosen
-        return self
+                return dict(action.choices)
+        return {}
+
+    def _verb_parser(self, parsed: argparse.Namespace) -> argparse.ArgumentParser:
+        return self._verbs().get(getattr(parsed, "command", None) or "", self)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: {_plain(message)}\ntry: {self.prog} --help\n")

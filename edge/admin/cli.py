@@ -173,6 +173,7 @@ def run_send(args: argparse.Namespace, name: str, command_args: dict[str, Any]) 
 
 
 def cmd_send(args: argparse.Namespace) -> int:
+    split_device(args.target)  # a usage mistake is said before any key or broker problem
     command_args = dict(parse_arg(a) for a in args.arg)
     outcome = run_send(args, args.name, command_args)
     if args.json:
@@ -193,7 +194,11 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     if args.site and not NAME_RE.fullmatch(args.site):
-        raise AdminError(EXIT_USAGE, f"{args.site!r} is not a site name")
+        raise AdminError(
+            EXIT_USAGE,
+            f"{args.site!r} is not a site name: status takes a market's site such as qinshui "
+            "(1-32 of a-z, 0-9, -), or nothing for every site",
+        )
     settings = load_settings(args.config, args)
     session = Session(settings.broker, timeout_s=min(settings.timeout_s, 10.0))
     try:
@@ -205,6 +210,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_snapshot(args: argparse.Namespace) -> int:
+    split_device(args.target)
     outcome = run_send(args, "display.snapshot", {})
     if outcome.exit_code != EXIT_OK:
         error = outcome.result.get("error") or {}

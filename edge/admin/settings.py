@@ -103,6 +103,8 @@ def load_private_key(path: str) -> Ed25519PrivateKey:
     full = os.path.expanduser(path)
     if _holds_public_key(full):
         raise AdminError(EXIT_LOCAL, f"signing key {path} holds a public key: {private_key_hint()}")
+    if not os.path.lexists(full):
+        raise AdminError(EXIT_LOCAL, f"signing key {path} does not exist: {private_key_hint()}")
     try:
         return read_private_key(full)
     except ValueError as exc:
@@ -136,21 +138,22 @@ def private_key_hint() -> str:
 
 
 SIGNING_FIELDS = (
-    ("key_file", "--key FILE", "the private key file from keygen"),
-    ("kid", "--kid KID", "the key's id, as configured on the controllers"),
-    ("issuer", "--issuer NAME", "who sends the command, shown in the audit trail"),
+    ("key_file", "--key FILE", "the private key keygen wrote"),
+    ("kid", "--kid KID", "its id on the controllers"),
+    ("issuer", "--issuer NAME", "who sends, for the audit trail"),
 )
 
 
 def signing_key(settings: AdminSettings) -> Ed25519PrivateKey:
     missing = [
-        f"{flag} ({what})" for name, flag, what in SIGNING_FIELDS if not getattr(settings.signing, name)
+        (name, flag, what) for name, flag, what in SIGNING_FIELDS if not getattr(settings.signing, name)
     ]
     if missing:
-        fields = ", ".join(name for name, _f, _w in SIGNING_FIELDS if not getattr(settings.signing, name))
+        needs = ", ".join(f"{flag} ({what})" for _n, flag, what in missing)
+        names = ", ".join(name for name, _f, _w in missing)
         raise AdminError(
             EXIT_LOCAL,
-            f"signing needs {' and '.join(missing)}: give the flag or set {fields} "
-            f"under [signing] in {DEFAULT_CONFIG} (or --config FILE)",
+            f"signing needs {needs}: give it on the command line, or set {names} "
+            f"under [signing] in {DEFAULT_CONFIG}",
         )
     return load_private_key(settings.signing.key_file)

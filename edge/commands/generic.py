@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any
 from edge import __version__, config_change, key_rotation
 from edge.clock import rfc3339
 from edge.core import CommandError, CommandTable, Core
+from edge.layers import dotted, units
 from edge.logs import mask_personal, recent
+from edge.protocol import did_you_mean
 from edge.schema import lookup, secret_paths
 from edge.settings import Settings, to_dict
 from edge.storage import Storage
@@ -93,7 +95,10 @@ class GenericCommands:
         try:
             return {"key": key, "value": lookup(shown, key), "source": sources.get(key, "default")}
         except (KeyError, TypeError):
-            raise CommandError("bad_arguments", f"{key}: no such configuration key") from None
+            known = [dotted(unit) for unit in units(shown)]
+            raise CommandError(
+                "bad_arguments", f"{key}: no such configuration key{did_you_mean(key, known)}"
+            ) from None
 
     def _sources(self) -> dict[str, str]:
         """The file each value comes from (the installer's or the remote one); unlisted: default."""
@@ -151,8 +156,8 @@ def redacted(settings: Settings) -> dict[str, Any]:
     from edge.config import SCHEMA
 
     copy = to_dict(settings)
-    for dotted in secret_paths(SCHEMA):
-        parent_path, _, leaf = dotted.rpartition(".")
+    for secret in secret_paths(SCHEMA):
+        parent_path, _, leaf = secret.rpartition(".")
         try:
             parent = lookup(copy, parent_path) if parent_path else copy
         except (KeyError, TypeError):
