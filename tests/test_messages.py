@@ -289,3 +289,93 @@ MUST_SAY = {
     "hall-edge chek-config": ("did you mean 'check-config'?", "try: hall-edge --help"),
     "hall-sim tap wroker": ("did you mean 'worker'?", "the sample cards are worker"),
 }
+
+
+# ---- docs quote what the product shows ---------------------------------------------------
+
+
+def declared_commands() -> dict[str, set[str]]:
+    """Every remote command in edge/ and the arguments it declares, read from the source:
+    ``core.register_command("name", handler, args=(...))`` and the generic tables
+    ``"name": (handler, (...))`` (the commands feature registers those in a loop)."""
+    import ast
+
+    found: dict[str, set[str]] = {}
+
+    def names(node: ast.expr) -> set[str]:
+        assert isinstance(node, ast.Tuple), ast.dump(node)
+        return {str(item.value) for item in node.elts if isinstance(item, ast.Constant)}
+
+    for path in (ROOT / "edge").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "attr", "") == "register_command"
+                and isinstance(node.args[0], ast.Constant)
+            ):
+                args = next(k.value for k in node.keywords if k.arg == "args")
+                found[str(node.args[0].value)] = names(args)
+            if isinstance(node, ast.Dict):
+                for key, value in zip(node.keys, node.values, strict=True):
+                    if (
+                        isinstance(key, ast.Constant)
+                        and isinstance(value, ast.Tuple)
+                        and len(value.elts) == 2
+                        and isinstance(value.elts[1], ast.Tuple)
+                    ):
+                        found[str(key.value)] = names(value.elts[1])
+    return found
+
+
+def documented_commands() -> dict[str, set[str]]:
+    """The command table of docs/operator.md: commands and the argument names it gives them."""
+    text = (ROOT / "docs" / "operator.md").read_text(encoding="utf-8")
+    found: dict[str, set[str]] = {}
+    for line in text.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) != 3 or not cells[0].startswith("`") or cells[0] == "`command`":
+            continue
+        args = {word for word in re.findall(r"`([^`]+)`", cells[1]) if re.fullmatch(r"[a-z_]+", word)}
+        for command in re.findall(r"`([a-z.]+)`", cells[0]):
+            found[command] = args
+    return found
+
+
+def test_the_operators_command_table_names_every_command_and_its_arguments():
+    declared = declared_commands()
+    assert {"status", "logs.tail", "queue.call", "locker.inspect", "keys.add"} <= set(declared)
+    documented = documented_commands()
+    differ = {
+        name: (documented.get(name), declared.get(name))
+        for name in set(documented) | set(declared)
+        if documented.get(name) != declared.get(name)
+    }
+    assert not differ, f"docs/operator.md (documented, declared): {differ}"
+
+
+def test_the_readme_quotes_the_demo_banner_as_the_demo_prints_it(tmp_path, monkeypatch):
+    """The README showed `buttons, door switches, locks and buzzer ...`; the demo said otherwise."""
+    from hallsim.control import default_data_dir
+    from hallsim.demo import Demo
+
+    # as in the README: the user's default folder, hall-sim on PATH (an activated venv)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(readme) if line.startswith("hall-sim demo is running"))
+    end = readme.index("Ctrl-C stops everything.", start)
+    quoted = [line for line in readme[start : end + 1] if line != "..."]
+    demo = Demo(default_data_dir())
+    demo.devices.central = object()  # the banner only asks whether there is one
+    shown = demo.banner().splitlines()
+
+    def shape(line: str) -> str:  # paths, ports and pids differ from machine to machine
+        return re.sub(r"\S*/\S*|\d+", "", line).rstrip(" -")
+
+    shapes = [shape(line) for line in shown]
+    position = 0
+    for line in quoted:  # in the banner's order; the README leaves out the list of verbs (...)
+        assert shape(line) in shapes[position:], f"README quotes {line!r}; the demo prints:\n" + "\n".join(
+            shown
+        )
+        position = shapes.index(shape(line), position) + 1
