@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from command_rig import Hall
-from hallsim.broker import free_port
+from hallsim.broker import Mosquitto, free_port
 
 from edge import admin
 from edge.admin.cli import _parser as admin_parser
@@ -90,7 +90,8 @@ def test_every_verb_of_the_three_tools_answers_help(tmp_path, monkeypatch):
 class Case:
     typed: str  # as a person types it, as the docs show it
     # "hall": a running controller (and hall-admin settings naming it and its key); "demo": a
-    # demo's verbs (--data DIR); "broker": PORT is a plain (not TLS) broker's, else a free port
+    # demo's verbs (--data DIR).  PLAIN_PORT: a broker without TLS; TLS_PORT: a broker with TLS
+    # only, whose CA is not given; FREE_PORT: nobody listens there
     needs: str = ""
     subprocess: bool = False  # the daemon's own logging: run as its own process
 
@@ -126,8 +127,10 @@ CASES = [
     Case(f"hall-admin send {TARGET} status --key missing.key --kid it-2026a --issuer zhang"),
     Case(f"hall-admin send {TARGET} status --key readable.key --kid it-2026a --issuer zhang"),
     # hall-admin: the broker
-    Case("hall-admin status --host 127.0.0.1 --port PORT", needs="broker"),  # a plain broker's port
-    Case("hall-admin status --host 127.0.0.1 --port PORT --no-tls"),  # a port nobody listens on
+    Case("hall-admin status --host 127.0.0.1 --port PLAIN_PORT"),
+    Case("hall-admin status --host 127.0.0.1 --port FREE_PORT --no-tls"),
+    Case("hall-admin status --host 127.0.0.1 --port TLS_PORT --no-tls"),
+    Case("hall-admin status --host 127.0.0.1 --port TLS_PORT"),
     # hall-admin: what the controller answers
     Case(f"hall-admin send {TARGET} status --arg x=1", needs="hall"),
     Case(f"hall-admin send {TARGET} logs.tail --arg nn=5", needs="hall"),
@@ -153,12 +156,16 @@ class Scene:
     work: Path
     home: Path
     plain_port: int
+    tls_port: int
     hall: Hall | None = None
     demo_data: Path | None = None
 
+    def __post_init__(self) -> None:
+        self.ports = {"PLAIN_PORT": str(self.plain_port), "TLS_PORT": str(self.tls_port)}
+        self.ports["FREE_PORT"] = str(free_port())
+
     def argv(self, case: Case) -> tuple[str, list[str]]:
-        port = str(self.plain_port if case.needs == "broker" else free_port())
-        words = [word.replace("PORT", port) for word in shlex.split(case.typed)]
+        words = [self.ports.get(word, word) for word in shlex.split(case.typed)]
         tool, argv = words[0], words[1:]
         if case.needs == "hall":
             assert self.hall is not None
@@ -191,8 +198,8 @@ class Scene:
         text = text.replace(str(self.home), "~").replace(str(self.work) + "/", "")
         if self.demo_data is not None:
             text = text.replace(str(self.demo_data), "DIR")
-        text = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", text)
-        text = re.sub(r"on port \d+", "on port PORT", text)
+        for placeholder, port in self.ports.items():
+            text = re.sub(rf"\b{port}\b", placeholder, text)
         text = re.sub(r"id c-[0-9A-Za-z-]+", "id ID", text)
         return re.sub(r"\b\d+ ms\b", "N ms", text)
 
@@ -242,6 +249,35 @@ def table(rows: list[tuple[Case, int, str]]) -> str:
     return "\n".join(lines)
 
 
+def tls_files(folder: Path) -> tuple[str, str, str]:
+    """A CA and a server certificate for 127.0.0.1 (CA file, certificate, key) for a TLS broker."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding
+    from test_link_tls import _certificate, _key_pem, _name, _write
+
+    folder.mkdir()
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = _certificate("hall test CA", ca_key, _name("hall test CA"), ca_key, ca=True)
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    server = _certificate("127.0.0.1", server_key, ca.subject, ca_key)
+    return (
+        _write(folder / "ca.crt", ca.public_bytes(Encoding.PEM)),
+        _write(folder / "server.crt", server.public_bytes(Encoding.PEM)),
+        _write(folder / "server.key", _key_pem(server_key), private=True),
+    )
+
+
+def _run_cases(scene: Scene, tmp_path: Path) -> list[tuple[Case, int, str]]:
+    scene.hall = Hall(tmp_path / "hall", scene.plain_port)
+    scene.hall.start()
+    try:
+        with wired_demo(tmp_path / "sim") as data:
+            scene.demo_data = data
+            return [(case, *scene.message(case)) for case in CASES]
+    finally:
+        scene.hall.close()
+
+
 def test_wrong_inputs_give_the_messages_the_docs_show(tmp_path, broker, monkeypatch):
     assert len(CASES) >= 25
     work, home = tmp_path / "work", tmp_path / "home"
@@ -252,15 +288,10 @@ def test_wrong_inputs_give_the_messages_the_docs_show(tmp_path, broker, monkeypa
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))  # hall-sim: no demo by default
     monkeypatch.delenv("HALLSIM_DATA", raising=False)
-    scene = Scene(work, home, broker.port)
-    scene.hall = Hall(tmp_path / "hall", broker.port)
-    scene.hall.start()
-    try:
-        with wired_demo(tmp_path / "sim") as data:
-            scene.demo_data = data
-            rows = [(case, *scene.message(case)) for case in CASES]
-    finally:
-        scene.hall.close()
+    with Mosquitto(tmp_path / "tls-broker", tls=tls_files(tmp_path / "pki")) as tls_broker:
+        assert tls_broker.tls_port is not None
+        scene = Scene(work, home, broker.port, tls_broker.tls_port)
+        rows = _run_cases(scene, tmp_path)
     generated = table(rows)
     page = PAGE.read_text(encoding="utf-8")
     before, _, rest = page.partition(BEGIN)
@@ -279,7 +310,9 @@ def test_wrong_inputs_give_the_messages_the_docs_show(tmp_path, broker, monkeypa
 
 # What issue 19 found missing, held here too: rewriting the page cannot quietly lose it.
 MUST_SAY = {
-    "hall-admin status --host 127.0.0.1 --port PORT": ("may not speak TLS on this port", "--no-tls"),
+    "hall-admin status --host 127.0.0.1 --port PLAIN_PORT": ("may not speak TLS on this port", "--no-tls"),
+    "hall-admin status --host 127.0.0.1 --port TLS_PORT --no-tls": ("leave out --no-tls",),
+    "hall-admin status --host 127.0.0.1 --port TLS_PORT": ("--ca-file",),
     f"hall-admin send {TARGET} status --key it-2026a.pub --kid it-2026a --issuer zhang": (
         "holds a public key",
         "~/.config/hall-admin/it-2026a.key",

@@ -36,12 +36,19 @@ from edge.admin.settings import (
 from edge.protocol import NAME_RE, REFUSAL_REASONS, Topics, command_body, set_nodelay, sign, state_topics
 
 WHERE_SET = f"--host/--port, or [broker] in {DEFAULT_CONFIG}"
+CLOSED_EARLY = "the broker closed the connection before answering"
+LOGIN_HINT = f"; check --username/--password-file or the client certificate ([broker] in {DEFAULT_CONFIG})"
 TLS_EXPECTED_HINT = "; if the broker speaks TLS on this port, leave out --no-tls (tls = true in [broker])"
 
 
 def unreachable_message(broker: Broker, exc: Exception) -> str:
     """Why the connection failed, and what to try: the usual causes are a wrong port and TLS."""
     where = f"{broker.host}:{broker.port}"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (
+            f"broker {where}: its certificate is not trusted ({exc.verify_message}): give the CA "
+            "that signed it with --ca-file FILE (ca_file in [broker])"
+        )
     if broker.tls and isinstance(exc, ConnectionResetError | ssl.SSLError | ConnectionAbortedError):
         return (
             f"broker {where} closed the connection during the TLS handshake ({exc}): it may not speak "
@@ -85,6 +92,7 @@ class Session:
             password = Path(os.path.expanduser(self.broker.password_file)).read_text().strip()
             client.username_pw_set(self.broker.username, password)
         client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
         client.on_subscribe = lambda *_a: self._acked.set()
         client.on_message = lambda _c, _u, message: self.messages.put(message)
         return client
@@ -94,6 +102,11 @@ class Session:
             self._failure = str(reason)
         set_nodelay(client.socket())
         self._connected.set()
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        if not self._connected.is_set():  # closed before any CONNACK: say so now, not at the timeout
+            self._failure = CLOSED_EARLY
+            self._connected.set()
 
     def _connect(self, timeout_s: float) -> None:
         where = f"{self.broker.host}:{self.broker.port}"
@@ -105,7 +118,10 @@ class Session:
         if not self._connected.wait(timeout_s) or self._failure:
             self.close()
             why = self._failure or f"no answer in {timeout_s:g} s"
-            hint = "" if self._failure or self.broker.tls else TLS_EXPECTED_HINT
+            if self._failure in ("", CLOSED_EARLY):  # no MQTT answer at all: perhaps TLS expected
+                hint = "" if self.broker.tls else TLS_EXPECTED_HINT
+            else:  # the broker answered and refused: the login
+                hint = LOGIN_HINT
             raise AdminError(EXIT_UNREACHABLE, f"broker {where} did not accept us: {why}{hint}")
 
     def subscribe(self, topic: str, timeout_s: float = 5.0) -> None:
