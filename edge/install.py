@@ -509,7 +509,7 @@ def step_state(target: Target, report: Report) -> None:
 
 def install(options: Options) -> Report:
     target = Target(options.root)
-    _require_root(target)
+    _require_root(target, "installing")
     report = Report()
     steps: list[tuple[str, Callable[[], None]]] = [
         ("user and groups", lambda: step_accounts(target, report)),
@@ -532,7 +532,7 @@ def install(options: Options) -> Report:
 
 def uninstall(options: Options) -> Report:
     target = Target(options.root)
-    _require_root(target)
+    _require_root(target, "uninstalling")
     report = Report()
     if target.real:
         target.run("systemctl", "disable", "--now", "hall-edge.service", check=False)
@@ -552,9 +552,9 @@ def uninstall(options: Options) -> Report:
     return report
 
 
-def _require_root(target: Target) -> None:
+def _require_root(target: Target, doing: str) -> None:
     if target.real and os.geteuid() != 0:
-        raise InstallError("installing changes the system: run it as root (sudo), or use --root DIR")
+        raise InstallError(f"{doing} changes the system: run it as root (sudo), or use --root DIR")
 
 
 # ---- command line -------------------------------------------------------------

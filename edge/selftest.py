@@ -217,7 +217,7 @@ def _board_answers(port: serial.Serial, board: int, parser: Any, frame: Callable
 # ---- screen (SPI) ---------------------------------------------------------------
 
 
-def check_spi(config: Settings) -> Check:
+def check_screen(config: Settings) -> Check:
     cfg = config.display
     if not cfg.enabled:
         return Check("screen", SKIP, "display.enabled = false")
@@ -390,7 +390,7 @@ def _nearest_existing(folder: Path) -> Path:
     return Path("/")
 
 
-def check_temperature(config: Settings) -> Check:
+def check_cpu_temp(config: Settings) -> Check:
     temp = read_cpu_temp_c()
     if temp is None:
         return Check("cpu temp", SKIP, "no thermal sensor on this machine")
@@ -405,12 +405,12 @@ CHECKS: list[CheckFn] = [
     check_printer,
     check_reader,
     check_lock_boards,
-    check_spi,
+    check_screen,
     check_gpio,
     check_broker,
     check_clock,
     check_storage,
-    check_temperature,
+    check_cpu_temp,
 ]
 
 

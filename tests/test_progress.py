@@ -44,10 +44,11 @@ def _read_all(leader: int) -> str:
     return b"".join(chunks).decode()
 
 
-def test_selftest_names_each_check_as_it_starts(tmp_path, capsys):
-    run_checks(make_config(tmp_path, {"mqtt": {"port": 1}}), CHECKS[:3])
+def test_selftest_names_each_check_as_it_starts_by_its_row_in_the_table(tmp_path, capsys):
+    rows = run_checks(make_config(tmp_path, {"mqtt": {"port": 1}}), CHECKS)
     err = capsys.readouterr().err.splitlines()
-    assert err == ["selftest 1/3: service", "selftest 2/3: printer", "selftest 3/3: reader"]
+    assert err[:3] == ["selftest 1/10: service", "selftest 2/10: printer", "selftest 3/10: reader"]
+    assert [line.partition(": ")[2] for line in err] == [row.name for row in rows]
 
 
 def test_install_counts_its_steps_on_stderr_and_keeps_stdout_the_report(pi_root, capsys):  # noqa: F811
