@@ -113,6 +113,7 @@ CASES = [
     Case("hall-admin send"),
     Case("hall-admin send qinshui status"),
     Case(f"hall-admin send {TARGET} status --arg novalue"),
+    Case(f"hall-admin send {TARGET} logs.tail --arg n=5 --arg n=50"),
     Case("hall-admin status --protocol mqtt5"),
     Case("hall-admin status --port abc"),
     Case(f"hall-admin status {TARGET}"),

@@ -65,6 +65,19 @@ def parse_arg(text: str) -> tuple[str, Any]:
         return key, value
 
 
+def parse_args(texts: list[str]) -> dict[str, Any]:
+    """Every ``--arg``; one given twice is a mistake (which one was meant?), not the last one."""
+    found: dict[str, Any] = {}
+    for text in texts:
+        key, value = parse_arg(text)
+        if key in found:
+            raise AdminError(
+                EXIT_USAGE, f"--arg {key} given twice ({found[key]!r}, then {value!r}): give it once"
+            )
+        found[key] = value
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse(argv)
@@ -174,7 +187,7 @@ def run_send(args: argparse.Namespace, name: str, command_args: dict[str, Any]) 
 
 def cmd_send(args: argparse.Namespace) -> int:
     split_device(args.target)  # a usage mistake is said before any key or broker problem
-    command_args = dict(parse_arg(a) for a in args.arg)
+    command_args = parse_args(args.arg)
     outcome = run_send(args, args.name, command_args)
     if args.json:
         print(json.dumps(outcome.result, ensure_ascii=False))
