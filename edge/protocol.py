@@ -173,13 +173,17 @@ class Parser(argparse.ArgumentParser):
         return parsed
 
     def _verbs(self) -> dict[str, argparse.ArgumentParser]:
-        for action in self._actions:
-            if isinstance(action, argparse._SubParsersAction):
-                return dict(action.choices)
-        return {}
+        action = self._verb_action()
+        return dict(action.choices) if action is not None else {}
+
+    def _verb_action(self) -> argparse._SubParsersAction[argparse.ArgumentParser] | None:
+        return next((a for a in self._actions if isinstance(a, argparse._SubParsersAction)), None)
 
     def _verb_parser(self, parsed: argparse.Namespace) -> argparse.ArgumentParser:
-        return self._verbs().get(getattr(parsed, "command", None) or "", self)
+        """The parser of the verb given (``add_subparsers(dest=...)``), else this one."""
+        action = self._verb_action()
+        verb = getattr(parsed, action.dest, None) if action is not None else None
+        return self._verbs().get(verb or "", self)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: {_plain(message)}\ntry: {self.prog} --help\n")
