@@ -496,3 +496,62 @@ def test_display_snapshot_and_a_display_argument_refusal(tmp_path, make_hall, br
         assert event["data"] == {"reason": "bad_arguments", "id": refused["id"], "name": "display.message"}
     finally:
         hall.close()
+
+
+def test_unknown_arguments_and_commands_are_refused_by_name_and_not_run(hall):
+    """A misspelt --arg used to be ignored silently: `status x=1` ran as `status`."""
+    refused = run(hall, "status", {"x": 1})
+    assert refused["error"] == {
+        "code": "bad_arguments",
+        "message": "unknown argument 'x': status takes no arguments",
+    }
+    refused = run(hall, "logs.tail", {"nn": 5})
+    assert refused["error"]["message"] == (
+        "unknown argument 'nn' (did you mean 'n'?): logs.tail takes n, lines"
+    )
+    refused = run(hall, "restart", {"now": True})
+    assert refused["error"]["code"] == "bad_arguments"
+    refused = run(hall, "stauts")
+    assert refused["error"] == {
+        "code": "unknown_command",
+        "message": "no command 'stauts' here (did you mean 'status'?)",
+    }
+    events = wait_for(lambda: hall.watcher.events("audit.command_refused")[3:], 10, "four refusals")
+    assert [e["data"]["reason"] for e in hall.watcher.events("audit.command_refused")] == [
+        "bad_arguments",
+        "bad_arguments",
+        "bad_arguments",
+        "unknown_command",
+    ]
+    assert events and hall.watcher.events("audit.command") == []  # none ran
+    assert not hall.core.stopped.is_set()
+
+
+def test_every_command_declares_the_arguments_its_handler_reads(make_hall, broker):
+    """The declared names are the ones each handler reads (args.get / args[...]): a handler that
+    reads an undeclared argument would never receive it."""
+    import ast
+    import inspect
+
+    hall = make_hall(
+        None, {"display": {"enabled": True, "device": "dummy"}}, rig=CommandHall, port=broker.port
+    )
+    hall.start()
+    try:
+        for name in hall.core.command_names():
+            command = hall.core.command(name)
+            source = inspect.getsource(command.handler)
+            read = {
+                node.args[0].value
+                for node in ast.walk(ast.parse(inspect.cleandoc("\n" + source)))
+                if isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "get"
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "args"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            }
+            assert read <= set(command.args), (name, read, command.args)
+    finally:
+        hall.close()

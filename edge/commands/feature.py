@@ -24,7 +24,7 @@ from typing import Any
 from edge import config_change, key_rotation
 from edge.commands.generic import GenericCommands, record_start
 from edge.commands.verify import Command, verify
-from edge.core import CommandError, Core, Timer
+from edge.core import CommandError, Core, RegisteredCommand, Timer
 from edge.logs import mask_personal
 from edge.messages import CommandReceived
 from edge.protocol import (
@@ -32,6 +32,7 @@ from edge.protocol import (
     RATE_LIMITED,
     UNAUTHENTICATED,
     Refusal,
+    did_you_mean,
     error_payload,
     load_public_keys,
     result_payload,
@@ -142,8 +143,8 @@ class CommandsFeature:
         )
         core.subscribe(CommandReceived, self.on_command)
         self.generic = GenericCommands(core, self.changes, self.rotation, lambda: self.current)
-        for name, handler in {**self.generic.handlers(), **self.rotation.commands()}.items():
-            core.register_command(name, handler)
+        for name, (handler, accepted) in {**self.generic.handlers(), **self.rotation.commands()}.items():
+            core.register_command(name, handler, args=accepted)
         self.prune()
         core.every(PRUNE_EVERY_S, self.prune)
         record_start(core.storage)
@@ -178,14 +179,14 @@ class CommandsFeature:
             self.rotation.confirm(outcome.kid, outcome.id)  # a pending key has now signed
         handler = core.command(outcome.name)
         if handler is None:
-            refusal = Refusal(
-                "unknown_command", f"no command {outcome.name!r} here", outcome.id, outcome.name
-            )
+            hint = did_you_mean(outcome.name, core.command_names())
+            why = f"no command {outcome.name!r} here{hint}"
+            refusal = Refusal("unknown_command", why, outcome.id, outcome.name)
             self.refuse(refusal, reply)
             return
         self._run(outcome, handler, reply)
 
-    def _run(self, command: Command, handler: Callable[..., dict[str, Any]], reply: Reply) -> None:
+    def _run(self, command: Command, handler: RegisteredCommand, reply: Reply) -> None:
         self.current = (command, reply)
         try:
             result = handler(dict(command.args), command.body)

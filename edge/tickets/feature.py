@@ -95,11 +95,11 @@ class TicketsFeature:
         core.subscribe(KeyReleased, self._on_released)
         core.subscribe(PrinterState, self._on_printer_state)
         core.subscribe(PrintDone, self._on_print_done)
-        core.register_command("queue.call", self.cmd_call)
-        core.register_command("queue.recall", self.cmd_recall)
-        core.register_command("queue.skip", self.cmd_skip)
-        core.register_command("queue.reset", self.cmd_reset)
-        core.register_command("printer.test", self.cmd_printer_test)
+        core.register_command("queue.call", self.cmd_call, args=("window",))
+        core.register_command("queue.recall", self.cmd_recall, args=("window", "ticket"))
+        core.register_command("queue.skip", self.cmd_skip, args=("window",))
+        core.register_command("queue.reset", self.cmd_reset, args=())
+        core.register_command("printer.test", self.cmd_printer_test, args=())
         core.register_status("queue", self.status)
         core.every(DAY_CHECK_S, lambda: self.queue.roll_day(core.clock.now()))
         if self.config.printer.enabled:
@@ -250,12 +250,7 @@ class TicketsFeature:
 
     # -- commands --------------------------------------------------------
 
-    def _window_arg(self, args: dict[str, Any], allowed: tuple[str, ...] = ("window",)) -> int:
-        unknown = sorted(set(args) - set(allowed))
-        if unknown:
-            raise CommandError(
-                "bad_arguments", f"unknown argument(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}"
-            )
+    def _window_arg(self, args: dict[str, Any]) -> int:
         window = args.get("window")
         if isinstance(window, bool) or not isinstance(window, int) or window not in self.windows:
             known = ", ".join(str(w) for w in sorted(self.windows))
@@ -269,7 +264,7 @@ class TicketsFeature:
         return {"window": window, "ticket": self.call(window)}
 
     def cmd_recall(self, args: dict[str, Any], _body: dict[str, Any]) -> dict[str, Any]:
-        window = self._window_arg(args, ("window", "ticket"))
+        window = self._window_arg(args)
         ticket = args.get("ticket")
         if ticket is not None and not (isinstance(ticket, str) and 2 <= len(ticket) <= 8):
             raise CommandError("bad_arguments", f"ticket {ticket!r} is not a ticket number such as A023")
@@ -285,9 +280,7 @@ class TicketsFeature:
         except QueueError as exc:
             raise CommandError(exc.code, exc.message) from None
 
-    def cmd_reset(self, args: dict[str, Any], _body: dict[str, Any]) -> dict[str, Any]:
-        if args:
-            raise CommandError("bad_arguments", "queue.reset takes no arguments")
+    def cmd_reset(self, _args: dict[str, Any], _body: dict[str, Any]) -> dict[str, Any]:
         day, round_ = self.queue.reset(self.core.clock.now())
         return {"day": day, "round": round_}
 
