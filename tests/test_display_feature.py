@@ -109,8 +109,8 @@ def test_static_page_is_sent_once_and_scrolling_sends_one_frame_per_step(hall):
     wait_for(lambda: time.monotonic() > t0 + 0.4, 2, "time passing")
     h.core.post(LinkStatus(True))  # an input that changes nothing on the screen
     assert h.on_core(lambda: h.feature.frames_sent) == sent
-    long_place = {**STATIC, "id": "J-long", "location": "南山公园东侧工地北门往西二百米临时板房二楼"}
-    h.jobs(long_place, new={"J-long"})
+    long_title = {**STATIC, "id": "J-long", "title": "Electrician-Helper"}  # one word wider than a row
+    h.jobs(long_title, new={"J-long"})
     wait_for(lambda: h.on_core(lambda: h.feature.frames_sent) >= sent + 10, 3, "scroll frames")
 
 
