@@ -17,7 +17,7 @@ from support import make_config, on_core, wait_for
 
 from edge.clock import Clock
 from edge.core import CommandError, Core
-from edge.messages import Buzz, ScreenCall, ScreenLine
+from edge.messages import Buzz, ScreenCall, ScreenCallEnded, ScreenLine, ScreenLineEnded
 from edge.storage import Storage
 from edge.tickets.feature import Tickets
 
@@ -63,7 +63,7 @@ class Hall:
         self.storage = Storage(self.config.storage.dir)
         self.core = Core(self.config, self.storage, Clock(self.config.time.zone, "synced"))
         self.seen: list[object] = []
-        for kind in (ScreenLine, ScreenCall, Buzz):
+        for kind in (ScreenLine, ScreenCall, Buzz, ScreenCallEnded, ScreenLineEnded):
             self.core.subscribe(kind, self.seen.append)
         self.tickets = Tickets(self.config)
         self.tickets.start(self.core)
@@ -291,6 +291,26 @@ def test_staff_keys_call_recall_skip(hall, printer):
     assert status["windows"] == {"2": "A001"}
     assert status["categories"]["A"]["issued"] == 1
     assert status["categories"]["B"]["called"] == 1
+
+
+def test_the_screen_lets_go_of_a_number_the_window_moved_past(hall, printer):
+    """Issue 13: a skip or a finish takes the window's number off the screen; the line that shows an
+    unprinted number leaves when that number is called (the call says it now)."""
+    printer.set_status("paper-out")
+    wait_for(lambda: hall.core.components["printer"] == "paper_out", 5)
+    hall.press("A")
+    line = wait_for(lambda: next((m for m in hall.seen if isinstance(m, ScreenLine)), None), 5)
+    assert (line.source, line.cause) == ("printer", "ticket:A001")
+    assert hall.command("queue.call", window=2)["ticket"] == "A001"
+    assert ScreenLineEnded("printer", "ticket:A001") in hall.seen
+    hall.command("queue.skip", window=2)
+    assert ScreenCallEnded(2) in hall.seen
+    hall.seen.clear()
+    hall.press("A")
+    wait_for(lambda: hall.issued() == ["A001", "A002"], 5)
+    assert hall.command("queue.call", window=2)["ticket"] == "A002"
+    assert hall.command("queue.call", window=2)["ticket"] is None  # A002 served, nobody waits
+    assert ScreenCallEnded(2) in hall.seen
 
 
 def test_commands_refuse_bad_arguments(hall):
