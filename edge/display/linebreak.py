@@ -47,8 +47,8 @@ def atoms(text: str) -> list[str]:
     glued: list[str] = []
     opening = ""  # opening marks waiting for the atom they open
     for piece in _ATOM.findall(text):
-        if piece in OPENING:
-            opening += piece
+        if piece in OPENING or (opening and piece == " "):
+            opening += piece  # an opening mark stays with what it opens, across a stray space
         elif glued and not opening and piece[0] in CLOSING:
             glued[-1] += piece  # a closing mark never starts a row
         else:
