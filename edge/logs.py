@@ -15,6 +15,8 @@ import sys
 from collections import deque
 from datetime import datetime, tzinfo
 
+from edge.protocol import escaped
+
 # A mainland mobile number, also written 138-1234-5678, 138 1234 5678 or +86 13812345678.
 PHONE_RE = re.compile(r"(?<!\d)((?:\+?86[- ]?)?1[3-9]\d)[- ]?(\d{4})[- ]?(\d{4})(?!\d)")
 # A hex card UID given as uid=..., card=... or card_uid=... (8-20 hex digits).
@@ -41,7 +43,9 @@ class LogfmtFormatter(logging.Formatter):
 
 
 def _quote(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    """A logfmt value: backslash and quote escaped, and every control character (ESC, CR, ...)
+    written as an escape, whoever wrote it: a log line is one line and never drives a terminal."""
+    return escaped(text.replace("\\", "\\\\").replace('"', '\\"'))
 
 
 class RecentLines(logging.Handler):

@@ -22,11 +22,12 @@ from datetime import datetime
 from typing import Any, TypeGuard
 
 from edge.logs import mask_phone
+from edge.protocol import SNAPSHOT_KINDS
 from edge.storage import Storage
 
 log = logging.getLogger(__name__)
 
-KINDS = ("jobs", "notices", "cards")
+KINDS = SNAPSHOT_KINDS
 SCHEMAS = {kind: f"lgsc.{kind}/1" for kind in KINDS}
 WAGE_UNITS = ("hour", "day", "piece", "month")
 ROLES = ("worker", "staff")

@@ -11,8 +11,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.admin import public_key_b64, sign
-from edge.commands import REFUSAL_REASONS, Command, Refusal, load_public_keys, verify
+from edge.commands.verify import Command, verify
+from edge.protocol import REFUSAL_REASONS, Refusal, load_public_keys, public_key_b64, sign
 
 SHANGHAI = timezone(timedelta(hours=8))
 NOW = datetime(2026, 11, 22, 9, 0, 30, tzinfo=SHANGHAI)
@@ -175,7 +175,7 @@ def test_removed_key_no_longer_works():
 def test_bad_configured_keys_are_reported_not_used():
     keys, problems = load_public_keys({"ok": public_key_b64(KEY), "short": base64.b64encode(b"x").decode()})
     assert list(keys) == ["ok"]
-    assert problems == ["commands.public_keys.short: not a base64 raw 32-byte Ed25519 public key"]
+    assert problems == ["short: not a base64 raw 32-byte Ed25519 public key"]
 
 
 @settings(max_examples=150, deadline=None)

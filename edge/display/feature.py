@@ -37,6 +37,7 @@ from edge.messages import (
     ScreenLineEnded,
     SnapshotUpdated,
 )
+from edge.protocol import snapshot_topic
 from edge.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -305,7 +306,7 @@ class DisplayFeature:
 
     def _report(self, rejected: list[Any]) -> None:
         """One error.invalid_payload per job and reason: the link reports what its schema refuses."""
-        topic = f"lgsc/v1/{self.settings.site}/jobs"
+        topic = snapshot_topic(self.settings.site, "jobs")
         for entry in rejected:
             key = (entry.id, entry.reason)
             if key in self._reported:

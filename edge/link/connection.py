@@ -21,22 +21,23 @@ makes events durable.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
-import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from edge.protocol import set_nodelay
 from edge.schema import read_secret
 from edge.settings import MqttSettings
 
@@ -45,7 +46,19 @@ log = logging.getLogger(__name__)
 BACKOFF_BASE_S = 0.5
 RESET_AFTER_S = 30.0  # a connection that lasted this long was a good one: start backoff afresh
 CONNECT_TIMEOUT_S = 5.0
-LOOP_TIMEOUT_S = 0.5
+
+
+class _EndOfLoop(logging.Filter):
+    """paho 2.2's network thread runs its loop once more after the socket closed (a clean
+    DISCONNECT, or a lost connection already reported through on_disconnect) and logs that as
+    an error, "Client is not connected": the normal end of a connection, so not logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Client is not connected")
+
+
+PAHO_LOG = logging.getLogger("edge.link.paho")
+PAHO_LOG.addFilter(_EndOfLoop())
 
 
 class Backoff:
@@ -105,6 +118,7 @@ class Connection:
         self.client = self._build_client(client_id, will)
         self._stopping = threading.Event()
         self._up_since: float | None = None
+        self._session_over = threading.Event()  # the current connection ended (or stop)
         self._thread = threading.Thread(target=self._run, name="mqtt", daemon=True)
 
     # -- building ------------------------------------------------------------
@@ -113,7 +127,11 @@ class Connection:
         cfg = self.cfg
         if self.v5:
             client = mqtt.Client(
-                CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, manual_ack=True
+                CallbackAPIVersion.VERSION2,
+                client_id=client_id,
+                protocol=mqtt.MQTTv5,
+                manual_ack=True,
+                reconnect_on_failure=False,
             )
         else:
             client = mqtt.Client(
@@ -122,8 +140,9 @@ class Connection:
                 protocol=mqtt.MQTTv311,
                 clean_session=False,
                 manual_ack=True,
+                reconnect_on_failure=False,
             )
-        client.enable_logger(logging.getLogger("edge.link.paho"))
+        client.enable_logger(PAHO_LOG)
         client.connect_timeout = CONNECT_TIMEOUT_S
         client.max_inflight_messages_set(cfg.max_inflight)
         client.will_set(will[0], will[1], qos=1, retain=True)
@@ -148,19 +167,10 @@ class Connection:
         self._thread.start()
 
     def _run(self) -> None:
-        # paho writes a message in the publishing thread (the core) unless it knows a network
-        # thread runs its loop; as with loop_start(), publish() then only queues and wakes this
-        # thread, which writes the packets while the core goes on.
-        self.client._thread = self._thread  # paho 2.x: what loop_start() sets
         while not self._stopping.is_set():
-            try:
-                if self._connect_once():
-                    self._serve()
-            except Exception:
-                # paho re-raises what a callback raised; this thread is the hall's only link, so it
-                # reconnects rather than end (the message, unacknowledged, is delivered again).
-                log.exception("mqtt network loop failed; reconnecting")
-                self.client.disconnect()
+            self._session_over.clear()
+            if self._connect_once():
+                self._serve()
             if self._stopping.is_set():
                 break
             if self._up_since is not None:
@@ -185,34 +195,60 @@ class Connection:
         return True
 
     def _serve(self) -> None:
-        while not self._stopping.is_set():
-            rc = self.client.loop(LOOP_TIMEOUT_S)
-            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                return
+        """One connection, served by paho's own network thread (``loop_start``) until it ends.
+
+        With that thread running, ``publish`` from the core only queues the packet and wakes
+        it, so the core goes on while the packets are written.  paho does not reconnect by
+        itself (``reconnect_on_failure=False``): its thread ends with the connection and
+        this one reconnects with jitter.
+        """
+        self.client.loop_start()
+        try:
+            self._session_over.wait()
+        finally:
+            self.client.loop_stop()
 
     # -- paho callbacks (network thread) ----------------------------------------
 
     def _on_connect(self, client: mqtt.Client, _userdata: Any, flags: Any, reason: Any, _props: Any) -> None:
         if reason.is_failure:
             log.error("mqtt broker refused the connection: %s", reason)
+            self._session_over.set()
             return
         self.connects += 1
         self.generation += 1
         self._up_since = time.monotonic()
-        set_nodelay(client)
-        self._subscribe()
-        self.routes.connected(bool(flags.session_present))
+        set_nodelay(client.socket())
+        with self._guard(client):
+            self._subscribe()
+            self.routes.connected(bool(flags.session_present))
 
     def _on_disconnect(
         self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
     ) -> None:
-        self.routes.disconnected(str(reason))
+        try:
+            self.routes.disconnected(str(reason))
+        finally:
+            self._session_over.set()
 
-    def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
-        self.routes.message(message)
+    def _on_message(self, client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        with self._guard(client):
+            self.routes.message(message)
 
-    def _on_publish(self, _client: mqtt.Client, _userdata: Any, mid: int, reason: Any, _props: Any) -> None:
-        self.routes.published(mid, not reason.is_failure)
+    def _on_publish(self, client: mqtt.Client, _userdata: Any, mid: int, reason: Any, _props: Any) -> None:
+        with self._guard(client):
+            self.routes.published(mid, not reason.is_failure)
+
+    @contextlib.contextmanager
+    def _guard(self, client: mqtt.Client) -> Iterator[None]:
+        """What a callback raises would end paho's thread: log it and reconnect instead (the
+        message, unacknowledged, is delivered again); this thread is the hall's only link."""
+        try:
+            yield
+        except Exception:
+            log.exception("mqtt callback failed; reconnecting")
+            client.disconnect()
+            self._session_over.set()
 
     # -- any thread ---------------------------------------------------------------
 
@@ -261,18 +297,6 @@ class Connection:
                 log.warning("mqtt offline state not sent: %s", exc)
         self._stopping.set()
         self.client.disconnect()
+        self._session_over.set()
         if self._thread.is_alive():
             self._thread.join(max(deadline - time.monotonic(), 0.1))
-
-
-def set_nodelay(client: mqtt.Client) -> None:
-    """Send small packets at once: a command result is two publishes back to back (and
-    hall-admin's request waits for its answer), and Nagle's algorithm would hold the second
-    until the broker's delayed ACK (~40 ms; bench/admin_roundtrip.py shows it)."""
-    sock = client.socket()
-    if not isinstance(sock, socket.socket):  # None when not connected; a TLS socket is one too
-        return
-    try:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    except OSError as exc:
-        log.debug("TCP_NODELAY not set: %s", exc)

@@ -17,8 +17,8 @@ from typing import Any
 
 from edge.clock import rfc3339
 from edge.core import Core
+from edge.protocol import new_ulid
 from edge.settings import CompartmentSettings
-from edge.ulid import new_ulid
 
 MIGRATIONS = [
     """

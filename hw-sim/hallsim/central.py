@@ -78,7 +78,8 @@ class Central:
         self.results: list[dict[str, Any]] = []
         self.invalid: list[tuple[str, bytes]] = []  # messages that broke the contract
         self._events: dict[str, dict[str, Any]] = {}
-        self._seqs: dict[str, set[int]] = {}
+        self._seqs: dict[str, set[int]] = {}  # by device, in its latest epoch
+        self._epochs: dict[str, list[str]] = {}  # by device, in the order first seen
         self._duplicates = 0
         self._by_type: Counter[str] = Counter()
         self._lock = threading.Lock()
@@ -249,9 +250,7 @@ class Central:
 
     def _add_event(self, event_id: str, body: dict[str, Any]) -> None:
         self._events[event_id] = body
-        seq = body.get("seq")
-        if isinstance(seq, int):  # an event without one still counts as received, not as a gap
-            self._seqs.setdefault(str(body.get("device", "?")), set()).add(seq)
+        self._note_seq(body)
         self._by_type[str(body.get("type", "?"))] += 1
 
     def _count_event(self, body: dict[str, Any]) -> None:
@@ -262,6 +261,18 @@ class Central:
         self._add_event(event_id, body)
         self._log.write(json.dumps(body, **_JSON) + "\n")
         self._log.flush()
+
+    def _note_seq(self, body: dict[str, Any]) -> None:
+        # seq counts within one epoch (the controller's event store); a new epoch starts at 1.
+        epoch = str(body.get("epoch", ""))
+        device = str(body.get("device", "?"))
+        epochs = self._epochs.setdefault(device, [])
+        if not epochs or epochs[-1] != epoch:
+            epochs.append(epoch)
+            self._seqs[device] = set()
+        seq = body.get("seq")
+        if isinstance(seq, int):  # an event without one still counts as received, not as a gap
+            self._seqs[device].add(seq)
 
     # -- reports --------------------------------------------------------------------------
 
@@ -284,6 +295,7 @@ class Central:
                 "duplicates": self._duplicates,
                 "gaps": _gaps(seqs),
                 "max_seq": max(seqs, default=0),
+                "epochs": len(self._epochs.get(f"{self.site}/{self.device}", [])),
                 "by_type": dict(self._by_type),
                 "births": sum(1 for s in self.states if s.get("online")),
                 "online": self.states[-1].get("online") if self.states else None,
