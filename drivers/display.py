@@ -215,8 +215,8 @@ class LedPanel:
         device = self._need_device()
 
         def send() -> None:
-            registers = getattr(device, "_const", None)
-            if hasattr(registers, "SCANLIMIT") and hasattr(device, "cascaded"):
+            registers: Any = getattr(device, "_const", None)  # luma's register numbers (max7219 only)
+            if registers is not None and hasattr(registers, "SCANLIMIT") and hasattr(device, "cascaded"):
                 chips = device.cascaded
                 device.data([registers.SCANLIMIT, 7] * chips)
                 device.data([registers.DECODEMODE, 0] * chips)
