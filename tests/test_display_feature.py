@@ -215,7 +215,7 @@ def test_reinit_rewrites_the_chain_in_place_without_a_blank_and_after_brightness
     on_panel = [w for w in spi.writes if w[0] in digits][-8:]
     assert any(any(w[1::2]) for w in on_panel)  # something lit
     for change in (
-        lambda: h.feature._reinit(),
+        h.feature._reinit,
         lambda: h.core.command("display.brightness")({"level": 40}, {}),
     ):
         before, inits = len(spi.writes), len(spi.register_values(registers.SCANLIMIT))

@@ -376,3 +376,76 @@ def test_many_new_jobs_still_let_the_hotline_through():
     assert kinds[0] == "new"  # at once
     assert "hotline" in kinds[:7]
     assert kinds.count("new") == 20  # the rest join the rotation unmarked
+
+
+# ---- bad input from the platform, shown safely (issue 13) ----------------------------------------
+
+
+def _all_parts(rotation, start: float = 0.0) -> list[list[str]]:
+    """The text of every part of the job now on screen, in order."""
+    rotation.frame(start, WALL)
+    key, parts, now = rotation.page.key, [], start
+    while rotation.page.key == key and len(parts) < 10:
+        part = [line.text for line in rotation.page.lines]
+        if parts and part == parts[0]:
+            break  # the job again, from the start
+        parts.append(part)
+        assert rotation.next_change(now, WALL) > 0  # never a frozen screen
+        now = rotation.current.until
+        rotation.frame(now, WALL)
+    return parts
+
+
+def test_characters_unifont_lacks_are_drawn_as_a_box():
+    rotation = rotation_for()
+    load(rotation, [{**PLAIN, "title": "𠀀工😀", "location": "𪚥村"}])  # outside Unifont's plane 0
+    parts = _all_parts(rotation)
+    shown = "".join(text for part in parts for text in part)
+    assert shown.startswith("□工□") and "□村" in shown
+    assert rotation.frame(0.0, WALL).getbbox() is not None
+
+
+def test_control_characters_never_reach_the_screen():
+    rotation = rotation_for()
+    load(rotation, [{**PLAIN, "title": "瓦\x1b[2J工\u202e\x00", "location": "南山\r\n公园\u200b"}])
+    shown = "".join(text for part in _all_parts(rotation) for text in part)
+    assert "瓦[2J工" in shown and "南山 公园" in shown
+    assert not any(ord(ch) < 32 and ch != "\t" for ch in shown)
+    rotation.line("无效卡\x07\x1b 请到服务窗口登记", 5.0, 100.0, source="locker")
+    rotation.frame(100.0, WALL)
+    assert "\x07" not in "".join(line.text for line in rotation.page.lines)
+
+
+def test_a_very_long_title_is_cut_with_an_ellipsis_and_every_part_still_shown():
+    rotation = rotation_for()
+    load(rotation, [{**PLAIN, "title": "高空作业安全员兼职夜班巡检员及仓库管理员助理" * 3}])
+    parts = _all_parts(rotation)
+    first_rows = [row for part in parts for row in part]
+    title = "".join(first_rows[:2]).split("\t")[0]
+    assert title.endswith("…") and len(title.replace(" ", "")) <= 17
+    shown = " ".join(first_rows)
+    assert "300元/天" in shown and "电话138****5678" in shown  # nothing pushed off the screen
+    assert len(parts) <= 4
+
+
+def test_an_empty_title_is_not_shown_and_the_screen_goes_on():
+    rotation = rotation_for()
+    cards, rejected = read_jobs(jobs({**PLAIN, "title": " \u200b\x00 "}, SHOP), ZONE)
+    assert [r.reason for r in rejected] == ["job has no title"]
+    rotation.set_jobs(cards, frozenset(), 0.0)
+    rotation.frame(0.0, WALL)
+    assert rotation.page.key == SHOP["id"]
+    rotation.line("\x00\u200b", 5.0, 1.0, source="locker")  # nothing printable: no blank page
+    rotation.frame(1.0, WALL)
+    assert rotation.page.kind == "job"
+
+
+def test_a_very_long_screen_line_is_cut_and_its_last_row_shown_whole():
+    rotation = rotation_for()
+    load(rotation, [PLAIN])
+    rotation.line("A023 号 打印机缺纸 请到窗口 " * 20, 10.0, 0.0, source="printer")
+    rotation.frame(0.0, WALL)
+    lines = [line.text for line in rotation.page.lines]
+    assert len(lines) == 2 and lines[-1].endswith("…")
+    art = rotation.current.art
+    assert art.scrollers and rotation.current.until == pytest.approx(10.0)

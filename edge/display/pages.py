@@ -8,6 +8,8 @@ and whatever does not fit scrolls on the last one.
 
 from __future__ import annotations
 
+import dataclasses
+
 from edge.display.content import JobCard, NoticeCard
 from edge.display.linebreak import break_lines
 from edge.display.render import GAP_PX, Line, Page, Renderer
@@ -36,8 +38,12 @@ class Layouts:
         The rows are then cut into parts of the panel's height.  A single-row panel scrolls one line.
         """
         badges = ("新",) if new else ("急",) if card.urgent else ()
+        show = self.glyphs.showable  # □ for what the font lacks, measured as it will be drawn
         contact = f"电话{card.contact}" if card.contact else ""
-        details = (f"招{card.headcount}", card.location, contact, card.employer, card.starts)
+        details = tuple(
+            show(f) for f in (f"招{card.headcount}", card.location, contact, card.employer, card.starts)
+        )
+        card = dataclasses.replace(card, title=show(card.title), wage=show(card.wage))
         if self.rows == 1:
             return (Page("job", (Line(_join(card.title, card.wage, *details), badges),), key=card.id),)
         badge_w = sum(self.label_width(b) + GAP_PX for b in badges)
@@ -72,7 +78,7 @@ class Layouts:
         rows.extend(self._broken(text, self.width))
 
     def _broken(self, text: str, first_room: int) -> list[str]:
-        return break_lines(self.glyphs.showable(text), self.glyphs.width, self.width, first_room)
+        return break_lines(text, self.glyphs.width, self.width, first_room)
 
     def notice(self, card: NoticeCard) -> Page:
         return Page("notice", self._wrapped(card.text, ("公告",)), key=card.id)
@@ -107,6 +113,8 @@ class Layouts:
         """Fill the rows by the Chinese line-breaking rules; what is left goes on the last row,
         which scrolls if it must."""
         text = self.glyphs.showable(text)
+        if not text:
+            return ()
         badge_w = sum(self.label_width(b) + GAP_PX for b in badges)
         rows = break_lines(text, self.glyphs.width, self.width, self.width - badge_w)
         if len(rows) > self.rows:
