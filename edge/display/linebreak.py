@@ -14,7 +14,8 @@ closing mark (``，。、）」》…`` …) never starts a row, so it sticks to
 before it; an opening mark (``（「《“`` …) never ends a row, so it sticks to
 the atom after it.  Rows are filled greedily; when the next atom does not
 fit, the row is broken after the last space or punctuation mark in its
-second half if there is one (a natural pause), else before that atom.  An
+last three fifths if there is one (a natural pause: ``无效卡 / 请到服务窗口登记``
+rather than ``无效卡 请到服务 / 窗口登记``), else before that atom.  An
 atom wider than a whole row gets a row of its own (the caller scrolls it).
 """
 
@@ -91,9 +92,9 @@ def _without_leading_spaces(pieces: list[str]) -> list[str]:
 
 
 def _break_point(current: list[str], width: Callable[[str], int], limit: int) -> tuple[list[str], list[str]]:
-    """Where to end the row made of ``current``: after the last pause in its second half, else at its end."""
+    """Where to end the row made of ``current``: after the last pause past 40 % of it, else at its end."""
     total = min(width("".join(current)), limit)
     for i in range(len(current) - 1, 0, -1):
-        if current[i - 1][-1] in PAUSES and width("".join(current[:i])) * 2 >= total:
+        if current[i - 1][-1] in PAUSES and width("".join(current[:i])) * 5 >= total * 2:
             return current[:i], current[i:]
     return current, []
