@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from display_support import BRICKLAYER, WALL, load, rotation_for
 
-from edge.display.rotation import CALL_TURN_S
+from edge.display.rotation import TURN_S
 
 PLAIN = {**BRICKLAYER, "urgent": False}
 
@@ -60,16 +60,24 @@ def test_a_line_whose_moment_passed_is_never_shown_late():
     assert rotation.page.kind == "line" and rotation.current.until == pytest.approx(15.0)
 
 
-def test_a_line_hidden_by_a_call_does_not_come_back_after_its_time():
+def test_a_call_and_a_line_both_at_once_take_turns_and_the_line_keeps_its_deadline():
+    """A worker at the locker is answered at once even while a number is called; the call gets its
+    time back, and the answer never outlives its moment."""
     rotation = rotation_for()
     load(rotation, [PLAIN])
     rotation.line("无效卡 请到服务窗口登记", 6.0, 0.0, source="locker")
+    assert rotation.frame(0.0, WALL) is not None and rotation.page.kind == "line"
     rotation.call("A001", 1, 8.0, 1.0)
-    for now in (1.0, 5.0, 8.9):
+    shown = {}
+    now = 1.0
+    while now < 20.0:
         rotation.frame(now, WALL)
-        assert rotation.page.kind == "call"
-    rotation.frame(9.0, WALL)
-    assert rotation.page.kind == "job"  # the denial's moment (0-6 s) is long gone
+        shown[now] = rotation.page.kind
+        now = round(now + 0.1, 1)
+    assert shown[1.0] == "call"  # at once
+    assert all(kind != "line" for t, kind in shown.items() if t >= 6.0)  # never after its 6 s
+    assert sum(0.1 for kind in shown.values() if kind == "call") == pytest.approx(8.0, abs=0.15)
+    assert shown[19.9] == "job"
 
 
 def test_lines_of_different_places_newest_first_then_the_older_in_its_time():
@@ -129,7 +137,7 @@ def test_two_windows_calling_within_a_second_both_seen_and_none_hidden_long():
         now = round(now + step, 2)
     assert seen["A023"] == pytest.approx(8.0, abs=0.2) and seen["B007"] == pytest.approx(8.0, abs=0.2)
     # hidden while the other window's call is up: never longer than one turn
-    assert max(hidden.values()) <= CALL_TURN_S + 0.1
+    assert max(hidden.values()) <= TURN_S + 0.1
     assert rotation.page.kind == "job"
 
 

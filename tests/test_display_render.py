@@ -193,7 +193,7 @@ def test_a_windows_newer_call_replaces_its_older_ones_on_the_screen():
     assert rotation.page.key == "A003"  # window 1 moved on: A001 gives way at once, A002 never shows
     shown = timeline(rotation, 2.0, 20.0)
     assert "A001" not in shown.values() and "A002" not in shown.values()
-    assert shown[4.0] == "B001"  # A001's turn (from 1.0) was 3 s: then window 2
+    assert shown[5.0] == "B001"  # A003 (the newest) went first, for one turn of 3 s: then window 2
     assert set(shown.values()) - {"A003", "B001"} == {"job"}
     assert list(shown.values())[-1] == "job"  # each had its 8 s on screen, then the rotation
 

@@ -1,12 +1,13 @@
 """Which page is on the screen and for how long: the rotation and what interrupts it.
 
 Precedence, highest first: an operator message (until its time ends), the
-calls of the windows (each until its window calls again, skips or finishes,
-at most its seconds on screen; several windows take turns of
-``CALL_TURN_S``), the newest transient line still in its moment (one per
-source; a newer line of the same source replaces it, the end of its moment
-withdraws it, and it is never shown after its deadline), a job that just
-appeared (marked 新, once), then the rotation: jobs (urgent first) with a
+*announcements*: the windows' calls (each until its window calls again,
+skips or finishes, at most its seconds on screen) and the transient lines
+(one per source: a newer line of the same source replaces it, the end of
+its moment withdraws it, and it is never shown after its deadline); the
+newest announcement is shown at once and several take turns of
+``TURN_S``; then a job that just appeared (marked 新, once), then the
+rotation: jobs (urgent first) with a
 current notice after every few job pages and the hotlines every
 ``hotline_every_pages`` pages; with nothing to show, a friendly page with
 the hotline.  A job that does not fit the panel is shown as still parts,
@@ -31,7 +32,7 @@ from edge.display.render import Page, PageArt, Renderer
 NOTICE_EVERY_PAGES = 3  # job pages between two notices
 ART_CACHE = 128
 QUEUE_MAX = 20  # new jobs waiting for their 新 page; beyond that they just join the rotation
-CALL_TURN_S = 3.0  # calls of several windows alternate: each is read, none hidden longer than this
+TURN_S = 3.0  # several calls and lines alternate: each is read, none hidden longer than this per other
 _MARKED = ("rotation", "new")  # sources whose pages carry the stale marker
 
 
@@ -40,8 +41,11 @@ class _Call:
     page: Page
     window: int
     left: float  # seconds on screen still owed
-    called: float
+    arrived: float
     last_shown: float = -math.inf
+
+    def remaining(self, _now: float) -> float:
+        return self.left
 
 
 @dataclass
@@ -50,6 +54,11 @@ class _Line:
     source: str
     cause: str
     until: float  # its moment ends by then at the latest
+    arrived: float
+    last_shown: float = -math.inf
+
+    def remaining(self, now: float) -> float:
+        return self.until - now
 
 
 @dataclass
@@ -123,20 +132,8 @@ class Rotation:
         if not page.key:
             return  # no ticket number left after cleaning: nothing to call
         self._calls.pop(window, None)
-        call = self._calls[window] = _Call(page, window, seconds, now)
-        cur = self.current
-        if cur is None or cur.source == "message":
-            return
-        if cur.source != "call" or not isinstance(cur.entry, _Call):
-            self._end_now(now)
-        elif cur.entry.window == window:
-            # The window moved on: its new number takes the rest of the turn at once.
-            call.last_shown = now
-            until = now + seconds if len(self._calls) == 1 else min(now + seconds, max(cur.until, now))
-            self.current = Showing(self._art(page), now, until, "call", call)
-        else:
-            # Another window's call keeps the screen for its turn, then they alternate.
-            cur.until = min(cur.until, max(now, cur.started + CALL_TURN_S))
+        self._calls[window] = _Call(page, window, seconds, now)
+        self._announce(now)
 
     def call_ended(self, window: int, now: float) -> None:
         """The window skipped or served its ticket: the number leaves the screen now."""
@@ -163,8 +160,13 @@ class Rotation:
         if not page.lines:
             return  # nothing printable: a blank line would only blank the screen
         self._lines.pop(source, None)
-        self._lines[source] = _Line(page, source, cause, until)
-        if self.current is None or self.current.source in ("line", "rotation", "new"):
+        self._lines[source] = _Line(page, source, cause, until, now)
+        self._announce(now)
+
+    def _announce(self, now: float) -> None:
+        """A new call or line goes on the screen at once (the person it is for is there now); what
+        it interrupts gets its turn back.  Only an operator message holds it back."""
+        if self.current is not None and self.current.source != "message":
             self._end_now(now)
 
     def line_ended(self, source: str, cause: str, now: float) -> None:
@@ -261,14 +263,11 @@ class Rotation:
             if now < until:
                 return Showing(self._art(page), now, until, "message")
             self._message = None
-        if self._calls:
-            return self._next_call(now)
         for source, entry in list(self._lines.items()):
             if entry.until <= now:
                 del self._lines[source]
-        if self._lines:
-            entry = next(reversed(self._lines.values()))  # the newest
-            return Showing(self._art(entry.page), now, entry.until, "line", entry)
+        if self._calls or self._lines:
+            return self._next_announcement(now)
         if self._parts:  # the rest of a job an interruption cut short
             card = self._cards.get(self._parts[0].key)
             if card is not None and card.showable(wall):
@@ -294,12 +293,15 @@ class Rotation:
         if call.left <= 1e-6 and self._calls.get(call.window) is call:
             del self._calls[call.window]
 
-    def _next_call(self, now: float) -> Showing:
-        """The call shown least recently (a new one first); several take turns."""
-        call = min(self._calls.values(), key=lambda c: (c.last_shown, c.called))
-        call.last_shown = now
-        turn = call.left if len(self._calls) == 1 else min(call.left, CALL_TURN_S)
-        return Showing(self._art(call.page), now, now + turn, "call", call)
+    def _next_announcement(self, now: float) -> Showing:
+        """The newest call or line not yet seen, else the one seen longest ago; several take turns."""
+        waiting: list[_Call | _Line] = [*self._calls.values(), *self._lines.values()]
+        item = min(waiting, key=lambda w: (w.last_shown, -w.arrived))
+        item.last_shown = now
+        left = item.remaining(now)
+        turn = left if len(waiting) == 1 else min(left, TURN_S)
+        kind = "call" if isinstance(item, _Call) else "line"
+        return Showing(self._art(item.page), now, now + turn, kind, item)
 
     def _first_part(self, pages: tuple[Page, ...], now: float, source: str) -> Showing:
         self._parts = deque(pages[1:])
