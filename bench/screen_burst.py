@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image
-from rig import percentile, wait_until
+from rig import cpu_seconds, percentile, wait_until
 from slowcpu import Throttle
 
 from edge.config import load
@@ -153,7 +153,7 @@ class Hall:
         self.demo.stop()
 
 
-def burst(hall: Hall, spacing: float, events: int) -> tuple[list[Message], list[float]]:
+def burst(hall: Hall, spacing: float, events: int) -> tuple[list[Message], list[float], int]:
     """The mixed events, ``spacing`` s apart; returns the message instances and withdrawal latencies."""
     line, call = hall.line, hall.call
     messages: list[Message] = []
@@ -219,11 +219,10 @@ def burst(hall: Hall, spacing: float, events: int) -> tuple[list[Message], list[
         message.latency = _first(frames, message.start, lambda top, m=message: top == m.top)
     withdrawals = []
     for message, at in withdrawn:
-        showing = _showing_at(frames, at) == message.top
-        gone = _first(frames, at, lambda top, m=message: top != m.top) if showing else 0.0
-        if gone is not None:
-            withdrawals.append(gone)
-    return messages, withdrawals
+        if _showing_at(frames, at) == message.top:  # else it was already off the screen (another's turn)
+            gone = _first(frames, at, lambda top, m=message: top != m.top)
+            withdrawals.append(gone if gone is not None else float("inf"))
+    return messages, withdrawals, len(withdrawn)
 
 
 def _first(frames: list[tuple[float, bytes]], after: float, wanted: Callable[[bytes], bool]) -> float | None:
@@ -285,29 +284,36 @@ def run_burst(spacing: float, events: int, slow: float | None) -> None:
             pid = hall.demo.daemon.pid
             assert pid is not None
             throttle = Throttle(pid, slow) if slow else None
+            moved = 0
             if throttle is not None:
                 throttle.__enter__()
+                moved = len(throttle.in_group())
                 time.sleep(1.0)  # the daemon settles into its quota
+            cpu_before = cpu_seconds(pid)
             try:
-                messages, withdrawals = burst(hall, spacing, events)
+                messages, withdrawals, withdrawn = burst(hall, spacing, events)
             finally:
                 if throttle is not None:
                     throttle.__exit__(None, None, None)
             frames = hall.recorder.since(0.0)
             observed_until = time.monotonic()
+            cpu = cpu_seconds(pid) - cpu_before
         finally:
             hall.stop()
-    where = f"daemon on {slow:g} of a core (cgroup quota)" if slow else "full speed"
+    where = f"daemon on {slow:g} of a core (cgroup quota, {moved} threads)" if slow else "full speed"
     shown = [m.latency for m in messages if m.latency is not None]
     missing = [m.name for m in messages if m.latency is None]
     print(f"burst: {min(events, 20)} events in {spacing * (min(events, 20) - 1):.1f} s, {where}")
     print(f"event -> its message on the frame: {summary(shown)}")
-    print(f"event -> withdrawn message off the frame: {summary(withdrawals)}")
+    print(
+        f"event -> withdrawn message off the frame: {summary(withdrawals)}"
+        f" (of {withdrawn} withdrawals; the others were not on the screen at that moment)"
+    )
     print(f"event -> screen (both): {summary(shown + withdrawals)}")
     stale = stale_frames(messages, frames, observed_until)
     print(f"messages never shown: {len(missing)}{' ' + ', '.join(missing) if missing else ''}")
     print(f"stale frames: {len(stale)}{' (' + '; '.join(stale) + ')' if stale else ''}")
-    print(f"frames received during the run: {len(frames)}")
+    print(f"frames received during the run: {len(frames)}; daemon CPU during the burst: {cpu:.2f} s")
 
 
 # ---- how long to see all of a job -------------------------------------------------------------------
