@@ -21,9 +21,10 @@ from drivers.printer import PRINTABLE, PrinterPort, Transport, open_transport
 from edge.core import CommandError, Core
 from edge.messages import Buzz, ScreenCall, ScreenCallEnded, ScreenLine, ScreenLineEnded
 from edge.settings import Settings
-from edge.tickets.keys import KeyPressed, KeyReleased, Keys, KeyStuck, key_pins
+from edge.tickets.keys import KeyPressed, KeyReleased, Keys, KeyStuck
 from edge.tickets.layout import TicketText, test_page_bytes, ticket_bytes
 from edge.tickets.queue import QueueError, TicketQueue
+from edge.wiring import key_pins
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ class Tickets:
         self.queue: TicketQueue  # set by start()
         self.printer: PrinterPort | None = None
         self.printer_state: str | None = None  # None until the first poll has answered
-        self.keys = Keys(key_pins(self.q), self.q.bounce_ms, self.q.stuck_after_s)
+        self.keys = Keys(key_pins(config), self.q.bounce_ms, self.q.stuck_after_s)
         self.stuck: set[str] = set()
         self._priority_armed_until = 0.0
 
