@@ -144,10 +144,25 @@ class Hall:
         return at
 
     def ready(self) -> None:
-        """The screen shows frames; then a pause for the cards snapshot to reach the locker and the
-        first pages to settle (a bench may wait: nothing here is asserted on)."""
+        """The locker answers cards on the screen: a probe card is tapped (again every 3 s) until its
+        refusal is on a frame.  Until then the daemon may still be settling the locker's doors or
+        waiting for the cards snapshot, and a burst event would measure the start, not the screen."""
         wait_until(lambda: len(self.recorder.frames) > 0, 30, 0.05, "the first frame")
-        time.sleep(3.0)
+        probe = self.line("卡已停用 请到服务窗口")
+
+        def answered(since: float) -> bool:
+            return any(top == probe for _, top in self.recorder.since(since))
+
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            at = self.tap("banned")
+            try:
+                wait_until(lambda: answered(at), 3, 0.01, "the probe card's refusal")  # noqa: B023 - used at once
+                time.sleep(0.5)
+                return
+            except TimeoutError:
+                continue
+        raise TimeoutError("the locker never answered a card on the screen")
 
     def stop(self) -> None:
         self.demo.stop()
@@ -215,8 +230,8 @@ def burst(hall: Hall, spacing: float, events: int) -> tuple[list[Message], list[
         step()
     time.sleep(max(3.0, spacing * 2))
     frames = hall.recorder.since(start - 1.0)
-    for message in messages:
-        message.latency = _first(frames, message.start, lambda top, m=message: top == m.top)
+    for message in messages:  # its own frame, within its moment (a later twin is another message)
+        message.latency = _first(frames, message.start, lambda top, m=message: top == m.top, message.end)
     withdrawals = []
     for message, at in withdrawn:
         if _showing_at(frames, at) == message.top:  # else it was already off the screen (another's turn)
@@ -225,9 +240,14 @@ def burst(hall: Hall, spacing: float, events: int) -> tuple[list[Message], list[
     return messages, withdrawals, len(withdrawn)
 
 
-def _first(frames: list[tuple[float, bytes]], after: float, wanted: Callable[[bytes], bool]) -> float | None:
+def _first(
+    frames: list[tuple[float, bytes]],
+    after: float,
+    wanted: Callable[[bytes], bool],
+    before: float = float("inf"),
+) -> float | None:
     for received, top in frames:
-        if received >= after and wanted(top):
+        if after <= received < before + STUCK_S and wanted(top):
             return received - after
     return None
 
@@ -276,7 +296,7 @@ def summary(values_s: list[float]) -> str:
     )
 
 
-def run_burst(spacing: float, events: int, slow: float | None) -> None:
+def run_burst(spacing: float, events: int, slow: float | None, verbose: bool = False) -> None:
     with tempfile.TemporaryDirectory(prefix="screen-burst-") as folder:
         hall = Hall(Path(folder))
         try:
@@ -314,6 +334,11 @@ def run_burst(spacing: float, events: int, slow: float | None) -> None:
     print(f"messages never shown: {len(missing)}{' ' + ', '.join(missing) if missing else ''}")
     print(f"stale frames: {len(stale)}{' (' + '; '.join(stale) + ')' if stale else ''}")
     print(f"frames received during the run: {len(frames)}; daemon CPU during the burst: {cpu:.2f} s")
+    if verbose:
+        start = min(m.start for m in messages)
+        for m in messages:
+            latency = "never" if m.latency is None else f"{m.latency * 1000:.1f} ms"
+            print(f"  t={m.start - start:5.2f} s {m.name}: {latency}")
 
 
 # ---- how long to see all of a job -------------------------------------------------------------------
@@ -384,10 +409,11 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20, help="how many of the 20 events (default all)")
     parser.add_argument("--slow", type=float, default=None, help="the daemon's share of a core, e.g. 0.125")
     parser.add_argument("--layouts", action="store_true", help="only the time to see a whole job")
+    parser.add_argument("-v", "--verbose", action="store_true", help="each message's latency")
     args = parser.parse_args()
     run_layouts()
     if not args.layouts:
-        run_burst(args.spacing, args.events, args.slow)
+        run_burst(args.spacing, args.events, args.slow, args.verbose)
     sys.stdout.flush()
 
 
