@@ -98,8 +98,7 @@ class Rotation:
         self._message: tuple[Page, float] | None = None
         self._calls: dict[int, _Call] = {}  # by window
         self._lines: dict[str, _Line] = {}  # by source, oldest first
-        self._parts: deque[Page] = deque()  # the rest of the job on screen
-        self._parts_source = "rotation"
+        self._parts: deque[Page] = deque()  # the rest of the job on screen (a 新 job's too: plain pages)
         self._job_i = self._notice_i = 0
         self._since_hotline = self._since_notice = 0
         self._arts: dict[Page, PageArt] = {}
@@ -271,7 +270,7 @@ class Rotation:
         if self._parts:  # the rest of a job an interruption cut short
             card = self._cards.get(self._parts[0].key)
             if card is not None and card.showable(wall):
-                return self._timed(self._parts.popleft(), now, self._parts_source, self.part_seconds)
+                return self._timed(self._parts.popleft(), now, "rotation", self.part_seconds)
             self._parts.clear()
         # After the first new job, a due hotline page goes first: the bureau wants it seen regularly.
         while self._new and (self._fresh or self._since_hotline < self.hotline_every):
@@ -305,7 +304,6 @@ class Rotation:
 
     def _first_part(self, pages: tuple[Page, ...], now: float, source: str) -> Showing:
         self._parts = deque(pages[1:])
-        self._parts_source = "rotation"  # a 新 job's later parts are ordinary pages
         seconds = self.page_seconds if len(pages) == 1 else self.part_seconds
         return self._timed(pages[0], now, source, seconds)
 
