@@ -91,6 +91,7 @@ class DisplaySettings:
     open_from: str
     open_until: str
     page_seconds: float
+    part_seconds: float
     scroll_px_per_s: float
     hotline_every_pages: int
     stale_after_minutes: int

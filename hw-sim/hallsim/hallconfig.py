@@ -294,14 +294,15 @@ def publish_samples(central: Central) -> None:
     """Something to see at once: verified jobs, a notice, and the sample cards (not the stranger)."""
     now = datetime.now(HALL_ZONE)
     central.publish_cards([dict(card) for name, card in CARDS.items() if name != "stranger"])
+    week = {
+        "starts_at": now.isoformat(timespec="seconds"),
+        "ends_at": (now + timedelta(days=7)).isoformat(timespec="seconds"),
+    }
     central.publish_notices(
         [
-            {
-                "id": "N-sim-1",
-                "text": "本周四下午三点 家政技能免费培训",
-                "starts_at": now.isoformat(timespec="seconds"),
-                "ends_at": (now + timedelta(days=7)).isoformat(timespec="seconds"),
-            }
+            {"id": "N-sim-1", "text": "本周四下午三点 家政技能免费培训", **week},
+            {"id": "N-sim-2", "text": "冬季用工专场招聘会12月3日上午9:00在本大厅举行", **week},
+            {"id": "N-sim-3", "text": "请勿相信“先交费后上岗”的招聘信息 遇到欠薪请拨12333", **week},
         ]
     )
-    central.generate_jobs(4)
+    central.generate_jobs(6)
