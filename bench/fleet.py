@@ -67,7 +67,7 @@ from support import on_core
 
 from edge.clock import Clock
 from edge.core import Core
-from edge.link import BrokerConnected, Link
+from edge.link.feature import BrokerConnected, LinkFeature
 from edge.storage import Storage
 
 HERE = Path(__file__).resolve().parent
@@ -272,7 +272,7 @@ class SimController:
         )
         self.storage = Storage(config.storage.dir)
         self.core = Core(config, self.storage, Clock(config.time.zone, config.time.clock))
-        self.link = Link(config)
+        self.link = LinkFeature(config)
         self.interval_s = interval_s
         self.recorded: list[str] = []
         self.connects: list[float] = []

@@ -194,11 +194,20 @@ SCHEMA: dict[str, Any] = {
         "open_from": Key(str, "07:00", "screen on from (hall local time)", check=hhmm_check),
         "open_until": Key(str, "21:00", "screen off from", check=hhmm_check),
         "page_seconds": Key(float, 6.0, check=between(1, 120, "seconds")),
+        "part_seconds": Key(
+            float,
+            3.0,
+            "a job that needs more than one still page shows each part this long (read at a walking pace)",
+            check=between(1, 30, "seconds"),
+        ),
         "scroll_px_per_s": Key(float, 32.0, check=between(4, 512, "pixels per second")),
         "hotline_every_pages": Key(int, 5, check=between(1, 100, "pages")),
         "stale_after_minutes": Key(int, 30, check=between(1, 10080, "minutes")),
         "reinit_minutes": Key(
-            int, 60, "re-initialise long MAX7219 chains", check=between(0, 1440, "minutes")
+            int,
+            5,
+            "re-send the MAX7219 init sequence this often (noise garbles long chains); 0 = never",
+            check=between(0, 1440, "minutes"),
         ),
         "frame_mirror": Key(str, "", "simulator only: unix datagram socket that receives each frame"),
     },
@@ -350,6 +359,32 @@ SCHEMA: dict[str, Any] = {
     "health": {
         "overheat_c": Key(float, 80.0, check=between(40, 110, "degrees C")),
         "check_interval_s": Key(float, 60.0, check=between(1, 3600, "seconds")),
+    },
+    "voice": {
+        "enabled": Key(bool, False, "say each call through the speaker (docs/voice.md)"),
+        "repeat": Key(int, 2, "times each call is said", check=between(1, 5, "times")),
+        "queue_max": Key(
+            int,
+            50,
+            "waiting announcements; then the oldest drops",
+            check=between(1, 1000, "announcements"),
+        ),
+        "clips_dir": Key(str, "", "recorded clips (same file names) over espeak-ng's voice; '' = none"),
+        "alsa_device": Key(str, "default", "ALSA device for aplay -D (aplay -L lists them)"),
+        "socket": Key(str, "", "simulator only: play into the simulator's speaker on this unix socket"),
+        "volume": TableList(
+            {
+                "at": Key(str, "07:00", "from this time of day (hall local time)", check=hhmm_check),
+                "percent": Key(int, 80, "0 = silent (closed)", check=between(0, 100, "percent")),
+            },
+            default=[
+                {"at": "07:00", "percent": 80},
+                {"at": "12:00", "percent": 60},
+                {"at": "14:00", "percent": 80},
+                {"at": "21:00", "percent": 0},
+            ],
+            doc="volume by time of day, each until the next; none = 100 % all day",
+        ),
     },
 }
 

@@ -92,6 +92,7 @@ class DisplaySettings:
     open_from: str
     open_until: str
     page_seconds: float
+    part_seconds: float
     scroll_px_per_s: float
     hotline_every_pages: int
     stale_after_minutes: int
@@ -211,6 +212,25 @@ class HealthSettings:
 
 
 @dataclass(frozen=True)
+class VolumeSettings:
+    """One ``[[voice.volume]]``: the speaker's volume from a time of day until the next one."""
+
+    at: str
+    percent: int
+
+
+@dataclass(frozen=True)
+class VoiceSettings:
+    enabled: bool
+    repeat: int
+    queue_max: int
+    clips_dir: str
+    alsa_device: str
+    socket: str
+    volume: tuple[VolumeSettings, ...]
+
+
+@dataclass(frozen=True)
 class Settings:
     """The whole configuration file (``edge.config.load``)."""
 
@@ -230,6 +250,7 @@ class Settings:
     locker: LockerSettings
     commands: CommandsSettings
     health: HealthSettings
+    voice: VoiceSettings
 
 
 class _Dataclass(Protocol):

@@ -16,6 +16,7 @@ from edge.display.text import Unshowable, clean, headcount_text, mask_phone, wag
 
 TITLE_CHARS = 16
 LOCATION_CHARS = 40
+EMPLOYER_CHARS = 16
 NOTICE_CHARS = 120
 ID_CHARS = 64
 
@@ -30,6 +31,8 @@ class JobCard:
     contact: str  # masked: 138****5678
     urgent: bool
     expires_at: datetime | None
+    employer: str = ""
+    starts: str = ""  # 开工11/23 07:00, hall time
 
     def showable(self, now: datetime) -> bool:
         return self.expires_at is None or now < self.expires_at
@@ -91,7 +94,22 @@ def _job_card(entry: dict[str, Any], zone: tzinfo) -> JobCard:
         contact=mask_phone(entry.get("contact")),
         urgent=entry.get("urgent") is True,
         expires_at=moment(entry.get("expires_at"), zone, "expires_at"),
+        employer=clean(entry.get("employer"), EMPLOYER_CHARS),
+        starts=_start_text(entry.get("starts_at"), zone),
     )
+
+
+def _start_text(value: Any, zone: tzinfo) -> str:
+    """开工11/23 07:00 in hall time; an unreadable start is left out (it is a detail, not a reason to
+    hide the job)."""
+    try:
+        start = moment(value, zone, "starts_at")
+    except Unshowable:
+        return ""
+    if start is None:
+        return ""
+    local = start.astimezone(zone)
+    return f"开工{local.month}/{local.day} {local:%H:%M}"
 
 
 def read_notices(snapshot: dict[str, Any], zone: tzinfo) -> list[NoticeCard]:

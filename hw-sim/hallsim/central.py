@@ -50,6 +50,76 @@ def _stamp(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds")
 
 
+# What a county's public day-labour market posts on a winter morning (wages as the bureau checks them).
+SAMPLE_JOBS: list[dict[str, Any]] = [
+    {
+        "title": "瓦工",
+        "headcount": 3,
+        "wage": {"amount": 300, "unit": "day"},
+        "location": "南山公园东侧工地",
+        "employer": "恒达建筑",
+        "contact": "13812345678",
+    },
+    {
+        "title": "装卸工",
+        "headcount": 5,
+        "wage": {"amount": 200, "unit": "day"},
+        "urgent": True,
+        "location": "城北物流园3号库",
+        "employer": "顺通物流",
+        "contact": "13935561208",
+    },
+    {
+        "title": "保洁员",
+        "headcount": 2,
+        "wage": {"amount": 130, "unit": "day"},
+        "location": "县人民医院住院部",
+        "employer": "康洁物业",
+        "contact": "15034412976",
+    },
+    {
+        "title": "钟点工",
+        "headcount": 1,
+        "wage": {"amount": 25, "unit": "hour"},
+        "location": "滨河小区",
+        "employer": "巧手家政",
+        "contact": "18603567731",
+    },
+    {
+        "title": "电工",
+        "headcount": 2,
+        "wage": {"amount": 320, "unit": "day"},
+        "location": "经济开发区",
+        "employer": "晋安电力安装",
+        "contact": "13703568842",
+    },
+    {
+        "title": "缝纫工",
+        "headcount": 4,
+        "wage": {"amount": 1.2, "unit": "piece"},
+        "location": "东关服装加工厂",
+        "employer": "锦绣制衣",
+        "contact": "13994402215",
+    },
+    {
+        "title": "大棚采摘",
+        "headcount": 10,
+        "wage": {"amount": 160, "unit": "day"},
+        "location": "西坪村蔬菜基地",
+        "employer": "西坪合作社",
+        "contact": "15835610094",
+    },
+    {
+        "title": "厨房帮工",
+        "headcount": 1,
+        "wage": {"amount": 18, "unit": "hour"},
+        "location": "鼓楼街",
+        "employer": "老街面馆",
+        "contact": "13613560287",
+    },
+]
+
+
 class Central:
     """One fake platform for one controller (``site``/``device``) on one broker."""
 
@@ -144,17 +214,9 @@ class Central:
         return job["id"]
 
     def generate_jobs(self, count: int) -> list[str]:
-        titles = ["瓦工", "木工", "电工", "保洁", "搬运", "家政", "钢筋工", "油漆工"]
-        units = ["day", "hour", "piece", "month"]
-        return [
-            self.add_job(
-                title=titles[n % len(titles)],
-                headcount=1 + n % 5,
-                wage={"amount": 150 + 10 * n, "unit": units[n % len(units)]},
-                urgent=n % 4 == 0,
-            )
-            for n in range(count)
-        ]
+        """``count`` jobs such as a county hall posts (SAMPLE_JOBS in turn): daily wages in 元/天,
+        hourly in 元/时, piece rates only for piece work."""
+        return [self.add_job(**SAMPLE_JOBS[n % len(SAMPLE_JOBS)]) for n in range(count)]
 
     def publish_jobs(self, jobs: list[dict[str, Any]]) -> None:
         self.jobs = list(jobs)

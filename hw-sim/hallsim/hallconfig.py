@@ -129,6 +129,7 @@ class Ports:
     reader: str
     screen: str
     locks: str = ""  # the RS-485 lock board's port; "" = GPIO locks
+    speaker: str = ""  # the simulated loudspeaker's socket (voice.socket); "" = no voice
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -237,6 +238,11 @@ def daemon_config(
             "compartments": compartments(bool(ports.locks)),
         },
         "commands": {"public_keys": {ADMIN_KID: public_key}},
+        "voice": {
+            "enabled": bool(ports.speaker),
+            "socket": ports.speaker,
+            "volume": [{"at": "00:00", "percent": 80}],  # all day, like the screen
+        },
     }
 
 
@@ -259,6 +265,7 @@ def sim_document(
         "printer": ports.printer or None,
         "rfid": {"kind": "rdm6300", "port": ports.reader} if ports.reader else None,
         "screen": ports.screen or None,
+        "speaker": str(paths.data / "speaker") if ports.speaker else None,
         "central": central,
         "admin_key": str(paths.admin_key),
         "admin_kid": ADMIN_KID,
@@ -287,14 +294,15 @@ def publish_samples(central: Central) -> None:
     """Something to see at once: verified jobs, a notice, and the sample cards (not the stranger)."""
     now = datetime.now(HALL_ZONE)
     central.publish_cards([dict(card) for name, card in CARDS.items() if name != "stranger"])
+    week = {
+        "starts_at": now.isoformat(timespec="seconds"),
+        "ends_at": (now + timedelta(days=7)).isoformat(timespec="seconds"),
+    }
     central.publish_notices(
         [
-            {
-                "id": "N-sim-1",
-                "text": "本周四下午三点 家政技能免费培训",
-                "starts_at": now.isoformat(timespec="seconds"),
-                "ends_at": (now + timedelta(days=7)).isoformat(timespec="seconds"),
-            }
+            {"id": "N-sim-1", "text": "本周四下午三点 家政技能免费培训", **week},
+            {"id": "N-sim-2", "text": "冬季用工专场招聘会12月3日上午9:00在本大厅举行", **week},
+            {"id": "N-sim-3", "text": "请勿相信“先交费后上岗”的招聘信息 遇到欠薪请拨12333", **week},
         ]
     )
-    central.generate_jobs(4)
+    central.generate_jobs(6)
