@@ -24,7 +24,6 @@ import binascii
 import json
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -38,6 +37,7 @@ from edge.clock import rfc3339
 from edge.core import CommandError, Core
 from edge.logs import mask_personal, recent
 from edge.messages import CommandReceived
+from edge.ratelimit import RateLimit, Throttle
 from edge.schema import Settings, lookup, secret_paths
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,6 @@ RESTART_DELAY_S = 0.5  # lets the link send the result before the daemon exits
 PRUNE_EVERY_S = 600.0
 REFUSALS_PER_WINDOW = 20  # refusals recorded one by one per window; the rest are counted
 REFUSAL_WINDOW_S = 60.0
-RATE_LIMITED = "rate_limited"  # the reason of the summary event, not an answer code
 
 REFUSAL_REASONS = (
     "too_large",
@@ -255,53 +254,6 @@ def _check_validity(
     return command
 
 
-# ---- refusal rate ---------------------------------------------------------------
-
-
-class RefusalLimit:
-    """At most ``limit`` refusals recorded one by one per ``window_s``; the rest only counted.
-
-    Anyone who can publish on the cmd topic can cause refusals, and audit events are never
-    dropped at the outbox cap: without a bound, a flood of junk would fill the disk with
-    ``audit.command_refused`` events (and sync the SD card once for each).
-    """
-
-    def __init__(self, limit: int, window_s: float, now: Callable[[], float] = time.monotonic) -> None:
-        self.limit = limit
-        self.window_s = window_s
-        self.now = now
-        self._window_start = -window_s
-        self._recorded = 0
-        self.suppressed: Counter[str] = Counter()  # by reason, since the last summary
-
-    def admit(self, reason: str) -> bool:
-        """True: record this refusal; False: it was counted for the next summary."""
-        now = self.now()
-        if now - self._window_start >= self.window_s:
-            self._window_start, self._recorded = now, 0
-        if self._recorded < self.limit:
-            self._recorded += 1
-            return True
-        self.suppressed[reason] += 1
-        return False
-
-    def window_left_s(self) -> float:
-        return max(self._window_start + self.window_s - self.now(), 0.0)
-
-    def summary(self) -> dict[str, Any] | None:
-        """The data of one ``audit.command_refused`` for the refusals counted since the last one."""
-        if not self.suppressed:
-            return None
-        counts, self.suppressed = self.suppressed, Counter()
-        return {
-            "reason": RATE_LIMITED,
-            "suppressed": sum(counts.values()),
-            "reasons": dict(sorted(counts.items())),
-            "limit": self.limit,
-            "window_s": self.window_s,
-        }
-
-
 # ---- results ------------------------------------------------------------------
 
 
@@ -344,8 +296,9 @@ class Commands:
         self.core: Core | None = None
         self.changes: config_change.ConfigChanges | None = None
         self._current: tuple[Command, Reply] | None = None
-        self.refusals = RefusalLimit(REFUSALS_PER_WINDOW, REFUSAL_WINDOW_S)
-        self._summary_timer: Any = None
+        # Anyone who can publish on the cmd topic can cause refusals, and audit events are never
+        # dropped at the outbox cap: they are recorded at a bounded rate, the rest summed up.
+        self.refusals = Throttle("audit.command_refused", RateLimit(REFUSALS_PER_WINDOW, REFUSAL_WINDOW_S))
 
     # -- wiring ------------------------------------------------------------
 
@@ -370,7 +323,7 @@ class Commands:
     def stop(self) -> None:
         """Record the refusals still only counted (the core thread has ended: storage is ours)."""
         if self.core is not None and self.core.stopped.is_set():
-            self._summarise()
+            self.refusals.flush()
 
     def _generic(self) -> dict[str, Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]]:
         return {
@@ -442,30 +395,17 @@ class Commands:
             reply = Reply()
             if command_id is not None:
                 command_id = mask_personal(command_id)  # anyone could have written it
-        if self.refusals.admit(refusal.reason):
-            log.warning("command refused reason=%s id=%s: %s", refusal.reason, command_id, refusal.message)
-            data: dict[str, Any] = {"reason": refusal.reason}
-            if command_id is not None:
-                data["id"] = command_id
-            if refusal.name is not None:
-                data["name"] = refusal.name
-            self._core().emit("audit.command_refused", data)
-        elif self._summary_timer is None:
-            self._summary_timer = self._core().call_later(self.refusals.window_left_s(), self._summarise)
-        self.publish(error_payload(command_id, refusal.reason, refusal.message), reply)
+        data: dict[str, Any] = {"reason": refusal.reason}
+        if command_id is not None:
+            data["id"] = command_id
+        if refusal.name is not None:
+            data["name"] = refusal.name
 
-    def _summarise(self) -> None:
-        self._summary_timer = None
-        data = self.refusals.summary()
-        if data is None:
-            return
-        log.warning(
-            "%d more commands refused in %.0f s, recorded as one event: %s",
-            data["suppressed"],
-            data["window_s"],
-            data["reasons"],
-        )
-        self._core().emit("audit.command_refused", data)
+        def say() -> None:
+            log.warning("command refused reason=%s id=%s: %s", refusal.reason, command_id, refusal.message)
+
+        self.refusals.emit(self._core(), refusal.reason, data, say)
+        self.publish(error_payload(command_id, refusal.reason, refusal.message), reply)
 
     def _send_error(
         self, command_id: str, code: str, message: str, topic: str | None, correlation: bytes | None

@@ -38,6 +38,25 @@ CARD = {
     "approved": ["drill"],
 }
 
+# The platform's snapshot signing key in tests (a fixed seed: never a real one).  make_config
+# trusts it; hallsim's fake platform signs with it when given PLATFORM_SEED.
+PLATFORM_SEED = bytes(range(32))
+PLATFORM_KID = "platform"
+
+
+def platform_public_key() -> str:
+    from hallsim.central import load_signing_key, public_key_b64
+
+    return public_key_b64(load_signing_key(PLATFORM_SEED))
+
+
+def signed_snapshot(doc: dict[str, Any], site: str) -> bytes:
+    """``doc`` for ``site`` in the platform's signed envelope, as it comes off the wire."""
+    from hallsim.central import load_signing_key, signed_envelope
+
+    return signed_envelope(load_signing_key(PLATFORM_SEED), PLATFORM_KID, {**doc, "site": site})
+
+
 _tick = threading.Event()  # never set: wait() on it is a short, interruptible pause
 
 
@@ -112,6 +131,7 @@ def config_document(tmp_path, overrides: dict | None = None, **top: object) -> d
         "storage": {"dir": str(tmp_path / "state")},
         "mqtt": {"host": "127.0.0.1", "port": 1, "tls": False},
         "time": {"clock": "synced"},
+        "snapshots": {"public_keys": {PLATFORM_KID: platform_public_key()}},
         "display": {"enabled": False, "device": "dummy"},
         "printer": {"enabled": False},
         "queue": {"enabled": False},

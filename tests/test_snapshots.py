@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from link_support import Watcher, start_rig, unique_site
-from support import CARD, JOB, wait_for
+from support import CARD, JOB, signed_snapshot, wait_for
 
 from edge import snapshots
 from edge.messages import SnapshotUpdated
@@ -174,7 +174,7 @@ def site():
 def test_snapshots_from_the_broker(tmp_path, broker, site):
     platform = Watcher(broker.port, site)
     topic = f"lgsc/v1/{site}/jobs"
-    platform.publish(topic, raw(jobs_doc(job(id="J1"), at="2026-11-22T08:00:00+08:00")), retain=True)
+    platform.publish(topic, signed_snapshot(jobs_doc(job(id="J1"), at="2026-11-22T08:00:00+08:00"), site), retain=True)
     rig = start_rig(tmp_path, broker.port, site, watch=(SnapshotUpdated,))
     updates = rig.watch(SnapshotUpdated)
     try:
@@ -184,7 +184,7 @@ def test_snapshots_from_the_broker(tmp_path, broker, site):
         newer = jobs_doc(
             job(id="J1"), job(id="J2"), job(id="J3", headcount="3"), at="2026-11-22T09:00:00+08:00"
         )
-        platform.publish(topic, raw(newer), retain=True)
+        platform.publish(topic, signed_snapshot(newer, site), retain=True)
         wait_for(lambda: len(updates) == 2, what="second snapshot")
         assert updates[1].new_ids == frozenset({"J2"})
         assert [j["id"] for j in updates[1].snapshot["jobs"]] == ["J1", "J2"]
@@ -193,9 +193,9 @@ def test_snapshots_from_the_broker(tmp_path, broker, site):
         assert event["type"] == "error.invalid_payload"
         assert event["data"] == {"topic": topic, "reason": "headcount is not an integer >= 0", "entry": "J3"}
         # Older, broken, not UTF-8: ignored or refused, the last good one stays.
-        platform.publish(topic, raw(jobs_doc(job(id="J9"), at="2026-11-22T07:00:00+08:00")))
+        platform.publish(topic, signed_snapshot(jobs_doc(job(id="J9"), at="2026-11-22T07:00:00+08:00"), site))
         platform.publish(topic, b"\xc3\x28")
-        platform.publish(topic, raw({"schema": "lgsc.jobs/1", "jobs": []}))
+        platform.publish(topic, signed_snapshot({"schema": "lgsc.jobs/1", "jobs": []}, site))
         wait_for(lambda: len(platform.events()) == 3, what="two more invalid payload events")
         assert [e["data"]["reason"] for e in platform.events()[1:]] == [
             "payload is not UTF-8",
@@ -204,8 +204,8 @@ def test_snapshots_from_the_broker(tmp_path, broker, site):
         assert len(updates) == 2
         status = rig.on_core(rig.core.status)["link"]["snapshots"]["jobs"]
         assert status["entries"] == 2 and status["live"] is True
-        # An empty retained payload: there are no jobs now.
-        platform.publish(topic, b"", retain=True)
+        # A signed empty list: there are no jobs now.
+        platform.publish(topic, signed_snapshot(jobs_doc(at="2026-11-22T10:00:00+08:00"), site), retain=True)
         wait_for(lambda: len(updates) == 3, what="none")
         assert updates[2].snapshot["jobs"] == []
     finally:
@@ -221,7 +221,7 @@ def test_cached_snapshot_is_posted_at_start_before_the_broker(tmp_path, broker, 
         "generated_at": "2026-11-22T08:30:00+08:00",
         "notices": [{"id": "N1", "text": "培训"}],
     }
-    platform.publish(topic, raw(doc), retain=True)
+    platform.publish(topic, signed_snapshot(doc, site), retain=True)
     rig = start_rig(tmp_path, broker.port, site, watch=(SnapshotUpdated,))
     wait_for(lambda: rig.watch(SnapshotUpdated), what="live notices")
     rig.stop()
@@ -249,7 +249,7 @@ def test_a_flood_of_bad_entries_is_capped(tmp_path, broker, site):
     try:
         wait_for(lambda: rig.link.online)
         bad = [job(id=f"J{n}", headcount=-1) for n in range(100)]
-        platform.publish(f"lgsc/v1/{site}/jobs", raw(jobs_doc(*bad)))
+        platform.publish(f"lgsc/v1/{site}/jobs", signed_snapshot(jobs_doc(*bad), site))
         wait_for(lambda: rig.watch(SnapshotUpdated), what="snapshot with no valid jobs")
         wait_for(lambda: len(platform.events()) == snapshots.MAX_ENTRY_PROBLEMS + 1)
         assert platform.events()[-1]["data"]["reason"] == "80 more invalid entries skipped"
@@ -267,7 +267,7 @@ def test_a_snapshot_and_the_events_about_its_bad_entries_commit_together(tmp_pat
         wait_for(lambda: rig.link.online)
         rig.on_core(lambda: rig.storage.conn.set_trace_callback(statements.append))
         bad = [job(id="J1"), job(id="J2", headcount=-1), job(id="J3", headcount=-1)]
-        platform.publish(f"lgsc/v1/{site}/jobs", raw(jobs_doc(*bad)))
+        platform.publish(f"lgsc/v1/{site}/jobs", signed_snapshot(jobs_doc(*bad), site))
         wait_for(lambda: len(platform.events()) == 2, what="two invalid entry events")
         rig.on_core(lambda: rig.storage.conn.set_trace_callback(None))
         saved = next(i for i, sql in enumerate(statements) if sql.startswith("INSERT INTO snapshots"))
