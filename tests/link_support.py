@@ -57,9 +57,13 @@ def start_rig(
     site: str,
     watch: tuple[type, ...] = (),
     storage_overrides: dict | None = None,
+    *,
+    tables: dict | None = None,
     **mqtt_overrides: Any,
 ) -> Rig:
+    """``tables``: more configuration tables (e.g. ``{"time": {"clock": "unsynced"}}``)."""
     overrides = {
+        **(tables or {}),
         "mqtt": {"host": "127.0.0.1", "port": port, "tls": False, **mqtt_overrides},
         "storage": {"dir": str(tmp_path / "state"), **(storage_overrides or {})},
     }

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from edge.display.content import read_jobs, read_notices
 from edge.display.render import Glyphs
-from edge.display.text import clean, mask_phone, wage_text
+from edge.display.text import clean, mask_contact, wage_text
 
 PLAIN = {**BRICKLAYER, "urgent": False}
 
@@ -237,8 +237,8 @@ def test_static_page_never_asks_for_another_frame_before_it_ends():
 def test_text_cleaning_masking_and_wages():
     assert clean("瓦工\x00\x1b[31m\u200b \n 日结", 20) == "瓦工[31m 日结"
     assert clean("一二三四五六七八九十", 5) == "一二三四…"
-    assert mask_phone("138-1234-5678") == "138****5678"
-    assert mask_phone("12") == "****"
+    assert mask_contact("138-1234-5678") == "138****5678"
+    assert mask_contact("12") == "****"
     assert wage_text({"amount": 25.5, "unit": "hour"}) == "25.5元/时"
     assert wage_text({"amount": 4500, "unit": "month"}) == "4500元/月"
     assert wage_text({"amount": 2, "unit": "piece"}) == "2元/件"

@@ -45,9 +45,10 @@ def test_a_central_in_a_used_folder_remembers_the_events_it_logged(tmp_path):
 
 def test_central_and_link_end_to_end(tmp_path, broker):
     site = unique_site()
-    central = Central(
-        "127.0.0.1", broker.port, site, "hall-01", tmp_path / "central", card_key=b"k", signing_key=PLATFORM_SEED
-    ).start()
+    folder = tmp_path / "central"
+    key = PLATFORM_SEED
+    central = Central("127.0.0.1", broker.port, site, "hall-01", folder, card_key=b"k", signing_key=key)
+    central.start()
     rig = start_rig(tmp_path, broker.port, site, watch=(SnapshotUpdated,))
     updates = rig.watch(SnapshotUpdated)
     try:
