@@ -54,6 +54,7 @@ HALL_ZONE = ZoneInfo("Asia/Shanghai")
 DEVICE = "hall-01"
 ADMIN_KID = "sim"
 CARD_KEY_ID = "k-sim"
+PLATFORM_KID = "platform"  # the fake central's snapshot signing key (data folder: platform.key)
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 5.0
 START_LIMIT_BURST = 4  # as in systemd/hall-edge.service: a 5th start within 120 s is refused
@@ -128,6 +129,25 @@ def _write_private(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as out:
         out.write(data)
+
+
+def _ed25519_public_key(path: Path) -> str:
+    """The base64 raw public key of the PEM Ed25519 key in ``path``, made (0600) if unusable."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    private: Any = None
+    if _private_file(path):
+        with contextlib.suppress(ValueError, TypeError):
+            private = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(private, Ed25519PrivateKey):
+        private = Ed25519PrivateKey.generate()
+        pem = private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        _write_private(path, pem)
+    raw = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return base64.b64encode(raw).decode()
 
 
 def _private_file(path: Path) -> bool:
@@ -281,6 +301,7 @@ class Demo:
         self.log_path = self.data / "daemon.log"
         self.admin_key = self.data / "admin.key"
         self.card_key = self.data / "card.key"
+        self.platform_key = self.data / "platform.key"
 
     def _pick_socket_dir(self) -> Path:
         # A unix socket path may have at most 107 bytes: fall back to a short folder.
@@ -301,8 +322,10 @@ class Demo:
         for compartment in COMPARTMENTS:
             self.board.set_switch(compartment["door_pin"], closed=True)  # doors start shut
         self._start_devices()
-        public_key = self._make_keys()
-        self.config_path.write_text(render_toml(self._config(host, port, public_key)), encoding="utf-8")
+        public_key, platform_key = self._make_keys()
+        self.config_path.write_text(
+            render_toml(self._config(host, port, public_key, platform_key)), encoding="utf-8"
+        )
         self._address = (host, port)
         self._write_sim(host, port, "starting")
         if self.with_central:
@@ -362,7 +385,15 @@ class Demo:
 
     def _build_central(self, module: Any, host: str, port: int) -> Any:
         return module.Central(
-            host, port, SITE, DEVICE, self.data / "central", card_key=self.card_key, key_id=CARD_KEY_ID
+            host,
+            port,
+            SITE,
+            DEVICE,
+            self.data / "central",
+            card_key=self.card_key,
+            key_id=CARD_KEY_ID,
+            signing_key=self.platform_key,
+            signing_kid=PLATFORM_KID,
         )
 
     @staticmethod
@@ -382,31 +413,18 @@ class Demo:
         )
         central.generate_jobs(4)
 
-    def _make_keys(self) -> str:
-        """The site card key and an Ed25519 key pair for signed commands; returns the public key.
+    def _make_keys(self) -> tuple[str, str]:
+        """The site card key, an Ed25519 key pair for signed commands and one for the fake
+        central's signed snapshots; returns the two public keys.
 
         A data folder used again keeps its keys, so cached cards and a hall-admin set up
         for it still fit.
         """
-        from cryptography.hazmat.primitives import serialization
-        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
         if not _private_file(self.card_key):
             _write_private(self.card_key, secrets.token_hex(32).encode() + b"\n")
-        private: Any = None
-        if _private_file(self.admin_key):
-            with contextlib.suppress(ValueError, TypeError):
-                private = serialization.load_pem_private_key(self.admin_key.read_bytes(), password=None)
-        if not isinstance(private, Ed25519PrivateKey):
-            private = Ed25519PrivateKey.generate()
-            pem = private.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-            _write_private(self.admin_key, pem)
-        raw = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        return base64.b64encode(raw).decode()
+        return _ed25519_public_key(self.admin_key), _ed25519_public_key(self.platform_key)
 
-    def _config(self, host: str, port: int, public_key: str) -> dict[str, dict[str, Any]]:
+    def _config(self, host: str, port: int, public_key: str, platform_key: str) -> dict[str, dict[str, Any]]:
         printer, reader, screen = self.devices.printer, self.devices.reader, self.devices.screen
         return {
             "mqtt": {"host": host, "port": port, "tls": False, "keepalive": 15},
@@ -433,8 +451,10 @@ class Demo:
                 "reader": "rdm6300",
                 "port": _port(reader),
                 "card_key_file": str(self.card_key),
+                "card_key_id": CARD_KEY_ID,
             },
             "locker": {"enabled": reader is not None, "locks": "gpio", "compartments": COMPARTMENTS},
+            "snapshots": {"public_keys": {PLATFORM_KID: platform_key}},
             "commands": {"public_keys": {ADMIN_KID: public_key}},
         }
 
