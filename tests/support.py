@@ -3,6 +3,7 @@ the core thread, the benches; and the contract's example job and card."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -55,6 +56,22 @@ def signed_snapshot(doc: dict[str, Any], site: str) -> bytes:
     from hallsim.central import load_signing_key, signed_envelope
 
     return signed_envelope(load_signing_key(PLATFORM_SEED), PLATFORM_KID, {**doc, "site": site})
+
+
+# The fuzz tests run a short round in CI; HALL_FUZZ=long runs each with FUZZ_LONG cases.
+FUZZ_LONG = 10_000
+
+
+def fuzz(short_examples: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Hypothesis settings for a fuzz test: ``short_examples`` cases, or FUZZ_LONG with HALL_FUZZ=long."""
+    from hypothesis import HealthCheck, settings
+
+    long_mode = os.environ.get("HALL_FUZZ") == "long"
+    return settings(
+        max_examples=FUZZ_LONG if long_mode else short_examples,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
 
 
 _tick = threading.Event()  # never set: wait() on it is a short, interruptible pause

@@ -7,8 +7,9 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
+from support import fuzz
 
 from edge.config import parse
 from edge.config_change import changed_keys, merged, render_toml, requested_changes, write_atomic
@@ -22,7 +23,7 @@ def test_the_example_configuration_survives_a_rewrite():
     assert tomllib.loads(render_toml(doc)) == doc
 
 
-@settings(max_examples=100, deadline=None)
+@fuzz(100)
 @given(
     st.dictionaries(
         st.text(min_size=1, max_size=10),

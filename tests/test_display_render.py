@@ -19,8 +19,9 @@ from display_support import (
     rotation_for,
     write_docs_gif,
 )
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
+from support import fuzz
 
 from edge.display.content import read_jobs, read_notices
 from edge.display.render import Glyphs
@@ -263,7 +264,7 @@ def test_bad_jobs_are_skipped_with_reasons_and_glyphs_replaced():
     assert glyphs.showable("搬运工😀") == "搬运工□"
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@fuzz(60)
 @given(
     st.lists(
         st.fixed_dictionaries(
@@ -305,7 +306,7 @@ def test_any_job_snapshot_renders_without_crashing(entries):
         assert "****" in card.contact or not any(ch.isdigit() for ch in card.contact)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@fuzz(40)
 @given(text=st.text(max_size=2000), ticket=st.text(max_size=40), window=st.integers(-5, 10**6))
 def test_any_free_text_renders_without_crashing(text, ticket, window):
     rotation = rotation_for()

@@ -7,10 +7,10 @@ import dataclasses
 import json
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from link_support import Watcher, start_rig, unique_site
-from support import CARD, JOB, PLATFORM_KID, platform_public_key, signed_snapshot, wait_for
+from support import CARD, JOB, PLATFORM_KID, fuzz, platform_public_key, signed_snapshot, wait_for
 
 from edge import snapshots
 from edge.config import parse as parse_config
@@ -133,14 +133,14 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@fuzz(300)
 @given(kind=st.sampled_from(snapshots.KINDS), payload=st.binary(max_size=300))
 def test_fuzz_any_bytes_never_raise(kind, payload):
     parsed = snapshots.parse(kind, payload, 1024)
     assert parsed.snapshot is not None or parsed.reason
 
 
-@settings(max_examples=300, deadline=None)
+@fuzz(300)
 @given(
     kind=st.sampled_from(snapshots.KINDS),
     entries=st.lists(
