@@ -74,6 +74,21 @@ def fuzz(short_examples: int) -> Callable[[Callable[..., Any]], Callable[..., An
     )
 
 
+def _json_values() -> Any:
+    from hypothesis import strategies as st
+
+    return st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+        lambda children: (
+            st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+        ),
+        max_leaves=20,
+    )
+
+
+json_values = _json_values()  # any JSON value, for the fuzz tests
+
+
 _tick = threading.Event()  # never set: wait() on it is a short, interruptible pause
 
 

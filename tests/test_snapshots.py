@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from link_support import Watcher, start_rig, unique_site
-from support import CARD, JOB, PLATFORM_KID, fuzz, platform_public_key, signed_snapshot, wait_for
+from support import CARD, JOB, PLATFORM_KID, fuzz, json_values, platform_public_key, signed_snapshot, wait_for
 
 from edge import snapshots
 from edge.config import parse as parse_config
@@ -122,15 +122,6 @@ def test_cards_need_a_hash_header_and_lowercase_hashes():
     doc["hash"] = {"alg": "hmac-sha256", "key_id": "k"}
     doc["cards"] = [{**CARD, "h": CARD["h"].upper()}, {**CARD, "h": "ab"}, {**CARD, "status": "gone"}]
     assert len(snapshots.parse("cards", raw(doc), CAP).problems) == 3
-
-
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
-    ),
-    max_leaves=20,
-)
 
 
 @fuzz(300)
