@@ -44,6 +44,7 @@ from hallsim.broker import Mosquitto
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge import admin
+from edge.protocol import set_nodelay
 
 
 def report(label: str, seconds: list[float]) -> None:
@@ -66,7 +67,7 @@ def echo_responder(port: int, topic: str, nodelay: bool) -> None:
 
     def on_subscribe(c: mqtt.Client, *_a: object) -> None:
         if nodelay:
-            admin.set_nodelay(c)
+            set_nodelay(c.socket())
         print("ready", flush=True)
 
     client.on_message = on_message
@@ -96,7 +97,7 @@ def raw_echo(port: int, runs: int, nodelay: bool) -> list[float]:
         client.subscribe(f"{topic}/res", qos=1)
         subscribed.wait(5)
         if nodelay:
-            admin.set_nodelay(client)
+            set_nodelay(client.socket())
         times = []
         for i in range(runs):
             payload = f"ping {i}".encode()

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from edge.protocol import secret_file_problem
 from edge.schema import (
     Key,
     Settings,
@@ -28,7 +29,6 @@ from edge.schema import (
     one_of,
     pin_check,
     port_check,
-    secret_file_problem,
     secret_paths,
     validate,
 )

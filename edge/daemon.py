@@ -70,7 +70,7 @@ class Daemon:
         if self.storage.moved_aside is not None:
             self.core.emit(
                 "error.storage_corrupt",
-                {"moved_to": str(self.storage.moved_aside), "reason": "integrity check failed"},
+                {"moved_to": str(self.storage.moved_aside), "reason": self.storage.moved_aside_reason},
             )
         self.core.register_status("version", lambda: __version__)
         for factory in feature_factories():

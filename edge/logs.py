@@ -15,6 +15,8 @@ import sys
 from collections import deque
 from datetime import datetime, tzinfo
 
+from edge.protocol import escaped
+
 # A mainland mobile number, also written 138-1234-5678, 138 1234 5678, 138.1234.5678 or
 # +86 13812345678 (one separator at most between two digits).
 PHONE_RE = re.compile(r"(?<![0-9])((?:\+?86[-. ]?)?)(1[-. ]?[3-9](?:[-. ]?[0-9]){9})(?![0-9])")
@@ -57,7 +59,9 @@ class LogfmtFormatter(logging.Formatter):
 
 
 def _quote(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    """A logfmt value: backslash and quote escaped, and every control character (ESC, CR, ...)
+    written as an escape, whoever wrote it: a log line is one line and never drives a terminal."""
+    return escaped(text.replace("\\", "\\\\").replace('"', '\\"'))
 
 
 class RecentLines(logging.Handler):

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge.clock import Clock, rfc3339
+from edge.protocol import EVENT_SCHEMA, new_ulid
 from edge.storage import Storage
-from edge.ulid import new_ulid
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +99,10 @@ class Outbox:
             ).fetchone()[0]
             at = self.clock.now()
             body = {
-                "schema": "lgsc.event/1",
+                "schema": EVENT_SCHEMA,
                 "event_id": new_ulid(int(at.timestamp() * 1000)),
                 "seq": seq,
+                "epoch": self.storage.epoch,
                 "device": self.device,
                 "type": type_,
                 "at": rfc3339(at),

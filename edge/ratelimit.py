@@ -18,12 +18,12 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from edge.protocol import RATE_LIMITED
+
 if TYPE_CHECKING:
     from edge.core import Core
 
 log = logging.getLogger(__name__)
-
-RATE_LIMITED = "rate_limited"  # the reason of a summary event
 
 
 class RateLimit:

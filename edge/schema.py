@@ -9,13 +9,13 @@ the value and what was expected, so that an installer fixes a file in one go.
 from __future__ import annotations
 
 import difflib
-import os
 import re
-import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from edge.protocol import NAME_RE, secret_file_problem
 
 Check = Callable[[Any], str | None]
 """Returns None when the value is acceptable, else what was expected."""
@@ -54,7 +54,6 @@ class Settings(dict):
 
 # ---- checks ---------------------------------------------------------------
 
-NAME_RE = re.compile(r"[a-z0-9-]{1,32}")
 HHMM_RE = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
 
 
@@ -120,27 +119,6 @@ def _type_ok(value: Any, expected: type | tuple[type, ...]) -> bool:
 def _type_words(expected: type | tuple[type, ...]) -> str:
     types = expected if isinstance(expected, tuple) else (expected,)
     return " or ".join(_TYPE_WORDS.get(t, t.__name__) for t in types)
-
-
-def secret_file_problem(path: str) -> str | None:
-    """Why a secret file cannot be used, or None if it can."""
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        return "does not exist"
-    except OSError as exc:
-        return f"cannot be read ({exc.strerror})"
-    if not stat.S_ISREG(info.st_mode):
-        return "is not a regular file"
-    if info.st_mode & 0o077:
-        mode = stat.S_IMODE(info.st_mode)
-        return (
-            f"is readable by group or others (mode {mode:04o}); "
-            f"a secret file must be private: chmod 600 {path}"
-        )
-    if not os.access(path, os.R_OK):
-        return "cannot be read by this user"
-    return None
 
 
 def validate(doc: dict[str, Any], schema: dict[str, Any], path: str = "") -> tuple[Settings, list[str]]:

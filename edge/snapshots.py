@@ -20,8 +20,6 @@ Entries are stored normalised: known fields only, optional ones filled in.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
 import math
@@ -31,16 +29,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edge.logs import mask_phone
+from edge.protocol import SNAPSHOT_KINDS, Refusal, load_public_keys, verify_envelope
 from edge.schema import Settings
 from edge.storage import Storage
 
 log = logging.getLogger(__name__)
 
-KINDS = ("jobs", "notices", "cards")
+KINDS = SNAPSHOT_KINDS
 SCHEMAS = {kind: f"lgsc.{kind}/1" for kind in KINDS}
 WAGE_UNITS = ("hour", "day", "piece", "month")
 ROLES = ("worker", "staff")
@@ -134,20 +132,14 @@ class Trust:
 
 def trust_from(config: Settings) -> tuple[Trust, list[str]]:
     """The ``Trust`` the configuration describes, and a line for each key that is not usable."""
-    keys: dict[str, Ed25519PublicKey] = {}
-    problems = []
-    for kid, text in config.snapshots.public_keys.items():
-        try:
-            keys[kid] = Ed25519PublicKey.from_public_bytes(base64.b64decode(text, validate=True))
-        except (binascii.Error, ValueError, TypeError):
-            problems.append(f"snapshots.public_keys.{kid}: not a base64 raw 32-byte Ed25519 public key")
+    keys, problems = load_public_keys(config.snapshots.public_keys)
     trust = Trust(
         site=config.site,
         keys=keys,
         accept_unsigned=config.snapshots.unsigned == "accept",
         card_key_id=config.rfid.card_key_id,
     )
-    return trust, problems
+    return trust, [f"snapshots.public_keys.{problem}" for problem in problems]
 
 
 def receive(kind: str, payload: bytes, max_bytes: int, trust: Trust) -> Parsed:
@@ -169,11 +161,11 @@ def receive(kind: str, payload: bytes, max_bytes: int, trust: Trust) -> Parsed:
         if not trust.accept_unsigned:
             return Parsed(kind, None, "snapshot is not signed (snapshots.unsigned = refuse)")
         return _with_card_key_checked(parse(kind, payload, max_bytes), trust)
-    opened = open_envelope(doc, trust.keys)
-    if isinstance(opened, str):
-        return Parsed(kind, None, opened)
-    body_text, _kid = opened
-    parsed = parse(kind, body_text.encode("utf-8"), max_bytes)
+    # The same envelope and check as a signed command's (edge.protocol).
+    envelope = verify_envelope(payload, trust.keys, max_bytes)
+    if isinstance(envelope, Refusal):
+        return Parsed(kind, None, f"{envelope.reason}: {envelope.message}")
+    parsed = parse(kind, envelope.body.encode("utf-8"), max_bytes)
     if parsed.snapshot is not None and parsed.snapshot.get("site") != trust.site:
         return Parsed(kind, None, f"signed snapshot is not for site {trust.site!r}")
     return _with_card_key_checked(parsed, trust)
@@ -181,26 +173,6 @@ def receive(kind: str, payload: bytes, max_bytes: int, trust: Trust) -> Parsed:
 
 def _is_envelope(doc: Any) -> bool:
     return isinstance(doc, dict) and "sig" in doc and "schema" not in doc
-
-
-def open_envelope(envelope: dict[str, Any], keys: Mapping[str, Ed25519PublicKey]) -> tuple[str, str] | str:
-    """(body text, kid) when the signature verifies with the named key, else why not.
-
-    The same envelope as a signed command (docs/contract.md); the body stays a string until its
-    signature has been checked, so what is verified is exactly what is then parsed.
-    """
-    body, kid, sig = envelope.get("body"), envelope.get("kid"), envelope.get("sig")
-    if not (isinstance(body, str) and isinstance(kid, str) and isinstance(sig, str)):
-        return "the envelope needs string fields body, kid and sig"
-    shown_kid = repr(mask_phone(kid[:_REF_CHARS]))  # whatever the sender wrote
-    key = keys.get(kid)
-    if key is None:
-        return f"no platform key {shown_kid} is configured (snapshots.public_keys)"
-    try:
-        key.verify(base64.b64decode(sig, validate=True), body.encode("utf-8"))
-    except (binascii.Error, ValueError, InvalidSignature, UnicodeEncodeError):
-        return f"the signature does not verify with key {shown_kid}"
-    return body, kid
 
 
 def _with_card_key_checked(parsed: Parsed, trust: Trust) -> Parsed:

@@ -18,10 +18,13 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from edge.protocol import new_ulid
+
 log = logging.getLogger(__name__)
 
 DB_NAME = "hall-edge.db"
 _VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (part TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+_META_TABLE = "CREATE TABLE IF NOT EXISTS storage_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
 
 
 class StorageError(RuntimeError):
@@ -33,16 +36,46 @@ class Storage:
         self.folder = Path(folder)
         self.path = self.folder / DB_NAME
         self.moved_aside: Path | None = None  # a corrupt database we set aside at open
+        self.moved_aside_reason = ""
         self._depth = 0
         self._after_commit: list[Callable[[], None]] = []
         self._on_rollback: list[Callable[[], None]] = []
         _ensure_writable(self.folder)
         self.conn = self._open()
         self.conn.execute(_VERSION_TABLE)
+        self.epoch, self.created_at = self._epoch()
+
+    def _epoch(self) -> tuple[str, float]:
+        """This database's epoch (a ULID) and creation time (Unix seconds), made once with it.
+
+        Events carry the epoch: a platform tells a ``seq`` that restarted at 1 with a new
+        database from lost events.  The commands feature refuses commands issued before
+        ``created_at``: its replay cache is no older than the database.  A database made by
+        an older hall-edge gets ``created_at`` 0 (its age is unknown, its cache is whole).
+        """
+        with self.transaction() as conn:
+            conn.execute(_META_TABLE)
+            meta = dict(conn.execute("SELECT name, value FROM storage_meta").fetchall())
+            if "epoch" not in meta:
+                older = conn.execute("SELECT COUNT(*) FROM schema_version").fetchone()[0] > 0
+                meta = {"epoch": new_ulid(), "created_at": "0" if older else repr(time.time())}
+                conn.executemany("INSERT INTO storage_meta (name, value) VALUES (?, ?)", meta.items())
+        return meta["epoch"], float(meta["created_at"])
+
+    def restamp_created_at(self, at: float) -> None:
+        """Correct a creation time that a wrong clock stamped in the future."""
+        with self.transaction() as conn:
+            conn.execute("UPDATE storage_meta SET value = ? WHERE name = 'created_at'", (repr(at),))
+        self.created_at = at
 
     # -- opening ---------------------------------------------------------
 
     def _open(self) -> sqlite3.Connection:
+        if _is_empty_file(self.path):
+            # SQLite takes a zero-length file for a new database: our records (and the replay
+            # cache) are gone all the same, so it is reported like a corrupt one.
+            self.moved_aside_reason = "the database file is empty (0 bytes)"
+            self.moved_aside = _move_aside(self.path, self.moved_aside_reason)
         try:
             conn = _connect(self.path)
             _check_integrity(conn)
@@ -51,6 +84,7 @@ class Storage:
             if not _is_corruption(exc):
                 # Locked, read-only, disk full, I/O error: the file may be fine; never move it.
                 raise StorageError(f"database {self.path} cannot be opened: {exc}") from None
+            self.moved_aside_reason = "integrity check failed"
             self.moved_aside = _move_aside(self.path, str(exc))
             try:
                 return _connect(self.path)
@@ -178,6 +212,13 @@ def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
         return name.startswith(_CORRUPTION)
     # Our own integrity-check failure carries no SQLite code.
     return not isinstance(exc, sqlite3.OperationalError)
+
+
+def _is_empty_file(path: Path) -> bool:
+    try:
+        return path.stat().st_size == 0
+    except OSError:
+        return False
 
 
 def _connect(path: Path) -> sqlite3.Connection:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.health import disk_free_mb, read_cpu_temp_c
+from edge.protocol import TELEMETRY_SCHEMA
 
 MEMINFO = Path("/proc/meminfo")
 
@@ -38,7 +39,7 @@ def reading(
 ) -> dict[str, Any]:
     """One ``lgsc.telemetry/1`` payload."""
     return {
-        "schema": "lgsc.telemetry/1",
+        "schema": TELEMETRY_SCHEMA,
         "device": device,
         "at": at,
         "uptime_s": int(uptime_s),

@@ -18,10 +18,11 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from support import config_document, wait_for
 
-from edge.admin import generate_key, load_private_key, sign
+from edge.admin import generate_key, load_private_key
 from edge.config import load
 from edge.config_change import render_toml
 from edge.daemon import Daemon
+from edge.protocol import sign
 
 KID = "it-test"
 

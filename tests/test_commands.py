@@ -19,9 +19,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from support import wait_for
 
-from edge.admin import public_key_b64
-from edge.commands import REFUSAL_REASONS
-from edge.ratelimit import RATE_LIMITED, RateLimit
+from edge.protocol import RATE_LIMITED, REFUSAL_REASONS, public_key_b64
+from edge.ratelimit import RateLimit
 
 
 @pytest.fixture
@@ -213,7 +212,7 @@ def test_mqtt5_response_topic_gets_the_result_with_its_correlation_data(hall, br
         properties = Properties(PacketTypes.PUBLISH)
         properties.ResponseTopic = reply_to
         properties.CorrelationData = b"corr-42"
-        body = hall.body("status")
+        body = hall.body("status", response_topic=reply_to)  # named inside the signature
         wait_for(client.is_connected, 5, "v5 client")
         client.publish(f"{hall.topic}/cmd", hall.signed(body), qos=1, properties=properties)
         payload, correlation = wait_for(lambda: answers, 10, "answer on the response topic")[0]
@@ -226,7 +225,7 @@ def test_mqtt5_response_topic_gets_the_result_with_its_correlation_data(hall, br
         forged["sig"] = base64.b64encode(bytes(64)).decode()
         client.publish(f"{hall.topic}/cmd", json.dumps(forged).encode(), qos=1, properties=properties)
         assert hall.watcher.result(json.loads(forged["body"])["id"])["error"]["code"] == "bad_signature"
-        last = hall.body("status")
+        last = hall.body("status", response_topic=reply_to)
         client.publish(f"{hall.topic}/cmd", hall.signed(last), qos=1, properties=properties)
         wait_for(lambda: len(answers) == 2, 10, "the next genuine answer")
         assert [json.loads(p)["id"] for p, _ in answers] == [body["id"], last["id"]]

@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from support import fuzz
 
-from edge.admin import public_key_b64, sign
-from edge.commands import REFUSAL_REASONS, Command, Refusal, load_public_keys, verify
+from edge.commands.verify import Command, verify
+from edge.protocol import REFUSAL_REASONS, Refusal, load_public_keys, public_key_b64, sign
 
 SHANGHAI = timezone(timedelta(hours=8))
 NOW = datetime(2026, 11, 22, 9, 0, 30, tzinfo=SHANGHAI)
@@ -176,7 +176,7 @@ def test_removed_key_no_longer_works():
 def test_bad_configured_keys_are_reported_not_used():
     keys, problems = load_public_keys({"ok": public_key_b64(KEY), "short": base64.b64encode(b"x").decode()})
     assert list(keys) == ["ok"]
-    assert problems == ["commands.public_keys.short: not a base64 raw 32-byte Ed25519 public key"]
+    assert problems == ["short: not a base64 raw 32-byte Ed25519 public key"]
 
 
 @fuzz(150)

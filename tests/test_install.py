@@ -331,7 +331,7 @@ def test_unit_is_notify_with_watchdog_and_hardening():
 
 
 def test_the_commands_guard_knows_the_units_start_limit():
-    from edge.commands import START_LIMIT_BURST, START_LIMIT_INTERVAL_S
+    from edge.commands.generic import START_LIMIT_BURST, START_LIMIT_INTERVAL_S
 
     unit = unit_settings()
     assert int(unit["StartLimitBurst"][0]) == START_LIMIT_BURST

@@ -117,3 +117,22 @@ def test_hall_sim_central_runs_on_its_own(tmp_path, broker):
     report = json.loads(output.strip().splitlines()[-1])
     assert report["received"] == 1 and report["by_type"] == {"alarm.rfid_offline": 1}
     assert process.returncode == 0
+
+
+def test_a_new_epoch_restarts_the_numbering_without_a_gap(tmp_path):
+    """A controller whose database was lost numbers its events from 1 again under a new epoch:
+    the platform sees a restart, not a gap or duplicate seqs."""
+    folder = tmp_path / "central"
+    folder.mkdir()
+    old = [
+        {"event_id": f"A{seq}", "seq": seq, "epoch": "A", "device": "qinshui/hall-01", "type": "t.x"}
+        for seq in range(1, 6)
+    ]
+    new = [
+        {"event_id": f"B{seq}", "seq": seq, "epoch": "B", "device": "qinshui/hall-01", "type": "t.x"}
+        for seq in (1, 2)
+    ]
+    lines = [json.dumps(event) for event in old + new]
+    (folder / "events.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report = Central("127.0.0.1", 1, "qinshui", "hall-01", folder).report()
+    assert (report["received"], report["gaps"], report["max_seq"], report["epochs"]) == (7, [], 2, 2)

@@ -30,6 +30,7 @@ from edge.display.rotation import Rotation
 from edge.display.text import clean
 from edge.logs import mask_personal
 from edge.messages import LinkStatus, ScreenCall, ScreenLine, SnapshotUpdated
+from edge.protocol import snapshot_topic
 from edge.schema import Settings
 
 log = logging.getLogger(__name__)
@@ -291,7 +292,7 @@ class DisplayFeature:
 
     def _report(self, rejected: list[Any]) -> None:
         """One error.invalid_payload per job and reason: the link reports what its schema refuses."""
-        topic = f"lgsc/v1/{self.settings.site}/jobs"
+        topic = snapshot_topic(self.settings.site, "jobs")
         for entry in rejected:
             key = (entry.id, entry.reason)
             if key in self._reported:

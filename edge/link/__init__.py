@@ -31,6 +31,7 @@ from edge.link.connection import Connection, Routes
 from edge.link.drain import Drain
 from edge.messages import CommandReceived, LinkStatus, SnapshotUpdated
 from edge.outbox import Event
+from edge.protocol import STATE_SCHEMA, Topics, usable_response_topic
 from edge.ratelimit import RateLimit, Throttle
 from edge.schema import Settings
 
@@ -85,24 +86,7 @@ class AcksWaiting:
     """PUBACKs are waiting in the link's queue (one wake-up for many)."""
 
 
-class Topics:
-    def __init__(self, site: str, device: str) -> None:
-        base = f"lgsc/v1/{site}"
-        self.snapshots = {f"{base}/{kind}": kind for kind in snapshots.KINDS}
-        self.cmd = f"{base}/{device}/cmd"
-        self.result = f"{base}/{device}/cmd/result"
-        self.state = f"{base}/{device}/state"
-        self.telemetry = f"{base}/{device}/telemetry"
-        self.events = f"{base}/{device}/events"
-
-    def event(self, kind: str) -> str:
-        return f"{self.events}/{kind}"
-
-    def subscriptions(self) -> list[str]:
-        return [*self.snapshots, self.cmd]
-
-
-OFFLINE = json.dumps({"schema": "lgsc.state/1", "online": False}, **_JSON).encode()
+OFFLINE = json.dumps({"schema": STATE_SCHEMA, "online": False}, **_JSON).encode()
 
 
 class Link:
@@ -150,7 +134,7 @@ class Link:
         connection.publish(self.topics.result, payload)
         if not (response_topic and connection.v5):
             return
-        if not _usable_response_topic(response_topic):
+        if not usable_response_topic(response_topic):
             log.warning("command response topic refused (wildcard, $ or empty)")
             return
         props = Properties(PacketTypes.PUBLISH)
@@ -326,7 +310,7 @@ class Link:
     def _birth(self) -> bytes:
         core = self._core()
         body = {
-            "schema": "lgsc.state/1",
+            "schema": STATE_SCHEMA,
             "online": True,
             "version": __version__,
             "started_at": rfc3339(core.started_at),
@@ -456,10 +440,6 @@ def _response_properties(message: mqtt.MQTTMessage) -> tuple[str | None, bytes |
     if props is None:
         return None, None
     return getattr(props, "ResponseTopic", None), getattr(props, "CorrelationData", None)
-
-
-def _usable_response_topic(topic: str) -> bool:
-    return bool(topic) and not topic.startswith("$") and "+" not in topic and "#" not in topic
 
 
 def build(config: Settings) -> Link:

@@ -21,22 +21,23 @@ makes events durable.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
-import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from edge.protocol import set_nodelay
 from edge.schema import Settings, read_secret
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,6 @@ log = logging.getLogger(__name__)
 BACKOFF_BASE_S = 0.5
 RESET_AFTER_S = 30.0  # a connection that lasted this long was a good one: start backoff afresh
 CONNECT_TIMEOUT_S = 5.0
-LOOP_TIMEOUT_S = 0.5
 
 
 class Backoff:
@@ -104,6 +104,7 @@ class Connection:
         self.client = self._build_client(client_id, will)
         self._stopping = threading.Event()
         self._up_since: float | None = None
+        self._session_over = threading.Event()  # the current connection ended (or stop)
         self._thread = threading.Thread(target=self._run, name="mqtt", daemon=True)
 
     # -- building ------------------------------------------------------------
@@ -112,7 +113,11 @@ class Connection:
         cfg = self.cfg
         if self.v5:
             client = mqtt.Client(
-                CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, manual_ack=True
+                CallbackAPIVersion.VERSION2,
+                client_id=client_id,
+                protocol=mqtt.MQTTv5,
+                manual_ack=True,
+                reconnect_on_failure=False,
             )
         else:
             client = mqtt.Client(
@@ -121,6 +126,7 @@ class Connection:
                 protocol=mqtt.MQTTv311,
                 clean_session=False,
                 manual_ack=True,
+                reconnect_on_failure=False,
             )
         client.enable_logger(logging.getLogger("edge.link.paho"))
         client.connect_timeout = CONNECT_TIMEOUT_S
@@ -147,19 +153,10 @@ class Connection:
         self._thread.start()
 
     def _run(self) -> None:
-        # paho writes a message in the publishing thread (the core) unless it knows a network
-        # thread runs its loop; as with loop_start(), publish() then only queues and wakes this
-        # thread, which writes the packets while the core goes on.
-        self.client._thread = self._thread  # paho 2.x: what loop_start() sets
         while not self._stopping.is_set():
-            try:
-                if self._connect_once():
-                    self._serve()
-            except Exception:
-                # paho re-raises what a callback raised; this thread is the hall's only link, so it
-                # reconnects rather than end (the message, unacknowledged, is delivered again).
-                log.exception("mqtt network loop failed; reconnecting")
-                self.client.disconnect()
+            self._session_over.clear()
+            if self._connect_once():
+                self._serve()
             if self._stopping.is_set():
                 break
             if self._up_since is not None:
@@ -184,37 +181,63 @@ class Connection:
         return True
 
     def _serve(self) -> None:
-        while not self._stopping.is_set():
-            rc = self.client.loop(LOOP_TIMEOUT_S)
-            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                return
+        """One connection, served by paho's own network thread (``loop_start``) until it ends.
+
+        With that thread running, ``publish`` from the core only queues the packet and wakes
+        it, so the core goes on while the packets are written.  paho does not reconnect by
+        itself (``reconnect_on_failure=False``): its thread ends with the connection and
+        this one reconnects with jitter.
+        """
+        self.client.loop_start()
+        try:
+            self._session_over.wait()
+        finally:
+            self.client.loop_stop()
 
     # -- paho callbacks (network thread) ----------------------------------------
 
     def _on_connect(self, client: mqtt.Client, _userdata: Any, flags: Any, reason: Any, _props: Any) -> None:
         if reason.is_failure:
             log.error("mqtt broker refused the connection: %s", reason)
+            self._session_over.set()
             return
         self.connects += 1
         self.generation += 1
         self._up_since = time.monotonic()
-        set_nodelay(client)
-        if self.v5:
-            client.subscribe([(topic, SubscribeOptions(qos=1)) for topic in self.subscriptions])
-        else:
-            client.subscribe([(topic, 1) for topic in self.subscriptions])
-        self.routes.connected(bool(flags.session_present))
+        set_nodelay(client.socket())
+        with self._guard(client):
+            if self.v5:
+                client.subscribe([(topic, SubscribeOptions(qos=1)) for topic in self.subscriptions])
+            else:
+                client.subscribe([(topic, 1) for topic in self.subscriptions])
+            self.routes.connected(bool(flags.session_present))
 
     def _on_disconnect(
         self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
     ) -> None:
-        self.routes.disconnected(str(reason))
+        try:
+            self.routes.disconnected(str(reason))
+        finally:
+            self._session_over.set()
 
-    def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
-        self.routes.message(message)
+    def _on_message(self, client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        with self._guard(client):
+            self.routes.message(message)
 
-    def _on_publish(self, _client: mqtt.Client, _userdata: Any, mid: int, reason: Any, _props: Any) -> None:
-        self.routes.published(mid, not reason.is_failure)
+    def _on_publish(self, client: mqtt.Client, _userdata: Any, mid: int, reason: Any, _props: Any) -> None:
+        with self._guard(client):
+            self.routes.published(mid, not reason.is_failure)
+
+    @contextlib.contextmanager
+    def _guard(self, client: mqtt.Client) -> Iterator[None]:
+        """What a callback raises would end paho's thread: log it and reconnect instead (the
+        message, unacknowledged, is delivered again); this thread is the hall's only link."""
+        try:
+            yield
+        except Exception:
+            log.exception("mqtt callback failed; reconnecting")
+            client.disconnect()
+            self._session_over.set()
 
     # -- any thread ---------------------------------------------------------------
 
@@ -258,18 +281,6 @@ class Connection:
                 log.warning("mqtt offline state not sent: %s", exc)
         self._stopping.set()
         self.client.disconnect()
+        self._session_over.set()
         if self._thread.is_alive():
             self._thread.join(max(deadline - time.monotonic(), 0.1))
-
-
-def set_nodelay(client: mqtt.Client) -> None:
-    """Send small packets at once: a command result is two publishes back to back (and
-    hall-admin's request waits for its answer), and Nagle's algorithm would hold the second
-    until the broker's delayed ACK (~40 ms; bench/admin_roundtrip.py shows it)."""
-    sock = client.socket()
-    if sock is None:
-        return
-    try:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    except (OSError, AttributeError) as exc:  # a TLS wrapper exposes the same call; be tolerant
-        log.debug("TCP_NODELAY not set: %s", exc)

@@ -16,7 +16,7 @@ from typing import Any
 
 from edge.clock import rfc3339
 from edge.core import Core
-from edge.ulid import new_ulid
+from edge.protocol import new_ulid
 
 MIGRATIONS = [
     """

@@ -130,7 +130,8 @@ class Central:
         self.results: list[dict[str, Any]] = []
         self.invalid: list[tuple[str, bytes]] = []  # messages that broke the contract
         self._events: dict[str, dict[str, Any]] = {}
-        self._seqs: dict[str, set[int]] = {}
+        self._seqs: dict[str, set[int]] = {}  # by device, in its latest epoch
+        self._epochs: dict[str, list[str]] = {}  # by device, in the order first seen
         self._duplicates = 0
         self._by_type: Counter[str] = Counter()
         self._lock = threading.Lock()
@@ -315,7 +316,7 @@ class Central:
                 continue  # a line cut off when that run was killed
             if isinstance(body, dict) and "event_id" in body and body["event_id"] not in self._events:
                 self._events[body["event_id"]] = body
-                self._seqs.setdefault(body.get("device", "?"), set()).add(body.get("seq"))
+                self._note_seq(body)
                 self._by_type[body.get("type", "?")] += 1
 
     def _count_event(self, body: dict[str, Any]) -> None:
@@ -324,10 +325,19 @@ class Central:
             self._duplicates += 1
             return
         self._events[event_id] = body
-        self._seqs.setdefault(body.get("device", "?"), set()).add(body.get("seq"))
+        self._note_seq(body)
         self._by_type[body.get("type", "?")] += 1
         self._log.write(json.dumps(body, **_JSON) + "\n")
         self._log.flush()
+
+    def _note_seq(self, body: dict[str, Any]) -> None:
+        # seq counts within one epoch (the controller's event store); a new epoch starts at 1.
+        epoch = body.get("epoch", "")
+        device = body.get("device", "?")
+        if epoch != self._epochs.get(device, [None])[-1]:
+            self._epochs.setdefault(device, []).append(epoch)
+            self._seqs[device] = set()
+        self._seqs[device].add(body.get("seq"))
 
     # -- reports --------------------------------------------------------------------------
 
@@ -350,6 +360,7 @@ class Central:
                 "duplicates": self._duplicates,
                 "gaps": _gaps(seqs),
                 "max_seq": max(seqs, default=0),
+                "epochs": len(self._epochs.get(f"{self.site}/{self.device}", [])),
                 "by_type": dict(self._by_type),
                 "births": sum(1 for s in self.states if s.get("online")),
                 "online": self.states[-1].get("online") if self.states else None,

@@ -1,0 +1,235 @@
+"""``hall-admin``: bureau IT's tool for signed remote commands and the fleet view.
+
+    hall-admin keygen --kid it-2026a
+    hall-admin send qinshui/hall-01 status
+    hall-admin send qinshui/hall-01 display.message --arg text=今日下午停电 --arg seconds=3600
+    hall-admin status [qinshui]
+    hall-admin snapshot qinshui/hall-01 -o screen.png
+    hall-admin events qinshui/hall-01 --follow
+
+Broker settings and the signing key come from ``~/.config/hall-admin.toml``
+(or ``--config FILE``); flags override the file.  See docs/operator.md.
+
+Exit codes (scripts may rely on them):
+    0 ok
+    1 the command ran on the device and failed (ok: false)
+    2 usage error (bad flags or arguments)
+    3 refused by the device (bad signature, expired, unknown command, ...)
+    4 timed out: no result within --timeout
+    5 broker unreachable (connection refused, TLS or login failed)
+    6 local problem (key file, config file, output file)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from edge.admin.render import event_line, find_png, fleet_rows, fleet_table, readable
+from edge.admin.session import Outcome, Session, collect_states, send, split_device
+from edge.admin.settings import (
+    DEFAULT_CONFIG,
+    EXIT_FAILED,
+    EXIT_LOCAL,
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_USAGE,
+    AdminError,
+    load_settings,
+    signing_key,
+)
+from edge.protocol import NAME_RE, Topics, generate_private_key
+
+
+def parse_arg(text: str) -> tuple[str, Any]:
+    """k=v; v is JSON when it parses as JSON (90, true, {"a": 1}, "007"), else a plain string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise AdminError(EXIT_USAGE, f"--arg {text!r}: expected key=value")
+    try:
+        return key, json.loads(value)
+    except ValueError:
+        return key, value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "action", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return args.action(args)
+    except AdminError as exc:
+        print(f"hall-admin: {exc.message}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", help=f"settings file (default {DEFAULT_CONFIG})")
+    common.add_argument("--host", help="broker host")
+    common.add_argument("--port", type=int, help="broker port")
+    common.add_argument("--tls", action=argparse.BooleanOptionalAction, default=None, help="TLS on/off")
+    common.add_argument("--ca-file", dest="ca_file")
+    common.add_argument("--cert-file", dest="cert_file", help="client certificate")
+    common.add_argument("--client-key", dest="client_key", help="client certificate's private key")
+    common.add_argument("--username")
+    common.add_argument("--password-file", dest="password_file")
+    common.add_argument("--protocol", choices=("mqttv5", "mqttv311"))
+    common.add_argument("--key", help="signing key file (from keygen)")
+    common.add_argument("--kid", help="the signing key's id, as configured on the devices")
+    common.add_argument("--issuer", help="who sends the command (shown in the audit trail)")
+    common.add_argument("--timeout", type=float, help="seconds to wait for a result (default 10)")
+    common.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    parser = argparse.ArgumentParser(
+        prog="hall-admin", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command")
+
+    keygen = sub.add_parser("keygen", parents=[common], help="make a signing key pair")
+    keygen.add_argument("-o", "--out", help="private key file (default ~/.config/hall-admin/KID.key)")
+    keygen.set_defaults(action=cmd_keygen)
+
+    send_p = sub.add_parser("send", parents=[common], help="send a signed command and print its result")
+    send_p.add_argument("target", metavar="SITE/DEVICE")
+    send_p.add_argument("name", metavar="NAME", help="e.g. status, display.message, config.set")
+    send_p.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE", help="repeatable")
+    send_p.set_defaults(action=cmd_send)
+
+    status = sub.add_parser("status", parents=[common], help="fleet view from the retained state topics")
+    status.add_argument("site", nargs="?", help="one market only")
+    status.add_argument("--wait", type=float, default=3.0, help="longest wait for retained states")
+    status.set_defaults(action=cmd_status)
+
+    snapshot = sub.add_parser("snapshot", parents=[common], help="save what the screen shows as PNG")
+    snapshot.add_argument("target", metavar="SITE/DEVICE")
+    snapshot.add_argument("-o", "--out", required=True, help="PNG file to write")
+    snapshot.set_defaults(action=cmd_snapshot)
+
+    events = sub.add_parser("events", parents=[common], help="print a controller's events as they come")
+    events.add_argument("target", metavar="SITE/DEVICE")
+    events.add_argument("--follow", action="store_true", help="keep printing until Ctrl-C")
+    events.add_argument(
+        "--wait",
+        type=float,
+        default=5.0,
+        help="without --follow: listen this many seconds (default 5); only events sent meanwhile show",
+    )
+    events.set_defaults(action=cmd_events)
+    return parser
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    kid = args.kid or f"it-{datetime.now().strftime('%Y%m%d')}"
+    if not NAME_RE.fullmatch(kid):
+        raise AdminError(EXIT_USAGE, f"--kid {kid!r}: use 1-32 characters from a-z, 0-9 and -")
+    out = Path(os.path.expanduser(args.out or f"~/.config/hall-admin/{kid}.key"))
+    try:
+        public = generate_private_key(out)
+    except FileExistsError:
+        raise AdminError(EXIT_LOCAL, f"{out} exists; keygen never overwrites a key") from None
+    except OSError as exc:
+        raise AdminError(EXIT_LOCAL, f"{out}: {exc.strerror}") from None
+    if args.json:
+        print(json.dumps({"kid": kid, "public_key": public, "private_key_file": str(out)}))
+        return EXIT_OK
+    print(f"private key: {out} (mode 0600; keep it on this machine only)")
+    print(f"public key:  {public}")
+    print("add to [commands] in each controller's /etc/hall-edge/hall-edge.toml:")
+    print(f'public_keys = {{ {kid} = "{public}" }}')
+    print("and to [signing] in ~/.config/hall-admin.toml:")
+    print(f'key_file = "{out}"\nkid = "{kid}"')
+    return EXIT_OK
+
+
+def run_send(args: argparse.Namespace, name: str, command_args: dict[str, Any]) -> Outcome:
+    settings = load_settings(args.config, args)
+    key = signing_key(settings)
+    session = Session(settings.broker, timeout_s=min(settings.timeout_s, 10.0))
+    try:
+        return send(session, args.target, name, args=command_args, settings=settings, key=key)
+    finally:
+        session.close()
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    command_args = dict(parse_arg(a) for a in args.arg)
+    outcome = run_send(args, args.name, command_args)
+    if args.json:
+        print(json.dumps(outcome.result, ensure_ascii=False))
+        return outcome.exit_code
+    result = outcome.result
+    millis = outcome.seconds * 1000
+    if result.get("ok"):
+        print(f"ok  {args.name}  {args.target}  id {result.get('id')}  {millis:.0f} ms")
+        print("\n".join(readable(result.get("result") or {}, 1)))
+    else:
+        error = result.get("error") or {}
+        word = "refused" if outcome.exit_code == EXIT_REFUSED else "failed"
+        print(f"{word}  {args.name}  {args.target}  id {result.get('id')}  {millis:.0f} ms", file=sys.stderr)
+        print(f"  {error.get('code')}: {error.get('message')}", file=sys.stderr)
+    return outcome.exit_code
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    if args.site and not NAME_RE.fullmatch(args.site):
+        raise AdminError(EXIT_USAGE, f"{args.site!r} is not a site name")
+    settings = load_settings(args.config, args)
+    session = Session(settings.broker, timeout_s=min(settings.timeout_s, 10.0))
+    try:
+        rows = fleet_rows(collect_states(session, args.site, args.wait))
+    finally:
+        session.close()
+    print(json.dumps(rows, ensure_ascii=False) if args.json else fleet_table(rows))
+    return EXIT_OK
+
+
+def cmd_snapshot(args: argparse.Namespace) -> int:
+    outcome = run_send(args, "display.snapshot", {})
+    if outcome.exit_code != EXIT_OK:
+        error = outcome.result.get("error") or {}
+        print(f"hall-admin: snapshot {error.get('code')}: {error.get('message')}", file=sys.stderr)
+        return outcome.exit_code
+    png = find_png(outcome.result.get("result") or {})
+    if png is None:
+        raise AdminError(EXIT_FAILED, "the result holds no PNG image")
+    try:
+        Path(args.out).write_bytes(png)
+    except OSError as exc:
+        raise AdminError(EXIT_LOCAL, f"{args.out}: {exc.strerror}") from None
+    print(f"{args.out}: {len(png)} bytes")
+    return EXIT_OK
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    site, device = split_device(args.target)
+    settings = load_settings(args.config, args)
+    session = Session(settings.broker, timeout_s=min(settings.timeout_s, 10.0))
+    try:
+        session.subscribe(Topics(site, device).event("#"))
+        deadline = None if args.follow else time.monotonic() + args.wait
+        while deadline is None or time.monotonic() < deadline:
+            left = 1.0 if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                message = session.messages.get(timeout=left)
+            except queue.Empty:
+                continue
+            print(event_line(message.payload, args.json), flush=True)
+    finally:
+        session.close()
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,197 @@
+"""hall-admin's MQTT side: one short-lived session, sending a signed command, reading states."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from edge.admin.settings import (
+    EXIT_FAILED,
+    EXIT_LOCAL,
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_TIMEOUT,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    AdminError,
+    AdminSettings,
+    Broker,
+)
+from edge.protocol import NAME_RE, REFUSAL_REASONS, Topics, command_body, set_nodelay, sign, state_topics
+
+
+class Session:
+    """One short-lived MQTT client with a queue of what arrives on its subscriptions."""
+
+    def __init__(self, broker: Broker, timeout_s: float = 5.0) -> None:
+        self.broker = broker
+        self.v5 = broker.protocol == "mqttv5"
+        self.client_id = f"hall-admin-{secrets.token_hex(6)}"
+        self.messages: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
+        self._connected = threading.Event()
+        self._acked = threading.Event()
+        self._failure = ""
+        try:
+            self.client = self._build()
+        except OSError as exc:  # a missing CA, certificate or password file
+            raise AdminError(EXIT_LOCAL, f"broker settings: {exc}") from None
+        self._connect(timeout_s)
+
+    def _build(self) -> mqtt.Client:
+        protocol = mqtt.MQTTv5 if self.v5 else mqtt.MQTTv311
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=protocol)
+        if self.broker.tls:
+            client.tls_set(
+                ca_certs=self.broker.ca_file or None,
+                certfile=self.broker.cert_file or None,
+                keyfile=self.broker.key_file or None,
+            )
+        if self.broker.username:
+            password = Path(os.path.expanduser(self.broker.password_file)).read_text().strip()
+            client.username_pw_set(self.broker.username, password)
+        client.on_connect = self._on_connect
+        client.on_subscribe = lambda *_a: self._acked.set()
+        client.on_message = lambda _c, _u, message: self.messages.put(message)
+        return client
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        if reason.is_failure:
+            self._failure = str(reason)
+        set_nodelay(client.socket())
+        self._connected.set()
+
+    def _connect(self, timeout_s: float) -> None:
+        where = f"{self.broker.host}:{self.broker.port}"
+        try:
+            self.client.connect(self.broker.host, self.broker.port, keepalive=30)
+        except (OSError, ValueError) as exc:
+            raise AdminError(EXIT_UNREACHABLE, f"broker {where} unreachable: {exc}") from None
+        self.client.loop_start()
+        if not self._connected.wait(timeout_s) or self._failure:
+            self.close()
+            raise AdminError(
+                EXIT_UNREACHABLE, f"broker {where} did not accept us: {self._failure or 'timeout'}"
+            )
+
+    def subscribe(self, topic: str, timeout_s: float = 5.0) -> None:
+        self._acked.clear()
+        self.client.subscribe(topic, qos=1)
+        if not self._acked.wait(timeout_s):
+            raise AdminError(EXIT_UNREACHABLE, f"broker did not acknowledge the subscription to {topic}")
+
+    def publish(self, topic: str, payload: bytes, properties: Properties | None = None) -> None:
+        info = self.client.publish(topic, payload, qos=1, properties=properties)
+        info.wait_for_publish(10)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    result: dict[str, Any]  # the lgsc.result/1 payload
+    seconds: float
+
+    @property
+    def exit_code(self) -> int:
+        if self.result.get("ok") is True:
+            return EXIT_OK
+        code = (self.result.get("error") or {}).get("code")
+        return EXIT_REFUSED if code in REFUSAL_REASONS else EXIT_FAILED
+
+
+def split_device(text: str) -> tuple[str, str]:
+    site, _, device = text.partition("/")
+    if not (NAME_RE.fullmatch(site) and NAME_RE.fullmatch(device)):
+        raise AdminError(EXIT_USAGE, f"{text!r}: expected SITE/DEVICE, e.g. qinshui/hall-01")
+    return site, device
+
+
+def send(
+    session: Session,
+    target: str,
+    name: str,
+    *,
+    args: dict[str, Any],
+    settings: AdminSettings,
+    key: Ed25519PrivateKey,
+) -> Outcome:
+    """Sign, publish and wait for the result (on the response topic or on cmd/result).
+
+    With MQTT 5 the body names this session's response topic, inside the signature: the
+    device answers there only because the signed body asks it to.
+    """
+    site, device = split_device(target)
+    topics = Topics(site, device)
+    response_topic = f"hall-admin/{session.client_id}/result" if session.v5 else None
+    body_text = command_body(
+        f"{site}/{device}",
+        name,
+        args,
+        issuer=settings.signing.issuer,
+        lifetime_s=settings.lifetime_s,
+        response_topic=response_topic,
+    )
+    command_id = json.loads(body_text)["id"]
+    session.subscribe(topics.result)
+    properties = None
+    if response_topic is not None:
+        session.subscribe(response_topic)
+        properties = Properties(PacketTypes.PUBLISH)
+        properties.ResponseTopic = response_topic
+        properties.CorrelationData = command_id.encode()
+    started = time.monotonic()
+    session.publish(topics.cmd, sign(body_text, key, settings.signing.kid), properties)
+    return Outcome(
+        _await_result(session, command_id, started + settings.timeout_s), time.monotonic() - started
+    )
+
+
+def _await_result(session: Session, command_id: str, deadline: float) -> dict[str, Any]:
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            message = session.messages.get(timeout=left)
+        except queue.Empty:
+            break
+        try:
+            result = json.loads(message.payload)
+        except ValueError:
+            continue
+        if isinstance(result, dict) and result.get("id") == command_id:
+            return result
+    raise AdminError(EXIT_TIMEOUT, f"no result for {command_id} in time (is the device online?)")
+
+
+def collect_states(session: Session, site: str | None, wait_s: float) -> dict[str, dict[str, Any]]:
+    """Retained state messages arrive right after the SUBACK; stop once they stop coming."""
+    session.subscribe(state_topics(site))
+    states: dict[str, dict[str, Any]] = {}
+    deadline = time.monotonic() + wait_s
+    quiet_s = 0.3
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            message = session.messages.get(timeout=min(left, quiet_s))
+        except queue.Empty:
+            break
+        parts = message.topic.split("/")
+        try:
+            state = json.loads(message.payload) if message.payload else None
+        except ValueError:
+            state = None
+        if isinstance(state, dict) and len(parts) == 5:
+            states[f"{parts[2]}/{parts[3]}"] = state
+    return states

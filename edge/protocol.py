@@ -1,0 +1,374 @@
+"""The wire contract ``lgsc/v1``: topics, ids, signed envelopes, commands, results.
+
+Both ends import this module and nothing else of each other: the daemon
+(``edge.link``, ``edge.commands``, ``edge.outbox``) and bureau IT's
+``hall-admin`` (``edge.admin``), which imports no other part of the daemon
+(a test checks it).  The schemas in docs/schemas/ describe the same payloads.
+
+A signed envelope is ``{"body": "<JSON text>", "kid": "...", "sig": "<base64
+Ed25519>"}``.  The signature covers the exact UTF-8 bytes of ``body`` (never a
+re-serialised copy), so the body stays a string until the signature has been
+checked.  ``sign`` and ``verify_envelope`` know nothing about what the body
+says: commands use them, and so can any other signed payload.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import json
+import os
+import re
+import socket
+import stat
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+# ---- names and topics -------------------------------------------------------------
+
+PREFIX = "lgsc/v1"
+NAME_RE = re.compile(r"[a-z0-9-]{1,32}")  # a site, a device, a key id: one topic level each
+SNAPSHOT_KINDS = ("jobs", "notices", "cards")
+
+STATE_SCHEMA = "lgsc.state/1"
+EVENT_SCHEMA = "lgsc.event/1"
+RESULT_SCHEMA = "lgsc.result/1"
+TELEMETRY_SCHEMA = "lgsc.telemetry/1"
+
+
+class Topics:
+    """Every topic of one controller (``site``/``device``), as docs/mqtt.md lists them."""
+
+    def __init__(self, site: str, device: str) -> None:
+        base = f"{PREFIX}/{site}"
+        self.snapshots = {snapshot_topic(site, kind): kind for kind in SNAPSHOT_KINDS}
+        self.device = f"{base}/{device}"
+        self.cmd = f"{self.device}/cmd"
+        self.result = f"{self.cmd}/result"
+        self.state = f"{self.device}/state"
+        self.telemetry = f"{self.device}/telemetry"
+        self.events = f"{self.device}/events"
+
+    def event(self, kind: str) -> str:
+        return f"{self.events}/{kind}"
+
+    def subscriptions(self) -> list[str]:
+        return [*self.snapshots, self.cmd]
+
+
+def snapshot_topic(site: str, kind: str) -> str:
+    """A site's retained snapshot of ``kind`` (jobs, notices, cards), shared by its controllers."""
+    return f"{PREFIX}/{site}/{kind}"
+
+
+def state_topics(site: str | None) -> str:
+    """The retained state of every controller of one site (or of all sites)."""
+    return f"{PREFIX}/{site or '+'}/+/state"
+
+
+_ULID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_ulid(now_ms: int | None = None) -> str:
+    """An event or command id: 48-bit millisecond time + 80 random bits, Crockford base32."""
+    ms = int(time.time() * 1000) if now_ms is None else now_ms
+    value = (ms << 80) | int.from_bytes(os.urandom(10), "big")
+    chars = []
+    for _ in range(26):
+        chars.append(_ULID_ALPHABET[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+def dumps(value: Any) -> bytes:
+    """Compact UTF-8 JSON, as every payload on the wire is written."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+class LoneSurrogate(ValueError):
+    """JSON text that parses but holds an escape no UTF-8 encoder can write back."""
+
+
+def loads_text(text: str) -> Any:
+    """JSON text that can be written back as UTF-8: a lone surrogate (``"\\ud800"``) is refused.
+
+    ``json.loads`` accepts such an escape and returns a str that no UTF-8 encoder takes, so
+    it would fail later in the outbox or the result, after the command ran.  Raises ValueError
+    (LoneSurrogate for that case).
+    """
+    value = json.loads(text)
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise LoneSurrogate("the JSON holds a lone surrogate (an unpaired \\ud800-\\udfff escape)") from None
+    return value
+
+
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def escaped(text: str) -> str:
+    """``text`` with control characters and lone surrogates written as escapes (``\\x1b``).
+
+    For anything that came from outside and goes into a log line, an answer or an event:
+    a terminal never sees a raw ESC or CR from a sender, and UTF-8 can always encode it.
+    """
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+# ---- keys ---------------------------------------------------------------------------
+
+
+def secret_file_problem(path: str) -> str | None:
+    """Why a secret file (signing key, password, card key) cannot be used, or None if it can."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return "does not exist"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    if not stat.S_ISREG(info.st_mode):
+        return "is not a regular file"
+    if info.st_mode & 0o077:
+        mode = stat.S_IMODE(info.st_mode)
+        return (
+            f"is readable by group or others (mode {mode:04o}); "
+            f"a secret file must be private: chmod 600 {path}"
+        )
+    if not os.access(path, os.R_OK):
+        return "cannot be read by this user"
+    return None
+
+
+def public_key_b64(key: Ed25519PrivateKey) -> str:
+    """The form a public key takes in the configuration: base64 of its raw 32 bytes."""
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return base64.b64encode(raw).decode()
+
+
+def load_public_keys(configured: Mapping[str, str]) -> tuple[dict[str, Ed25519PublicKey], list[str]]:
+    """The usable keys by kid, and a problem line for each configured key that is not one."""
+    keys: dict[str, Ed25519PublicKey] = {}
+    problems = []
+    for kid, text in configured.items():
+        try:
+            keys[kid] = Ed25519PublicKey.from_public_bytes(base64.b64decode(text, validate=True))
+        except (binascii.Error, ValueError, TypeError):
+            problems.append(f"{kid}: not a base64 raw 32-byte Ed25519 public key")
+    return keys, problems
+
+
+def generate_private_key(path: Path) -> str:
+    """Write a new Ed25519 private key (PEM, mode 0600) and return its public key, base64.
+
+    Raises FileExistsError rather than overwrite a key that devices may already trust.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as file:
+        file.write(pem)
+    return public_key_b64(key)
+
+
+def read_private_key(path: str) -> Ed25519PrivateKey:
+    """An Ed25519 private key from a PEM file only this user can read; ValueError says why not."""
+    problem = secret_file_problem(path)
+    if problem:
+        raise ValueError(f"signing key {path} {problem}")
+    try:
+        key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"signing key {path}: {exc}") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError(f"signing key {path} is not an Ed25519 key")
+    return key
+
+
+# ---- signed envelopes ------------------------------------------------------------------
+
+# Refusals before the signature was checked: nothing in such a message is trusted.
+UNAUTHENTICATED = ("too_large", "not_json", "malformed", "unknown_kid", "bad_signature")
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a signed payload is not acted on; ``reason`` is one of REFUSAL_REASONS.
+
+    ``id`` and ``name`` are the command's when known; for an unauthenticated refusal the id
+    is only what the sender claimed, already passed through ``escaped``.
+    """
+
+    reason: str
+    message: str
+    id: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class Envelope:
+    body: str
+    kid: str
+    sig: str
+
+
+def sign(body: str | bytes, key: Ed25519PrivateKey, kid: str) -> bytes:
+    """The envelope payload: the signature covers exactly the UTF-8 bytes of ``body``."""
+    body_bytes = body.encode("utf-8") if isinstance(body, str) else body
+    signature = base64.b64encode(key.sign(body_bytes)).decode()
+    return dumps({"body": body_bytes.decode("utf-8"), "kid": kid, "sig": signature})
+
+
+def open_envelope(payload: bytes, max_body_bytes: int) -> Envelope | Refusal:
+    """The envelope's three strings, unverified; or why the payload is not an envelope."""
+    # JSON escapes make the envelope at most ~6x the body; anything bigger is refused unread.
+    if len(payload) > 6 * max_body_bytes + 4096:
+        return Refusal("too_large", f"payload of {len(payload)} bytes is over the limit")
+    try:
+        envelope = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nested too deep
+        return Refusal("not_json", "the payload is not UTF-8 JSON")
+    if not isinstance(envelope, dict):
+        return Refusal("malformed", "the payload is not a JSON object")
+    body, kid, sig = envelope.get("body"), envelope.get("kid"), envelope.get("sig")
+    if not (isinstance(body, str) and isinstance(kid, str) and isinstance(sig, str)):
+        return Refusal("malformed", "the envelope needs string fields body, kid and sig")
+    if _UNPAIRED.search(body + kid + sig):
+        return Refusal("malformed", "the envelope holds a lone surrogate (an unpaired \\ud800 escape)")
+    size = len(body.encode("utf-8"))
+    if size > max_body_bytes:
+        return Refusal("too_large", f"body of {size} bytes is over {max_body_bytes}", claimed_id(body))
+    return Envelope(body, kid, sig)
+
+
+_UNPAIRED = re.compile(r"[\ud800-\udfff]")
+
+
+def check_signature(envelope: Envelope, keys: Mapping[str, Ed25519PublicKey]) -> Refusal | None:
+    """None when ``envelope.sig`` is the signature of its body by the key named ``kid``."""
+    key = keys.get(envelope.kid)
+    if key is None:
+        # The kid is whatever the sender wrote: only its escaped start goes into a log or answer.
+        return Refusal("unknown_kid", f"no public key {escaped(envelope.kid[:MAX_ID_CHARS])!r} is configured")
+    try:
+        key.verify(base64.b64decode(envelope.sig, validate=True), envelope.body.encode("utf-8"))
+    except (binascii.Error, ValueError, InvalidSignature):
+        return Refusal("bad_signature", f"the signature does not verify with key {envelope.kid!r}")
+    return None
+
+
+def verify_envelope(
+    payload: bytes, keys: Mapping[str, Ed25519PublicKey], max_body_bytes: int
+) -> Envelope | Refusal:
+    """The envelope whose body the named key signed, or why not (no side effects)."""
+    envelope = open_envelope(payload, max_body_bytes)
+    if isinstance(envelope, Refusal):
+        return envelope
+    return check_signature(envelope, keys) or envelope
+
+
+# ---- commands ----------------------------------------------------------------------------
+
+MAX_LIFETIME = timedelta(minutes=15)
+CLOCK_SKEW = timedelta(seconds=60)  # a command may arrive this long before its issued_at
+MAX_ID_CHARS = 128
+
+REFUSAL_REASONS = (
+    "too_large",
+    "not_json",
+    "malformed",
+    "unknown_kid",
+    "bad_signature",
+    "wrong_device",
+    "lifetime_too_long",
+    "not_yet_valid",
+    "expired",
+    "replayed",
+    "unknown_command",
+    "bad_arguments",
+)
+RATE_LIMITED = "rate_limited"  # the reason of a refusals summary event, not an answer code
+
+
+def command_body(
+    device: str,
+    name: str,
+    args: dict[str, Any],
+    *,
+    issuer: str,
+    lifetime_s: float,
+    now: datetime | None = None,
+    response_topic: str | None = None,
+) -> str:
+    """The body text to sign: a fresh id, the sender's time with its offset.
+
+    ``response_topic``: where, besides cmd/result, the device may also answer (MQTT 5).  It
+    is inside the signature, so a captured command cannot be redirected elsewhere.
+    """
+    issued = (now or datetime.now().astimezone()).astimezone().replace(microsecond=0)
+    body: dict[str, Any] = {
+        "id": "c-" + new_ulid(),
+        "name": name,
+        "device": device,
+        "issued_at": issued.isoformat(),
+        "expires_at": (issued + timedelta(seconds=lifetime_s)).isoformat(),
+        "issuer": issuer,
+        "args": args,
+    }
+    if response_topic is not None:
+        body["response_topic"] = response_topic
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+
+
+def claimed_id(body_text: str) -> str | None:
+    """The id a body claims, escaped, before anything about it is trusted (to name a refusal)."""
+    try:
+        body = json.loads(body_text)
+    except (ValueError, RecursionError):
+        return None
+    claimed = body.get("id") if isinstance(body, dict) else None
+    if not isinstance(claimed, str) or not 0 < len(claimed) <= MAX_ID_CHARS:
+        return None
+    return escaped(claimed)
+
+
+def usable_response_topic(topic: str) -> bool:
+    """A response topic a device may publish to: no wildcard, not $SYS-like, within MQTT limits."""
+    return bool(topic) and not topic.startswith("$") and "+" not in topic and "#" not in topic
+
+
+def result_payload(command_id: str | None, result: dict[str, Any]) -> bytes:
+    body = {"schema": RESULT_SCHEMA, "id": command_id, "ok": True, "result": result}
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+
+
+def error_payload(command_id: str | None, code: str, message: str) -> bytes:
+    error = {"code": code, "message": message}
+    return dumps({"schema": RESULT_SCHEMA, "id": command_id, "ok": False, "error": error})
+
+
+# ---- MQTT transport -------------------------------------------------------------------------
+
+
+def set_nodelay(sock: socket.socket | Any | None) -> None:
+    """Send small packets at once: a command result is two publishes back to back (and
+    hall-admin's request waits for its answer), and Nagle's algorithm would hold the second
+    until the broker's delayed ACK (~40 ms; bench/admin_roundtrip.py shows it).  ``sock`` is
+    paho's ``client.socket()``."""
+    if sock is None:
+        return
+    # A TLS wrapper exposes the same call; anything else only costs latency: be tolerant.
+    with contextlib.suppress(OSError, AttributeError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
