@@ -37,7 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(action=cmd_run)
 
     check = sub.add_parser("check-config", help="validate a configuration file; exit 1 on any problem")
-    check.add_argument("path", nargs="?", default=DEFAULT_CONFIG)
+    check.add_argument("path", nargs="?", help="TOML file (the same as --config)")
+    check.add_argument("--config", help=f"TOML file (default {DEFAULT_CONFIG})")
     check.set_defaults(action=cmd_check_config)
 
     ver = sub.add_parser("version", help="print the version")
@@ -75,12 +76,25 @@ def _later(module: str, function: str) -> Callable[[argparse.Namespace], int]:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    """Validate the configuration in force: the file with the remote changes over it."""
+    from edge.layers import Layers
+
+    if args.path and args.config and args.path != args.config:
+        print("check-config: give the file once (PATH or --config)", file=sys.stderr)
+        return 2
+    path = args.config or args.path or DEFAULT_CONFIG
     try:
-        load(args.path)
+        layers = Layers.read(path)
+        layers.settings()
     except ConfigError as exc:
         print(exc.report(), file=sys.stderr)
         return 1
-    print(f"{args.path}: ok")
+    remote = sorted(layers.sources().items())
+    changed = [key for key, source in remote if source == str(layers.remote_path)]
+    if changed:
+        print(f"{path}: ok, with remote changes from {layers.remote_path}: {', '.join(changed)}")
+    else:
+        print(f"{path}: ok")
     return 0
 
 

@@ -366,6 +366,11 @@ def parse(text: str, source: str = "<config>") -> Settings:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, [f"not valid TOML: {exc}"]) from None
+    return validated(doc, source)
+
+
+def validated(doc: dict[str, Any], source: str) -> Settings:
+    """Validate a parsed TOML document; raises ConfigError listing every problem."""
     settings, errors = validate(doc, SCHEMA)
     errors += _cross_checks(settings)
     if errors:
@@ -374,17 +379,10 @@ def parse(text: str, source: str = "<config>") -> Settings:
 
 
 def load(path: str | Path) -> Settings:
-    """Read and validate a configuration file."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(str(path), ["file not found"]) from None
-    except UnicodeDecodeError:
-        raise ConfigError(str(path), ["not UTF-8 text"]) from None
-    except OSError as exc:
-        raise ConfigError(str(path), [f"cannot be read: {exc.strerror}"]) from None
-    return parse(text, str(path))
+    """Read and validate the configuration in force: the file, with the remote changes over it."""
+    from edge.layers import Layers  # it builds on this module
+
+    return Layers.read(path).settings()
 
 
 def _cross_checks(cfg: Settings) -> list[str]:

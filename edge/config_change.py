@@ -1,24 +1,28 @@
-"""``config.set``: change the configuration file remotely without losing the hall.
+"""``config.set``: change the configuration remotely without losing the hall.
 
-A change is validated exactly like the file itself (``edge.config.parse``),
+The installer's file (``/etc/hall-edge/hall-edge.toml``) is never written:
+changes go to the remote file in the state folder, layered over it
+(``edge.layers``).  A change is validated exactly like the files themselves,
 then applied by a clean restart.  Because a valid change can still cut the
 controller off (a broker that does not exist, a feature that no longer
 starts), every change is on probation:
 
-1. ``apply``: the current file is kept as ``<file>.previous``, a pending
-   record goes into storage, the new file replaces the old one atomically
-   (temp file, fsync, rename, fsync of the folder), and the daemon exits so
-   that systemd starts it with the new file.
+1. ``apply``: the remote file is kept as ``<remote file>.previous``, a
+   pending record goes into storage, the new remote file replaces the old one
+   atomically (temp file, fsync, rename, fsync of the folder), and the daemon
+   exits so that systemd starts it with the new configuration.
 2. ``resume`` at the next start: if the link comes online and no feature
-   failed within ``commands.apply_deadline_s``, the change is confirmed
+   failed within the deadline, the change is confirmed
    (``audit.config_changed``, ``rolled_back: false``).  Otherwise the previous
-   file is restored and the daemon exits again.
-3. Started again on the old file, the daemon records
+   remote file is restored and the daemon exits again.  The deadline is the
+   ``commands.apply_deadline_s`` of the configuration the change was made
+   from (known to work), never the new one's.
+3. Started again on the old configuration, the daemon records
    ``audit.config_changed`` with ``rolled_back: true`` and, once online,
    answers the command a second time with ``ok: false`` (code ``rolled_back``).
 
-The file is re-rendered from its parsed content, so comments in it are not
-kept; ``<file>.previous`` holds the file as it was.
+The remote file is edited with tomlkit, so comments that someone added to it
+on site and its layout survive a change.
 """
 
 from __future__ import annotations
@@ -27,16 +31,19 @@ import hashlib
 import json
 import logging
 import os
-import re
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import tomlkit
+from tomlkit.exceptions import ConvertError
+from tomlkit.items import Table
+
 from edge.clock import rfc3339
-from edge.config import SCHEMA, ConfigError, parse
+from edge.config import SCHEMA, ConfigError
 from edge.core import CommandError, Core
+from edge.layers import LOCAL_ONLY, Layers, Unit, nested, units
 from edge.schema import Settings
 
 log = logging.getLogger(__name__)
@@ -56,11 +63,16 @@ MIGRATIONS = [
         created_at TEXT NOT NULL
     )
     """,
+    # The probation of the configuration the change was made from (NULL: a record from before).
+    "ALTER TABLE config_pending ADD COLUMN deadline_s REAL",
 ]
 
-# Moving these remotely would orphan the database or the device's identity on the platform.
-NOT_REMOTE = ("site", "device", "storage.dir")
+# Changed by keys.add / keys.remove only: a new key must sign once before an old one may go.
+PUBLIC_KEYS = "commands.public_keys"
+# Where the broker password goes: with a password configured, none of these changes remotely.
+BROKER_IDENTITY = ("mqtt.host", "mqtt.port", "mqtt.tls", "mqtt.ca_file")
 CHECK_EVERY_S = 0.5
+REMOTE_FILE_MODE = 0o600
 
 SendError = Callable[[str, str, str, str | None, bytes | None], None]
 """(command id, code, message, response topic, correlation data) -> publishes an ok:false result."""
@@ -79,53 +91,76 @@ class Origin:
 class ConfigChanges:
     def __init__(self, core: Core, path: Path | None, settings: Settings, send_error: SendError) -> None:
         self.core = core
-        self.path = path
+        self.path = path  # the installer's file; the remote file is found from it
         self.deadline_s: float = settings.apply_deadline_s
         self.send_error = send_error
         self._poll: Any = None
         self._deadline: Any = None
         core.storage.migrate("config_change", MIGRATIONS)
 
+    def layers(self) -> Layers:
+        """The configuration files as they are now on disk."""
+        if self.path is None:
+            raise CommandError("unavailable", "the daemon was started without a configuration file path")
+        try:
+            return Layers.read(self.path)
+        except ConfigError as exc:
+            raise CommandError("unavailable", str(exc)) from None
+
     @property
-    def previous_path(self) -> Path | None:
-        return self.path.with_name(self.path.name + ".previous") if self.path else None
+    def remote_path(self) -> Path | None:
+        return self.layers().remote_path if self.path else None
 
     # -- config.set ----------------------------------------------------------
 
     def apply(self, args: dict[str, Any], origin: Origin) -> dict[str, Any]:
         """Validate and write a change; returns the result (``restarting`` when one is due)."""
-        if self.path is None:
-            raise CommandError("unavailable", "the daemon was started without a configuration file path")
-        if not (os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK)):
-            raise CommandError("unavailable", f"{self.path} or its folder is not writable by the daemon")
-        old_text = self.path.read_text(encoding="utf-8")
-        new_doc = merged(tomllib.loads(old_text), requested_changes(args))
-        new_text = render_toml(new_doc)
+        layers = self.layers()
+        wanted = merged(layers.merged(), requested_changes(args))
+        new = remote_edit(layers, wanted)
         try:
-            new_settings = parse(new_text, "config.set")
+            new_settings = new.settings()
         except ConfigError as exc:
             raise CommandError("bad_arguments", "; ".join(exc.errors)) from None
-        changed = changed_keys(parse(old_text, str(self.path)), new_settings)
-        refuse_dangerous(changed, new_settings)
+        old_settings = layers.settings()
+        changed = changed_keys(old_settings, new_settings)
+        refuse_dangerous(changed, old_settings)
         if not changed:
             return {"changed": [], "restarting": False}
         if self.pending() is not None:
             raise CommandError("busy", "a previous configuration change is still on probation")
-        self._write(old_text, new_text, changed, origin)
+        self._write(layers, new.remote_text, changed, origin)
         log.info("config.set id=%s changed %s; restarting to apply", origin.command_id, ",".join(changed))
         return {"changed": changed, "restarting": True, "deadline_s": self.deadline_s}
 
-    def _write(self, old_text: str, new_text: str, changed: list[str], origin: Origin) -> None:
-        if self.path is None or self.previous_path is None:
-            raise CommandError("unavailable", "no configuration file path")
-        mode = self.path.stat().st_mode & 0o777
-        write_atomic(self.previous_path, old_text.encode(), mode)
+    def write_now(self, changes: dict[str, Any]) -> Settings:
+        """Write ``changes`` (a nested table) to the remote file at once, without a restart.
+
+        For keys.add / keys.remove: the caller applies the change to the running daemon itself.
+        """
+        if self.pending() is not None:
+            raise CommandError("busy", "a configuration change is on probation: try again after it")
+        layers = self.layers()
+        new = remote_edit(layers, merged(layers.merged(), changes))
+        try:
+            settings = new.settings()
+        except ConfigError as exc:
+            raise CommandError("bad_arguments", "; ".join(exc.errors)) from None
+        _writable(layers.remote_path)
+        write_atomic(layers.remote_path, new.remote_text.encode(), REMOTE_FILE_MODE)
+        return settings
+
+    def _write(self, layers: Layers, new_text: str, changed: list[str], origin: Origin) -> None:
+        remote = layers.remote_path
+        _writable(remote)
+        write_atomic(_previous(remote), layers.remote_text.encode(), REMOTE_FILE_MODE)
         # The record goes first: a crash before the rename leaves a record whose hash does not
         # match the file, which resume() reports as not applied.
         with self.core.storage.transaction() as conn:
             conn.execute(
                 "INSERT INTO config_pending (singleton, command_id, issuer, keys, new_sha256, state,"
-                " response_topic, correlation_data, created_at) VALUES (1, ?, ?, ?, ?, 'applying', ?, ?, ?)",
+                " response_topic, correlation_data, created_at, deadline_s)"
+                " VALUES (1, ?, ?, ?, ?, 'applying', ?, ?, ?, ?)",
                 (
                     origin.command_id,
                     origin.issuer,
@@ -134,9 +169,10 @@ class ConfigChanges:
                     origin.response_topic,
                     origin.correlation_data,
                     rfc3339(self.core.clock.now()),
+                    self.deadline_s,
                 ),
             )
-        write_atomic(self.path, new_text.encode(), mode)
+        write_atomic(remote, new_text.encode(), REMOTE_FILE_MODE)
 
     # -- at start -------------------------------------------------------------
 
@@ -153,7 +189,8 @@ class ConfigChanges:
         if row is None:
             return
         if row["state"] == "applying":
-            on_disk = _sha256(self.path.read_bytes()) if self.path and self.path.exists() else ""
+            remote = self.remote_path
+            on_disk = _sha256(remote.read_bytes()) if remote and remote.exists() else ""
             if on_disk != row["new_sha256"]:
                 self._set_state("rolled_back", "the new file was never written")
                 row = self.pending()
@@ -165,8 +202,9 @@ class ConfigChanges:
         self._poll = self.core.every(CHECK_EVERY_S, self._report_when_online, first_after=0)
 
     def _start_probation(self, row: dict[str, Any]) -> None:
-        log.info("config change %s on probation for %.0f s", row["command_id"], self.deadline_s)
-        self._deadline = self.core.call_later(self.deadline_s, self._probation_expired)
+        deadline_s = row["deadline_s"] if row["deadline_s"] is not None else self.deadline_s
+        log.info("config change %s on probation for %.0f s", row["command_id"], deadline_s)
+        self._deadline = self.core.call_later(deadline_s, lambda: self._probation_expired(deadline_s))
         self._poll = self.core.every(CHECK_EVERY_S, self._check_healthy, first_after=0)
 
     def _check_healthy(self) -> None:
@@ -189,20 +227,21 @@ class ConfigChanges:
             self.core.emit("audit.config_changed", _event(row, rolled_back=False))
         log.info("config change %s confirmed: online and healthy", row["command_id"])
 
-    def _probation_expired(self) -> None:
-        self._roll_back(f"the link did not come online within {self.deadline_s:g} s")
+    def _probation_expired(self, deadline_s: float) -> None:
+        self._roll_back(f"the link did not come online within {deadline_s:g} s")
 
     def _roll_back(self, reason: str) -> None:
         self._stop_timers()
-        previous = self.previous_path
-        if self.path is None or previous is None or not previous.exists():
+        remote = self.remote_path
+        previous = _previous(remote) if remote else None
+        if remote is None or previous is None or not previous.exists():
             log.error("config change cannot be rolled back: %s is missing", previous)
             with self.core.storage.transaction() as conn:
                 conn.execute("DELETE FROM config_pending")
                 self.core.emit("error.config_rollback_failed", {"reason": reason, "missing": str(previous)})
             return
         log.error("config change rolled back: %s; restarting with the previous file", reason)
-        write_atomic(self.path, previous.read_bytes(), self.path.stat().st_mode & 0o777)
+        write_atomic(remote, previous.read_bytes(), REMOTE_FILE_MODE)
         self._set_state("rolled_back", reason)
         self.core.call_soon(self.core.stop)
 
@@ -252,7 +291,7 @@ def _event(row: dict[str, Any], rolled_back: bool) -> dict[str, Any]:
 
 
 def requested_changes(args: dict[str, Any]) -> dict[str, Any]:
-    """The change as a nested table; a null value removes the key (back to its default).
+    """The change as a nested table; a null value removes the key (back to the installer's value).
 
     ``{"key": "display.brightness", "value": 90}`` replaces one value;
     ``{"changes": {"display": {"brightness": 90}}}`` merges a partial table.
@@ -261,18 +300,18 @@ def requested_changes(args: dict[str, Any]) -> dict[str, Any]:
         key = args["key"]
         if not isinstance(key, str) or not key or "value" not in args:
             raise CommandError("bad_arguments", "give key (a dotted key) and value, or changes (a table)")
-        nested: Any = _Replace(args["value"])
+        change: Any = Replace(args["value"])
         for part in reversed(key.split(".")):
-            nested = {part: nested}
-        return nested
+            change = {part: change}
+        return change
     changes = args.get("changes")
     if not isinstance(changes, dict) or not changes:
         raise CommandError("bad_arguments", "give key (a dotted key) and value, or changes (a table)")
     return _expand_dotted(changes)
 
 
-class _Replace:
-    """A value that replaces what is there instead of being merged into it."""
+class Replace:
+    """A value that replaces what is there instead of being merged into it (e.g. a whole table)."""
 
     def __init__(self, value: Any) -> None:
         self.value = value
@@ -293,7 +332,7 @@ def merged(doc: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     """``doc`` with ``changes`` merged in (tables recursively; None deletes)."""
     out = dict(doc)
     for key, value in changes.items():
-        if isinstance(value, _Replace):
+        if isinstance(value, Replace):
             if value.value is None:
                 out.pop(key, None)
             else:
@@ -331,69 +370,79 @@ def _is_schema_table(dotted: str) -> bool:
     return isinstance(spec, dict)
 
 
-def refuse_dangerous(changed: list[str], new: Settings) -> None:
+def refuse_dangerous(changed: list[str], running: Settings) -> None:
+    """Refuse what only someone on site may change (the rules are in docs/operator.md)."""
     for key in changed:
-        if key in NOT_REMOTE or any(key.startswith(k + ".") for k in NOT_REMOTE):
+        if key in LOCAL_ONLY or any(key.startswith(k + ".") for k in LOCAL_ONLY):
             raise CommandError("bad_arguments", f"{key} cannot be changed remotely; change it on site")
-    if not new.commands.public_keys:
+        if key == PUBLIC_KEYS:
+            raise CommandError(
+                "bad_arguments",
+                f"{PUBLIC_KEYS} changes with keys.add and keys.remove: a new key signs once before an"
+                " old one may go",
+            )
+        if key in BROKER_IDENTITY and running.mqtt.password_file:
+            raise CommandError(
+                "bad_arguments",
+                f"{key} cannot be changed remotely while mqtt.password_file is set: the broker password"
+                " would go to another broker or over another channel; change it on site",
+            )
+
+
+# ---- the remote file (tomlkit keeps its comments and layout) ------------------------
+
+
+def remote_edit(layers: Layers, wanted: dict[str, Any]) -> Layers:
+    """``layers`` with a remote file that makes ``wanted`` the configuration in force.
+
+    The remote file holds exactly the values that differ from the installer's file (a value
+    removed from ``wanted`` falls back to the installer's value, or the default); values that
+    did not change keep their place and comments.
+    """
+    base, old, new = units(layers.base), units(layers.remote), units(wanted)
+    target = {unit: value for unit, value in new.items() if base.get(unit, _ABSENT) != value}
+    document = tomlkit.parse(layers.remote_text)
+    for unit in old.keys() - target.keys():
+        _remove(document, unit)
+    for unit, value in target.items():
+        if old.get(unit, _ABSENT) != value:
+            _put(document, unit, value)
+    text = tomlkit.dumps(document)
+    return layers.with_remote(nested(target), text)
+
+
+_ABSENT = object()
+
+
+def _put(document: tomlkit.TOMLDocument, unit: Unit, value: Any) -> None:
+    table: Any = document
+    for part in unit[:-1]:
+        if part not in table:
+            table[part] = tomlkit.table()
+        table = table[part]
+    try:
+        table[unit[-1]] = _inline(value) if isinstance(value, dict) else value
+    except ConvertError:  # e.g. a null inside a list: TOML has no null
         raise CommandError(
-            "bad_arguments", "commands.public_keys would be empty: the device could not be managed any more"
-        )
+            "bad_arguments", f"{'.'.join(unit)}: {value!r} cannot be written to the configuration file"
+        ) from None
 
 
-# ---- TOML out ----------------------------------------------------------------------
-
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-
-
-def render_toml(doc: dict[str, Any]) -> str:
-    """A TOML document for a parsed one (tables, arrays of tables, inline values)."""
-    lines = ["# Written by config.set; the file before the change is kept as <this file>.previous"]
-    lines += _table_lines(doc, "")
-    return "\n".join(lines) + "\n"
+def _inline(value: dict[str, Any]) -> Any:
+    """A table value (commands.public_keys) written inline next to its neighbours."""
+    inline = tomlkit.inline_table()
+    inline.update(value)
+    return inline
 
 
-def _table_lines(table: dict[str, Any], path: str) -> list[str]:
-    lines = [f"{_key(k)} = {_value(v)}" for k, v in table.items() if not _is_table(v) and not _is_tables(v)]
-    for key, value in table.items():
-        where = f"{path}.{_key(key)}" if path else _key(key)
-        if _is_table(value):
-            lines += ["", f"[{where}]", *_table_lines(value, where)]
-        elif _is_tables(value):
-            for item in value:
-                lines += ["", f"[[{where}]]", *_table_lines(item, where)]
-    return lines
-
-
-def _is_table(value: Any) -> bool:
-    return isinstance(value, dict) and bool(value)
-
-
-def _is_tables(value: Any) -> bool:
-    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
-
-
-def _key(key: str) -> str:
-    return key if _BARE_KEY.fullmatch(key) else _string(key)
-
-
-def _string(text: str) -> str:
-    # JSON's escapes are TOML's, except that TOML also forbids a raw DEL.
-    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
-
-
-def _value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return _string(value)
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{_key(k)} = {_value(v)}" for k, v in value.items()) + "}"
-    raise CommandError("bad_arguments", f"{value!r} cannot be written to the configuration file")
+def _remove(document: tomlkit.TOMLDocument, unit: Unit) -> None:
+    tables: list[Any] = [document]
+    for part in unit[:-1]:
+        tables.append(tables[-1][part])
+    del tables[-1][unit[-1]]
+    for depth in range(len(tables) - 1, 0, -1):  # drop tables left empty
+        if isinstance(tables[depth], Table) and not tables[depth].value:
+            del tables[depth - 1][unit[depth - 1]]
 
 
 # ---- files -------------------------------------------------------------------------
@@ -413,6 +462,16 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
         os.fsync(folder)  # the rename itself must reach the disk
     finally:
         os.close(folder)
+
+
+def _writable(remote: Path) -> None:
+    folder = remote.parent
+    if not (os.access(folder, os.W_OK) and (not remote.exists() or os.access(remote, os.W_OK))):
+        raise CommandError("unavailable", f"{remote} or its folder {folder} is not writable by the daemon")
+
+
+def _previous(remote: Path) -> Path:
+    return remote.with_name(remote.name + ".previous")
 
 
 def _sha256(data: bytes) -> str:

@@ -56,6 +56,14 @@ BLOCK_START = "# >>> hall-edge (managed by hall-edge install; edit outside this 
 BLOCK_END = "# <<< hall-edge"
 BOOT_SETTINGS = ("dtparam=spi=on", "enable_uart=1", "dtoverlay=disable-bt")
 SERIAL_CONSOLES = ("serial0", "serial1", "ttyAMA0", "ttyAMA10", "ttyS0")
+# Owner, group and mode: the service reads its configuration but may not write it (its trusted
+# keys are in it); its remote changes go to the state folder it owns (edge/layers.py).
+LAYOUT = {
+    CONFIG_DIR: ("root", USER, 0o750),
+    CONFIG: ("root", USER, 0o640),
+    EXAMPLE: ("root", USER, 0o640),
+    STATE_DIR: (USER, USER, 0o750),
+}
 SYSTEM_ID_RANGE = range(999, 100, -1)  # system accounts, allocated from the top as useradd does
 
 
@@ -380,8 +388,10 @@ def step_program(target: Target, options: Options, report: Report) -> None:
         changed = write_if_different(target.path(LAUNCHER), script.encode(), 0o755)
         report.add(changed, "program", f"{LAUNCHER} -> {sys.executable} (--no-venv)")
     changed = False
-    for doc in sorted((options.source / "docs").glob("*.md")):
-        changed |= write_if_different(target.path(f"{PREFIX}/docs/{doc.name}"), doc.read_bytes(), 0o644)
+    docs = options.source / "docs"
+    for doc in sorted(path for path in docs.rglob("*") if path.is_file()):  # pages link img/ and schemas/
+        relative = doc.relative_to(docs).as_posix()
+        changed |= write_if_different(target.path(f"{PREFIX}/docs/{relative}"), doc.read_bytes(), 0o644)
     report.add(changed, "docs", f"{PREFIX}/docs")
 
 
@@ -452,22 +462,25 @@ def step_udev(target: Target, source: Path, report: Report) -> None:
 def step_config(target: Target, report: Report) -> None:
     from edge.example import render  # the example is generated from the schema, never stale
 
-    folder = target.path(CONFIG_DIR)
-    folder.mkdir(parents=True, exist_ok=True)
-    folder.chmod(0o750)
-    # The service may replace its configuration (the signed config.set command): its folder.
-    target.chown(folder, USER, USER)
-    example = render().encode()
-    write_if_different(target.path(EXAMPLE), example, 0o640)
-    target.chown(target.path(EXAMPLE), "root", USER)
+    target.path(CONFIG_DIR).mkdir(parents=True, exist_ok=True)
+    lay_out(target, CONFIG_DIR)
+    write_if_different(target.path(EXAMPLE), render().encode(), 0o640)
+    lay_out(target, EXAMPLE)
     config = target.path(CONFIG)
     if config.exists():
         report.add(False, "config", f"{CONFIG} kept (an existing configuration is never overwritten)")
         _check_existing(config, report)
         return
-    write_if_different(config, example, 0o640)
-    target.chown(config, "root", USER)
+    write_if_different(config, render().encode(), 0o640)
+    lay_out(target, CONFIG)
     report.add(True, "config", f"{CONFIG} new from the example: set site, device, mqtt.* before starting")
+
+
+def lay_out(target: Target, path: str) -> None:
+    """Give ``path`` the owner, group and mode of ``LAYOUT``."""
+    owner, group, mode = LAYOUT[path]
+    target.path(path).chmod(mode)
+    target.chown(target.path(path), owner, group)
 
 
 def _check_existing(config: Path, report: Report) -> None:
@@ -483,9 +496,8 @@ def step_state(target: Target, report: Report) -> None:
     folder = target.path(STATE_DIR)
     changed = not folder.is_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    folder.chmod(0o750)
-    target.chown(folder, USER, USER)
-    report.add(changed, "state", f"{STATE_DIR} (database; kept by uninstall)")
+    lay_out(target, STATE_DIR)
+    report.add(changed, "state", f"{STATE_DIR} (database, remote configuration; kept by uninstall)")
 
 
 def install(options: Options) -> Report:

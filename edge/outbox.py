@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge.clock import Clock, rfc3339
-from edge.protocol import EVENT_SCHEMA, new_ulid
+from edge.protocol import EVENT_SCHEMA, dumps, new_ulid
 from edge.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ class Outbox:
                 "clock": self.clock.status(),
                 "data": data,
             }
-            payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+            payload = dumps(body)
             conn.execute(
                 "INSERT INTO outbox (seq, event_id, type, kind, keep, payload, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -23,7 +23,7 @@ import re
 import socket
 import stat
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -89,9 +89,17 @@ def new_ulid(now_ms: int | None = None) -> str:
     return "".join(reversed(chars))
 
 
-def dumps(value: Any) -> bytes:
-    """Compact UTF-8 JSON, as every payload on the wire is written."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+def dumps(value: Any, default: Callable[[Any], Any] | None = None) -> bytes:
+    """Compact UTF-8 JSON, as every payload on the wire is written.
+
+    Text that UTF-8 cannot hold (a lone surrogate that came in from outside) is written as a
+    JSON escape instead of failing: an event or an answer is never lost over one character.
+    """
+    try:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=default)
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(value, separators=(",", ":"), default=default).encode("ascii")
 
 
 class LoneSurrogate(ValueError):
@@ -350,8 +358,7 @@ def usable_response_topic(topic: str) -> bool:
 
 
 def result_payload(command_id: str | None, result: dict[str, Any]) -> bytes:
-    body = {"schema": RESULT_SCHEMA, "id": command_id, "ok": True, "result": result}
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+    return dumps({"schema": RESULT_SCHEMA, "id": command_id, "ok": True, "result": result}, default=str)
 
 
 def error_payload(command_id: str | None, code: str, message: str) -> bytes:

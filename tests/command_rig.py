@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+import tomlkit
 from paho.mqtt.enums import CallbackAPIVersion
 from support import config_document, wait_for
 
 from edge.admin import generate_key, load_private_key
 from edge.config import load
-from edge.config_change import render_toml
 from edge.daemon import Daemon
 from edge.protocol import sign
 
@@ -93,7 +93,7 @@ class Hall:
         self.key = load_private_key(str(self.key_path))
         self.config_path = self.folder / "etc" / "hall-edge.toml"
         self.config_path.parent.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(render_toml(self.document()))
+        self.config_path.write_text(tomlkit.dumps(self.document()))
         self.config_path.chmod(0o600)
 
     @property

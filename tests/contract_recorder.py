@@ -35,6 +35,35 @@ _EDGE_TOPIC = re.compile(
 _SCHEMA_FOR = {"state": "state", "telemetry": "telemetry", "cmd/result": "result", "events": "event"}
 
 
+CONTRACT = SCHEMAS.parent / "contract.md"
+_JSON_BLOCK = re.compile(r"^[ \t]*```json\n(.*?)\n[ \t]*```", re.M | re.S)
+_KIND_OF_SCHEMA = {
+    "lgsc.event/1": "event",
+    "lgsc.state/1": "state",
+    "lgsc.telemetry/1": "telemetry",
+    "lgsc.result/1": "result",
+    "lgsc.jobs/1": "jobs",
+    "lgsc.notices/1": "notices",
+    "lgsc.cards/1": "cards",
+}
+
+
+def contract_examples() -> dict[str, dict[str, Any]]:
+    """The first example of each payload kind in docs/contract.md, keyed by its schema's file name.
+
+    A signed envelope (body, kid, sig) is a ``cmd`` and its body a ``cmd-body``.
+    """
+    found: dict[str, dict[str, Any]] = {}
+    for block in _JSON_BLOCK.findall(CONTRACT.read_text(encoding="utf-8")):
+        doc = json.loads(block)
+        if {"body", "kid", "sig"} <= doc.keys():
+            found.setdefault("cmd", doc)
+            found.setdefault("cmd-body", json.loads(doc["body"]))
+        else:
+            found.setdefault(_KIND_OF_SCHEMA[doc["schema"]], doc)
+    return found
+
+
 def validators() -> dict[str, jsonschema.Draft202012Validator]:
     found = {}
     for path in sorted(SCHEMAS.glob("*.json")):

@@ -158,7 +158,7 @@ def config_text(tmp_path, overrides: dict | None = None, **top: object) -> str:
 
 
 def config_document(tmp_path, overrides: dict | None = None, **top: object) -> dict:
-    """The document of ``make_config`` as a dict (for ``edge.config_change.render_toml``)."""
+    """The document of ``make_config`` as a dict (for ``tomlkit.dumps``)."""
     doc: dict = {
         "storage": {"dir": str(tmp_path / "state")},
         "mqtt": {"host": "127.0.0.1", "port": 1, "tls": False},

@@ -73,7 +73,7 @@ def test_send_json_and_arguments(hall, capsys):
     assert code == admin.EXIT_OK
     result = json.loads(capsys.readouterr().out)
     assert result["schema"] == "lgsc.result/1"
-    assert result["result"] == {"key": "display.brightness", "value": 160}
+    assert result["result"] == {"key": "display.brightness", "value": 160, "source": "default"}
 
 
 def test_refused_command_exits_3(hall, capsys):

@@ -242,7 +242,7 @@ def test_config_get_redacts_secrets(tmp_path, broker):
         assert config["rfid"]["card_key_file"] == "<redacted>"
         assert config["display"]["brightness"] == 160
         one = run(hall, "config.get", {"key": "display.brightness"})["result"]
-        assert one == {"key": "display.brightness", "value": 160}
+        assert one == {"key": "display.brightness", "value": 160, "source": "default"}
         missing = run(hall, "config.get", {"key": "display.nothing"})
         assert missing["error"]["code"] == "bad_arguments"
     finally:
@@ -261,36 +261,43 @@ def test_config_set_refuses_an_invalid_value_with_the_validation_message(hall):
     assert not hall.core.stopped.is_set()
 
 
+def remote_file(hall: Hall):
+    return hall.folder / "state" / "hall-edge.remote.toml"
+
+
 def test_config_set_applies_by_restart_and_confirms_once_online(hall):
+    installers = "# hall 1, set up by Wang on 2026-11-20\n" + hall.config_path.read_text()
+    hall.config_path.write_text(installers)
     result = run(hall, "config.set", {"changes": {"display": {"brightness": 90}, "queue.recall_max": 3}})
     assert result["ok"] is True
     assert result["result"]["changed"] == ["display.brightness", "queue.recall_max"]
     assert result["result"]["restarting"] is True
     hall.wait_exit()
-    written = tomllib.loads(hall.config_path.read_text())
-    assert written["display"]["brightness"] == 90 and written["queue"]["recall_max"] == 3
-    assert (
-        "brightness"
-        not in tomllib.loads(hall.config_path.with_suffix(".toml.previous").read_text())["display"]
-    )
+    assert hall.config_path.read_text() == installers  # the installer's file and its comments stay
+    written = tomllib.loads(remote_file(hall).read_text())
+    assert written == {"display": {"brightness": 90}, "queue": {"recall_max": 3}}
+    assert remote_file(hall).with_suffix(".toml.previous").read_text() == ""
     hall.start()
     changed = wait_for(lambda: hall.watcher.events("audit.config_changed"), 10, "config_changed")
     assert changed[0]["data"]["rolled_back"] is False
     assert changed[0]["data"]["keys"] == ["display.brightness", "queue.recall_max"]
     assert changed[0]["data"]["id"] == result["id"]
-    assert run(hall, "config.get", {"key": "display.brightness"})["result"]["value"] == 90
+    one = run(hall, "config.get", {"key": "display.brightness"})["result"]
+    assert one == {"key": "display.brightness", "value": 90, "source": str(remote_file(hall))}
+    sources = run(hall, "config.get")["result"]["sources"]
+    assert sources["queue.recall_max"] == str(remote_file(hall))
+    assert sources["mqtt.port"] == str(hall.config_path)
 
 
 def test_config_set_that_breaks_the_link_is_rolled_back_and_reported(hall):
-    original = hall.config_path.read_text()
     dead_port = free_port()
     result = run(hall, "config.set", {"key": "mqtt.port", "value": dead_port})
     assert result["ok"] is True
     hall.wait_exit()
-    assert tomllib.loads(hall.config_path.read_text())["mqtt"]["port"] == dead_port
+    assert tomllib.loads(remote_file(hall).read_text())["mqtt"]["port"] == dead_port
     hall.start(online=False)  # systemd starts it on the new file: no broker there
     hall.wait_exit(timeout=15)  # the probation deadline (3 s) passes: previous file back, exit
-    assert hall.config_path.read_text() == original
+    assert remote_file(hall).read_text() == ""
     hall.start()
     rolled = wait_for(lambda: hall.watcher.events("audit.config_changed"), 10, "config_changed")
     assert rolled[0]["data"]["rolled_back"] is True
@@ -307,23 +314,103 @@ def test_config_set_that_breaks_the_link_is_rolled_back_and_reported(hall):
     assert len(hall.watcher.events("audit.config_changed")) == 1
 
 
-def test_key_rotation_by_config_set_and_a_removed_kid_no_longer_works(hall):
-    new_key = Ed25519PrivateKey.generate()
-    keys = {"it-next": public_key_b64(new_key)}
-    result = run(hall, "config.set", {"key": "commands.public_keys", "value": keys})
-    assert result["result"]["changed"] == ["commands.public_keys"]
+def test_the_probation_is_the_running_configurations_not_the_new_files(hall):
+    """P12: a broken change that also asks for an hour of probation is still rolled back in 3 s."""
+    dead_port = free_port()
+    result = run(hall, "config.set", {"changes": {"mqtt.port": dead_port, "commands.apply_deadline_s": 3600}})
+    assert result["result"]["deadline_s"] == 3.0
     hall.wait_exit()
+    hall.start(online=False)
+    hall.wait_exit(timeout=15)
+    assert remote_file(hall).read_text() == ""
     hall.start()
-    wait_for(lambda: hall.watcher.events("audit.config_changed"), 10, "change confirmed")
+    rolled = wait_for(lambda: hall.watcher.events("audit.config_changed"), 10, "config_changed")
+    assert "did not come online within 3 s" in rolled[0]["data"]["reason"]
+
+
+def test_config_set_does_not_send_a_secret_to_a_new_place(tmp_path, broker):
+    """P3: secret file paths are set on site only; with a broker password the broker stays put."""
+    password, card_key = tmp_path / "mqtt.password", tmp_path / "card.key"
+    for secret in (password, card_key):
+        secret.write_text("hunter2")
+        secret.chmod(0o600)
+    hall = Hall(tmp_path, broker.port, extra={"mqtt": {"password_file": str(password)}})
+    hall.start()
+    try:
+        for args in (
+            {"key": "mqtt.password_file", "value": str(card_key)},
+            {"key": "rfid.card_key_file", "value": str(password)},
+            {"key": "mqtt.host", "value": "evil.example.com"},
+            {"key": "mqtt.tls", "value": True},
+            {"key": "mqtt.ca_file", "value": str(password)},
+        ):
+            answer = run(hall, "config.set", args)
+            assert answer["error"]["code"] == "bad_arguments", args
+            assert "on site" in answer["error"]["message"]
+        assert not remote_file(hall).exists()
+        assert not hall.core.stopped.is_set()
+    finally:
+        hall.close()
+
+
+def test_config_set_cannot_change_the_trusted_keys(hall):
+    """P1: replacing the keys with one nobody holds used to lock the hall out for good."""
+    nobody_holds = public_key_b64(Ed25519PrivateKey.generate())
+    for args in (
+        {"key": "commands.public_keys", "value": {"it-lost": nobody_holds}},
+        {"key": f"commands.public_keys.{KID}", "value": None},
+        {"changes": {"commands": {"public_keys": {"it-extra": nobody_holds}}}},
+    ):
+        answer = run(hall, "config.set", args)
+        assert answer["error"]["code"] == "bad_arguments", args
+        assert "keys.add and keys.remove" in answer["error"]["message"]
+    assert run(hall, "status")["ok"] is True
+
+
+def test_key_rotation_adds_confirms_by_first_signature_and_only_then_removes(hall):
+    new_key = Ed25519PrivateKey.generate()
+    added = run(hall, "keys.add", {"kid": "it-next", "public_key": public_key_b64(new_key)})
+    assert added["result"]["keys"] == {KID: "confirmed", "it-next": "pending"}
+    # The old key cannot remove itself: a key that has signed must stay.
+    own = run(hall, "keys.remove", {"kid": KID})
+    assert own["error"]["code"] == "bad_arguments" and "cannot remove itself" in own["error"]["message"]
+    # The new key's first command confirms it, then removes the old key.
+    removal = hall.body("keys.remove", {"kid": KID})
+    hall.publish(hall.signed(removal, key=new_key, kid="it-next"))
+    answer = hall.watcher.result(removal["id"])
+    assert answer["ok"] is True and answer["result"]["keys"] == {"it-next": "confirmed"}
+    confirmed = wait_for(lambda: hall.watcher.events("audit.key_confirmed"), 10, "key_confirmed")
+    assert confirmed[0]["data"] == {"kid": "it-next", "id": removal["id"]}
     old = hall.body("status")
     hall.publish(hall.signed(old))
     assert hall.watcher.result(old["id"])["error"]["code"] == "unknown_kid"
-    new = hall.body("status")
-    hall.publish(hall.signed(new, key=new_key, kid="it-next"))
-    assert hall.watcher.result(new["id"])["ok"] is True
-    emptied = hall.body("config.set", {"key": "commands.public_keys", "value": {}})
-    hall.publish(hall.signed(emptied, key=new_key, kid="it-next"))
-    assert hall.watcher.result(emptied["id"])["error"]["code"] == "bad_arguments"
+    # The last key cannot go either, and the rotation survives a restart (remote file).
+    last = hall.body("keys.remove", {"kid": "it-next"})
+    hall.publish(hall.signed(last, key=new_key, kid="it-next"))
+    assert hall.watcher.result(last["id"])["error"]["code"] == "bad_arguments"
+    assert hall.config_path.read_text().count(KID) == 1  # the installer's file is untouched
+    hall.stop()
+    hall.start()
+    again = hall.body("status")
+    hall.publish(hall.signed(again, key=new_key, kid="it-next"))
+    assert hall.watcher.result(again["id"])["ok"] is True
+    shown = run_with(hall, new_key, "config.get", {"key": "commands.public_keys"})
+    assert list(shown["result"]["value"]) == ["it-next"]
+    assert shown["result"]["source"] == str(remote_file(hall))
+
+
+def test_a_pending_key_that_nobody_holds_leaves_the_old_key_working(hall):
+    nobody_holds = public_key_b64(Ed25519PrivateKey.generate())
+    assert run(hall, "keys.add", {"kid": "it-lost", "public_key": nobody_holds})["ok"] is True
+    assert run(hall, "keys.remove", {"kid": KID})["error"]["code"] == "bad_arguments"
+    assert run(hall, "keys.remove", {"kid": "it-lost"})["ok"] is True  # abandon the rotation
+    assert run(hall, "keys.list")["result"]["keys"] == {KID: "confirmed"}
+
+
+def run_with(hall: Hall, key, name: str, args: dict | None = None) -> dict:
+    body = hall.body(name, args)
+    hall.publish(hall.signed(body, key=key, kid="it-next"))
+    return hall.watcher.result(body["id"])
 
 
 def test_logs_tail_returns_recent_lines_masked(hall):

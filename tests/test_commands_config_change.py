@@ -1,4 +1,4 @@
-"""config.set's pure parts: the change requested, the merge, the TOML written, the atomic write."""
+"""config.set's pure parts: the change requested, the merge, the remote file written, the atomic write."""
 
 from __future__ import annotations
 
@@ -11,16 +11,29 @@ from hypothesis import given
 from hypothesis import strategies as st
 from support import fuzz
 
-from edge.config import parse
-from edge.config_change import changed_keys, merged, render_toml, requested_changes, write_atomic
+from edge.config import ConfigError, parse
+from edge.config_change import changed_keys, merged, remote_edit, requested_changes, write_atomic
 from edge.core import CommandError
+from edge.layers import REMOTE_FILE, Layers
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "firmware_config" / "hall-edge.example.toml"
+
+def layers_of(tmp_path: Path, base: str, remote: str = "") -> Layers:
+    config = tmp_path / "hall-edge.toml"
+    config.write_text(f'[storage]\ndir = "{tmp_path}"\n' + base)
+    (tmp_path / REMOTE_FILE).write_text(remote)
+    return Layers.read(config)
 
 
-def test_the_example_configuration_survives_a_rewrite():
-    doc = tomllib.loads(EXAMPLE.read_text())
-    assert tomllib.loads(render_toml(doc)) == doc
+def test_the_remote_file_keeps_its_comments_and_holds_only_what_differs(tmp_path):
+    remote = "# set remotely for the night shift (Li, 11-28)\n[display]\nnight_brightness = 20  # dim\n"
+    layers = layers_of(tmp_path, "[display]\nbrightness = 160\n[queue]\nrecall_max = 4\n", remote)
+    wanted = merged(layers.merged(), requested_changes({"changes": {"display.brightness": 90}}))
+    edited = remote_edit(layers, wanted)
+    assert edited.remote_text == remote + "brightness = 90\n"
+    back = merged(edited.merged(), requested_changes({"key": "display.brightness", "value": 160}))
+    assert remote_edit(edited, back).remote_text == remote  # the installer's value again: not written
+    assert edited.sources()["display.brightness"] == str(tmp_path / REMOTE_FILE)
+    assert edited.sources()["queue.recall_max"] == str(tmp_path / "hall-edge.toml")
 
 
 @fuzz(100)
@@ -28,7 +41,10 @@ def test_the_example_configuration_survives_a_rewrite():
     st.dictionaries(
         st.text(min_size=1, max_size=10),
         st.recursive(
-            st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+            st.booleans()
+            | st.integers(-(2**63), 2**63 - 1)
+            | st.floats(allow_nan=False)
+            | st.text(max_size=20),
             lambda inner: (
                 st.lists(inner, max_size=3) | st.dictionaries(st.text(min_size=1, max_size=5), inner)
             ),
@@ -37,8 +53,18 @@ def test_the_example_configuration_survives_a_rewrite():
         max_size=5,
     )
 )
-def test_any_document_round_trips(doc):
-    assert tomllib.loads(render_toml(doc)) == doc
+def test_any_change_written_to_the_remote_file_reads_back(doc):
+    layers = Layers(Path("base.toml"), {}, Path("remote.toml"), {})
+    edited = remote_edit(layers, doc)
+    assert tomllib.loads(edited.remote_text) == edited.remote
+    assert edited.merged() == doc
+
+
+def test_a_remote_file_may_not_set_what_only_the_site_may(tmp_path):
+    layers = layers_of(tmp_path, "", '[rfid]\ncard_key_file = "/tmp/x"\n')
+    with pytest.raises(ConfigError) as exc:
+        layers.settings()
+    assert "rfid.card_key_file: can only be set on site" in exc.value.errors[0]
 
 
 def test_key_value_replaces_and_changes_merge():

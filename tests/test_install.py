@@ -26,6 +26,7 @@ from edge.cli import main
 from edge.daemon import Daemon
 from edge.example import render
 from edge.install import BLOCK_START, BOOT_SETTINGS, free_serial_console, merge_config_txt
+from edge.layers import remote_path
 
 REPO = Path(__file__).resolve().parents[1]
 UNIT_SOURCE = REPO / "systemd" / "hall-edge.service"
@@ -136,6 +137,16 @@ def test_install_lays_out_user_unit_rules_config_state_and_boot(pi_root, capsys)
     assert text.rstrip().splitlines()[-5:-1] == ["[all]", *BOOT_SETTINGS]
     assert (boot / "cmdline.txt").read_text() == CMDLINE.replace("console=serial0,115200 ", "")
     assert (boot / "cmdline.txt.hall-edge-orig").read_text() == CMDLINE
+
+
+def test_the_installed_docs_have_the_pictures_and_schemas_their_pages_link(pi_root, capsys):
+    install(pi_root, capsys)
+    docs = pi_root / "opt/hall-edge/docs"
+    for page in docs.glob("*.md"):
+        for target in re.findall(r"\]\(((?:img|schemas)/[^)#]+)\)", page.read_text()):
+            assert (docs / target).is_file(), f"{page.name} links {target}, not installed"
+    assert (docs / "schemas" / "event.json").is_file()
+    assert (docs / "img" / "screen-job.png").is_file()
 
 
 def test_an_existing_config_is_never_overwritten(pi_root, capsys):
@@ -323,9 +334,11 @@ def test_unit_is_notify_with_watchdog_and_hardening():
     assert unit["SystemCallFilter"][0] == "@system-service"
     for key in ("ProtectSystem", "ProtectHome", "PrivateTmp", "NoNewPrivileges"):
         assert unit[key][0] in ("strict", "yes"), key
-    # config.set (edge/config_change.py) replaces the file in its folder; the database needs its own.
-    assert unit["ReadWritePaths"] == ["/etc/hall-edge"]
+    # Nothing under /etc is writable (the trusted keys are there): the database and the remote
+    # configuration file (config.set, keys.add) are in the state folder.
+    assert "ReadWritePaths" not in unit
     assert unit["StateDirectory"] == ["hall-edge"]
+    assert remote_path({}) == Path("/var/lib") / unit["StateDirectory"][0] / "hall-edge.remote.toml"
     # lgpio's notification FIFO goes to the working directory: it must be writable.
     assert unit["WorkingDirectory"] == ["/run/hall-edge"] == [f"/run/{unit['RuntimeDirectory'][0]}"]
 
@@ -340,7 +353,7 @@ def test_the_commands_guard_knows_the_units_start_limit():
 
 def test_a_broken_config_stops_in_exec_start_pre_and_the_start_limit_ends_the_retries(tmp_path):
     unit = unit_settings()
-    assert unit["ExecStartPre"][0].endswith("check-config /etc/hall-edge/hall-edge.toml")
+    assert unit["ExecStartPre"][0].endswith("check-config --config /etc/hall-edge/hall-edge.toml")
     burst = int(unit["StartLimitBurst"][0])
     restart_s = float(unit["RestartSec"][0])
     interval_s = float(unit["StartLimitIntervalSec"][0])
@@ -351,7 +364,7 @@ def test_a_broken_config_stops_in_exec_start_pre_and_the_start_limit_ends_the_re
     broken = tmp_path / "hall-edge.toml"
     broken.write_text("[mqtt]\nport = 99999\n")
     check = subprocess.run(
-        [sys.executable, "-m", "edge", "check-config", str(broken)],
+        [sys.executable, "-m", "edge", "check-config", "--config", str(broken)],
         check=False,
         capture_output=True,
         text=True,

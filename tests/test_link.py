@@ -281,7 +281,7 @@ def test_resync_republishes_the_birth_and_asks_for_the_snapshots_again(tmp_path,
 
 
 def test_a_callback_that_raises_does_not_end_the_network_thread(tmp_path, broker, site):
-    """paho re-raises a callback's exception out of loop(): the thread reconnects, it does not end."""
+    """A callback's exception would end paho's network thread: the link reconnects, it does not end."""
     from edge.link.connection import Connection, Routes
 
     config = make_config(tmp_path, {"mqtt": {"host": "127.0.0.1", "port": broker.port, "tls": False}})

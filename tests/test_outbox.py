@@ -131,3 +131,34 @@ def test_rolled_back_append_leaves_nothing_and_recount_repairs_depth(storage):
 def test_unknown_kind_is_refused(storage):
     with pytest.raises(ValueError, match="kind must be one of"):
         make_outbox(storage).append("telemetry.tick", {})
+
+
+def test_text_that_utf8_cannot_hold_is_recorded_escaped_not_lost(storage):
+    """A lone surrogate from outside (a JSON escape \\ud800 in some payload) once made the
+    event's encoding fail, and with it the transaction that recorded the event."""
+    outbox = make_outbox(storage)
+    event = outbox.append("audit.command_refused", {"reason": "malformed", "id": "c-\ud800"})
+    assert event.payload.isascii()
+    assert event.body()["data"]["id"] == "c-\ud800"
+    assert outbox.depth() == 1
+
+
+def test_events_name_their_epoch_and_a_new_database_gets_a_new_one(tmp_path):
+    first = Storage(tmp_path / "a")
+    second = Storage(tmp_path / "b")
+    try:
+        a, b = make_outbox(first).append("ticket.issued", {}), make_outbox(second).append("ticket.issued", {})
+        assert a.body()["epoch"] == first.epoch != second.epoch == b.body()["epoch"]
+        assert a.seq == b.seq == 1
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_reopened_database_keeps_its_epoch(tmp_path):
+    storage = Storage(tmp_path / "a")
+    epoch, created = storage.epoch, storage.created_at
+    storage.close()
+    again = Storage(tmp_path / "a")
+    assert (again.epoch, again.created_at) == (epoch, created)
+    again.close()

@@ -280,3 +280,32 @@ def test_event_payloads_are_json_with_the_contract_fields(tmp_path):
     assert body["seq"] == 1
     assert body["clock"] == "synced"
     daemon.storage.close()
+
+
+def test_a_database_from_an_older_hall_edge_gets_an_epoch_but_no_creation_time(tmp_path):
+    """Its replay cache is whole: commands issued before the upgrade must not be refused."""
+    folder = tmp_path / "state"
+    folder.mkdir()
+    conn = sqlite3.connect(folder / "hall-edge.db")
+    conn.execute("CREATE TABLE schema_version (part TEXT PRIMARY KEY, version INTEGER NOT NULL)")
+    conn.execute("INSERT INTO schema_version VALUES ('outbox', 2)")
+    conn.commit()
+    conn.close()
+    storage = Storage(folder)
+    try:
+        assert storage.created_at == 0 and len(storage.epoch) == 26
+        assert storage.moved_aside is None
+    finally:
+        storage.close()
+
+
+def test_a_zero_length_database_is_set_aside_like_a_corrupt_one(tmp_path):
+    folder = tmp_path / "state"
+    folder.mkdir()
+    (folder / "hall-edge.db").write_bytes(b"")
+    storage = Storage(folder)
+    try:
+        assert storage.moved_aside is not None and storage.moved_aside.exists()
+        assert "empty" in storage.moved_aside_reason
+    finally:
+        storage.close()

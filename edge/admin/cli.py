@@ -148,6 +148,8 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     print(f"public key:  {public}")
     print("add to [commands] in each controller's /etc/hall-edge/hall-edge.toml:")
     print(f'public_keys = {{ {kid} = "{public}" }}')
+    print("or, on a running controller, signed with a key it already trusts (a rotation):")
+    print(f"hall-admin send SITE/DEVICE keys.add --arg kid={kid} --arg public_key={public}")
     print("and to [signing] in ~/.config/hall-admin.toml:")
     print(f'key_file = "{out}"\nkid = "{kid}"')
     return EXIT_OK

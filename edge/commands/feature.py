@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from edge import config_change
+from edge import config_change, key_rotation
 from edge.commands.generic import GenericCommands, record_start
 from edge.commands.verify import Command, verify
 from edge.core import CommandError, Core
@@ -75,6 +75,7 @@ class Commands:
         self.core: Core | None = None
         self.changes: config_change.ConfigChanges | None = None
         self.generic: GenericCommands | None = None
+        self.rotation: key_rotation.KeyRotation | None = None
         self.current: tuple[Command, Reply] | None = None  # the command being run, for config.set
         # Anyone who can publish on the cmd topic can cause refusals, and audit events are never
         # dropped at the outbox cap: they are recorded at a bounded rate, the rest summed up.
@@ -92,9 +93,12 @@ class Commands:
         self.changes = config_change.ConfigChanges(
             core, core.config_path, self.config.commands, self._send_error
         )
+        self.rotation = key_rotation.KeyRotation(
+            core, self.changes, self.config.commands.public_keys, self.keys, self._signer
+        )
         core.subscribe(CommandReceived, self.on_command)
-        self.generic = GenericCommands(core, self.changes, lambda: self.current)
-        for name, handler in self.generic.handlers().items():
+        self.generic = GenericCommands(core, self.changes, self.rotation, lambda: self.current)
+        for name, handler in {**self.generic.handlers(), **self.rotation.commands()}.items():
             core.register_command(name, handler)
         self.prune()
         core.every(PRUNE_EVERY_S, self.prune)
@@ -126,6 +130,8 @@ class Commands:
         # opaque echo for whoever listens there.
         reply = Reply(outcome.response_topic, message.correlation_data if outcome.response_topic else None)
         self.remember(outcome)
+        if self.rotation is not None:
+            self.rotation.confirm(outcome.kid, outcome.id)  # a pending key has now signed
         handler = core.command(outcome.name)
         if handler is None:
             refusal = Refusal(
@@ -225,6 +231,11 @@ class Commands:
         with self._core().storage.transaction() as conn:
             removed = conn.execute("DELETE FROM command_ids WHERE expires_at < ?", (cutoff,)).rowcount
         return removed
+
+    def _signer(self) -> str:
+        if self.current is None:
+            raise CommandError("internal", "no command is running")
+        return self.current[0].kid
 
     def _core(self) -> Core:
         if self.core is None:

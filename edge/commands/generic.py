@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from edge import __version__, config_change
+from edge import __version__, config_change, key_rotation
 from edge.clock import rfc3339
 from edge.core import CommandError, Core
 from edge.logs import mask_personal, recent
@@ -46,10 +46,12 @@ class GenericCommands:
         self,
         core: Core,
         changes: config_change.ConfigChanges,
+        rotation: key_rotation.KeyRotation,
         current: Callable[[], tuple[Command, Reply] | None],
     ) -> None:
         self.core = core
         self.changes = changes
+        self.rotation = rotation
         self.current = current
 
     def handlers(self) -> dict[str, Handler]:
@@ -81,16 +83,26 @@ class GenericCommands:
 
     def config_get(self, args: dict[str, Any], _body: dict[str, Any]) -> dict[str, Any]:
         shown = redacted(self.core.config)
+        # keys.add / keys.remove apply without a restart
+        shown["commands"]["public_keys"] = dict(self.rotation.configured)
+        sources = self._sources()
         key = args.get("key")
         if key is None:
             path = self.core.config_path
-            return {"config": shown, "path": str(path) if path else None}
+            return {"config": shown, "path": str(path) if path else None, "sources": sources}
         if not isinstance(key, str):
             raise CommandError("bad_arguments", "key must be a dotted key such as 'display.brightness'")
         try:
-            return {"key": key, "value": lookup(shown, key)}
+            return {"key": key, "value": lookup(shown, key), "source": sources.get(key, "default")}
         except (KeyError, TypeError):
             raise CommandError("bad_arguments", f"{key}: no such configuration key") from None
+
+    def _sources(self) -> dict[str, str]:
+        """The file each value comes from (the installer's or the remote one); unlisted: default."""
+        try:
+            return self.changes.layers().sources()
+        except CommandError:
+            return {}
 
     def config_set(self, args: dict[str, Any], _body: dict[str, Any]) -> dict[str, Any]:
         running = self.current()

@@ -47,6 +47,19 @@ RESET_AFTER_S = 30.0  # a connection that lasted this long was a good one: start
 CONNECT_TIMEOUT_S = 5.0
 
 
+class _EndOfLoop(logging.Filter):
+    """paho 2.2's network thread runs its loop once more after the socket closed (a clean
+    DISCONNECT, or a lost connection already reported through on_disconnect) and logs that as
+    an error, "Client is not connected": the normal end of a connection, so not logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Client is not connected")
+
+
+PAHO_LOG = logging.getLogger("edge.link.paho")
+PAHO_LOG.addFilter(_EndOfLoop())
+
+
 class Backoff:
     """Exponential backoff with full jitter (AWS architecture blog's "Full Jitter")."""
 
@@ -128,7 +141,7 @@ class Connection:
                 manual_ack=True,
                 reconnect_on_failure=False,
             )
-        client.enable_logger(logging.getLogger("edge.link.paho"))
+        client.enable_logger(PAHO_LOG)
         client.connect_timeout = CONNECT_TIMEOUT_S
         client.max_inflight_messages_set(cfg.max_inflight)
         client.will_set(will[0], will[1], qos=1, retain=True)
