@@ -519,3 +519,18 @@ def test_a_flood_of_invalid_snapshots_is_recorded_at_a_bounded_rate(tmp_path, br
     finally:
         rig.stop()
         platform.close()
+
+
+def test_the_contracts_signed_snapshot_opens_with_its_example_key():
+    from contract_recorder import _JSON_BLOCK, CONTRACT
+
+    blocks = [json.loads(b) for b in _JSON_BLOCK.findall(CONTRACT.read_text(encoding="utf-8"))]
+    envelope = next(
+        b for b in blocks if "sig" in b and json.loads(b["body"]).get("schema") == "lgsc.notices/1"
+    )
+    example_key = "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg="  # the one docs/contract.md names
+    found, _ = snapshots.trust_from(
+        parse_config(f'[snapshots]\npublic_keys = {{platform-2026a = "{example_key}"}}\n')
+    )
+    parsed = snapshots.receive("notices", json.dumps(envelope).encode(), CAP, found)
+    assert parsed.reason == "" and parsed.snapshot["notices"][0]["id"] == "N12"
