@@ -164,7 +164,8 @@ def receive(kind: str, payload: bytes, max_bytes: int, trust: Trust) -> Parsed:
     # The same envelope and check as a signed command's (edge.protocol).
     envelope = verify_envelope(payload, trust.keys, max_bytes)
     if isinstance(envelope, Refusal):
-        return Parsed(kind, None, f"{envelope.reason}: {envelope.message}")
+        # The message may quote the kid the sender wrote: no phone number goes into an event.
+        return Parsed(kind, None, f"{envelope.reason}: {mask_phone(envelope.message)}")
     parsed = parse(kind, envelope.body.encode("utf-8"), max_bytes)
     if parsed.snapshot is not None and parsed.snapshot.get("site") != trust.site:
         return Parsed(kind, None, f"signed snapshot is not for site {trust.site!r}")

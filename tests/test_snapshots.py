@@ -365,6 +365,7 @@ def with_envelope(payload: bytes, **changes: object) -> bytes:
         (forged(cards_doc()), "signature does not verify"),
         (tampered(signed_snapshot(cards_doc(), SITE)), "signature does not verify"),
         (with_envelope(signed_snapshot(cards_doc(), SITE), kid="it-2026a"), "unknown_kid: no public key"),
+        (with_envelope(signed_snapshot(cards_doc(), SITE), kid="13812345678"), "'138****5678'"),
         (with_envelope(signed_snapshot(cards_doc(), SITE), sig="not base64!"), "signature does not verify"),
         (with_envelope(signed_snapshot(cards_doc(), SITE), body=None), "string fields body, kid and sig"),
         (signed_snapshot(cards_doc(), "another-site"), "not for site 'qinshui'"),
