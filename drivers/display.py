@@ -28,8 +28,7 @@ import errno
 import logging
 import socket
 import struct
-from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from PIL import Image
 
@@ -43,53 +42,84 @@ SPI_SPEEDS_HZ = (500_000, 1_000_000, 2_000_000, 4_000_000, 8_000_000)  # luma's 
 MAX_DATAGRAM = 200_000
 
 
+class PanelSettings(Protocol):
+    """What the panel reads of the ``display`` configuration table (the daemon's settings fit it)."""
+
+    @property
+    def device(self) -> str: ...
+    @property
+    def width(self) -> int: ...
+    @property
+    def height(self) -> int: ...
+    @property
+    def mode(self) -> str: ...
+    @property
+    def rotate(self) -> int: ...
+    @property
+    def spi_port(self) -> int: ...
+    @property
+    def spi_device(self) -> int: ...
+    @property
+    def spi_speed_hz(self) -> int: ...
+    @property
+    def cascaded(self) -> int: ...
+    @property
+    def block_orientation(self) -> int: ...
+    @property
+    def blocks_arranged_in_reverse_order(self) -> bool: ...
+    @property
+    def brightness(self) -> int: ...
+    @property
+    def frame_mirror(self) -> str: ...
+
+
 class PanelError(OSError):
     """The panel cannot be reached or written (no SPI device, a failed write)."""
 
 
-def open_device(cfg: Mapping[str, Any], serial_interface: Any = None) -> Any:
+def open_device(cfg: PanelSettings, serial_interface: Any = None) -> Any:
     """A luma device from the ``display`` configuration table.
 
     ``serial_interface`` replaces the SPI bus (tests record the bytes a
     max7219 would receive); by default the configured ``/dev/spidevP.D``.
     """
     try:
-        if cfg["device"] == "dummy":
+        if cfg.device == "dummy":
             from luma.core.device import dummy
 
-            return dummy(width=cfg["width"], height=cfg["height"], rotate=cfg["rotate"], mode=cfg["mode"])
+            return dummy(width=cfg.width, height=cfg.height, rotate=cfg.rotate, mode=cfg.mode)
         return _max7219(cfg, serial_interface)
     except PanelError:
         raise
     except (OSError, ImportError, RuntimeError) as exc:
-        raise PanelError(f"display {cfg['device']} cannot be opened: {exc}") from exc
+        raise PanelError(f"display {cfg.device} cannot be opened: {exc}") from exc
     except Exception as exc:
         if _is_luma_error(exc):
-            raise PanelError(f"display {cfg['device']} cannot be opened: {exc}") from exc
+            raise PanelError(f"display {cfg.device} cannot be opened: {exc}") from exc
         raise
 
 
-def _max7219(cfg: Mapping[str, Any], serial_interface: Any) -> Any:
+def _max7219(cfg: PanelSettings, serial_interface: Any) -> Any:
     from luma.core.interface.serial import noop, spi
     from luma.led_matrix.device import max7219
 
-    if cfg["blocks_arranged_in_reverse_order"] and cfg["height"] != 8 and not cfg["cascaded"]:
+    if cfg.blocks_arranged_in_reverse_order and cfg.height != 8 and not cfg.cascaded:
         # luma reverses the blocks of one 8-px row only; on more rows it fails at every frame.
         raise PanelError("blocks_arranged_in_reverse_order needs a single row of blocks (height 8)")
     if serial_interface is None:
         serial_interface = spi(
-            port=cfg["spi_port"], device=cfg["spi_device"], bus_speed_hz=cfg["spi_speed_hz"], gpio=noop()
+            port=cfg.spi_port, device=cfg.spi_device, bus_speed_hz=cfg.spi_speed_hz, gpio=noop()
         )
-    cascaded = cfg["cascaded"] or None  # luma: a cascade count means one row of 8-px blocks
+    cascaded = cfg.cascaded or None  # luma: a cascade count means one row of 8-px blocks
     return max7219(
         serial_interface,
-        width=cfg["width"],
-        height=cfg["height"],
+        width=cfg.width,
+        height=cfg.height,
         cascaded=cascaded,
-        rotate=cfg["rotate"],
-        block_orientation=cfg["block_orientation"],
-        blocks_arranged_in_reverse_order=cfg["blocks_arranged_in_reverse_order"],
-        contrast=cfg["brightness"],
+        rotate=cfg.rotate,
+        block_orientation=cfg.block_orientation,
+        blocks_arranged_in_reverse_order=cfg.blocks_arranged_in_reverse_order,
+        contrast=cfg.brightness,
     )
 
 
@@ -145,12 +175,12 @@ class FrameMirror:
 class LedPanel:
     """The configured luma device plus the optional mirror: show, brightness, on/off."""
 
-    def __init__(self, cfg: Mapping[str, Any], serial_interface: Any = None, device: Any = None) -> None:
+    def __init__(self, cfg: PanelSettings, serial_interface: Any = None, device: Any = None) -> None:
         self.cfg = cfg
         self._serial_interface = serial_interface
         self.device = device
         self._given = device is not None
-        self.mirror = FrameMirror(cfg["frame_mirror"]) if cfg.get("frame_mirror") else None
+        self.mirror = FrameMirror(cfg.frame_mirror) if cfg.frame_mirror else None
         self.frames = 0
 
     @property

@@ -74,7 +74,7 @@ class StatusParser:
         self.bad = 0
 
     def feed(self, data: bytes) -> list[BoardStatus]:
-        out = []
+        out: list[BoardStatus] = []
         self._buf += data
         while True:
             start = self._buf.find(bytes([STX]))

@@ -260,6 +260,7 @@ class PrinterPort:
             self._on_failed(job, "offline")
             return
         try:
+            # _open() returned True, so there is a transport (mypy cannot see through the call).
             self._transport.write(job.data)  # type: ignore[union-attr]
         except OSError as exc:
             log.warning("printer write failed (%s); closing the port", exc)
@@ -281,10 +282,11 @@ class PrinterPort:
             return
         try:
             if not self.status_queries:
-                self._transport.read(64, 0)  # type: ignore[union-attr]  # raises once the device is gone
+                # raises once the device is gone; set: _open() returned True (mypy cannot see it)
+                self._transport.read(64, 0)  # type: ignore[union-attr]
                 self._report("ok")  # all we can know: the port is there and takes bytes
                 return
-            status, noise = read_status(self._transport, self.timeout_s)  # type: ignore[arg-type]
+            status, noise = read_status(self._transport, self.timeout_s)  # type: ignore[arg-type]  # set, as above
         except OSError as exc:
             log.warning("printer status read failed (%s); closing the port", exc)
             self._close()

@@ -8,11 +8,12 @@ timers, so nothing blocks.  A new pattern cuts the one playing short.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from edge.core import Core
+from edge.core import Core, Timer
 from edge.messages import Buzz
-from edge.schema import Settings
+from edge.settings import Settings
 
 if TYPE_CHECKING:
     from gpiozero import Buzzer as GpioBuzzer
@@ -35,7 +36,7 @@ class BuzzerFeature:
         self.pin = pin
         self.device: GpioBuzzer | None = None
         self.core: Core | None = None
-        self._timers: list = []
+        self._timers: list[Timer] = []
         self.played: list[str] = []  # patterns started, newest last (status, tests)
 
     def start(self, core: Core) -> None:
@@ -54,6 +55,9 @@ class BuzzerFeature:
             self.device = None
 
     def play(self, buzz: Buzz) -> None:
+        device = self.device
+        if device is None:  # stopped
+            return
         steps = PATTERNS.get(buzz.pattern)
         if steps is None:
             log.warning("buzzer pattern %r unknown; known: %s", buzz.pattern, ", ".join(PATTERNS))
@@ -64,15 +68,15 @@ class BuzzerFeature:
         self.played = [*self.played[-9:], buzz.pattern]
         at = 0.0
         for index, length in enumerate(steps):
-            self._at(at, self.device.on if index % 2 == 0 else self.device.off)
+            self._at(at, device.on if index % 2 == 0 else device.off)
             at += length
-        self._at(at, self.device.off)
+        self._at(at, device.off)
 
-    def _at(self, delay: float, action: object) -> None:
+    def _at(self, delay: float, action: Callable[[], None]) -> None:
         if delay == 0:
-            action()  # type: ignore[operator]
-        else:
-            self._timers.append(self.core.call_later(delay, action))  # type: ignore[arg-type]
+            action()
+        elif self.core is not None:
+            self._timers.append(self.core.call_later(delay, action))
 
 
 def factory(config: Settings) -> BuzzerFeature | None:

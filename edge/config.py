@@ -2,8 +2,8 @@
 
 Every key, its type and default lives in ``SCHEMA``; the commented example
 ``firmware_config/hall-edge.example.toml`` shows all of them (a test keeps the
-two in step).  ``load`` returns validated ``Settings`` or raises
-``ConfigError`` carrying every problem at once.
+two in step).  ``load`` returns the validated, typed ``edge.settings.Settings``
+or raises ``ConfigError`` carrying every problem at once.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import binascii
 import ipaddress
 import re
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -20,7 +21,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from edge.protocol import secret_file_problem
 from edge.schema import (
     Key,
-    Settings,
     TableList,
     between,
     hhmm_check,
@@ -32,6 +32,7 @@ from edge.schema import (
     secret_paths,
     validate,
 )
+from edge.settings import Settings, from_dict, to_dict
 
 
 class ConfigError(ValueError):
@@ -371,7 +372,8 @@ def parse(text: str, source: str = "<config>") -> Settings:
 
 def validated(doc: dict[str, Any], source: str) -> Settings:
     """Validate a parsed TOML document; raises ConfigError listing every problem."""
-    settings, errors = validate(doc, SCHEMA)
+    tables, errors = validate(doc, SCHEMA)
+    settings = from_dict(Settings, tables)
     errors += _cross_checks(settings)
     if errors:
         raise ConfigError(source, errors)
@@ -387,7 +389,7 @@ def load(path: str | Path) -> Settings:
 
 def _cross_checks(cfg: Settings) -> list[str]:
     """Rules that span several keys."""
-    errors = []
+    errors: list[str] = []
     mqtt = cfg.mqtt
     if mqtt.tls and not mqtt.ca_file:
         errors.append("mqtt.ca_file: '' is not set; TLS needs a CA file (or set mqtt.tls = false)")
@@ -414,9 +416,10 @@ def _cross_checks(cfg: Settings) -> list[str]:
 def _secret_file_problems(cfg: Settings) -> list[str]:
     """Secret files of enabled features must exist and be private to this user."""
     errors = []
+    tables = to_dict(cfg)
     for dotted in secret_paths(SCHEMA, files_only=True):
-        section = lookup(cfg, dotted.rsplit(".", 1)[0]) if "." in dotted else cfg
-        path = lookup(cfg, dotted)
+        section = lookup(tables, dotted.rsplit(".", 1)[0]) if "." in dotted else tables
+        path = lookup(tables, dotted)
         if not path or not section.get("enabled", True):
             continue
         problem = secret_file_problem(path)
@@ -425,11 +428,11 @@ def _secret_file_problems(cfg: Settings) -> list[str]:
     return errors
 
 
-def _unique(items: list[Settings], field: str, where: str) -> list[str]:
-    seen: dict[Any, int] = {}
+def _unique(items: Sequence[object], field: str, where: str) -> list[str]:
+    seen: dict[object, int] = {}
     errors = []
     for index, item in enumerate(items):
-        value = item[field]
+        value = getattr(item, field)
         if value in seen:
             errors.append(f"{where}[{index}].{field}: {value!r} is not unique (also {where}[{seen[value]}])")
         seen.setdefault(value, index)
@@ -441,11 +444,11 @@ def _pins_unique(cfg: Settings) -> list[str]:
     uses: list[tuple[str, int]] = []
     if cfg.queue.enabled:
         uses.append(("queue.priority_pin", cfg.queue.priority_pin))
-        for i, c in enumerate(cfg.queue.categories):
-            uses.append((f"queue.categories[{i}].pin", c.pin))
+        for i, category in enumerate(cfg.queue.categories):
+            uses.append((f"queue.categories[{i}].pin", category.pin))
         for i, w in enumerate(cfg.queue.windows):
             for key in ("call_pin", "recall_pin", "skip_pin"):
-                uses.append((f"queue.windows[{i}].{key}", w[key]))
+                uses.append((f"queue.windows[{i}].{key}", getattr(w, key)))
     if cfg.buzzer.enabled:
         uses.append(("buzzer.pin", cfg.buzzer.pin))
     if cfg.locker.enabled:
@@ -453,7 +456,7 @@ def _pins_unique(cfg: Settings) -> list[str]:
             for key in ("lock_pin", "door_pin", "select_pin"):
                 if key == "lock_pin" and cfg.locker.locks != "gpio":
                     continue
-                uses.append((f"locker.compartments[{i}].{key}", c[key]))
+                uses.append((f"locker.compartments[{i}].{key}", getattr(c, key)))
     owner: dict[int, str] = {}
     errors = []
     for where, pin in uses:

@@ -42,9 +42,9 @@ from tomlkit.items import Table
 
 from edge.clock import rfc3339
 from edge.config import SCHEMA, ConfigError
-from edge.core import CommandError, Core
+from edge.core import CommandError, Core, Timer
 from edge.layers import LOCAL_ONLY, Layers, Unit, nested, units
-from edge.schema import Settings
+from edge.settings import CommandsSettings, Settings, to_dict
 
 log = logging.getLogger(__name__)
 
@@ -89,13 +89,15 @@ class Origin:
 
 
 class ConfigChanges:
-    def __init__(self, core: Core, path: Path | None, settings: Settings, send_error: SendError) -> None:
+    def __init__(
+        self, core: Core, path: Path | None, settings: CommandsSettings, send_error: SendError
+    ) -> None:
         self.core = core
         self.path = path  # the installer's file; the remote file is found from it
         self.deadline_s: float = settings.apply_deadline_s
         self.send_error = send_error
-        self._poll: Any = None
-        self._deadline: Any = None
+        self._poll: Timer | None = None
+        self._deadline: Timer | None = None
         core.storage.migrate("config_change", MIGRATIONS)
 
     def layers(self) -> Layers:
@@ -123,7 +125,7 @@ class ConfigChanges:
         except ConfigError as exc:
             raise CommandError("bad_arguments", "; ".join(exc.errors)) from None
         old_settings = layers.settings()
-        changed = changed_keys(old_settings, new_settings)
+        changed = changed_keys(to_dict(old_settings), to_dict(new_settings))
         refuse_dangerous(changed, old_settings)
         if not changed:
             return {"changed": [], "restarting": False}

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 from edge.clock import Clock
 from edge.messages import LinkPort
 from edge.outbox import Event, Outbox
-from edge.schema import Settings
+from edge.settings import Settings
 from edge.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -69,10 +69,12 @@ class ComponentChanged:
 
 
 @dataclass(order=True)
-class _Timer:
+class Timer:
+    """A pending ``call_later`` / ``every``; ``cancel()`` drops it."""
+
     due: float
     order: int
-    fn: Callable[[], None] = field(compare=False)
+    fn: Callable[[], object] = field(compare=False)  # what it returns is ignored
     interval: float | None = field(compare=False, default=None)
     cancelled: bool = field(compare=False, default=False)
 
@@ -95,7 +97,7 @@ class Core:
         self.started_at = clock.now()
         self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._handlers: dict[type, list[Handler]] = defaultdict(list)
-        self._timers: list[_Timer] = []
+        self._timers: list[Timer] = []
         self._timer_order = itertools.count()
         self._commands: dict[str, CommandHandler] = {}
         self._status: dict[str, Callable[[], Any]] = {}
@@ -113,7 +115,7 @@ class Core:
         if self._accepting:
             self._inbox.put(message)
 
-    def call_soon(self, fn: Callable[[], None]) -> None:
+    def call_soon(self, fn: Callable[[], object]) -> None:
         """Run ``fn`` on the core thread (from any thread)."""
         self.post(_Call(fn))
 
@@ -139,19 +141,19 @@ class Core:
 
     # -- timers (core thread) ----------------------------------------------
 
-    def call_later(self, delay_s: float, fn: Callable[[], None]) -> _Timer:
+    def call_later(self, delay_s: float, fn: Callable[[], object]) -> Timer:
         """Run ``fn`` on the core thread after ``delay_s``; ``.cancel()`` the result to drop it."""
-        timer = _Timer(time.monotonic() + delay_s, next(self._timer_order), fn)
+        timer = Timer(time.monotonic() + delay_s, next(self._timer_order), fn)
         self._schedule(timer)
         return timer
 
-    def every(self, interval_s: float, fn: Callable[[], None], first_after: float | None = None) -> _Timer:
+    def every(self, interval_s: float, fn: Callable[[], object], first_after: float | None = None) -> Timer:
         delay = interval_s if first_after is None else first_after
-        timer = _Timer(time.monotonic() + delay, next(self._timer_order), fn, interval_s)
+        timer = Timer(time.monotonic() + delay, next(self._timer_order), fn, interval_s)
         self._schedule(timer)
         return timer
 
-    def _schedule(self, timer: _Timer) -> None:
+    def _schedule(self, timer: Timer) -> None:
         # The heap belongs to the core thread; from any other running thread it goes via the queue,
         # which also wakes the loop so that a near deadline is not overslept.
         if self._thread is None or threading.current_thread() is self._thread:
@@ -248,7 +250,7 @@ class Core:
 
 @dataclass(frozen=True)
 class _Call:
-    fn: Callable[[], None]
+    fn: Callable[[], object]
 
 
 def _name(fn: Callable[..., Any]) -> str:

@@ -20,7 +20,7 @@ from types import FrameType
 from edge import __version__, sdnotify
 from edge.clock import Clock
 from edge.core import Core, Feature
-from edge.schema import Settings
+from edge.settings import Settings
 from edge.storage import Storage
 
 log = logging.getLogger(__name__)

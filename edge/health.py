@@ -18,8 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from edge.core import Core
-from edge.schema import Settings
+from edge.core import Core, Timer
+from edge.settings import Settings
 from edge.storage import DB_NAME
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class Health:
         self.thermal_path = thermal_path
         self.free_bytes_probe = free_bytes_probe
         self.core: Core | None = None
-        self.timer: Any = None
+        self.timer: Timer | None = None
         self.cpu_temp_c: float | None = None
         self.disk_free_mb: float | None = None
         self.active: dict[str, str] = {}  # open incidents: name -> since

@@ -22,7 +22,7 @@ import base64
 import binascii
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -60,7 +60,7 @@ class KeyRotation:
         self,
         core: Core,
         changes: ConfigChanges,
-        configured: dict[str, str],
+        configured: Mapping[str, str],
         keys: dict[str, Ed25519PublicKey],
         signer: Callable[[], str],
     ) -> None:
@@ -105,7 +105,7 @@ class KeyRotation:
         if kid in self.configured:
             raise CommandError("bad_arguments", f"key {kid!r} is trusted already")
         key = _public_key(text)
-        table = {**self.configured, kid: text}
+        table = {**self.configured, kid: str(text)}  # _public_key accepted it: a base64 string
         self._write(table)
         with self.core.storage.transaction() as conn:
             conn.execute(

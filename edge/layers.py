@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from edge.config import SCHEMA, ConfigError, validated
-from edge.schema import Key, Settings, secret_paths
+from edge.schema import Key, secret_paths
+from edge.settings import Settings
 
 REMOTE_FILE = "hall-edge.remote.toml"
 

@@ -75,8 +75,7 @@ class RecentLines(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         at = datetime.fromtimestamp(record.created, self.zone).astimezone(self.zone)
-        at = at.isoformat(timespec="milliseconds")
-        self.lines.append(f"time={at} {self.format(record)}")
+        self.lines.append(f"time={at.isoformat(timespec='milliseconds')} {self.format(record)}")
 
     def tail(self, count: int) -> list[str]:
         return list(self.lines)[-count:] if count > 0 else []

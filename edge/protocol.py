@@ -369,13 +369,13 @@ def error_payload(command_id: str | None, code: str, message: str) -> bytes:
 # ---- MQTT transport -------------------------------------------------------------------------
 
 
-def set_nodelay(sock: socket.socket | Any | None) -> None:
+def set_nodelay(sock: object) -> None:
     """Send small packets at once: a command result is two publishes back to back (and
     hall-admin's request waits for its answer), and Nagle's algorithm would hold the second
     until the broker's delayed ACK (~40 ms; bench/admin_roundtrip.py shows it).  ``sock`` is
-    paho's ``client.socket()``."""
-    if sock is None:
+    paho's ``client.socket()``: None when not connected; a TLS socket is a socket too."""
+    if not isinstance(sock, socket.socket):
         return
-    # A TLS wrapper exposes the same call; anything else only costs latency: be tolerant.
-    with contextlib.suppress(OSError, AttributeError):
+    # Only latency is at stake: a socket that refuses the option is used as it is.
+    with contextlib.suppress(OSError):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

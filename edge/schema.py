@@ -42,16 +42,6 @@ class TableList:
     doc: str = ""
 
 
-class Settings(dict):
-    """A validated configuration table with attribute access (``cfg.mqtt.port``)."""
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-
 # ---- checks ---------------------------------------------------------------
 
 HHMM_RE = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
@@ -121,10 +111,13 @@ def _type_words(expected: type | tuple[type, ...]) -> str:
     return " or ".join(_TYPE_WORDS.get(t, t.__name__) for t in types)
 
 
-def validate(doc: dict[str, Any], schema: dict[str, Any], path: str = "") -> tuple[Settings, list[str]]:
-    """Validate ``doc`` against ``schema``; returns (settings with defaults filled, errors)."""
+def validate(doc: dict[str, Any], schema: dict[str, Any], path: str = "") -> tuple[dict[str, Any], list[str]]:
+    """Validate ``doc`` against ``schema``; returns (plain tables with defaults filled, errors).
+
+    ``edge.settings.from_dict`` turns the tables into the typed settings.
+    """
     errors: list[str] = []
-    out = Settings()
+    out: dict[str, Any] = {}
     for name in doc:
         if name not in schema:
             errors.append(_unknown(path, name, schema))

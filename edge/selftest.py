@@ -39,7 +39,7 @@ from edge import __version__
 from edge.clock import Clock
 from edge.config import ConfigError, load
 from edge.health import disk_free_mb, read_cpu_temp_c
-from edge.schema import Settings
+from edge.settings import Settings
 
 if TYPE_CHECKING:
     import paho.mqtt.client as mqtt

@@ -27,13 +27,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeGuard
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edge.logs import mask_phone
 from edge.protocol import SNAPSHOT_KINDS, Refusal, load_public_keys, verify_envelope
-from edge.schema import Settings
+from edge.settings import Settings
 from edge.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -359,7 +359,7 @@ def _time(entry: dict[str, Any], name: str, required: bool = True) -> str | None
     return value
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: object) -> TypeGuard[int | float]:
     # json.loads accepts NaN and Infinity; neither is a wage.
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 

@@ -92,9 +92,8 @@ class Storage:
                 raise StorageError(f"database {self.path} cannot be created: {again}") from None
 
     def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None  # type: ignore[assignment]
+        # A second close does nothing; a use after it raises sqlite3.ProgrammingError.
+        self.conn.close()
 
     # -- transactions ----------------------------------------------------
 

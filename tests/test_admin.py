@@ -212,3 +212,15 @@ def test_roundtrip_benchmark_smoke():
     for label in ("raw paho echo", "admin send status", "hall-admin CLI status"):
         assert sum(line.startswith(label) for line in lines) == 2, out
     assert all("median" in line and "p99" in line for line in lines if line.startswith(("raw", "admin")))
+
+
+def test_what_a_device_answers_never_drives_the_terminal(hall, capsys):
+    """The device's error message repeats the key it was given: ESC and CR come back raw."""
+    key = "key=a\x1b[2J\x1b]0;pwned\x07\rb"
+    code = admin.main(["send", hall.target, "config.get", "--arg", key, *hall.admin_flags()])
+    assert code == admin.EXIT_REFUSED
+    printed = capsys.readouterr()
+    assert "no such configuration key" in printed.err
+    for stream in (printed.out, printed.err):
+        assert not any(ch in stream for ch in "\x1b\x07\r"), repr(stream)
+    assert "\\x1b[2J" in printed.err

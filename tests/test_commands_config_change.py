@@ -15,6 +15,7 @@ from edge.config import ConfigError, parse
 from edge.config_change import changed_keys, merged, remote_edit, requested_changes, write_atomic
 from edge.core import CommandError
 from edge.layers import REMOTE_FILE, Layers
+from edge.settings import to_dict
 
 
 def layers_of(tmp_path: Path, base: str, remote: str = "") -> Layers:
@@ -95,7 +96,7 @@ def test_a_change_must_say_what(args):
 def test_changed_keys_follow_the_schema():
     old = parse("[mqtt]\ntls = false\n[rfid]\nenabled = false\n[locker]\nenabled = false\n")
     new = parse("[mqtt]\ntls = false\nport = 2883\n[rfid]\nenabled = false\n[locker]\nenabled = false\n")
-    assert changed_keys(old, new) == ["mqtt.port"]
+    assert changed_keys(to_dict(old), to_dict(new)) == ["mqtt.port"]
 
 
 def test_write_atomic_replaces_with_the_mode_asked(tmp_path):

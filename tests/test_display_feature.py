@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import time
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,9 +20,11 @@ from support import make_config, on_core, wait_for
 
 from drivers.display import FrameMirror, PanelError, encode_frame, open_device
 from edge.clock import Clock
+from edge.config import parse
 from edge.core import CommandError, Core
 from edge.display.feature import DisplayFeature
 from edge.messages import LinkStatus, ScreenCall, ScreenLine, SnapshotUpdated
+from edge.settings import DisplaySettings
 from edge.storage import Storage
 
 BRICKLAYER = {**EXPIRED_BRICKLAYER, "expires_at": "2099-01-01T00:00:00+08:00"}  # the tests run on real time
@@ -243,14 +246,11 @@ def test_open_device_and_frame_datagram_round_trip():
     rgb = Image.new("RGB", (3, 2), (1, 2, 3))
     assert decode(encode_frame(rgb, 8))[1].tobytes() == rgb.tobytes()
     with pytest.raises(PanelError):
-        open_device({**cfg, "device": "max7219", "spi_port": 6, "spi_device": 3})
+        open_device(replace(cfg, device="max7219", spi_port=6, spi_device=3))
 
 
-def make_config_display(**overrides: Any) -> dict:
-    from edge.config import SCHEMA
-    from edge.schema import defaults
-
-    return {**defaults(SCHEMA["display"]), "device": "dummy", **overrides}
+def make_config_display(**overrides: Any) -> DisplaySettings:
+    return replace(parse("").display, **{"device": "dummy", **overrides})
 
 
 def test_sim_screen_saves_png_and_led_gif(tmp_path):
@@ -277,10 +277,10 @@ def test_max7219_gets_configured_geometry_and_every_lit_pixel():
     device = open_device(cfg, serial_interface=spi)
     assert (device.width, device.height, device.cascaded) == (32, 16, 8)
     assert device._correction_angle == -90
-    one_row = open_device({**cfg, "width": 64, "height": 8, "blocks_arranged_in_reverse_order": True}, spi)
+    one_row = open_device(replace(cfg, width=64, height=8, blocks_arranged_in_reverse_order=True), spi)
     assert one_row.blocks_arranged_in_reverse_order and one_row.cascaded == 8
     with pytest.raises(PanelError, match="single row"):
-        open_device({**cfg, "blocks_arranged_in_reverse_order": True}, spi)
+        open_device(replace(cfg, blocks_arranged_in_reverse_order=True), spi)
     frame = Image.new("1", (32, 16))
     for xy in [(0, 0), (31, 15), (9, 3), (17, 12), (5, 14)]:
         frame.putpixel(xy, 1)

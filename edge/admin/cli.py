@@ -30,7 +30,7 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from edge.admin.render import event_line, find_png, fleet_rows, fleet_table, readable
 from edge.admin.session import Outcome, Session, collect_states, send, split_device
@@ -45,7 +45,13 @@ from edge.admin.settings import (
     load_settings,
     signing_key,
 )
-from edge.protocol import NAME_RE, Topics, generate_private_key
+from edge.protocol import NAME_RE, Topics, escaped, generate_private_key
+
+
+def show(text: str, stream: TextIO | None = None) -> None:
+    """Print what a device (or anyone on the broker) wrote, line by line, with control
+    characters escaped: a result or an event never drives bureau IT's terminal."""
+    print("\n".join(escaped(line) for line in text.split("\n")), file=stream or sys.stdout, flush=True)
 
 
 def parse_arg(text: str) -> tuple[str, Any]:
@@ -66,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
-        return args.action(args)
+        code: int = args.action(args)
+        return code
     except AdminError as exc:
         print(f"hall-admin: {exc.message}", file=sys.stderr)
         return exc.code
@@ -174,13 +181,13 @@ def cmd_send(args: argparse.Namespace) -> int:
     result = outcome.result
     millis = outcome.seconds * 1000
     if result.get("ok"):
-        print(f"ok  {args.name}  {args.target}  id {result.get('id')}  {millis:.0f} ms")
-        print("\n".join(readable(result.get("result") or {}, 1)))
+        show(f"ok  {args.name}  {args.target}  id {result.get('id')}  {millis:.0f} ms")
+        show("\n".join(readable(result.get("result") or {}, 1)))
     else:
         error = result.get("error") or {}
         word = "refused" if outcome.exit_code == EXIT_REFUSED else "failed"
-        print(f"{word}  {args.name}  {args.target}  id {result.get('id')}  {millis:.0f} ms", file=sys.stderr)
-        print(f"  {error.get('code')}: {error.get('message')}", file=sys.stderr)
+        show(f"{word}  {args.name}  {args.target}  id {result.get('id')}  {millis:.0f} ms", sys.stderr)
+        show(f"  {error.get('code')}: {error.get('message')}", sys.stderr)
     return outcome.exit_code
 
 
@@ -193,7 +200,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         rows = fleet_rows(collect_states(session, args.site, args.wait))
     finally:
         session.close()
-    print(json.dumps(rows, ensure_ascii=False) if args.json else fleet_table(rows))
+    show(json.dumps(rows, ensure_ascii=False) if args.json else fleet_table(rows))
     return EXIT_OK
 
 
@@ -201,7 +208,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     outcome = run_send(args, "display.snapshot", {})
     if outcome.exit_code != EXIT_OK:
         error = outcome.result.get("error") or {}
-        print(f"hall-admin: snapshot {error.get('code')}: {error.get('message')}", file=sys.stderr)
+        show(f"hall-admin: snapshot {error.get('code')}: {error.get('message')}", sys.stderr)
         return outcome.exit_code
     png = find_png(outcome.result.get("result") or {})
     if png is None:
@@ -227,7 +234,7 @@ def cmd_events(args: argparse.Namespace) -> int:
                 message = session.messages.get(timeout=left)
             except queue.Empty:
                 continue
-            print(event_line(message.payload, args.json), flush=True)
+            show(event_line(bytes(message.payload), args.json))
     finally:
         session.close()
     return EXIT_OK

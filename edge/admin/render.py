@@ -70,7 +70,7 @@ def _last_seen(state: dict[str, Any]) -> str:
 
 def fleet_table(rows: list[dict[str, Any]]) -> str:
     header = ("DEVICE", "ONLINE", "VERSION", "COMPONENTS", "LAST SEEN")
-    lines = [header]
+    lines: list[tuple[str, ...]] = [header]
     for row in rows:
         if row["faults"]:
             components = " ".join(f"{k}={v}" for k, v in sorted(row["faults"].items()))
@@ -80,8 +80,8 @@ def fleet_table(rows: list[dict[str, Any]]) -> str:
         lines.append((row["device"], online, row["version"], components, row["last_seen"]))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     text = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in lines]
-    online = sum(1 for r in rows if r["online"])
-    text.append(f"{len(rows)} controller(s), {online} online")
+    online_count = sum(1 for r in rows if r["online"])
+    text.append(f"{len(rows)} controller(s), {online_count} online")
     return "\n".join(text)
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from edge.commands.feature import Commands
-    from edge.schema import Settings
+    from edge.settings import Settings
 
 
 def factory(config: Settings) -> Commands:

@@ -35,7 +35,7 @@ from edge.protocol import (
     result_payload,
 )
 from edge.ratelimit import RateLimit, Throttle
-from edge.schema import Settings
+from edge.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -224,13 +224,12 @@ class Commands:
                 (command.id, command.expires_at.timestamp()),
             )
 
-    def prune(self) -> int:
+    def prune(self) -> None:
         """Forget ids whose command has expired: a replay of one is refused as expired anyway."""
         # Kept a skew margin longer, so a device clock stepping back a little cannot revive one.
         cutoff = time.time() - CLOCK_SKEW.total_seconds()
         with self._core().storage.transaction() as conn:
-            removed = conn.execute("DELETE FROM command_ids WHERE expires_at < ?", (cutoff,)).rowcount
-        return removed
+            conn.execute("DELETE FROM command_ids WHERE expires_at < ?", (cutoff,))
 
     def _signer(self) -> str:
         if self.current is None:

@@ -6,10 +6,9 @@ Each handler is ``fn(args, body) -> dict`` and raises ``CommandError`` (see
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from edge import __version__, config_change, key_rotation
@@ -17,6 +16,7 @@ from edge.clock import rfc3339
 from edge.core import CommandError, Core
 from edge.logs import mask_personal, recent
 from edge.schema import lookup, secret_paths
+from edge.settings import Settings, to_dict
 from edge.storage import Storage
 
 if TYPE_CHECKING:
@@ -148,11 +148,11 @@ def _sections(core: Core) -> dict[str, Any]:
         return {"sections_error": type(exc).__name__}
 
 
-def redacted(settings: Mapping[str, Any]) -> dict[str, Any]:
+def redacted(settings: Settings) -> dict[str, Any]:
     """A plain copy of the settings with every secret (and secret file path) replaced."""
     from edge.config import SCHEMA
 
-    copy = json.loads(json.dumps(settings, default=str))
+    copy = to_dict(settings)
     for dotted in secret_paths(SCHEMA):
         parent_path, _, leaf = dotted.rpartition(".")
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from edge.schema import Settings
+from edge.settings import Settings
 
 if TYPE_CHECKING:
     from edge.display.feature import DisplayFeature

@@ -22,7 +22,7 @@ from typing import Any
 from PIL import Image
 
 from drivers.display import LedPanel, PanelError
-from edge.core import CommandError, Core
+from edge.core import CommandError, Core, Timer
 from edge.display.content import read_jobs, read_notices
 from edge.display.pages import Layouts
 from edge.display.render import Glyphs, Renderer
@@ -31,7 +31,7 @@ from edge.display.text import clean
 from edge.logs import mask_personal
 from edge.messages import LinkStatus, ScreenCall, ScreenLine, SnapshotUpdated
 from edge.protocol import snapshot_topic
-from edge.schema import Settings
+from edge.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -103,10 +103,10 @@ class DisplayFeature:
         self.level_override: int | None = None
         self.day_level = cfg.brightness
         self.healthy = False
-        self._timer: Any = None
-        self._retry_timer: Any = None
+        self._timer: Timer | None = None
+        self._retry_timer: Timer | None = None
         self._retry_s = RETRY_FIRST_S
-        self._periodic: list[Any] = []
+        self._periodic: list[Timer] = []
         self._reported: set[tuple[str, str]] = set()
 
     # ---- lifecycle ------------------------------------------------------------

@@ -20,8 +20,10 @@ HOLD_S = 1.0
 GAP_PX = 2  # between a badge and its text
 FIELD_GAP_PX = 4  # a tab in a line: narrower than a 16-px font's 8-px space, so a job's head fits 128 px
 MISSING_PROBE = "\U0010ffff"  # a noncharacter: every font draws its .notdef box for it
-LIT = {"1": 1, "L": 255, "RGB": (255, 160, 0)}  # RGB panels: amber, like the single-colour ones
-DARK = {"1": 0, "L": 0, "RGB": (0, 0, 0)}
+Colour = int | tuple[int, int, int]  # a pixel of the panel's Pillow mode ("1", "L" or "RGB")
+# RGB panels: amber, like the single-colour ones
+LIT: dict[str, Colour] = {"1": 1, "L": 255, "RGB": (255, 160, 0)}
+DARK: dict[str, Colour] = {"1": 0, "L": 0, "RGB": (0, 0, 0)}
 
 
 class Glyphs:
@@ -60,7 +62,7 @@ class Glyphs:
         fields = text.split("\t")
         return sum(math.ceil(self.font.getlength(f)) for f in fields) + FIELD_GAP_PX * (len(fields) - 1)
 
-    def draw(self, draw: ImageDraw.ImageDraw, x: int, y: int, text: str, fill: object) -> None:
+    def draw(self, draw: ImageDraw.ImageDraw, x: int, y: int, text: str, fill: Colour) -> None:
         for field_text in text.split("\t"):
             draw.text((x, y + self.y_offset), field_text, font=self.font, fill=fill)
             x += math.ceil(self.font.getlength(field_text)) + FIELD_GAP_PX

@@ -33,11 +33,11 @@ from edge.messages import CommandReceived, LinkStatus, SnapshotUpdated
 from edge.outbox import Event
 from edge.protocol import STATE_SCHEMA, Topics, usable_response_topic
 from edge.ratelimit import RateLimit, Throttle
-from edge.schema import Settings
+from edge.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_JSON = {"ensure_ascii": False, "separators": (",", ":")}
+_JSON: dict[str, Any] = {"ensure_ascii": False, "separators": (",", ":")}
 # error.invalid_payload events recorded one by one per window (the rest counted): one snapshot's
 # full report of bad entries (snapshots.MAX_ENTRY_PROBLEMS and a summary) and a few more.
 INVALID_PER_WINDOW = snapshots.MAX_ENTRY_PROBLEMS + 10

@@ -38,7 +38,8 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from edge.protocol import set_nodelay
-from edge.schema import Settings, read_secret
+from edge.schema import read_secret
+from edge.settings import MqttSettings
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ class Connection:
 
     def __init__(
         self,
-        mqtt_config: Settings,
+        mqtt_config: MqttSettings,
         client_id: str,
         subscriptions: list[str],
         will: tuple[str, bytes],
@@ -219,10 +220,7 @@ class Connection:
         self._up_since = time.monotonic()
         set_nodelay(client.socket())
         with self._guard(client):
-            if self.v5:
-                client.subscribe([(topic, SubscribeOptions(qos=1)) for topic in self.subscriptions])
-            else:
-                client.subscribe([(topic, 1) for topic in self.subscriptions])
+            self._subscribe()
             self.routes.connected(bool(flags.session_present))
 
     def _on_disconnect(
@@ -280,8 +278,13 @@ class Connection:
         """Subscribe again: the broker sends the retained snapshots once more."""
         if self.client.is_connected():
             self.client.unsubscribe(self.subscriptions)
-            qos = SubscribeOptions(qos=1) if self.v5 else 1
-            self.client.subscribe([(topic, qos) for topic in self.subscriptions])
+            self._subscribe()
+
+    def _subscribe(self) -> None:
+        if self.v5:
+            self.client.subscribe([(topic, SubscribeOptions(qos=1)) for topic in self.subscriptions])
+        else:
+            self.client.subscribe([(topic, 1) for topic in self.subscriptions])
 
     def stop(self, last_words: tuple[str, bytes] | None, timeout_s: float = 1.0) -> None:
         """Publish ``last_words`` (retained, QoS 1) if connected, disconnect, end the thread."""

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from edge.schema import Settings, read_secret
+from edge.schema import read_secret
+from edge.settings import Settings
 
 if TYPE_CHECKING:
     from edge.locker.feature import Locker

@@ -25,6 +25,7 @@ from typing import Any
 from gpiozero import DigitalInputDevice, OutputDevice
 
 from drivers.lockboard import BoardStatus, LockBoards
+from edge.settings import CompartmentSettings, Settings
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ Post = Callable[[Any], None]
 
 
 class GpioCompartment:
-    def __init__(self, spec: Any, post: Post) -> None:
+    def __init__(self, spec: CompartmentSettings, post: Post) -> None:
         self.number: int = spec.number
         self.board_door_open = False
         self._devices: list[Any] = []
@@ -102,7 +103,7 @@ class GpioCompartment:
 class BoardCompartment:
     """A compartment on an RS-485 lock board; its door level comes from the board's status."""
 
-    def __init__(self, spec: Any, boards: LockBoards, post: Post) -> None:
+    def __init__(self, spec: CompartmentSettings, boards: LockBoards, post: Post) -> None:
         self.number: int = spec.number
         self.board: int = spec.board
         self.lock_no: int = spec.lock
@@ -127,7 +128,7 @@ class BoardCompartment:
 Compartment = GpioCompartment | BoardCompartment
 
 
-def _select_button(spec: Any, post: Post) -> DigitalInputDevice | None:
+def _select_button(spec: CompartmentSettings, post: Post) -> DigitalInputDevice | None:
     if spec.select_pin == -1:
         return None
     button = DigitalInputDevice(spec.select_pin, pull_up=True, bounce_time=0.05)
@@ -136,7 +137,7 @@ def _select_button(spec: Any, post: Post) -> DigitalInputDevice | None:
     return button
 
 
-def build(settings: Any, post: Post) -> tuple[dict[int, Compartment], LockBoards | None]:
+def build(settings: Settings, post: Post) -> tuple[dict[int, Compartment], LockBoards | None]:
     """Compartments from ``[locker]``; the RS-485 board thread (not started) when configured."""
     cfg = settings.locker
     if cfg.locks == "gpio":

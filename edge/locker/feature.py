@@ -25,12 +25,12 @@ from typing import Any
 
 from drivers.lockboard import LockBoards
 from drivers.rfid import CardReader
-from edge.core import CommandError, Core
+from edge.core import CommandError, Core, Timer
 from edge.locker import compartments as hw
 from edge.locker.ledger import LENDABLE, Ledger, Session, Tool
 from edge.logs import mask_phone
 from edge.messages import Buzz, ScreenLine, SnapshotUpdated
-from edge.schema import Settings
+from edge.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +68,9 @@ class Locker:
         self.selected: tuple[int, float] | None = None
         self.recovered = False
         self._reported_boards: set[int] = set()
-        self._unlock_timers: dict[int, Any] = {}
-        self._door_timers: dict[int, Any] = {}
-        self._relock_timers: dict[int, Any] = {}
+        self._unlock_timers: dict[int, Timer] = {}
+        self._door_timers: dict[int, Timer] = {}
+        self._relock_timers: dict[int, Timer] = {}
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -474,7 +474,7 @@ class Locker:
         self.core.post(ScreenLine(text, LINE_S))
 
     @staticmethod
-    def _cancel(timers: dict[int, Any], number: int) -> None:
+    def _cancel(timers: dict[int, Timer], number: int) -> None:
         timer = timers.pop(number, None)
         if timer is not None:
             timer.cancel()

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
 from edge.clock import rfc3339
 from edge.core import Core
 from edge.protocol import new_ulid
+from edge.settings import CompartmentSettings
 
 MIGRATIONS = [
     """
@@ -109,7 +111,7 @@ class Ledger:
 
     # -- loading ----------------------------------------------------------------
 
-    def sync_tools(self, compartments: list[Any]) -> None:
+    def sync_tools(self, compartments: Iterable[CompartmentSettings]) -> None:
         """Add tools named in the configuration; a known tool keeps its state and history."""
         with self.db.transaction() as conn:
             for spec in compartments:
@@ -158,7 +160,10 @@ class Ledger:
             "SELECT compartment, kind, rental_id, tool_id, worker, started_at, door_opened"
             " FROM locker_sessions"
         ).fetchall()
-        return {row[0]: Session(*row[:6], bool(row[6])) for row in rows}
+        return {
+            number: Session(number, kind, rental_id, tool_id, worker, started_at, bool(door_opened))
+            for number, kind, rental_id, tool_id, worker, started_at, door_opened in rows
+        }
 
     # -- queries ----------------------------------------------------------------
 

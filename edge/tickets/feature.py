@@ -20,7 +20,7 @@ from typing import Any
 from drivers.printer import PRINTABLE, PrinterPort, Transport, open_transport
 from edge.core import CommandError, Core
 from edge.messages import Buzz, ScreenCall, ScreenLine
-from edge.schema import Settings
+from edge.settings import Settings
 from edge.tickets.keys import KeyPressed, KeyReleased, Keys, KeyStuck, key_pins
 from edge.tickets.layout import TicketText, test_page_bytes, ticket_bytes
 from edge.tickets.queue import QueueError, TicketQueue
@@ -65,8 +65,8 @@ class Tickets:
         self.windows = {w.number for w in self.q.windows}
         printer = config.printer
         self._opener = opener or (lambda: open_transport(printer.transport, printer.port, printer.baudrate))
-        self.core: Core | None = None
-        self.queue: TicketQueue | None = None
+        self.core: Core  # set by start()
+        self.queue: TicketQueue  # set by start()
         self.printer: PrinterPort | None = None
         self.printer_state: str | None = None  # None until the first poll has answered
         self.keys = Keys(key_pins(self.q), self.q.bounce_ms, self.q.stuck_after_s)
@@ -93,14 +93,14 @@ class Tickets:
         core.subscribe(KeyReleased, self._on_released)
         core.subscribe(PrinterState, self._on_printer_state)
         core.subscribe(PrintFailed, self._on_print_failed)
-        core.subscribe(Printed, lambda m: self.queue.mark_printed(m.ticket))  # type: ignore[union-attr]
+        core.subscribe(Printed, lambda m: self.queue.mark_printed(m.ticket))
         core.register_command("queue.call", self.cmd_call)
         core.register_command("queue.recall", self.cmd_recall)
         core.register_command("queue.skip", self.cmd_skip)
         core.register_command("queue.reset", self.cmd_reset)
         core.register_command("printer.test", self.cmd_printer_test)
         core.register_status("queue", self.status)
-        core.every(DAY_CHECK_S, lambda: self.queue.roll_day(core.clock.now()))  # type: ignore[union-attr]
+        core.every(DAY_CHECK_S, lambda: self.queue.roll_day(core.clock.now()))
         if self.config.printer.enabled:
             self.printer = PrinterPort(
                 self._opener,
@@ -175,9 +175,9 @@ class Tickets:
 
     def issue(self, category: str, priority: bool = False) -> str:
         now = self.core.clock.now()
-        printable = self.printer is not None and self.printer_state in (None, *PRINTABLE)
+        printer = self.printer if self.printer_state in (None, *PRINTABLE) else None
         issued = self.queue.issue(category, priority, now, {"printer": self.printer_state or "unknown"})
-        if printable:
+        if printer is not None:
             text = TicketText(
                 hall_name=self.config.hall_name,
                 service=self.categories[category],
@@ -192,7 +192,7 @@ class Tickets:
                 complaint=self.config.hotlines.complaint,
                 qr_url=self.config.printer.qr_url,
             )
-            self.printer.submit(
+            printer.submit(
                 issued.ticket, ticket_bytes(text, self.config.printer.paper_mm, self.config.printer.cut)
             )
         else:

@@ -15,9 +15,12 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from gpiozero import Button
+
+from edge.settings import QueueSettings
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +42,14 @@ class KeyReleased:
     key: str
 
 
-def key_pins(queue_config: Any) -> dict[str, int]:
+def key_pins(queue_config: QueueSettings) -> dict[str, int]:
     """Key name -> BCM pin for every connected key (pin -1 = not connected)."""
     pins = {category.code: category.pin for category in queue_config.categories}
     pins["priority"] = queue_config.priority_pin
     for window in queue_config.windows:
-        for action in ("call", "recall", "skip"):
-            pins[f"window{window.number}.{action}"] = window[f"{action}_pin"]
+        actions = {"call": window.call_pin, "recall": window.recall_pin, "skip": window.skip_pin}
+        for action, pin in actions.items():
+            pins[f"window{window.number}.{action}"] = pin
     return {key: pin for key, pin in pins.items() if pin >= 0}
 
 
@@ -63,9 +67,9 @@ class Keys:
     def open(self, post: Callable[[Any], None]) -> None:
         for key, pin in self.pins.items():
             button = Button(pin, pull_up=True, bounce_time=self.bounce_s, hold_time=self.stuck_after_s)
-            button.when_pressed = _poster(post, lambda key=key: self._pressed(key))
-            button.when_held = _poster(post, lambda key=key, b=button: KeyStuck(key, b.held_time or 0.0))
-            button.when_released = _poster(post, lambda key=key: self._released(key))
+            button.when_pressed = _poster(post, partial(self._pressed, key))
+            button.when_held = _poster(post, partial(_stuck, key, button))
+            button.when_released = _poster(post, partial(self._released, key))
             self.buttons[key] = button
 
     def _pressed(self, key: str) -> KeyPressed | None:
@@ -85,6 +89,10 @@ class Keys:
         for button in self.buttons.values():
             button.close()
         self.buttons.clear()
+
+
+def _stuck(key: str, button: Button) -> KeyStuck:
+    return KeyStuck(key, button.held_time or 0.0)
 
 
 def _poster(post: Callable[[Any], None], make: Callable[[], Any]) -> Callable[[], None]:

@@ -19,6 +19,7 @@ Used by the tickets feature on the core thread only.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -172,7 +173,7 @@ class TicketQueue:
             conn.execute("UPDATE queue_day SET round = round + 1, priority_in_row = 0 WHERE id = 1")
         return self.current_day()
 
-    def _close_open_tickets(self, conn: Any, now: datetime) -> None:
+    def _close_open_tickets(self, conn: sqlite3.Connection, now: datetime) -> None:
         conn.execute(
             f"UPDATE tickets SET state = 'closed', finished_at = ? WHERE state IN {OPEN_STATES}",
             (now.timestamp(),),
@@ -214,7 +215,7 @@ class TicketQueue:
             )
         return Issued(label, category, priority, ahead, estimate, now.timestamp())
 
-    def _waiting_ahead(self, conn: Any, day: str, round_: int, priority: bool) -> int:
+    def _waiting_ahead(self, conn: sqlite3.Connection, day: str, round_: int, priority: bool) -> int:
         """Waiting tickets that will be called before a new one: all, or only priority ones."""
         sql = "SELECT COUNT(*) FROM tickets WHERE day = ? AND round = ? AND state = 'waiting'"
         if priority:
@@ -271,7 +272,7 @@ class TicketQueue:
             )
         return Called(label, window, wait_s)
 
-    def _pick_next(self, conn: Any, day: str, round_: int) -> tuple | None:
+    def _pick_next(self, conn: sqlite3.Connection, day: str, round_: int) -> tuple | None:
         """Oldest priority ticket first, but after priority_max_in_row of them one normal ticket."""
         oldest = (
             "SELECT id, ticket, priority, issued_at FROM tickets"

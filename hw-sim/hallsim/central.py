@@ -47,7 +47,7 @@ from paho.mqtt.properties import Properties
 
 HALL_ZONE = ZoneInfo("Asia/Shanghai")
 SIGNING_KID = "platform"
-_JSON = {"ensure_ascii": False, "separators": (",", ":")}
+_JSON: dict[str, Any] = {"ensure_ascii": False, "separators": (",", ":")}
 
 
 def card_hash(key: bytes, uid: str) -> str:
@@ -144,7 +144,9 @@ class Central:
         )
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
-        self.client.reconnect_delay_set(0.05, 1.0)
+        # paho annotates whole seconds but sleeps the value as given: a 50 ms first retry
+        # keeps a broker restart short in the tests.
+        self.client.reconnect_delay_set(0.05, 1.0)  # type: ignore[arg-type]
         self.connected = threading.Event()
 
     # -- lifecycle ---------------------------------------------------------------
@@ -175,7 +177,7 @@ class Central:
         """Add one job (defaults for what is not given) and publish the jobs snapshot; its id."""
         now = datetime.now(HALL_ZONE)
         self._job_counter += 1
-        job = {
+        job: dict[str, Any] = {
             "id": f"J{now:%Y%m%d}-{self._job_counter:04d}",
             "title": "瓦工",
             "headcount": 1,
@@ -315,29 +317,33 @@ class Central:
             except ValueError:
                 continue  # a line cut off when that run was killed
             if isinstance(body, dict) and "event_id" in body and body["event_id"] not in self._events:
-                self._events[body["event_id"]] = body
-                self._note_seq(body)
-                self._by_type[body.get("type", "?")] += 1
+                self._add_event(str(body["event_id"]), body)
+
+    def _add_event(self, event_id: str, body: dict[str, Any]) -> None:
+        self._events[event_id] = body
+        self._note_seq(body)
+        self._by_type[str(body.get("type", "?"))] += 1
 
     def _count_event(self, body: dict[str, Any]) -> None:
-        event_id = body.get("event_id")
+        event_id = str(body.get("event_id"))
         if event_id in self._events:
             self._duplicates += 1
             return
-        self._events[event_id] = body
-        self._note_seq(body)
-        self._by_type[body.get("type", "?")] += 1
+        self._add_event(event_id, body)
         self._log.write(json.dumps(body, **_JSON) + "\n")
         self._log.flush()
 
     def _note_seq(self, body: dict[str, Any]) -> None:
         # seq counts within one epoch (the controller's event store); a new epoch starts at 1.
-        epoch = body.get("epoch", "")
-        device = body.get("device", "?")
-        if epoch != self._epochs.get(device, [None])[-1]:
-            self._epochs.setdefault(device, []).append(epoch)
+        epoch = str(body.get("epoch", ""))
+        device = str(body.get("device", "?"))
+        epochs = self._epochs.setdefault(device, [])
+        if not epochs or epochs[-1] != epoch:
+            epochs.append(epoch)
             self._seqs[device] = set()
-        self._seqs[device].add(body.get("seq"))
+        seq = body.get("seq")
+        if isinstance(seq, int):  # an event without one still counts as received, not as a gap
+            self._seqs[device].add(seq)
 
     # -- reports --------------------------------------------------------------------------
 
@@ -372,7 +378,7 @@ class Central:
 def _gaps(seqs: set[int]) -> list[list[int]]:
     """Missing seq ranges [first, last] between 1 and the highest seen."""
     gaps, expected = [], 1
-    for seq in sorted(s for s in seqs if isinstance(s, int)):
+    for seq in sorted(seqs):
         if seq > expected:
             gaps.append([expected, seq - 1])
         expected = max(expected, seq + 1)

@@ -71,7 +71,7 @@ CATEGORIES = [
 PRIORITY_PIN = 12
 BUZZER_PIN = 18
 WINDOWS = [{"number": 1, "call_pin": 16, "recall_pin": 20, "skip_pin": 21}]
-COMPARTMENTS = [
+COMPARTMENTS: list[dict[str, Any]] = [
     {"number": 1, "tool_id": "T-hammer-01", "tool_type": "hammer", "lock_pin": 17, "door_pin": 27},
     {"number": 2, "tool_id": "T-shovel-01", "tool_type": "shovel", "lock_pin": 22, "door_pin": 23},
     {"number": 3, "tool_id": "T-drill-01", "tool_type": "drill", "lock_pin": 24, "door_pin": 25},

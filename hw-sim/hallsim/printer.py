@@ -21,6 +21,7 @@ each new pty.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import queue
 import select
@@ -163,6 +164,8 @@ class SimPrinter:
 
     def _run(self) -> None:
         master = self._master
+        if master is None:  # stopped before the thread ran
+            return
         while self._running:
             ready, _, _ = select.select([master], [], [], 0.05)
             if not ready:
@@ -441,7 +444,7 @@ class SimPrinter:
         pieces = []
         for segment in segments:
             box = self._font.getbbox(segment.text) if segment.text else (0, 0, 0, 0)
-            width = max(1, box[2])
+            width = max(1, math.ceil(box[2]))  # a TrueType box may be fractional
             glyphs = Image.new("1", (width + 1, BASE_DOTS), 1)
             draw = ImageDraw.Draw(glyphs)
             draw.text((0, 0), segment.text, font=self._font, fill=0)

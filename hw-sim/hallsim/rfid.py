@@ -160,13 +160,13 @@ class SimReader:
 
     def _rdm6300_step(self, next_frame: float) -> float:
         now = time.monotonic()
-        held = self._held is not None and now < self._held_until
-        if held and now >= next_frame:
+        held = self._held if now < self._held_until else None
+        if held is not None and now >= next_frame:
             with contextlib.suppress(OSError):
-                self.write_raw(em4100_frame(self._held.hex()))  # type: ignore[union-attr]
+                self.write_raw(em4100_frame(held.hex()))
             return now + random.uniform(0.05, 0.1)
         # Idle: sleep until a card is tapped, not in short naps (they would steal CPU from the host).
-        self._card_in_field.wait(0.005 if held else 0.5)
+        self._card_in_field.wait(0.005 if held is not None else 0.5)
         self._card_in_field.clear()
         return next_frame
 
