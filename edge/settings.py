@@ -162,6 +162,7 @@ class RfidSettings:
     port: str
     baudrate: int
     card_key_file: str
+    card_key_id: str
     poll_ms: int
     same_card_s: float
 
@@ -195,6 +196,12 @@ class LockerSettings:
     select_s: float
     approval_required: tuple[str, ...]
     compartments: tuple[CompartmentSettings, ...]
+
+
+@dataclass(frozen=True)
+class SnapshotsSettings:
+    public_keys: Mapping[str, str]
+    unsigned: str
 
 
 @dataclass(frozen=True)
@@ -247,6 +254,7 @@ class Settings:
     buzzer: BuzzerSettings
     rfid: RfidSettings
     locker: LockerSettings
+    snapshots: SnapshotsSettings
     commands: CommandsSettings
     health: HealthSettings
     voice: VoiceSettings
