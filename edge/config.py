@@ -283,6 +283,9 @@ SCHEMA: dict[str, Any] = {
         "port": Key(str, "/dev/hall-rfid"),
         "baudrate": Key(int, 0, "0 = the reader's own (9600 RDM6300, 115200 PN532)"),
         "card_key_file": Key(str, "/etc/hall-edge/card.key", "site card key (HMAC)", secret_file=True),
+        "card_key_id": Key(
+            str, "", "the platform's id for that key: the cards snapshot's hash.key_id (empty = not checked)"
+        ),
         "poll_ms": Key(int, 150, "PN532 polling interval", check=between(20, 5000, "milliseconds")),
         "same_card_s": Key(float, 1.0, "a held card is one tap", check=between(0.1, 10, "seconds")),
     },
@@ -339,6 +342,20 @@ SCHEMA: dict[str, Any] = {
                     "door_pin": 25,
                 },
             ],
+        ),
+    },
+    "snapshots": {
+        "public_keys": Key(
+            dict,
+            {},
+            "kid = base64 Ed25519 public key (raw 32 bytes) of the platform that signs the snapshots",
+            check=_public_keys_check,
+        ),
+        "unsigned": Key(
+            str,
+            "refuse",
+            "refuse = only signed snapshots count; accept = unsigned too (a platform that does not sign)",
+            check=one_of("refuse", "accept"),
         ),
     },
     "commands": {

@@ -163,6 +163,7 @@ class RfidSettings:
     port: str
     baudrate: int
     card_key_file: str
+    card_key_id: str
     poll_ms: int
     same_card_s: float
 
@@ -196,6 +197,12 @@ class LockerSettings:
     select_s: float
     approval_required: tuple[str, ...]
     compartments: tuple[CompartmentSettings, ...]
+
+
+@dataclass(frozen=True)
+class SnapshotsSettings:
+    public_keys: Mapping[str, str]
+    unsigned: str
 
 
 @dataclass(frozen=True)
@@ -248,6 +255,7 @@ class Settings:
     buzzer: BuzzerSettings
     rfid: RfidSettings
     locker: LockerSettings
+    snapshots: SnapshotsSettings
     commands: CommandsSettings
     health: HealthSettings
     voice: VoiceSettings

@@ -154,6 +154,17 @@ def test_bad_jobs_are_skipped_with_one_event_each(hall):
     assert events[0]["entry"] == "J-bad"  # named like the link's invalid entries (docs/mqtt.md)
 
 
+def test_a_phone_number_anywhere_in_a_job_is_masked_on_the_screen_and_in_status(hall):
+    """Only contact was masked: a posting could put the number in its title or place instead."""
+    h = hall({"page_seconds": 60, "height": 64})  # every field in one still part
+    h.jobs({**STATIC, "title": "急招13812345678", "location": "联系139-0000-1111 或 0351-7654321"})
+    wait_for(lambda: h.page() is not None and h.page().key == STATIC["id"], 5, "the job")
+    text = h.on_core(h.core.status)["display"]["text"]
+    assert "138****5678" in text and "139****1111" in text and "0351****4321" in text
+    digits = "".join(ch if ch.isdigit() else " " for ch in text).split()
+    assert not any(len(run) >= 7 for run in digits), text
+
+
 def test_max7219_over_spi_brightness_schedule_power_and_reinit(hall):
     spi = RecordingSPI()
     now = datetime.now(ZONE)

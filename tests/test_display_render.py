@@ -19,12 +19,13 @@ from display_support import (
     rotation_for,
     write_docs_gif,
 )
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
+from support import fuzz
 
 from edge.display.content import read_jobs, read_notices
 from edge.display.render import Glyphs
-from edge.display.text import clean, mask_phone, wage_text
+from edge.display.text import clean, mask_contact, wage_text
 
 PLAIN = {**BRICKLAYER, "urgent": False}
 
@@ -277,8 +278,8 @@ def test_static_page_never_asks_for_another_frame_before_it_ends():
 def test_text_cleaning_masking_and_wages():
     assert clean("瓦工\x00\x1b[31m\u200b \n 日结", 20) == "瓦工[31m 日结"
     assert clean("一二三四五六七八九十", 5) == "一二三四…"
-    assert mask_phone("138-1234-5678") == "138****5678"
-    assert mask_phone("12") == "****"
+    assert mask_contact("138-1234-5678") == "138****5678"
+    assert mask_contact("12") == "****"
     assert wage_text({"amount": 25.5, "unit": "hour"}) == "25.5元/时"
     assert wage_text({"amount": 4500, "unit": "month"}) == "4500元/月"
     assert wage_text({"amount": 2, "unit": "piece"}) == "2元/件"
@@ -303,7 +304,7 @@ def test_bad_jobs_are_skipped_with_reasons_and_glyphs_replaced():
     assert glyphs.showable("搬运工😀") == "搬运工□"
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@fuzz(60)
 @given(
     st.lists(
         st.fixed_dictionaries(
@@ -345,7 +346,7 @@ def test_any_job_snapshot_renders_without_crashing(entries):
         assert "****" in card.contact or not any(ch.isdigit() for ch in card.contact)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@fuzz(40)
 @given(text=st.text(max_size=2000), ticket=st.text(max_size=40), window=st.integers(-5, 10**6))
 def test_any_free_text_renders_without_crashing(text, ticket, window):
     rotation = rotation_for()
