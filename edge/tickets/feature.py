@@ -19,7 +19,8 @@ from typing import Any
 
 from drivers.printer import PRINTABLE, PrinterPort, Transport, open_transport
 from edge.core import CommandError, Core
-from edge.messages import Buzz, ScreenCall, ScreenLine
+from edge.messages import Announce, Buzz, ScreenCall, ScreenLine
+from edge.phrases import call_words
 from edge.settings import Settings
 from edge.tickets.keys import KeyPressed, KeyReleased, Keys, KeyStuck, key_pins
 from edge.tickets.layout import TicketText, test_page_bytes, ticket_bytes
@@ -235,6 +236,8 @@ class Tickets:
     def _announce(self, ticket: str, window: int) -> None:
         self.core.dispatch(ScreenCall(ticket, window, self.q.call_seconds))
         self.core.dispatch(Buzz("call"))
+        # Keyed by ticket: a recall while the call is still waiting to be said replaces it.
+        self.core.dispatch(Announce(call_words(ticket, window), key=f"ticket:{ticket}"))
 
     # -- commands --------------------------------------------------------
 
