@@ -247,8 +247,7 @@ def configured_pins(config: Settings) -> dict[int, tuple[str, str]]:
         pins.update({c.pin: (f"key {c.code}", KEY) for c in config.queue.categories})
         pins[config.queue.priority_pin] = ("priority key", KEY)
         for w in config.queue.windows:
-            pins.update({w.call_pin: (f"call {w.number}", KEY), w.recall_pin: (f"recall {w.number}", KEY)})
-            pins[w.skip_pin] = (f"skip {w.number}", KEY)
+            pins.update({pin: (f"{action} {w.number}", KEY) for action, pin in w.key_pins().items()})
     if config.buzzer.enabled:
         pins[config.buzzer.pin] = ("buzzer", OUTPUT)
     if config.locker.enabled and config.locker.locks == "gpio":

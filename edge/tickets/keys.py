@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class KeyPressed:
-    key: str  # "A".."Z", "priority", "window1.call", "window1.recall", "window1.skip"
+    key: str  # "A".."Z", "priority", "window1.call" (any WINDOW_ACTIONS), "window1.rate5".."window1.rate1"
     at: float  # time.monotonic() of the press (for latency figures)
 
 
@@ -47,8 +47,7 @@ def key_pins(queue_config: QueueSettings) -> dict[str, int]:
     pins = {category.code: category.pin for category in queue_config.categories}
     pins["priority"] = queue_config.priority_pin
     for window in queue_config.windows:
-        actions = {"call": window.call_pin, "recall": window.recall_pin, "skip": window.skip_pin}
-        for action, pin in actions.items():
+        for action, pin in window.key_pins().items():
             pins[f"window{window.number}.{action}"] = pin
     return {key: pin for key, pin in pins.items() if pin >= 0}
 
