@@ -420,8 +420,7 @@ class Tickets:
         return window
 
     def cmd_call(self, args: dict[str, Any], _body: dict[str, Any]) -> dict[str, Any]:
-        window = self._window_arg(args)
-        return {"window": window, "ticket": self.call(window)}
+        return self._window_act(args, self.call)
 
     def cmd_recall(self, args: dict[str, Any], _body: dict[str, Any]) -> dict[str, Any]:
         window = self._window_arg(args, ("window", "ticket"))
@@ -432,11 +431,7 @@ class Tickets:
             raise CommandError(exc.code, exc.message) from None
 
     def cmd_skip(self, args: dict[str, Any], _body: dict[str, Any]) -> dict[str, Any]:
-        window = self._window_arg(args)
-        try:
-            return {"window": window, "ticket": self.skip(window)}
-        except QueueError as exc:
-            raise CommandError(exc.code, exc.message) from None
+        return self._window_act(args, self.skip)
 
     def _window_act(self, args: dict[str, Any], act: Callable[[int], object]) -> dict[str, Any]:
         window = self._window_arg(args)

@@ -323,14 +323,14 @@ class TicketQueue:
     def _pick_next(self, conn: sqlite3.Connection, day: str, round_: int, window: int) -> tuple | None:
         """Oldest priority ticket first, but after priority_max_in_row of them one normal ticket.
 
-        Only tickets this window may call: those for a service it serves, not sent to another window;
-        a transferred ticket keeps its place by issue time (its id)."""
+        Only tickets this window may call: those sent to it, and those of a service it serves that
+        were not sent to another window; a transferred ticket keeps its place by issue time (its id)."""
         serves = self.serves.get(window, ())
         mine = f" AND service IN ({', '.join('?' * len(serves))})" if serves else ""
         oldest = (
             "SELECT id, ticket, priority, issued_at FROM tickets"
             " WHERE day = ? AND round = ? AND state = 'waiting' AND priority = ?"
-            " AND (for_window IS NULL OR for_window = ?)" + mine + " ORDER BY id LIMIT 1"
+            f" AND (for_window = ? OR (for_window IS NULL{mine})) ORDER BY id LIMIT 1"
         )
         first_priority = conn.execute(oldest, (day, round_, 1, window, *serves)).fetchone()
         first_normal = conn.execute(oldest, (day, round_, 0, window, *serves)).fetchone()
