@@ -283,7 +283,7 @@ def test_reader_unplugged_is_offline_with_one_alarm_and_back(hall):
     wait_for(lambda: hall.core.components.get("rfid") == "ok", what="reader ok")
     hall.sim.unplug()
     wait_for(lambda: hall.core.components.get("rfid") == "offline", what="reader offline")
-    hall.sim.replug()
+    hall.sim.plug()
     wait_for(lambda: hall.core.components.get("rfid") == "ok", what="reader back")
     assert [e["state"] for e in hall.wait_event("alarm.rfid_offline", 2)] == ["raised", "cleared"]
 

@@ -221,7 +221,7 @@ def test_unplug_reports_offline_and_replug_comes_back(reader):
     wait_for(lambda: rec.health == [True], what="reader up")
     sim.unplug()
     wait_for(lambda: rec.health == [True, False], what="offline")
-    sim.replug()
+    sim.plug()
     wait_for(lambda: rec.health == [True, False, True], what="back")
     sim.tap(card_for(kind))
     wait_for(lambda: len(rec.taps) == 1, what="tap after replug")

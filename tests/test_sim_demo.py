@@ -134,24 +134,47 @@ def test_demo_comes_up_takes_verbs_and_stops_everything_on_sigterm(tmp_path, sto
     wait_for(lambda: sim_status(data)["screen"]["frames"], 10, "a frame on the screen")
     assert "saved" in ok("screen", "--png", "shot.png", "--enlarged", data=data, cwd=tmp_path)
     assert (tmp_path / "shot.png").read_bytes().startswith(b"\x89PNG")
-    assert "job_id" in json.loads(ok("job", "--title", "木工", "--headcount", "2", data=data))
+    assert ok("job", "--title", "木工", "--headcount", "2", data=data).startswith("published job J")
     # The locker: a tap unlocks compartment 1 (the first free tool), the worker takes the hammer.
     assert ok("tap", "worker", data=data).strip() == "tapped worker"
-    wait_for(lambda: sim_status(data)["pins"]["outputs"].get("17") == 1, 10, "lock 1 released")
-    assert json.loads(ok("door", "1", "open", data=data))["lock_released"] is True
-    assert json.loads(ok("door", "1", "close", data=data))["now"] == "close"
+    wait_for(lambda: sim_status(data)["locker"]["1"]["lock"] == "released", 10, "lock 1 released")
+    assert ok("door", "1", "open", data=data).startswith("compartment 1: door opened (T-hammer-01 inside)")
+    assert ok("door", "1", "close", data=data).strip() == "compartment 1: door closed"
     wait_for(lambda: sim_status(data)["central"]["by_type"].get("rental.checkout"), 10, "rental.checkout")
     assert ok("printer", "paper-out", data=data).strip() == "printer: paper-out"
     assert ok("unplug", "printer", data=data).strip() == "printer unplugged"
     assert not Path(sim["printer"]).exists()
+    assert sim_status(data)["printer"]["state"] == "unplugged"  # not the paper state it had
     assert ok("plug", "printer", data=data).strip() == "printer plugged in"
     assert Path(sim["printer"]).exists()
-    assert ok("call", "1", data=data).startswith("window 1: call")
+    assert sim_status(data)["printer"]["state"] == "paper-out"
+    # The staff keys say which ticket they called, skipped or recalled.
+    assert ok("call", "1", data=data).startswith("window 1 called A001 (waited ")
+    assert ok("skip", "1", data=data).strip() == "window 1 skipped A001 (过号)"
+    assert ok("recall", "1", data=data).strip() == (
+        "window 1: recall pressed, nothing to recall: the window has no called ticket"
+    )
+    assert ok("call", "1", data=data).strip() == (
+        "window 1: call pressed, no ticket called: nobody is waiting (`hall-sim press A`)"
+    )
+    wrong_card = hall_sim("tap", "wroker", data=data)
+    assert wrong_card.returncode == 1
+    assert "did you mean 'worker'?" in wrong_card.stderr
 
     wrong = hall_sim("press", "Z", data=data)
     assert wrong.returncode == 1
     assert "which category" in wrong.stderr
     assert "Traceback" not in wrong.stderr
+
+    # A second demo in the same folder leaves the first alone and says how to reach it.
+    second = subprocess.run(
+        [sys.executable, "-m", "hallsim.cli", "demo", "--data", str(data)],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert second.returncode == 1
+    assert f"another hall-sim demo (pid {demo.pid}) is running with data in {data}" in second.stderr
+    assert f"`hall-sim --data {data} status`" in second.stderr
+    assert sim_status(data)["daemon"]["running"] is True
 
     # A daemon that dies is started again, as systemd would; the hall carries on.
     os.kill(daemon_pid, signal.SIGKILL)
@@ -189,7 +212,10 @@ def test_demo_comes_up_takes_verbs_and_stops_everything_on_sigterm(tmp_path, sto
     assert not [uid for uid in uids if uid.encode() in stored or uid.lower().encode() in stored]
     after = hall_sim("status", data=data)
     assert after.returncode == 1
-    assert "has it stopped?" in after.stderr
+    assert (
+        f"the demo in {data} has stopped: start it again with `hall-sim demo --data {data}`" in after.stderr
+    )
+    assert json.loads((data / "sim.json").read_text())["state"] == "stopped"
 
 
 def test_demo_with_an_outside_broker_and_no_central_stops_on_ctrl_c(tmp_path, broker, stop_demo):
@@ -206,3 +232,28 @@ def test_demo_with_an_outside_broker_and_no_central_stops_on_ctrl_c(tmp_path, br
     assert time.monotonic() - begin < 10
     wait_for(lambda: gone(sim["daemon_pid"]), 5, "daemon gone")
     assert listening(broker.port)  # not ours to stop
+
+
+def test_demo_with_an_rs485_lock_board_and_the_select_buttons(tmp_path, stop_demo):
+    """docs/locker.md's procedures with a Kerong-style board: the select button chooses the
+    compartment, the board unlocks it and senses its door."""
+    data = tmp_path / "data"
+    demo = start_demo(data, "--locks", "rs485")
+    stop_demo(demo)
+    sim = running_sim(data, demo)
+    assert sim["locks"] == {"kind": "rs485", "port": str(data / "dev" / "hall-locks")}
+    assert "lock_pin" not in sim["wiring"]["compartments"][0]
+    # The driller may hold two tools: the select button of compartment 3 (the drill), then the card.
+    assert ok("select", "3", data=data).startswith("pressed compartment 3's select button (GPIO 9)")
+    assert ok("tap", "driller", data=data).strip() == "tapped driller"
+    wait_for(lambda: sim_status(data)["locker"]["3"]["lock"] == "released", 10, "compartment 3 released")
+    assert sim_status(data)["locker"]["1"]["lock"] == "locked"  # not the first free one
+    assert ok("door", "3", "open", data=data).startswith("compartment 3: door opened (T-drill-01 inside)")
+    assert ok("door", "3", "close", data=data).strip() == "compartment 3: door closed"
+    wait_for(lambda: sim_status(data)["central"]["by_type"].get("rental.checkout"), 10, "rental.checkout")
+    assert sim_status(data)["locker"]["3"] == {"tool": "T-drill-01", "lock": "locked", "door": "closed"}
+    assert ok("unplug", "locks", data=data).strip() == "locks unplugged"
+    assert sim_status(data)["lock_board"] == "unplugged"
+    assert ok("plug", "locks", data=data).strip() == "locks plugged in"
+    demo.send_signal(signal.SIGTERM)
+    assert demo.wait(15) == 0

@@ -3,20 +3,23 @@
     hall-sim demo [--data DIR] [--broker mqtt://host:port] [--no-central] [--logs]
     hall-sim [--data DIR] VERB [ARGS...]      e.g. hall-sim press A, hall-sim tap worker
 
-A verb goes to the running demo's control socket (found from --data DIR,
-$HALLSIM_DATA, or the most recent demo).  Commands that run something of
-their own (``demo``, and a simulator part's own ``main`` listed in
-``COMMANDS``) are started here instead.
+A verb goes to the control socket of the demo in the data folder (--data DIR,
+else $HALLSIM_DATA, else the user's default folder).  ``hall-sim VERB --help``
+answers here, without a demo.  Commands that run something of their own
+(``demo``, and a simulator part's own ``main`` listed in ``COMMANDS``) are
+started here instead.
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import json
 import sys
 from typing import Any
 
-from hallsim.control import ControlError, find_data_dir, load_sim, request
+from hallsim.control import ControlError, default_data_dir, find_data_dir, load_sim, request
+from hallsim.verbs import SPECS, VERBS
 
 # Commands that run in this process: name -> "module:function" taking argv.
 COMMANDS = {
@@ -26,18 +29,23 @@ COMMANDS = {
 
 
 def usage() -> str:
-    from hallsim.demo import VERB_USAGE
-
     lines = [
         "usage: hall-sim demo [--data DIR] [--broker mqtt://host:port] [--no-central] [--logs]",
         "       hall-sim central --help    (the fake central platform on its own)",
-        "       hall-sim [--data DIR] VERB [ARGS...]",
+        "       hall-sim [--data DIR] VERB [ARGS...]    (hall-sim VERB --help: that verb)",
         "",
-        "verbs (act on the running demo):",
+        f"verbs (act on the demo in --data DIR, $HALLSIM_DATA or {default_data_dir()}):",
     ]
-    width = max(len(verb) for verb, _ in VERB_USAGE)
-    lines += [f"  {verb:<{width}}  {text}" for verb, text in VERB_USAGE]
+    width = max(len(spec.usage) for spec in VERBS)
+    lines += [f"  {spec.usage:<{width}}  {spec.help}" for spec in VERBS]
     return "\n".join(lines)
+
+
+def verb_help(name: str) -> str | None:
+    spec = SPECS.get(name)
+    if spec is None:
+        return None
+    return f"usage: hall-sim [--data DIR] {spec.usage}\n\n{spec.help}"
 
 
 def _split_data(argv: list[str]) -> tuple[str | None, list[str]]:
@@ -75,6 +83,17 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return int(entry(argv[1:]) or 0)
     data, words = _split_data(argv)
+    if not words:
+        print(usage(), file=sys.stderr)
+        return 2
+    if words[0] not in SPECS:
+        close = difflib.get_close_matches(words[0], list(SPECS), n=1)
+        hint = f" did you mean {close[0]!r}?" if close else ""
+        print(f"hall-sim: unknown verb {words[0]!r};{hint} `hall-sim --help` lists them", file=sys.stderr)
+        return 2
+    if "--help" in words[1:] or "-h" in words[1:]:
+        print(verb_help(words[0]))
+        return 0
     try:
         sim = load_sim(find_data_dir(data))
         response = request(sim["control"], words[0], words[1:])

@@ -10,18 +10,21 @@ takes the argument words and returns something JSON can carry, or raises
 ``ControlError`` with a message for the person at the keyboard.  Any other
 failure in a handler is reported the same way and the server keeps running.
 
-The client finds the demo from ``--data DIR``, else ``$HALLSIM_DATA``, else
-the folder of the most recent demo (recorded in ``/tmp/hall-sim-last``), and
-reads the socket path from ``DIR/sim.json``.
+The client finds the demo by its data folder: ``--data DIR``, else
+``$HALLSIM_DATA``, else the user's default folder (``default_data_dir``), and
+reads the socket path from ``DIR/sim.json``.  There is no shared pointer to
+"the last demo": a verb reaches the demo of the folder it names, and a second
+demo in a folder already in use is refused (``claim_data_dir``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
 import socket
-import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,9 +35,9 @@ from hallsim.listener import UnixListener
 
 log = logging.getLogger(__name__)
 
-LAST_DEMO = Path(tempfile.gettempdir()) / "hall-sim-last"
 ENV_DATA = "HALLSIM_DATA"
 SIM_JSON = "sim.json"
+LOCK_FILE = "demo.lock"
 
 
 class ControlError(Exception):
@@ -115,26 +118,93 @@ class ControlServer:
 # ---- client (hall-sim <verb> ...) -------------------------------------------------
 
 
+def default_data_dir() -> Path:
+    """Each user's own demo folder: ``$XDG_STATE_HOME/hall-sim/demo`` (~/.local/state/...)."""
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state, "hall-sim", "demo").resolve()
+
+
 def find_data_dir(data: str | None) -> Path:
-    """--data DIR, else $HALLSIM_DATA, else the last demo's folder."""
+    """--data DIR, else $HALLSIM_DATA, else the user's default folder."""
     if data:
         return Path(data).resolve()
     if os.environ.get(ENV_DATA):
         return Path(os.environ[ENV_DATA]).resolve()
+    return default_data_dir()
+
+
+def _how_to_reach(data_dir: Path) -> str:
+    flag = "" if data_dir == default_data_dir() else f" --data {data_dir}"
+    return f"`hall-sim{flag} status`, stop it with `hall-sim{flag} stop`"
+
+
+def claim_data_dir(data_dir: Path) -> int:
+    """Hold ``DIR/demo.lock`` for as long as this process lives (the kernel lets go when it
+    ends, however it ends); returns the descriptor.  A folder another demo holds is refused,
+    with how to reach that demo."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        return Path(LAST_DEMO.read_text().strip())
-    except OSError:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        pid = _demo_pid(data_dir)
         raise ControlError(
-            "no running demo found: start one with `hall-sim demo`, or pass --data DIR"
+            f"another hall-sim demo{f' (pid {pid})' if pid else ''} is running with data in {data_dir}:"
+            f" reach it with {_how_to_reach(data_dir)};"
+            " or start this one with --data OTHER_DIR"
         ) from None
+    return fd
+
+
+def demo_running(data_dir: Path) -> bool:
+    """Whether a demo holds ``data_dir`` now (without taking it)."""
+    try:
+        fd = os.open(data_dir / LOCK_FILE, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def other_demo_note(data_dir: Path) -> str | None:
+    """A demo in its own folder while the default one runs: say so, and how to reach each."""
+    default = default_data_dir()
+    if data_dir == default or not demo_running(default):
+        return None
+    return (
+        f"another hall-sim demo is running with data in {default} (reach it with {_how_to_reach(default)});"
+        f" verbs reach this one with --data {data_dir}"
+    )
+
+
+def _demo_pid(data_dir: Path) -> int | None:
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        pid = json.loads((data_dir / SIM_JSON).read_text()).get("pid")
+        return pid if isinstance(pid, int) else None
+    return None
 
 
 def load_sim(data_dir: Path) -> dict[str, Any]:
+    """The running demo's sim.json; a demo that has stopped is said so, with how to start it."""
     try:
-        return json.loads((data_dir / SIM_JSON).read_text())
+        sim: dict[str, Any] = json.loads((data_dir / SIM_JSON).read_text())
+        if sim.get("state") == "stopped" and not demo_running(data_dir):
+            hint = "" if data_dir == default_data_dir() else f" --data {data_dir}"
+            raise ControlError(
+                f"the demo in {data_dir} has stopped: start it again with `hall-sim demo{hint}`"
+            )
+        return sim
     except FileNotFoundError:
+        hint = "" if data_dir == default_data_dir() else f" --data {data_dir}"
         raise ControlError(
-            f"{data_dir / SIM_JSON} does not exist: is `hall-sim demo` running there?"
+            f"no running demo found: {data_dir / SIM_JSON} does not exist;"
+            f" start one with `hall-sim demo{hint}`, or pass --data DIR of a running one"
         ) from None
     except ValueError as exc:
         raise ControlError(f"{data_dir / SIM_JSON} is not valid JSON: {exc}") from None

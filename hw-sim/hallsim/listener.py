@@ -32,6 +32,10 @@ class UnixListener:
         self._server = server
         threading.Thread(target=self._accept, name=f"{self.name}-accept", daemon=True).start()
 
+    @property
+    def listening(self) -> bool:
+        return self._server is not None
+
     def stop(self) -> None:
         """No more connections; the socket file is removed (connections in hand stay open)."""
         if self._server is not None:

@@ -15,19 +15,26 @@ import os
 import select
 import threading
 import time
+from pathlib import Path
 
 from hallsim.pty_port import close_pty, open_pty
 
 
 class SimLockBoard:
-    def __init__(self, boards: tuple[int, ...] = (0,), open_bit: int = 1) -> None:
+    def __init__(
+        self, boards: tuple[int, ...] = (0,), open_bit: int = 1, link: str | Path | None = None
+    ) -> None:
         self.boards = boards
         self.open_bit = open_bit
         self.doors: dict[tuple[int, int], bool] = {}  # (board, lock) -> open
         self.tools: dict[tuple[int, int], bool] = {}  # IR: a tool is in the compartment
         self.unlocks: list[tuple[int, int, float]] = []  # (board, lock, monotonic time)
         self.muted = False
-        self._master, self._slave, self.port = open_pty(blocking=False)
+        self.link = Path(link) if link else None
+        self._master: int | None = None
+        self._slave: int | None = None
+        self.port = ""
+        self.plug()
         self._buf = bytearray()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="sim-lockboard", daemon=True)
@@ -39,7 +46,23 @@ class SimLockBoard:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(2)
-        close_pty(self._master, self._slave)
+        self.unplug()
+
+    def unplug(self) -> None:
+        """The RS-485 adapter is pulled: the pty (and ``link``) go away."""
+        master, self._master = self._master, None
+        close_pty(master, self._slave, self.link)
+        self._slave = None
+
+    def plug(self) -> None:
+        """A new pty; ``port`` is ``link`` when given (it survives a replug), else the pty's path."""
+        if self._master is None:
+            self._master, self._slave, name = open_pty(self.link, blocking=False)
+            self.port = str(self.link) if self.link else name
+
+    @property
+    def plugged(self) -> bool:
+        return self._master is not None
 
     def __enter__(self) -> SimLockBoard:
         return self.start()
@@ -52,10 +75,14 @@ class SimLockBoard:
 
     def _serve(self) -> None:
         while not self._stop.is_set():
+            master = self._master
+            if master is None:
+                self._stop.wait(0.02)
+                continue
             try:
-                ready, _, _ = select.select([self._master], [], [], 0.02)
+                ready, _, _ = select.select([master], [], [], 0.02)
                 if ready:
-                    self._buf += os.read(self._master, 1024)
+                    self._buf += os.read(master, 1024)
             except OSError:
                 self._stop.wait(0.02)
                 continue
@@ -94,5 +121,8 @@ class SimLockBoard:
             if self.tools.get((board, n), True):
                 tools |= 1 << (n - 1)
         body = bytes([0x02, board << 4, 0x35, doors & 0xFF, doors >> 8, tools & 0xFF, tools >> 8, 0x03])
+        master = self._master
+        if master is None:
+            return
         with contextlib.suppress(OSError):
-            os.write(self._master, body + bytes([sum(body) % 256]))
+            os.write(master, body + bytes([sum(body) % 256]))

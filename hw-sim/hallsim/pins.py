@@ -231,6 +231,17 @@ class PinBoard:
                 conn.shutdown(socket.SHUT_RDWR)
             conn.close()
 
+    def unplug(self) -> None:
+        """The daemon loses the board: its pins keep their last levels."""
+        self.stop()
+
+    def plug(self) -> None:
+        self.start()
+
+    @property
+    def plugged(self) -> bool:
+        return self._listener.listening
+
     def __enter__(self) -> PinBoard:
         return self.start()
 

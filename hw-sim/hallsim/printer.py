@@ -149,6 +149,10 @@ class SimPrinter:
         """Plugged back in: a new pty, ``link`` points at it."""
         self.start()
 
+    @property
+    def plugged(self) -> bool:
+        return self._master is not None
+
     def set_status(self, word: str) -> None:
         """ok, paper-low, paper-out, cover-open or offline (underscores accepted)."""
         word = word.replace("_", "-")

@@ -11,7 +11,7 @@ daemon's driver.  The daemon opens ``SimReader.port`` as if it were
   InListPassiveTarget poll is answered with the held card, or "no target".
 
 ``unplug()`` makes the device vanish (the daemon's reads fail and the path
-disappears); ``replug()`` brings a new one under the same ``port`` path (a
+disappears); ``plug()`` brings a new one under the same ``port`` path (a
 symlink, like the udev name of a USB adapter).  ``mute()`` makes a PN532
 stop answering while the port stays open.
 """
@@ -94,10 +94,15 @@ class SimReader:
         with self._lock:
             self._unplug()
 
-    def replug(self) -> None:
+    def plug(self) -> None:
+        """Plugged back in: a new pty under the same ``port`` path."""
         with self._lock:
             if self._master is None:
                 self._plug()
+
+    @property
+    def plugged(self) -> bool:
+        return self._master is not None
 
     def mute(self, muted: bool = True) -> None:
         """A PN532 that hangs: the port stays, no answers come."""

@@ -120,6 +120,17 @@ class SimScreen:
         if os.path.exists(self.socket_path):
             os.unlink(self.socket_path)
 
+    def unplug(self) -> None:
+        """The screen's cable is pulled: frames sent now are lost."""
+        self.stop()
+
+    def plug(self) -> None:
+        self.start()
+
+    @property
+    def plugged(self) -> bool:
+        return self._sock is not None
+
     def __enter__(self) -> SimScreen:
         return self.start()
 
