@@ -111,7 +111,7 @@ class PrinterSettings:
     qr_url: str
 
 
-WINDOW_ACTIONS = ("call", "recall", "skip", "finish", "pause", "resume", "hold", "bring_back", "transfer")
+WINDOW_ACTIONS = ("call", "recall", "skip", "finish", "pause", "hold", "bring_back", "transfer")
 RATE_KEYS = ("rate5", "rate4", "rate3", "rate2", "rate1")  # 非常满意 满意 基本满意 不满意 非常不满意
 """The window caller's keys and its rating keypad's, each ``<action>_pin`` in ``[[queue.windows]]``."""
 
@@ -135,7 +135,6 @@ class WindowSettings:
     skip_pin: int
     finish_pin: int
     pause_pin: int
-    resume_pin: int
     hold_pin: int
     bring_back_pin: int
     transfer_pin: int

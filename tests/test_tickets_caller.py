@@ -178,7 +178,7 @@ def test_p90_is_the_nearest_rank():
 
 WINDOW = {
     "number": 2, "call_pin": 16, "recall_pin": 20, "skip_pin": 21, "finish_pin": 22, "pause_pin": 23,
-    "resume_pin": 24, "hold_pin": 25, "bring_back_pin": 17, "transfer_pin": 27, "transfer_to": "B",
+    "hold_pin": 25, "bring_back_pin": 17, "transfer_pin": 27, "transfer_to": "B",
     **{f"rate{level}_pin": pin for level, pin in RATE_PINS.items()},
 }  # fmt: skip
 
@@ -225,13 +225,13 @@ def test_window_keys_finish_pause_transfer_hold_and_rate(caller, pins):  # noqa:
     click(pins, 17)  # bring back A002
     wait_for(lambda: caller.events("ticket.brought_back"), 5)
     assert caller.on_core(caller.tickets.status)["windows"] == {"2": "A002"}
-    click(pins, 23)  # pause: no calls, and the screen says so when the window's call key is pressed
+    click(pins, 23)  # pause (暂停): no calls, and the screen says so when the window's call key is pressed
     wait_for(lambda: caller.events("window.paused"), 5)
     caller.seen.clear()
     click(pins, 16)
     wait_for(lambda: "2号窗口 暂停服务" in lines(caller), 5)
     assert [d["ticket"] for _, d in caller.events("ticket.called")][-1] == "B001"  # no new call
-    click(pins, 24)
+    click(pins, 23)  # the same key resumes (恢复)
     wait_for(lambda: caller.events("window.resumed"), 5)
 
 

@@ -174,8 +174,7 @@ class Tickets:
             "recall": self.recall,
             "skip": self.skip,
             "finish": self.finish,
-            "pause": lambda w: self.set_paused(w, True),
-            "resume": lambda w: self.set_paused(w, False),
+            "pause": self._pause_key,
             "hold": self.hold,
             "bring_back": self.bring_back,
             "transfer": self._transfer_key,
@@ -187,6 +186,10 @@ class Tickets:
             log.info("window %d %s: %s", window, action, exc.message)
             if exc.code == "window_paused":
                 self._show_paused(window)
+
+    def _pause_key(self, window: int) -> None:
+        """暂停/恢复 is one key: it pauses a serving window and resumes a paused one."""
+        self.set_paused(window, self.queue.paused_at(window) is None)
 
     def _transfer_key(self, window: int) -> None:
         target = self.transfer_to.get(window, "")
