@@ -275,7 +275,7 @@ def test_the_window_caller_verbs_drive_the_daemon(tmp_path, stop_demo):
     assert "no rating recorded" in ok("rate", "1", "2", data=data)
     assert "paused" in ok("pause", "1", data=data)
     assert "already paused" in ok("pause", "1", data=data)
-    assert "no ticket called" in ok("call", "1", data=data)
+    assert "the window is paused" in ok("call", "1", data=data)
     assert "resumed" in ok("resume", "1", data=data)
     assert "called A002" in ok("call", "1", data=data)
     assert "holds A002 aside" in ok("hold", "1", data=data)

@@ -49,7 +49,7 @@ WINDOW_EVENTS: dict[str, tuple[str, ...]] = {
     "bring_back": ("ticket.brought_back",),
 }
 NOTHING_SAID = {
-    "call": "window {number}: call pressed, no ticket called: nobody is waiting or the window is paused",
+    "call": "window {number}: call pressed, no ticket called: nobody is waiting (`hall-sim press A`)",
     "bring_back": "window {number}: bring-back pressed, nothing brought back: the window holds no ticket",
     "pause": "window {number}: 暂停/恢复 pressed, no change seen",
 }
@@ -230,6 +230,8 @@ class HallVerbs:
                 f"window {number}: {action} (GPIO {pin}); which ticket is not known without the fake central"
             )
         event = self._press_for_event(pin, number, WINDOW_EVENTS[action])
+        if event is None and action == "call" and self._paused(number):
+            return f"window {number}: call pressed, no ticket called: the window is paused (`hall-sim resume {number}`)"
         if event is None:
             said = NOTHING_SAID.get(action, "window {number}: {action} pressed, nothing to {action}: {why}")
             return said.format(number=number, action=action, why="the window has no called ticket")
