@@ -231,7 +231,7 @@ class HallVerbs:
             )
         event = self._press_for_event(pin, number, WINDOW_EVENTS[action])
         if event is None and action == "call" and self._paused(number):
-            return f"window {number}: call pressed, no ticket called: the window is paused (`resume {number}`)"
+            return f"window {number}: call pressed, not called: the window is paused (`resume {number}`)"
         if event is None:
             said = NOTHING_SAID.get(action, "window {number}: {action} pressed, nothing to {action}: {why}")
             return said.format(number=number, action=action, why="the window has no called ticket")
