@@ -8,7 +8,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from support import wait_for
+from support import run_bench, wait_for
 from test_tickets import Hall, pins  # noqa: F401 (pins: the MockFactory fixture the hall's keys need)
 from test_tickets_queue import ZONE, at, event_types, make_queue
 
@@ -318,3 +318,9 @@ def test_the_caller_events_match_the_contract_schema(caller, pins):  # noqa: F81
     with sqlite3.connect(caller.db) as conn:
         for (payload,) in conn.execute("SELECT payload FROM outbox ORDER BY seq"):
             validator.validate(json.loads(payload))
+
+
+def test_the_busy_day_benchmark_agrees_with_the_events():
+    """bench/caller_day.py, small: report.daily figures equal the counts made from the events."""
+    out = run_bench("caller_day.py", "--tickets", "80", "--seed", "3")
+    assert "every figure agrees" in out, out[-2000:]
