@@ -101,7 +101,8 @@ def open_device(cfg: PanelSettings, serial_interface: Any = None) -> Any:
 
 def _max7219(cfg: PanelSettings, serial_interface: Any) -> Any:
     from luma.core.interface.serial import noop, spi
-    from luma.led_matrix.device import max7219
+
+    from drivers.max7219 import Max7219
 
     if cfg.blocks_arranged_in_reverse_order and cfg.height != 8 and not cfg.cascaded:
         # luma reverses the blocks of one 8-px row only; on more rows it fails at every frame.
@@ -111,7 +112,7 @@ def _max7219(cfg: PanelSettings, serial_interface: Any) -> Any:
             port=cfg.spi_port, device=cfg.spi_device, bus_speed_hz=cfg.spi_speed_hz, gpio=noop()
         )
     cascaded = cfg.cascaded or None  # luma: a cascade count means one row of 8-px blocks
-    return max7219(
+    return Max7219(
         serial_interface,
         width=cfg.width,
         height=cfg.height,

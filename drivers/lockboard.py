@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import logging
 import queue
-import termios
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import serial
+
+from drivers.port import ONLINE, PortWorker, open_serial
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,11 @@ StatusCallback = Callable[[BoardStatus], None]
 HealthCallback = Callable[[bool], None]
 
 
-class LockBoards:
+class BoardSilent(OSError):
+    """A board stopped answering: the port is closed and opened again."""
+
+
+class LockBoards(PortWorker[serial.Serial]):
     """One thread on the RS-485 port: sends unlocks as they come, polls every board's status.
 
     ``on_status`` gets each board's status (thread: post it and return);
@@ -117,62 +121,37 @@ class LockBoards:
         answer_timeout_s: float = 0.15,
         retry_s: float = 0.5,
     ) -> None:
+        super().__init__(
+            "lockboards",
+            lambda: open_serial(port, baudrate, timeout=0.02),
+            lambda word: on_health(word == ONLINE),
+            retry_s=retry_s,
+        )
         self.port = port
         self.boards = sorted(set(boards))
         self.on_status = on_status
-        self.on_health = on_health
         self.baudrate = baudrate
         self.poll_s = poll_s
         self.answer_timeout_s = answer_timeout_s
-        self.retry_s = retry_s
         self.parser = StatusParser()
         self._unlocks: queue.SimpleQueue[bytes] = queue.SimpleQueue()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._healthy: bool | None = None
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="lockboards", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 2.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
 
     def unlock(self, board: int, lock: int) -> None:
         """Queue an unlock (any thread); it goes out before the next poll."""
         self._unlocks.put(unlock_frame(board, lock))
-        self._wake.set()
+        self.wake()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                with serial.Serial(self.port, self.baudrate, timeout=0.02) as port:
-                    self._serve(port)
-            except (OSError, serial.SerialException, termios.error) as exc:
-                log.debug("lock boards on %s: %s", self.port, exc)
-            except Exception:  # the board thread must outlive any surprise
-                log.exception("lock boards on %s failed; reopening", self.port)
-            if self._stop.is_set():
-                return
-            self._health(False)
-            self._stop.wait(self.retry_s)
-
-    def _serve(self, port: serial.Serial) -> None:
+    def serve(self, port: serial.Serial) -> None:
         misses = 0
-        while not self._stop.is_set():
+        while not self.stopping:
             self._send_unlocks(port)
             answered = all(self._poll(port, board) for board in self.boards)
             misses = 0 if answered else misses + 1
             if misses >= 2:
-                raise serial.SerialException("a lock board does not answer")
+                raise BoardSilent("a lock board does not answer")
             if answered:
-                self._health(True)
-            self._wake.wait(self.poll_s)
-            self._wake.clear()
+                self.report(ONLINE)
+            self.pause(self.poll_s)
 
     def _send_unlocks(self, port: serial.Serial) -> None:
         while True:
@@ -186,16 +165,10 @@ class LockBoards:
         port.reset_input_buffer()
         port.write(status_frame(board))
         deadline = time.monotonic() + self.answer_timeout_s
-        while time.monotonic() < deadline and not self._stop.is_set():
+        while time.monotonic() < deadline and not self.stopping:
             self._send_unlocks(port)  # an unlock never waits behind a slow poll
             for status in self.parser.feed(port.read(max(1, port.in_waiting))):
                 if status.board == board:
                     self.on_status(status)
                     return True
         return False
-
-    def _health(self, ok: bool) -> None:
-        if ok != self._healthy:
-            self._healthy = ok
-            log.info("lock boards on %s %s", self.port, "answering" if ok else "offline")
-            self.on_health(ok)

@@ -1,15 +1,24 @@
 """The ticket printer's port: print jobs and status polling on one thread.
 
 The transport comes from outside: a serial port through pyserial (USB-serial
-adapters, the Pi's UART, the simulator's pty) or a ``/dev/usb/lp*`` file.
-One thread owns it: it writes print jobs as soon as they arrive and, between
-jobs (and right after each), polls ``DLE EOT 1/2/4`` every ``poll_s``.  A
-printer that never answers status requests (some USB ones) is driven with
-``status_queries=False``: then only a failing port makes it ``offline``.  A poll without a status
-byte within ``timeout_s`` means the printer is offline; bytes on the status
-line that are not status bytes are noise and skipped.  When the port
-vanishes (USB unplugged) the thread closes it, reports ``offline`` and
-tries to open it again at each poll, so the printer comes back by itself.
+adapters, the Pi's UART, the simulator's pty) or a ``/dev/usb/lp*`` file,
+either opened exclusively (a second process on the port would take the
+status answers meant for this one).  One thread (``drivers.port.PortWorker``)
+owns it: it writes print jobs as soon as they arrive and, between jobs (and
+right after each), polls ``DLE EOT 1/2/4`` every ``poll_s``.
+
+A missed answer is not an outage: a poll without a status byte within
+``timeout_s`` is asked again at once, and only ``misses_offline`` misses in
+a row make the printer ``offline`` (a printer switched off is seen within
+``misses_offline * timeout_s``).  Bytes on the status line that are not
+status bytes are noise and skipped.  A printer that never answers status
+requests (some USB ones) is driven with ``status_queries=False``: then only
+a failing port makes it ``offline``.  When the port vanishes (USB unplugged)
+the worker closes it, reports ``offline`` and opens it again by itself.
+
+Each job ends in one ``PrintResult``: printed (the printer took it and said
+right after that it can print), not printed (and why), or unconfirmed (the
+bytes went out but the printer did not answer after them).
 
 Callbacks run on the port thread: hand their news to the caller's own
 thread (``core.post``) and return.
@@ -22,7 +31,6 @@ import os
 import queue
 import select
 import termios
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +46,7 @@ from drivers.escpos import (
     first_status_byte,
     status_request,
 )
+from drivers.port import OFFLINE, ONLINE, PORT_ERRORS, PortWorker, lock_exclusively, open_serial
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +70,7 @@ class SerialTransport:
     """A serial port (pyserial): /dev/ttyUSB0, /dev/serial0, a pty."""
 
     def __init__(self, path: str, baudrate: int) -> None:
-        self._port = serial.Serial(path, baudrate, timeout=0, write_timeout=WRITE_DEADLINE_S)
+        self._port = open_serial(path, baudrate, timeout=0, write_timeout=WRITE_DEADLINE_S)
 
     def write(self, data: bytes) -> None:
         try:
@@ -95,7 +104,9 @@ class FileTransport:
     """A printer device file (/dev/usb/lp0): writes, and reads its back channel."""
 
     def __init__(self, path: str) -> None:
-        self._fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        lock_exclusively(fd, path)
+        self._fd = fd
 
     def write(self, data: bytes) -> None:
         deadline = time.monotonic() + WRITE_DEADLINE_S
@@ -134,10 +145,7 @@ class FileTransport:
 def open_transport(kind: str, path: str, baudrate: int) -> Transport:
     """``kind`` 'serial' (pyserial) or 'usblp' (device file). Raises OSError when absent."""
     if kind == "serial":
-        try:
-            return SerialTransport(path, baudrate)
-        except serial.SerialException as exc:
-            raise OSError(f"cannot open {path}: {exc}") from None
+        return SerialTransport(path, baudrate)
     if kind == "usblp":
         return FileTransport(path)
     raise ValueError(f"printer transport {kind!r}: 'serial' or 'usblp'")
@@ -178,16 +186,29 @@ class PrintJob:
     data: bytes
 
 
-_STOP = object()
+@dataclass(frozen=True)
+class PrintResult:
+    """What became of one job.
+
+    ``printed``: True when the printer took it in full and its status right after says it can
+    print; False when it did not come out (``status`` says why: paper_out, cover_open,
+    offline); None when the bytes went out but the printer did not answer after them (or is
+    driven with ``status_queries=False``): whether it came out is not known.
+    """
+
+    job: PrintJob
+    printed: bool | None
+    status: str
 
 
-class PrinterPort:
+MISSES_OFFLINE = 3  # status polls in a row without an answer before the printer counts as offline
+
+
+class PrinterPort(PortWorker[Transport]):
     """One thread that owns the printer: ``submit`` jobs; hear back through the callbacks.
 
     ``on_status(word)``: ok, paper_low, paper_out, cover_open or offline, on each change.
-    ``on_failed(job, reason)``: a job that could not be printed: port gone, or the status
-    asked right after writing it says the printer cannot print (reason = the status word).
-    ``on_written(job)``: a job handed in full to a printer that reports it can print.
+    ``on_result(result)``: once for every job (``PrintResult``).
     """
 
     def __init__(
@@ -197,125 +218,84 @@ class PrinterPort:
         poll_s: float,
         timeout_s: float,
         on_status: Callable[[str], None],
-        on_failed: Callable[[PrintJob, str], None],
-        on_written: Callable[[PrintJob], None] | None = None,
+        on_result: Callable[[PrintResult], None],
         status_queries: bool = True,
+        misses_offline: int = MISSES_OFFLINE,
     ) -> None:
-        self._opener = opener
+        super().__init__("printer", opener, on_status, retry_s=poll_s, retry_max_s=max(poll_s, 5.0))
         self.poll_s = poll_s
         self.timeout_s = timeout_s
-        self._on_status = on_status
-        self._on_failed = on_failed
-        self._on_written = on_written
+        self._on_result = on_result
         self.status_queries = status_queries  # False: a printer that never answers DLE EOT
-        self._jobs: queue.SimpleQueue[object] = queue.SimpleQueue()
-        self._transport: Transport | None = None
-        self._thread: threading.Thread | None = None
-        self.status: str | None = None
+        self.misses_offline = max(1, misses_offline)
+        self._jobs: queue.SimpleQueue[PrintJob] = queue.SimpleQueue()
         self.noise_bytes = 0
-        self._poll_now = threading.Event()
+        self.missed_answers = 0  # polls without an answer (each asked again at once)
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="printer", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 2.0) -> None:
-        self._jobs.put(_STOP)
-        if self._thread is not None:
-            self._thread.join(timeout)
-        self._close()
+    @property
+    def status(self) -> str | None:
+        return self.health
 
     def submit(self, key: str, data: bytes) -> None:
         """Queue bytes for the printer (any thread); written as soon as the port thread is free."""
         self._jobs.put(PrintJob(key, data))
+        self.wake()
 
     # -- the port thread ---------------------------------------------------
 
-    def _run(self) -> None:
+    def serve(self, port: Transport) -> None:
         next_poll = 0.0
-        while True:
-            try:
-                item = self._jobs.get(timeout=max(0.0, next_poll - time.monotonic()))
-            except queue.Empty:
-                item = None
-            if item is _STOP:
-                return
-            job = item if isinstance(item, PrintJob) else None
-            try:
-                if job is not None:
-                    self._print(job)
-                elif time.monotonic() >= next_poll:
-                    self._poll()
-                    next_poll = time.monotonic() + self.poll_s
-            except Exception:  # the port thread must outlive any surprise: tickets depend on it
-                log.exception("printer port failed; closing it")
-                self._close()
-                self._report("offline")
-                if job is not None:
-                    self._on_failed(job, "offline")
+        while not self.stopping:
+            job = self._next_job()
+            if job is not None:
+                self._print(port, job)
                 next_poll = time.monotonic() + self.poll_s
+            elif time.monotonic() >= next_poll:
+                self._poll(port)
+                next_poll = time.monotonic() + self.poll_s
+            else:
+                self.pause(next_poll - time.monotonic())
 
-    def _print(self, job: PrintJob) -> None:
-        if self._transport is None and not self._open():
-            self._on_failed(job, "offline")
-            return
+    def while_closed(self) -> None:
+        # No port: the jobs queued meanwhile cannot come out; the caller shows their numbers.
+        while (job := self._next_job()) is not None:
+            self._on_result(PrintResult(job, False, OFFLINE))
+
+    def _next_job(self) -> PrintJob | None:
         try:
-            # _open() returned True, so there is a transport (mypy cannot see through the call).
-            self._transport.write(job.data)  # type: ignore[union-attr]
-        except OSError as exc:
-            log.warning("printer write failed (%s); closing the port", exc)
-            self._close()
-            self._report("offline")
-            self._on_failed(job, "offline")
-            return
+            return self._jobs.get_nowait()
+        except queue.Empty:
+            return None
+
+    def _print(self, port: Transport, job: PrintJob) -> None:
+        try:
+            port.write(job.data)
+        except PORT_ERRORS:
+            self._on_result(PrintResult(job, False, OFFLINE))
+            raise  # the worker closes the port and opens it again
         # Ask at once whether it can print it: paper that ran out since the last poll, a cover
         # opened, a printer switched off (bytes into a dead cable) fail this job, not the next.
-        self._poll()
-        if self.status not in PRINTABLE:
-            self._on_failed(job, self.status or "offline")
-        elif self._on_written is not None:
-            self._on_written(job)
+        answered = self._poll(port)
+        word = self.health or OFFLINE
+        # Not answered: it took the bytes, then said nothing; it may or may not have printed them.
+        printed = (word in PRINTABLE) if answered else None
+        self._on_result(PrintResult(job, printed, word))
 
-    def _poll(self) -> None:
-        if self._transport is None and not self._open():
-            self._report("offline")
-            return
-        try:
-            if not self.status_queries:
-                # raises once the device is gone; set: _open() returned True (mypy cannot see it)
-                self._transport.read(64, 0)  # type: ignore[union-attr]
-                self._report("ok")  # all we can know: the port is there and takes bytes
-                return
-            status, noise = read_status(self._transport, self.timeout_s)  # type: ignore[arg-type]  # set, as above
-        except OSError as exc:
-            log.warning("printer status read failed (%s); closing the port", exc)
-            self._close()
-            self._report("offline")
-            return
-        if noise:
-            self.noise_bytes += noise
-            log.debug("printer status line: %d noise byte(s) skipped", noise)
-        self._report(status.word if status is not None else "offline")
-
-    def _open(self) -> bool:
-        try:
-            self._transport = self._opener()
-        except OSError as exc:
-            if self.status != "offline":
-                log.warning("printer port cannot be opened: %s", exc)
+    def _poll(self, port: Transport) -> bool:
+        """Ask the status and report it; False when the printer did not answer."""
+        if not self.status_queries:
+            port.read(64, 0)  # raises once the device is gone
+            self.report(ONLINE)  # all we can know: the port is there and takes bytes
             return False
-        log.info("printer port open")
-        return True
-
-    def _close(self) -> None:
-        if self._transport is not None:
-            try:
-                self._transport.close()
-            except OSError:
-                log.debug("printer port close failed", exc_info=True)
-            self._transport = None
-
-    def _report(self, word: str) -> None:
-        if word != self.status:
-            self.status = word
-            self._on_status(word)
+        for _ in range(self.misses_offline):
+            status, noise = read_status(port, self.timeout_s)
+            if noise:
+                self.noise_bytes += noise
+                log.debug("printer status line: %d noise byte(s) skipped", noise)
+            if status is not None:
+                self.report(status.word)
+                return True
+            self.missed_answers += 1
+            log.debug("printer: no status answer within %.2f s; asking again", self.timeout_s)
+        self.report(OFFLINE)
+        return False

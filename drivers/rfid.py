@@ -20,17 +20,16 @@ switches must select HSU (UART).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import logging
-import termios
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import serial
+
+from drivers.port import ONLINE, PortWorker, open_serial
 
 log = logging.getLogger(__name__)
 
@@ -260,13 +259,17 @@ DEFAULT_BAUD = {"rdm6300": 9600, "pn532": 115200}
 READERS = tuple(DEFAULT_BAUD)
 
 
-class CardReader:
+class ReaderSilent(OSError):
+    """A PN532 that does not answer: the port is closed and opened again, as after a re-plug."""
+
+
+class CardReader(PortWorker[serial.Serial]):
     """One thread per reader: opens the port, reads cards, reconnects after a re-plug.
 
     ``kind`` is ``rdm6300`` or ``pn532``; ``port`` a device path (a stable
     udev name survives a re-plug).  A port that cannot be opened or fails,
     or a PN532 that stops answering, reports ``on_health(False)``; the
-    thread keeps trying every ``retry_s`` and reports True when it is back.
+    worker keeps trying from every ``retry_s`` and reports True when it is back.
     """
 
     def __init__(
@@ -288,67 +291,39 @@ class CardReader:
         self.kind = kind
         self.port = port
         self.baudrate = baudrate or DEFAULT_BAUD[kind]
+        super().__init__(
+            f"rfid-{kind}",
+            lambda: open_serial(port, self.baudrate, timeout=0.2),
+            lambda word: on_health(word == ONLINE),
+            retry_s=retry_s,
+        )
         self._key = card_key
         self.on_tap = on_tap
-        self.on_health = on_health
         self.poll_s = poll_s
-        self.retry_s = retry_s
         self.answer_timeout_s = answer_timeout_s
         self.held = HeldCard(same_card_s)
         self.rdm = Rdm6300Framer()
         self.pn = Pn532Parser()
         self.taps = 0
-        self._healthy: bool | None = None
-        self._serial: serial.Serial | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle ----------------------------------------------------------
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=f"rfid-{self.kind}", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 2.0) -> None:
-        self._stop.set()
-        port = self._serial
-        if port is not None:
-            # The port may be gone already: the loop is leaving anyway.
-            with contextlib.suppress(OSError, serial.SerialException, termios.error):
-                port.cancel_read()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        self._close()
 
     @property
     def healthy(self) -> bool:
-        return bool(self._healthy)
+        return self.health == ONLINE
 
-    # -- the loop --------------------------------------------------------------
+    # -- the port thread --------------------------------------------------------
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                port = serial.Serial(self.port, self.baudrate, timeout=0.2)
-                self._serial = port
-                if self.kind == "rdm6300":
-                    self._health(True)  # an RDM6300 speaks only when a card is there
-                    self._read_rdm6300(port)
-                else:
-                    self._run_pn532(port)
-            except (OSError, serial.SerialException, termios.error) as exc:
-                if not self._stop.is_set():
-                    log.debug("reader %s on %s: %s", self.kind, self.port, exc)
-            except Exception:
-                log.exception("reader %s on %s failed; reopening", self.kind, self.port)
-            self._close()
-            if self._stop.is_set():
-                return
-            self._health(False)
-            self._stop.wait(self.retry_s)
+    def serve(self, port: serial.Serial) -> None:
+        if self.kind == "rdm6300":
+            self.report(ONLINE)  # an RDM6300 speaks only when a card is there
+            self._read_rdm6300(port)
+        else:
+            self._run_pn532(port)
+
+    def interrupt(self, port: serial.Serial) -> None:
+        port.cancel_read()
 
     def _read_rdm6300(self, port: serial.Serial) -> None:
-        while not self._stop.is_set():
+        while not self.stopping:
             data = port.read(max(1, port.in_waiting))
             if data:
                 self._uids(self.rdm.feed(data))
@@ -358,21 +333,21 @@ class CardReader:
         port.write(PN532_WAKEUP)
         for command in (SAM_CONFIGURATION, RF_RETRIES):
             if self._exchange(port, command) is None:
-                raise serial.SerialException("PN532 does not answer")
-        self._health(True)
+                raise ReaderSilent("PN532 does not answer")
+        self.report(ONLINE)
         misses = 0
-        while not self._stop.is_set():
+        while not self.stopping:
             answer = self._exchange(port, IN_LIST_PASSIVE_TARGET)
             if answer is None:
                 misses += 1
                 if misses >= 2:
-                    raise serial.SerialException("PN532 stopped answering")
+                    raise ReaderSilent("PN532 stopped answering")
                 continue
             misses = 0
             uid = target_uid(answer)
             if uid is not None:
                 self._uids([uid])
-            self._stop.wait(self.poll_s)
+            self.pause(self.poll_s)
 
     def _exchange(self, port: serial.Serial, command: bytes) -> Pn532Frame | None:
         """Send one command; the chip's answer frame (after its ACK), or None on a timeout."""
@@ -381,7 +356,7 @@ class CardReader:
         port.write(command)
         deadline = time.monotonic() + self.answer_timeout_s
         expected = command[6] + 1
-        while not self._stop.is_set():
+        while not self.stopping:
             left = deadline - time.monotonic()
             if left <= 0:
                 return None
@@ -397,16 +372,3 @@ class CardReader:
             if self.held.is_new_tap(uid, now):
                 self.taps += 1
                 self.on_tap(card_hash(self._key, uid))
-
-    def _health(self, ok: bool) -> None:
-        if ok != self._healthy:
-            self._healthy = ok
-            log.info("reader %s on %s %s", self.kind, self.port, "answering" if ok else "offline")
-            self.on_health(ok)
-
-    def _close(self) -> None:
-        port, self._serial = self._serial, None
-        if port is not None:
-            # Closing a port whose device vanished: nothing left to release.
-            with contextlib.suppress(OSError, serial.SerialException, termios.error):
-                port.close()

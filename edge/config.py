@@ -33,6 +33,7 @@ from edge.schema import (
     validate,
 )
 from edge.settings import Settings, from_dict, to_dict
+from edge.wiring import conflicts
 
 
 class ConfigError(ValueError):
@@ -134,6 +135,9 @@ SCHEMA: dict[str, Any] = {
         "outbox_max_events": Key(int, 200000, check=between(100, 100_000_000, "events")),
         "outbox_max_bytes": Key(int, 100 * 1024 * 1024, check=between(65536, 2**40, "bytes")),
         "disk_low_mb": Key(int, 200, check=between(1, 1_000_000, "MiB")),
+        "reserve_mb": Key(
+            int, 16, "held back for the records when the disk fills; 0 = none", check=between(0, 1024, "MiB")
+        ),
     },
     "time": {
         "zone": Key(str, "Asia/Shanghai", check=_zone_check),
@@ -415,7 +419,7 @@ def _cross_checks(cfg: Settings) -> list[str]:
     errors += _window_categories(cfg)
     errors += _unique(cfg.locker.compartments, "number", "locker.compartments")
     errors += _unique(cfg.locker.compartments, "tool_id", "locker.compartments")
-    errors += _pins_unique(cfg)
+    errors += conflicts(cfg)  # a pin or port wired twice (edge.wiring: the one list)
     errors += _secret_file_problems(cfg)
     if cfg.locker.enabled and not cfg.rfid.enabled:
         errors.append("locker.enabled: true is not possible with rfid.enabled = false (cards open it)")
@@ -450,36 +454,6 @@ def _unique(items: Sequence[object], field: str, where: str) -> list[str]:
         if value in seen:
             errors.append(f"{where}[{index}].{field}: {value!r} is not unique (also {where}[{seen[value]}])")
         seen.setdefault(value, index)
-    return errors
-
-
-def _pins_unique(cfg: Settings) -> list[str]:
-    """No GPIO pin may serve two purposes among the enabled peripherals."""
-    uses: list[tuple[str, int]] = []
-    if cfg.queue.enabled:
-        uses.append(("queue.priority_pin", cfg.queue.priority_pin))
-        for i, category in enumerate(cfg.queue.categories):
-            uses.append((f"queue.categories[{i}].pin", category.pin))
-        for i, w in enumerate(cfg.queue.windows):
-            for action, pin in w.key_pins().items():
-                uses.append((f"queue.windows[{i}].{action}_pin", pin))
-    if cfg.buzzer.enabled:
-        uses.append(("buzzer.pin", cfg.buzzer.pin))
-    if cfg.locker.enabled:
-        for i, c in enumerate(cfg.locker.compartments):
-            for key in ("lock_pin", "door_pin", "select_pin"):
-                if key == "lock_pin" and cfg.locker.locks != "gpio":
-                    continue
-                uses.append((f"locker.compartments[{i}].{key}", getattr(c, key)))
-    owner: dict[int, str] = {}
-    errors = []
-    for where, pin in uses:
-        if pin == -1:
-            continue
-        if pin in owner:
-            errors.append(f"{where}: GPIO {pin} is not free (already {owner[pin]})")
-        else:
-            owner[pin] = where
     return errors
 
 

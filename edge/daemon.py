@@ -21,7 +21,7 @@ from edge import __version__, sdnotify
 from edge.clock import Clock
 from edge.core import Core, Feature
 from edge.settings import Settings
-from edge.storage import Storage
+from edge.storage import open_storage
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def feature_factories() -> list[FeatureFactory]:
 class Daemon:
     def __init__(self, config: Settings, config_path: str | Path | None = None) -> None:
         self.config = config
-        self.storage = Storage(config.storage.dir)
+        self.storage = open_storage(config.storage)
         self.clock = Clock(config.time.zone, config.time.clock)
         self.core = Core(config, self.storage, self.clock)
         # The file it came from: config.set rewrites it and restarts (edge/config_change.py).
@@ -85,7 +85,10 @@ class Daemon:
             self.core.device,
             ",".join(f.name for f in self.features),
         )
-        sdnotify.notify("READY=1\nSTATUS=running")
+        if self.storage.started_full:
+            sdnotify.notify("READY=1\nSTATUS=degraded: the disk is full (alarm.disk_full); free space")
+        else:
+            sdnotify.notify("READY=1\nSTATUS=running")
 
     def _start_feature(self, factory: FeatureFactory) -> Feature | None:
         """Build and start one feature; one that fails is left out and the rest of the hall runs."""

@@ -13,12 +13,11 @@ restart in the middle of one neither repeats nor forgets it.
 from __future__ import annotations
 
 import logging
-import shutil
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from edge.core import Core, Timer
+from edge.diskspace import MIB, FreeBytes, free_bytes
 from edge.settings import Settings
 from edge.storage import DB_NAME
 
@@ -37,9 +36,6 @@ MIGRATIONS = [
     """,
 ]
 
-FreeBytes = Callable[[str], int]
-"""Free bytes for an unprivileged user on the file system holding a path."""
-
 
 def read_cpu_temp_c(path: str = THERMAL_ZONE) -> float | None:
     """SoC temperature in degrees C, or None where there is no such sensor or it says nothing useful."""
@@ -48,10 +44,6 @@ def read_cpu_temp_c(path: str = THERMAL_ZONE) -> float | None:
         return round(int(text) / 1000.0, 1)
     except (OSError, ValueError, UnicodeDecodeError):
         return None
-
-
-def free_bytes(path: str) -> int:
-    return shutil.disk_usage(path).free
 
 
 def disk_free_mb(path: str, probe: FreeBytes = free_bytes) -> float | None:
@@ -89,6 +81,8 @@ class Health:
         rows = core.storage.execute("SELECT name, since FROM health_alarm").fetchall()
         self.active = dict(rows)
         core.register_status("health", self.status)
+        # A reserve released mid-write (the disk filled between checks): say so now, not at the next check.
+        core.storage.reserve.on_release.append(lambda: core.call_soon(self.check))
         self.timer = core.every(self.interval_s, self.check, first_after=0.0)
 
     def stop(self) -> None:
@@ -101,7 +95,14 @@ class Health:
             "disk_free_mb": self.disk_free_mb,
             "db_mb": self._db_mb(),
             "alarms": sorted(self.active),
+            "disk_reserve": self._reserve_state(),
         }
+
+    def _reserve_state(self) -> str:
+        """held (the hall is safe), released (records go on in its space) or none (reserve_mb = 0)."""
+        if self.core is None or not self.core.storage.reserve.size:
+            return "none"
+        return "held" if self.core.storage.reserve.held else "released"
 
     def check(self) -> None:
         """One reading of both sensors (core thread)."""
@@ -109,6 +110,7 @@ class Health:
         self.disk_free_mb = disk_free_mb(self.storage_dir, self.free_bytes_probe)
         self._overheat(self.cpu_temp_c)
         self._disk_low(self.disk_free_mb)
+        self._disk_full()
 
     def _overheat(self, temp: float | None) -> None:
         if temp is None:
@@ -127,6 +129,22 @@ class Health:
             self._raise("disk_low", facts)
         elif free_mb >= self.disk_low_mb * DISK_CLEAR_FACTOR:
             self._clear("disk_low", facts)
+
+    def _disk_full(self) -> None:
+        """Raised while the reserve is not held (released, or no room for it); cleared once it is again."""
+        if self.core is None or not self.core.storage.reserve.size:
+            return
+        storage = self.core.storage
+        storage.reserve.restore()  # space came back: hold it again before clearing
+        facts = {
+            "disk_free_mb": self.disk_free_mb,
+            "reserve_mb": storage.reserve.size // MIB,
+            "path": self.storage_dir,
+        }
+        if storage.reserve.held:
+            self._clear("disk_full", facts)
+        else:
+            self._raise("disk_full", {**facts, "started_full": storage.started_full})
 
     def _raise(self, name: str, facts: dict[str, Any]) -> None:
         if name in self.active or self.core is None:

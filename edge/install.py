@@ -474,6 +474,7 @@ def step_config(target: Target, report: Report) -> None:
     write_if_different(config, render().encode(), 0o640)
     lay_out(target, CONFIG)
     report.add(True, "config", f"{CONFIG} new from the example: set site, device, mqtt.* before starting")
+    _check_existing(config, report)
 
 
 def lay_out(target: Target, path: str) -> None:
@@ -484,12 +485,16 @@ def lay_out(target: Target, path: str) -> None:
 
 
 def _check_existing(config: Path, report: Report) -> None:
+    """A broken configuration is named; a good one gets its udev and boot hints (edge.wiring)."""
     from edge.config import ConfigError, load
+    from edge.wiring import install_hints
 
     try:
-        load(config)
+        settings = load(config)
     except ConfigError as exc:
         report.notes.append(f"{CONFIG} has {len(exc.errors)} problem(s): run `hall-edge check-config`")
+        return
+    report.notes += [f"wiring: {hint}" for hint in install_hints(settings)]
 
 
 def step_state(target: Target, report: Report) -> None:

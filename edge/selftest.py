@@ -40,6 +40,7 @@ from edge.clock import Clock
 from edge.config import ConfigError, load
 from edge.health import disk_free_mb, read_cpu_temp_c
 from edge.settings import Settings
+from edge.wiring import DOOR, KEY, OUTPUT, gpio_pins
 
 if TYPE_CHECKING:
     import paho.mqtt.client as mqtt
@@ -237,25 +238,9 @@ def check_spi(config: Settings) -> Check:
 # ---- GPIO ---------------------------------------------------------------------
 
 
-KEY, DOOR, OUTPUT = "key", "door", "output"
-
-
 def configured_pins(config: Settings) -> dict[int, tuple[str, str]]:
-    """BCM pin -> (what is wired to it, KEY/DOOR/OUTPUT), for everything the configuration enables."""
-    pins: dict[int, tuple[str, str]] = {}
-    if config.queue.enabled:
-        pins.update({c.pin: (f"key {c.code}", KEY) for c in config.queue.categories})
-        pins[config.queue.priority_pin] = ("priority key", KEY)
-        for w in config.queue.windows:
-            pins.update({pin: (f"{action} {w.number}", KEY) for action, pin in w.key_pins().items()})
-    if config.buzzer.enabled:
-        pins[config.buzzer.pin] = ("buzzer", OUTPUT)
-    if config.locker.enabled and config.locker.locks == "gpio":
-        for c in config.locker.compartments:
-            pins.update({c.lock_pin: (f"lock {c.number}", OUTPUT), c.door_pin: (f"door {c.number}", DOOR)})
-            pins[c.select_pin] = (f"select {c.number}", KEY)
-    pins.pop(-1, None)
-    return pins
+    """BCM pin -> (what is wired to it, key/door/output), for everything the configuration enables."""
+    return {pin: (wire.role, wire.use) for pin, wire in gpio_pins(config).items()}
 
 
 def check_gpio(config: Settings) -> Check:

@@ -46,6 +46,7 @@ class StorageSettings:
     outbox_max_events: int
     outbox_max_bytes: int
     disk_low_mb: int
+    reserve_mb: int
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,17 @@ table remembers how many of each part's scripts have run, so an older
 database is brought forward with its data kept.
 
 Only the core thread uses a Storage (one connection, no locking games).
+
+A full disk (``edge.diskspace``): the storage holds a reserve file, released
+before a write when the disk is nearly full (or after a write the disk
+refused), so the records go on; a daemon started on a full disk releases it
+to open, and says so (``started_full``, ``alarm.disk_full``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import os
 import sqlite3
@@ -18,7 +25,9 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from edge.diskspace import MIB, SpaceReserve
 from edge.protocol import new_ulid
+from edge.settings import StorageSettings
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +41,7 @@ class StorageError(RuntimeError):
 
 
 class Storage:
-    def __init__(self, folder: str | Path) -> None:
+    def __init__(self, folder: str | Path, reserve: SpaceReserve | None = None) -> None:
         self.folder = Path(folder)
         self.path = self.folder / DB_NAME
         self.moved_aside: Path | None = None  # a corrupt database we set aside at open
@@ -40,10 +49,20 @@ class Storage:
         self._depth = 0
         self._after_commit: list[Callable[[], None]] = []
         self._on_rollback: list[Callable[[], None]] = []
-        _ensure_writable(self.folder)
+        self.started_full = False  # the disk was full at start: the reserve (if any) opened it
+        self.reserve = reserve or SpaceReserve(self.folder)
+        if not _writable(self.folder):
+            self.started_full = True
+            self.reserve.release("full at start")
+            log.error(
+                "storage.dir %s is on a full disk: starting degraded; records go on only in the "
+                "space the reserve held; free space on it (docs/troubleshooting.md, 'A full disk')",
+                self.folder,
+            )
         self.conn = self._open()
         self.conn.execute(_VERSION_TABLE)
         self.epoch, self.created_at = self._epoch()
+        self.reserve.restore()
 
     def _epoch(self) -> tuple[str, float]:
         """This database's epoch (a ULID) and creation time (Unix seconds), made once with it.
@@ -123,20 +142,24 @@ class Storage:
             finally:
                 self._depth -= 1
             return
+        self.reserve.guard()
         self.conn.execute("BEGIN IMMEDIATE")
         self._depth = 1
         try:
             yield self.conn
-        except BaseException:
+            self.conn.commit()  # inside: a commit the disk refuses is rolled back like the rest
+        except BaseException as exc:
             self._depth = 0
             self._after_commit.clear()
-            self.conn.rollback()
+            if self.conn.in_transaction:
+                self.conn.rollback()
             undo, self._on_rollback = self._on_rollback, []
             for callback in undo:
                 callback()
+            if _is_disk_full(exc):
+                self.reserve.release("a write was refused")  # this one is lost; the next goes through
             raise
         self._depth = 0
-        self.conn.commit()
         self._on_rollback.clear()
         callbacks, self._after_commit = self._after_commit, []
         for callback in callbacks:
@@ -187,6 +210,12 @@ class Storage:
     def version(self, part: str) -> int:
         row = self.execute("SELECT version FROM schema_version WHERE part = ?", (part,)).fetchone()
         return row[0] if row else 0
+
+
+def open_storage(settings: StorageSettings) -> Storage:
+    """The daemon's storage: ``storage.dir`` with its ``storage.reserve_mb`` held back for a full disk."""
+    folder = Path(settings.dir)
+    return Storage(folder, SpaceReserve(folder, settings.reserve_mb * MIB))
 
 
 def _run_committed(callback: Callable[[], None]) -> None:
@@ -255,14 +284,24 @@ def _move_aside(path: Path, reason: str) -> Path:
     return target
 
 
-def _ensure_writable(folder: Path) -> None:
+def _is_disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL"
+
+
+def _writable(folder: Path) -> bool:
+    """Make the folder; can a byte be written there now? False on a full disk, an error otherwise."""
+    probe = folder / ".write-test"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".write-test"
         probe.write_bytes(b"ok")
-        probe.unlink()
+        return True
     except OSError as exc:
+        if exc.errno == errno.ENOSPC and folder.is_dir():
+            return False  # the folder is fine, the disk is full: the caller releases the reserve
         raise StorageError(
             f"storage.dir {folder} is not a writable folder ({exc.strerror}); "
             "create it and give the hall-edge user write access"
         ) from None
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink(missing_ok=True)

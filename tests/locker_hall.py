@@ -26,7 +26,7 @@ from edge.locker import create
 from edge.locker.compartments import CardTapped
 from edge.messages import Buzz, ScreenLine, SnapshotUpdated
 from edge.outbox import Event
-from edge.storage import Storage
+from edge.storage import Storage, open_storage
 
 KEY = b"test-site-card-key"
 COMPARTMENTS = [
@@ -121,7 +121,12 @@ class LockPin(MockPin):
 
 class Hall:
     def __init__(
-        self, tmp_path: Path, locker: dict | None = None, rfid: dict | None = None, reader: str = "rdm6300"
+        self,
+        tmp_path: Path,
+        locker: dict | None = None,
+        rfid: dict | None = None,
+        reader: str = "rdm6300",
+        storage: dict | None = None,
     ) -> None:
         self.tmp_path = tmp_path
         key_file = tmp_path / "card.key"
@@ -147,6 +152,7 @@ class Hall:
                     "compartments": COMPARTMENTS,
                     **(locker or {}),
                 },
+                "storage": {"dir": str(tmp_path / "state"), "reserve_mb": 0, **(storage or {})},
             },
         )
         Device.pin_factory = MockFactory()
@@ -165,7 +171,7 @@ class Hall:
     # -- the daemon side -------------------------------------------------------------
 
     def start(self) -> None:
-        self.storage = Storage(self.config.storage.dir)
+        self.storage = open_storage(self.config.storage)
         self.core = Core(self.config, self.storage, Clock("Asia/Shanghai", "synced"))
         self.core.outbox.listeners.append(self._event)
         self.core.subscribe(Buzz, lambda m: self.buzzes.append(m.pattern))

@@ -3,6 +3,8 @@ the core thread, the benches; and the contract's example job and card."""
 
 from __future__ import annotations
 
+import errno
+import os
 import subprocess
 import sys
 import threading
@@ -109,7 +111,7 @@ def config_text(tmp_path, overrides: dict | None = None, **top: object) -> str:
 def config_document(tmp_path, overrides: dict | None = None, **top: object) -> dict:
     """The document of ``make_config`` as a dict (for ``tomlkit.dumps``)."""
     doc: dict = {
-        "storage": {"dir": str(tmp_path / "state")},
+        "storage": {"dir": str(tmp_path / "state"), "reserve_mb": 0},  # no 16 MiB file per test
         "mqtt": {"host": "127.0.0.1", "port": 1, "tls": False},
         "time": {"clock": "synced"},
         "display": {"enabled": False, "device": "dummy"},
@@ -142,3 +144,21 @@ def _to_toml(doc: dict, toml_value) -> str:
                         lines.append(f"[[{table}.{key}]]")
                         lines += [f"{k} = {toml_value(v)}" for k, v in item.items()]
     return "\n".join(lines) + "\n"
+
+
+def fill_disk(folder: Path) -> Path:
+    """Take every free byte of the file system holding ``folder`` (as a runaway log would)."""
+    filler = Path(folder) / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        for size in (1 << 20, 1 << 16, 4096, 512, 1):
+            while True:
+                try:
+                    os.write(fd, b"\0" * size)
+                except OSError as exc:
+                    if exc.errno != errno.ENOSPC:
+                        raise
+                    break
+    finally:
+        os.close(fd)
+    return filler

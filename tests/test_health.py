@@ -146,7 +146,8 @@ def test_the_daemon_runs_health_and_reports_it_in_status(tmp_path):
     try:
         assert "health" in [f.name for f in daemon.features]
         wait_for(lambda: daemon.core.status()["health"]["disk_free_mb"], 10, "the first health check")
-        assert set(daemon.core.status()["health"]) == {"cpu_temp_c", "disk_free_mb", "db_mb", "alarms"}
+        keys = {"cpu_temp_c", "disk_free_mb", "db_mb", "alarms", "disk_reserve"}
+        assert set(daemon.core.status()["health"]) == keys
     finally:
         daemon.stop()
 

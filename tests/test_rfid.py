@@ -11,6 +11,7 @@ import pytest
 from hallsim.rfid import SimReader
 from support import wait_for
 
+from drivers.port import open_serial
 from drivers.rfid import (
     IN_LIST_PASSIVE_TARGET,
     PN532_ACK,
@@ -267,6 +268,26 @@ def test_noise_on_the_line_does_not_make_a_tap(tmp_path):
         wait_for(lambda: rec.taps, what="the good frame")
         assert rec.taps == [card_hash(KEY, "67003B51C6")]
         assert driver.rdm.bad_checksum == 1
+    finally:
+        driver.stop()
+        sim.stop()
+
+
+def test_a_reader_port_held_by_another_process_is_offline_until_it_is_released(tmp_path):
+    """The port worker opens its port exclusively: a second program on the reader's UART would
+    take its bytes, so the driver stays offline (and says why) until the port is free."""
+    sim = SimReader("pn532", link=tmp_path / "rfid").start()
+    other = open_serial(sim.port, 115200, timeout=0)
+    rec = Recorder()
+    driver = CardReader("pn532", sim.port, KEY, rec.tap, rec.healthy, poll_s=0.02, retry_s=0.05)
+    driver.start()
+    try:
+        wait_for(lambda: rec.health == [False], what="offline while the port is held")
+        assert sim.polls == 0
+        other.close()
+        wait_for(lambda: rec.health == [False, True], what="up once the port is free")
+        sim.tap(card_for("pn532"))
+        wait_for(lambda: len(rec.taps) == 1, what="a tap")
     finally:
         driver.stop()
         sim.stop()

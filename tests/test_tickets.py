@@ -223,6 +223,34 @@ def test_no_paper_still_gives_a_number_on_the_screen(hall, printer):
     wait_for(lambda: [d["state"] for _, d in hall.events("alarm.printer")] == ["paper_out", "ok"], 5)
 
 
+def test_each_ticket_says_what_happened_to_it_on_paper(hall, printer):
+    """ticket.issued comes before printing; ticket.printed says whether it came out, once a ticket."""
+    hall.press("A")
+    wait_for(lambda: hall.events("ticket.printed"), 5, "A001's outcome")
+    printer.set_status("paper-out")
+    wait_for(lambda: hall.core.components["printer"] == "paper_out", 5)
+    hall.press("A")
+    wait_for(lambda: len(hall.events("ticket.printed")) == 2, 5, "A002's outcome")
+    outcomes = [(d["ticket"], d["printed"], d["printer"]) for _, d in hall.events("ticket.printed")]
+    assert outcomes == [("A001", True, "ok"), ("A002", False, "paper_out")]
+    assert [t.text.splitlines()[2] for t in printer.tickets] == ["A001"]
+
+
+def test_one_lost_status_answer_after_a_ticket_neither_fails_it_nor_flaps(tmp_path, pins, printer, request):
+    """Issue 18: one status answer lost right after a ticket made it 'not printed' although it
+    printed, and put the printer offline until the next poll."""
+    hall = Hall(tmp_path, printer, poll_s=60.0)  # one poll at start, then only the one after the ticket
+    request.addfinalizer(hall.stop)
+    wait_for(lambda: hall.core.components.get("printer") == "ok", 5)
+    printer.lose_answers = 1
+    hall.press("A")
+    wait_for(lambda: hall.events("ticket.printed"), 5, "A001's outcome")
+    assert [(d["ticket"], d["printed"]) for _, d in hall.events("ticket.printed")] == [("A001", True)]
+    wait_for(lambda: printer.tickets, 5, "A001 on paper")
+    assert hall.events("alarm.printer") == []
+    assert not any(isinstance(m, ScreenLine) for m in hall.seen)  # no "printer fault" on the screen
+
+
 def test_paper_running_out_between_polls_fails_that_ticket(tmp_path, pins, printer, request):
     """The status is asked right after each ticket: the worker hears at once, not at the next poll."""
     hall = Hall(tmp_path, printer, poll_s=60.0)  # one poll at start, then none during the test
@@ -378,7 +406,7 @@ def test_every_event_matches_the_contract_schema(hall, printer):
     wait_for(lambda: hall.events("alarm.printer"), 5)
     with sqlite3.connect(hall.db) as conn:
         payloads = [json.loads(p) for (p,) in conn.execute("SELECT payload FROM outbox ORDER BY seq")]
-    assert [p["type"] for p in payloads] == [
+    assert [p["type"] for p in payloads if p["type"] != "ticket.printed"] == [
         "ticket.issued",
         "ticket.issued",
         "ticket.called",
@@ -386,5 +414,7 @@ def test_every_event_matches_the_contract_schema(hall, printer):
         "ticket.skipped",
         "alarm.printer",
     ]
+    printed = [p["data"] for p in payloads if p["type"] == "ticket.printed"]
+    assert [(d["ticket"], d["printed"]) for d in printed] == [("A001", True), ("B001", True)]
     for payload in payloads:
         validator.validate(payload)

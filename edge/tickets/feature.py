@@ -6,6 +6,7 @@ always yields a number: the ticket and its ``ticket.issued`` event are
 recorded first, then the bytes go to the printer.  When the printer cannot
 print (no paper, cover open, offline) the number goes to the LED screen
 instead (A023 号 打印机缺纸 请到窗口) and staff serve the worker by number.
+What became of each ticket on paper is its ``ticket.printed`` event.
 """
 
 from __future__ import annotations
@@ -18,15 +19,16 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from drivers.printer import PRINTABLE, PrinterPort, Transport, open_transport
+from drivers.printer import PRINTABLE, PrinterPort, PrintResult, Transport, open_transport
 from edge.core import CommandError, Core
 from edge.messages import Announce, Buzz, ScreenCall, ScreenLine
 from edge.phrases import RATE_PROMPT, call_words, pause_words, resume_words
 from edge.settings import Settings
-from edge.tickets.keys import KeyPressed, KeyReleased, Keys, KeyStuck, key_pins
+from edge.tickets.keys import KeyPressed, KeyReleased, Keys, KeyStuck
 from edge.tickets.layout import TicketText, test_page_bytes, ticket_bytes
-from edge.tickets.queue import QueueError, TicketQueue, business_day
+from edge.tickets.queue import Issued, QueueError, TicketQueue, business_day
 from edge.tickets.report import daily_report
+from edge.wiring import key_pins
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +53,11 @@ class PrinterState:
 
 
 @dataclass(frozen=True)
-class PrintFailed:
-    ticket: str
-    reason: str
+class PrintDone:
+    result: PrintResult
 
 
-@dataclass(frozen=True)
-class Printed:
-    ticket: str
+TEST_PAGE = "test"  # the job key of printer.test's page: no ticket behind it
 
 
 class Tickets:
@@ -75,7 +74,7 @@ class Tickets:
         self.queue: TicketQueue  # set by start()
         self.printer: PrinterPort | None = None
         self.printer_state: str | None = None  # None until the first poll has answered
-        self.keys = Keys(key_pins(self.q), self.q.bounce_ms, self.q.stuck_after_s)
+        self.keys = Keys(key_pins(config), self.q.bounce_ms, self.q.stuck_after_s)
         self.stuck: set[str] = set()
         self._priority_armed_until = 0.0
         # window -> (the ticket it finished last, monotonic deadline of its rating)
@@ -83,6 +82,8 @@ class Tickets:
         self.ratings_ignored = 0
         self._last_check: str | None = None  # hall time (HH:MM) of the last closing-time check
         self.transfer_to = {w.number: w.transfer_to for w in self.q.windows}
+        self._at_printer: dict[str, Issued] = {}  # job key -> the ticket, until its PrintResult
+        self._jobs = 0
 
     # -- life cycle ------------------------------------------------------
 
@@ -105,8 +106,7 @@ class Tickets:
         core.subscribe(KeyStuck, self._on_stuck)
         core.subscribe(KeyReleased, self._on_released)
         core.subscribe(PrinterState, self._on_printer_state)
-        core.subscribe(PrintFailed, self._on_print_failed)
-        core.subscribe(Printed, lambda m: self.queue.mark_printed(m.ticket))
+        core.subscribe(PrintDone, self._on_print_done)
         core.register_command("queue.call", self.cmd_call)
         core.register_command("queue.recall", self.cmd_recall)
         core.register_command("queue.skip", self.cmd_skip)
@@ -128,8 +128,7 @@ class Tickets:
                 poll_s=self.config.printer.status_poll_s,
                 timeout_s=self.config.printer.status_timeout_s,
                 on_status=lambda word: core.post(PrinterState(word)),
-                on_failed=lambda job, reason: core.post(PrintFailed(job.key, reason)),
-                on_written=lambda job: core.post(Printed(job.key)) if job.key != "test" else None,
+                on_result=lambda result: core.post(PrintDone(result)),
                 status_queries=self.config.printer.status_queries,
             )
             self.printer.start()
@@ -234,22 +233,32 @@ class Tickets:
                 complaint=self.config.hotlines.complaint,
                 qr_url=self.config.printer.qr_url,
             )
-            printer.submit(
-                issued.ticket, ticket_bytes(text, self.config.printer.paper_mm, self.config.printer.cut)
-            )
+            self._jobs += 1
+            key = f"{issued.ticket}#{self._jobs}"  # one number can be pending in two rounds
+            self._at_printer[key] = issued
+            paper = self.config.printer
+            printer.submit(key, ticket_bytes(text, paper.paper_mm, paper.cut))
         else:
-            self._show_unprinted(issued.ticket, self.printer_state or "offline")
+            state = (self.printer_state or "offline") if self.printer is not None else "disabled"
+            self.queue.record_print(issued, False, state)
+            self._show_unprinted(issued.ticket, state)
         return issued.ticket
 
     def _show_unprinted(self, ticket: str, state: str) -> None:
         trouble = PRINTER_TROUBLE.get(state, "打印机故障") if self.printer is not None else "未接打印机"
         self.core.dispatch(ScreenLine(f"{ticket} 号 {trouble} 请到窗口", LINE_SECONDS))
 
-    def _on_print_failed(self, failed: PrintFailed) -> None:
-        if failed.ticket == "test":
+    def _on_print_done(self, done: PrintDone) -> None:
+        result = done.result
+        issued = self._at_printer.pop(result.job.key, None)
+        if issued is None:  # the test page
             return
-        log.warning("ticket %s not printed: printer %s", failed.ticket, failed.reason)
-        self._show_unprinted(failed.ticket, failed.reason)
+        self.queue.record_print(issued, result.printed, result.status)
+        if result.printed is False:
+            log.warning("ticket %s not printed: printer %s", issued.ticket, result.status)
+            self._show_unprinted(issued.ticket, result.status)
+        elif result.printed is None:
+            log.warning("ticket %s sent, but the printer did not answer after it", issued.ticket)
 
     def _on_printer_state(self, state: PrinterState) -> None:
         previous, self.printer_state = self.printer_state, state.word
@@ -517,7 +526,7 @@ class Tickets:
             self.config.printer.paper_mm,
             self.config.printer.cut,
         )
-        self.printer.submit("test", page)
+        self.printer.submit(TEST_PAGE, page)
         return {"printer": self.printer_state or "unknown", "bytes": len(page)}
 
     def status(self) -> dict[str, Any]:

@@ -20,8 +20,6 @@ from typing import Any
 
 from gpiozero import Button
 
-from edge.settings import QueueSettings
-
 log = logging.getLogger(__name__)
 
 
@@ -40,16 +38,6 @@ class KeyStuck:
 @dataclass(frozen=True)
 class KeyReleased:
     key: str
-
-
-def key_pins(queue_config: QueueSettings) -> dict[str, int]:
-    """Key name -> BCM pin for every connected key (pin -1 = not connected)."""
-    pins = {category.code: category.pin for category in queue_config.categories}
-    pins["priority"] = queue_config.priority_pin
-    for window in queue_config.windows:
-        for action, pin in window.key_pins().items():
-            pins[f"window{window.number}.{action}"] = pin
-    return {key: pin for key, pin in pins.items() if pin >= 0}
 
 
 class Keys:

@@ -117,6 +117,8 @@ class Issued:
     waiting_ahead: int
     wait_estimate_s: float
     issued_at: float  # epoch seconds
+    day: str
+    round: int
 
 
 @dataclass(frozen=True)
@@ -259,7 +261,7 @@ class TicketQueue:
                     **(extra or {}),
                 },
             )
-        return Issued(label, category, priority, ahead, estimate, now.timestamp())
+        return Issued(label, category, priority, ahead, estimate, now.timestamp(), day, round_)
 
     def _waiting_ahead(self, conn: sqlite3.Connection, day: str, round_: int, priority: bool) -> int:
         """Waiting tickets that will be called before a new one: all, or only priority ones."""
@@ -268,12 +270,26 @@ class TicketQueue:
             sql += " AND priority = 1"
         return conn.execute(sql, (day, round_)).fetchone()[0]
 
-    def mark_printed(self, label: str) -> None:
-        day, round_ = self.current_day()
+    def record_print(self, issued: Issued, printed: bool | None, printer: str) -> None:
+        """What became of the ticket on paper: its ``ticket.printed`` event and mark, together.
+
+        ``printed`` None: the bytes went to the printer, which did not answer after them.
+        """
         with self.storage.transaction() as conn:
-            conn.execute(
-                "UPDATE tickets SET printed = 1 WHERE day = ? AND round = ? AND ticket = ?",
-                (day, round_, label),
+            if printed:
+                conn.execute(
+                    "UPDATE tickets SET printed = 1 WHERE day = ? AND round = ? AND ticket = ?",
+                    (issued.day, issued.round, issued.ticket),
+                )
+            self.emit(
+                "ticket.printed",
+                {
+                    "ticket": issued.ticket,
+                    "day": issued.day,
+                    "round": issued.round,
+                    "printed": printed,
+                    "printer": printer,
+                },
             )
 
     def service_time_s(self) -> float:

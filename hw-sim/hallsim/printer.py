@@ -11,6 +11,7 @@ with zxing-cpp, to check them) and to text, and saved in ``folder``.
     printer = SimPrinter(tmp_path).start()
     ... daemon prints to printer.port ...
     printer.set_status("paper-out")
+    printer.lose_answers = 1  # the next status answer is lost on the line
     printer.tickets[-1].text
 
 ``unplug()`` / ``plug()`` model a USB printer that vanishes and comes back:
@@ -102,6 +103,7 @@ class SimPrinter:
         self.status_queries = 0
         self.unprinted_cuts = 0  # cuts received while the printer could not print
         self.status_noise = b""  # garbage sent before each status byte (a noisy line)
+        self.lose_answers = 0  # the next N status answers are lost on the line (then it answers again)
         self._master: int | None = None
         self._slave: int | None = None
         self.port = ""
@@ -240,7 +242,10 @@ class SimPrinter:
         self.status_queries += 1
         replies = STATUS_BYTES[self.state]
         if replies is not None and buf[2] in replies:
-            self._answer(replies[buf[2]])
+            if self.lose_answers > 0:
+                self.lose_answers -= 1
+            else:
+                self._answer(replies[buf[2]])
         return 3
 
     def _esc(self, buf: bytearray) -> int:
