@@ -173,6 +173,29 @@ def test_p90_is_the_nearest_rank():
     assert spread([])["p90"] is None
 
 
+def test_the_callers_keys_are_on_the_wiring_list_and_a_clash_or_unknown_category_is_refused(tmp_path):
+    from support import make_config
+
+    from edge.config import ConfigError
+    from edge.wiring import key_pins
+
+    window = {"number": 1, "call_pin": 16, "finish_pin": 22, "rate5_pin": 7, "transfer_to": "B"}
+    keys = key_pins(make_config(tmp_path, {"queue": {"enabled": True, "windows": [window]}}))
+    assert (keys["window1.finish"], keys["window1.rate5"]) == (22, 7)
+    with pytest.raises(ConfigError) as clash:
+        make_config(tmp_path, {"queue": {"enabled": True, "windows": [{**window, "rate1_pin": 5}]}})
+    assert "queue.windows[0].rate1_pin: GPIO 5 is not free (already queue.categories[0].pin)" in str(
+        clash.value
+    )
+    with pytest.raises(ConfigError) as unknown:
+        make_config(
+            tmp_path,
+            {"queue": {"enabled": True, "windows": [{**window, "transfer_to": "Z", "serves": ["Q"]}]}},
+        )
+    assert "queue.windows[0].transfer_to: 'Z' is not a category" in str(unknown.value)
+    assert "queue.windows[0].serves: 'Q' is not a category" in str(unknown.value)
+
+
 # ---- through the feature: keys, commands, screen ------------------------------------------
 
 
