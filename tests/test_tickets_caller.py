@@ -347,3 +347,27 @@ def test_the_busy_day_benchmark_agrees_with_the_events():
     """bench/caller_day.py, small: report.daily figures equal the counts made from the events."""
     out = run_bench("caller_day.py", "--tickets", "80", "--seed", "3")
     assert "every figure agrees" in out, out[-2000:]
+
+
+def test_report_daily_is_sent_once_at_closing_time_and_not_again_after_a_restart(tmp_path, pins):  # noqa: F811
+    """closing_at 00:00 has passed whenever the test runs: the day with tickets is reported at the
+    next check, once; a restarted controller does not send it again."""
+    hall = Hall(tmp_path, None, windows=[WINDOW], closing_at="00:00")
+    try:
+        click(pins, 5)
+        wait_for(lambda: hall.issued() == ["A001"], 5)
+        hall.command("queue.call", window=2)
+        hall.command("queue.finish", window=2)
+        hall.on_core(hall.tickets._on_day_check)
+        hall.on_core(hall.tickets._on_day_check)
+        reports = hall.events("report.daily")
+        assert len(reports) == 1
+        assert reports[0][1]["categories"]["A"]["served"] == 1
+    finally:
+        hall.stop()
+    again = Hall(tmp_path, None, windows=[WINDOW], closing_at="00:00")
+    try:
+        again.on_core(again.tickets._on_day_check)
+        assert len(again.events("report.daily")) == 1
+    finally:
+        again.stop()
