@@ -65,6 +65,7 @@ MIGRATIONS = [
     # log row per act on a ticket, which the daily report reads (a restart changes no figure).
     """
     ALTER TABLE tickets ADD COLUMN service TEXT;
+    UPDATE tickets SET service = category;
     ALTER TABLE tickets ADD COLUMN for_window INTEGER;
     ALTER TABLE tickets ADD COLUMN rating INTEGER;
     CREATE TABLE ticket_log (
