@@ -304,24 +304,24 @@ class Tickets:
             self._show_paused(window)
             self.core.dispatch(Announce(pause_words(window), key=f"window:{window}", repeat=1))
         elif changed:
-            self._screen_line(f"{window}号窗口 恢复服务", LINE_SECONDS)
+            self._screen_line(f"{window}号窗口 恢复服务", LINE_SECONDS, window)
             self.core.dispatch(Announce(resume_words(window), key=f"window:{window}", repeat=1))
         return changed
 
     def _show_paused(self, window: int) -> None:
         """Whoever looks for a paused window (its key, a transfer to it) sees that it is paused."""
-        self._screen_line(f"{window}号窗口 暂停服务", LINE_SECONDS)
+        self._screen_line(f"{window}号窗口 暂停服务", LINE_SECONDS, window)
 
     def transfer(self, window: int, to_category: str | None = None, to_window: int | None = None) -> str:
         moved = self.queue.transfer(window, self.core.clock.now(), to_category, to_window)
         self._call_left_screen(window)
         if to_window is not None:
-            self._screen_line(f"{moved.ticket} 请到{to_window}号窗口等候", LINE_SECONDS)
+            self._screen_line(f"{moved.ticket} 请到{to_window}号窗口等候", LINE_SECONDS, window)
             if self.queue.paused_at(to_window) is not None:
                 self._show_paused(to_window)
         else:
             service = self.categories.get(to_category or "", to_category)
-            self._screen_line(f"{moved.ticket} 转{service} 请等候呼叫", LINE_SECONDS)
+            self._screen_line(f"{moved.ticket} 转{service} 请等候呼叫", LINE_SECONDS, window)
         return moved.ticket
 
     def hold(self, window: int) -> str:
@@ -345,7 +345,7 @@ class Tickets:
             return
         self.awaiting_rating[window] = (ticket, time.monotonic() + self.q.rating_s)
         if prompt:
-            self._screen_line(f"{ticket} {RATE_PROMPT_TEXT}", self.q.rating_s)
+            self._screen_line(f"{ticket} {RATE_PROMPT_TEXT}", self.q.rating_s, window)
             self.core.dispatch(Announce(RATE_PROMPT, key=f"rate:{window}", repeat=1))
 
     def rate(self, window: int, level: int) -> bool:
@@ -354,7 +354,7 @@ class Tickets:
         ticket, until = self.awaiting_rating.pop(window, ("", 0.0))
         now = self.core.clock.now()
         if ticket and time.monotonic() < until and self.queue.rate(window, ticket, level, now):
-            self._screen_line(f"感谢您的评价 {LEVEL_NAMES[level]}", 3.0)
+            self._screen_line(f"感谢您的评价 {LEVEL_NAMES[level]}", 3.0, window)
             return True
         self.ratings_ignored += 1
         self.queue.rating_ignored(window, now)
@@ -402,7 +402,9 @@ class Tickets:
 
     # -- the screen ------------------------------------------------------
 
-    def _screen_line(self, text: str, seconds: float) -> None:
+    def _screen_line(self, text: str, seconds: float, window: int) -> None:
+        """A line about ``window`` (its pause, its rating prompt, a ticket it sent on): each window
+        speaks for itself, so a newer line of the same window may replace the older (issue 13)."""
         self.core.dispatch(ScreenLine(text, seconds))
 
     def _call_left_screen(self, window: int) -> None:
