@@ -27,7 +27,7 @@ from edge.settings import Settings
 from edge.tickets.keys import KeyPressed, KeyReleased, Keys, KeyStuck
 from edge.tickets.layout import TicketText, test_page_bytes, ticket_bytes
 from edge.tickets.queue import Issued, QueueError, TicketQueue, business_day
-from edge.tickets.report import daily_report
+from edge.tickets.report import daily_report, mark_reported, reported, unreported_days
 from edge.wiring import key_pins
 
 log = logging.getLogger(__name__)
@@ -372,27 +372,16 @@ class Tickets:
         today = business_day(now, self.q.reset_at)
         closed = now.strftime("%H:%M") >= self.q.closing_at and today == now.date().isoformat()
         earliest = (now.date() - timedelta(days=MISSED_REPORT_DAYS)).isoformat()
-        due = [
-            day
-            for (day,) in self.core.storage.execute(
-                "SELECT DISTINCT day FROM tickets WHERE day >= ? AND day <= ?"
-                " AND day NOT IN (SELECT day FROM daily_reports) ORDER BY day",
-                (earliest, today),
-            )
-            if day < today or closed
-        ]
+        storage = self.core.storage
+        due = [day for day in unreported_days(storage, earliest, today) if day < today or closed]
         crossed = closed and self._last_check is not None and self._last_check < self.q.closing_at
-        if crossed and today not in due and not self._reported(today):
+        if crossed and today not in due and not reported(storage, today):
             due.append(today)  # a day without a ticket is reported too (seen closing while running)
         self._last_check = now.strftime("%H:%M")
         for day in due:
-            with self.core.storage.transaction() as conn:
-                conn.execute("INSERT INTO daily_reports (day, made_at) VALUES (?, ?)", (day, now.timestamp()))
+            with storage.transaction():
+                mark_reported(storage, day, now.timestamp())
                 self.core.emit("report.daily", self.report(day))
-
-    def _reported(self, day: str) -> bool:
-        row = self.core.storage.execute("SELECT 1 FROM daily_reports WHERE day = ?", (day,)).fetchone()
-        return row is not None
 
     def report(self, day: str) -> dict[str, Any]:
         figures = daily_report(self.core.storage, day, self.core.clock.zone)

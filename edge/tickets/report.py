@@ -15,7 +15,8 @@ Every figure is per category (the category a ticket was *issued* for, its letter
   per window also ``ratings_ignored`` (rating keys pressed with nothing to rate).
 
 ``hours`` gives per hour of the hall's day (local time, "08".."17") the tickets issued and served.
-Pure reading; used on the core thread (closing time, the ``queue.report`` command).
+Used on the core thread (closing time, the ``queue.report`` command); ``daily_reports`` remembers
+which days were reported, so a report is made once per day, whatever restarts.
 """
 
 from __future__ import annotations
@@ -141,6 +142,27 @@ def daily_report(storage: Storage, day: str, zone: tzinfo) -> dict[str, Any]:
         "windows": {str(w): windows[w].figures(window=True) for w in sorted(windows)},
         "hours": {h: {"issued": issued_by_hour[h], "served": served_by_hour[h]} for h in hours},
     }
+
+
+def unreported_days(storage: Storage, earliest: str, latest: str) -> list[str]:
+    """Days from ``earliest`` to ``latest`` with tickets whose report.daily was not made yet."""
+    return [
+        day
+        for (day,) in storage.execute(
+            "SELECT DISTINCT day FROM tickets WHERE day BETWEEN ? AND ?"
+            " AND day NOT IN (SELECT day FROM daily_reports) ORDER BY day",
+            (earliest, latest),
+        )
+    ]
+
+
+def reported(storage: Storage, day: str) -> bool:
+    return storage.execute("SELECT 1 FROM daily_reports WHERE day = ?", (day,)).fetchone() is not None
+
+
+def mark_reported(storage: Storage, day: str, at: float) -> None:
+    """Call in the transaction that emits the day's report.daily: one report per day, ever."""
+    storage.execute("INSERT INTO daily_reports (day, made_at) VALUES (?, ?)", (day, at))
 
 
 def _hour(at: float, zone: tzinfo) -> str:
