@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edge.clock import rfc3339
 from edge.config_change import ConfigChanges, Replace
-from edge.core import CommandError, Core
+from edge.core import CommandError, CommandTable, Core
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +45,6 @@ MIGRATIONS = [
     )
     """,
 ]
-
-Handler = Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]
 
 
 class KeyRotation:
@@ -75,8 +73,12 @@ class KeyRotation:
                 if kid not in self.configured:
                     conn.execute("DELETE FROM keys_pending WHERE kid = ?", (kid,))
 
-    def commands(self) -> dict[str, Handler]:
-        return {"keys.list": self.cmd_list, "keys.add": self.cmd_add, "keys.remove": self.cmd_remove}
+    def commands(self) -> CommandTable:
+        return {
+            "keys.list": (self.cmd_list, ()),
+            "keys.add": (self.cmd_add, ("kid", "public_key")),
+            "keys.remove": (self.cmd_remove, ("kid",)),
+        }
 
     def pending(self) -> set[str]:
         return {kid for (kid,) in self.core.storage.execute("SELECT kid FROM keys_pending").fetchall()}

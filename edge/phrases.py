@@ -8,26 +8,38 @@ asked for.  Pure functions, no I/O.
 
 from __future__ import annotations
 
-# word -> clip file stem (ASCII, so that a bureau can record and copy the files anywhere)
+from typing import NamedTuple
+
 DIGITS = ("零", "一", "二", "三", "四", "五", "六", "七", "八", "九")
+DIGITS_PINYIN = ("ling2", "yi1", "er4", "san1", "si4", "wu3", "liu4", "qi1", "ba1", "jiu3")
 LETTERS = tuple("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
-PHRASE_CLIPS: dict[str, str] = {
-    "十": "shi",
-    "请": "qing",
-    "号": "hao",
-    "到": "dao",
-    "窗口": "chuangkou",
-    "办理": "banli",
-    "暂停服务": "zanting_fuwu",
-    "恢复服务": "huifu_fuwu",
-    "请对本次服务进行评价": "qing_pingjia",
+
+
+class Clip(NamedTuple):
+    """A word's audio file (``file``.wav) and how it is said (tone-numbered pinyin, for espeak-ng)."""
+
+    file: str
+    pinyin: str
+
+
+PHRASE_CLIPS: dict[str, Clip] = {
+    "十": Clip("shi", "shi2"),
+    "请": Clip("qing", "qing3"),
+    "号": Clip("hao", "hao4"),
+    "到": Clip("dao", "dao4"),
+    "窗口": Clip("chuangkou", "chuang1 kou3"),
+    "办理": Clip("banli", "ban4 li3"),
+    "暂停服务": Clip("zanting_fuwu", "zan4 ting2 fu2 wu4"),
+    "恢复服务": Clip("huifu_fuwu", "hui1 fu4 fu2 wu4"),
+    "请对本次服务进行评价": Clip("qing_pingjia", "qing3 dui4 ben3 ci4 fu2 wu4 jin4 xing2 ping2 jia4"),
 }
-VOCABULARY: dict[str, str] = {
-    **{letter: letter for letter in LETTERS},
-    **{digit: f"digit{value}" for value, digit in enumerate(DIGITS)},
+# ASCII file names, so that a bureau can record the clips and copy them with any tool.
+VOCABULARY: dict[str, Clip] = {
+    **{letter: Clip(letter, letter) for letter in LETTERS},
+    **{digit: Clip(f"digit{value}", DIGITS_PINYIN[value]) for value, digit in enumerate(DIGITS)},
     **PHRASE_CLIPS,
 }
-"""Every word a sentence may hold, with the stem of its clip file (``qing`` -> ``qing.wav``)."""
+"""Every word a sentence may hold, with its clip (``请`` -> ``qing.wav``, said ``qing3``)."""
 
 RATE_PROMPT: tuple[str, ...] = ("请对本次服务进行评价",)
 

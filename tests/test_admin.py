@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from command_rig import Hall
+from command_rig import CommandHall
 from hallsim.broker import free_port
 from support import on_core, run_bench, wait_for
 
@@ -22,8 +22,8 @@ from edge.daemon import Daemon
 
 
 @pytest.fixture
-def hall(tmp_path, broker):
-    hall = Hall(tmp_path, broker.port)
+def hall(tmp_path, make_hall, broker):
+    hall = make_hall(None, rig=CommandHall, port=broker.port)
     hall.start()
     yield hall
     hall.close()
@@ -84,8 +84,8 @@ def test_refused_command_exits_3(hall, capsys):
     assert code == admin.EXIT_REFUSED
 
 
-def test_failed_command_exits_1(tmp_path, broker, capsys):
-    hall = Hall(tmp_path, broker.port)
+def test_failed_command_exits_1(tmp_path, make_hall, broker, capsys):
+    hall = make_hall(None, rig=CommandHall, port=broker.port)
     hall.daemon = Daemon(load(hall.config_path))  # started without its file path: config.set cannot work
     hall.daemon.start()
     try:
@@ -130,9 +130,11 @@ def test_usage_errors_exit_2(hall, capsys):
     capsys.readouterr()
 
 
-def test_fleet_status_table(tmp_path, broker, capsys):
-    first = Hall(tmp_path / "a", broker.port)
-    second = Hall(tmp_path / "b", broker.port, site=first.site, device="hall-02")
+def test_fleet_status_table(tmp_path, make_hall, broker, capsys):
+    first = make_hall(None, rig=CommandHall, port=broker.port, folder=tmp_path / "a")
+    second = make_hall(
+        None, rig=CommandHall, port=broker.port, folder=tmp_path / "b", site=first.site, device="hall-02"
+    )
     first.start()
     second.start()
     second.stop()  # a clean stop leaves the retained offline state
@@ -152,8 +154,10 @@ def test_fleet_status_table(tmp_path, broker, capsys):
         second.close()
 
 
-def test_snapshot_writes_the_screen_as_png(tmp_path, broker, capsys):
-    hall = Hall(tmp_path, broker.port, extra={"display": {"enabled": True, "device": "dummy"}})
+def test_snapshot_writes_the_screen_as_png(tmp_path, make_hall, broker, capsys):
+    hall = make_hall(
+        None, {"display": {"enabled": True, "device": "dummy"}}, rig=CommandHall, port=broker.port
+    )
     hall.start()
     try:
         out = tmp_path / "screen.png"
@@ -226,26 +230,23 @@ def test_what_a_device_answers_never_drives_the_terminal(hall, capsys):
     assert "\\x1b[2J" in printed.err
 
 
-def test_report_prints_a_days_queue_figures_as_a_table_or_csv(tmp_path, broker, pins, capsys):
+def test_report_prints_a_days_queue_figures_as_a_table_or_csv(make_hall, broker, capsys):
     """Issue 14: `hall-admin report SITE/DEVICE` asks the controller (signed queue.report) and prints
     the figures per category and window; --csv gives the same rows to a spreadsheet."""
-    hall = Hall(tmp_path, broker.port, extra={"queue": {"enabled": True}})
+    hall = make_hall(None, {"queue": {"enabled": True}}, rig=CommandHall, port=broker.port)
     hall.start()
-    try:
-        tickets = next(f for f in hall.daemon.features if f.name == "tickets")
-        day = on_core(hall.core, lambda: tickets.issue("A") and tickets.queue.current_day()[0])
-        on_core(hall.core, lambda: (tickets.call(1), tickets.finish(1), tickets.rate(1, 5)))
-        assert admin.main(["report", hall.target, "--day", day, *hall.admin_flags()]) == admin.EXIT_OK
-        table = capsys.readouterr().out
-        assert table.startswith(f"queue report {day}")
-        header, row_a = table.splitlines()[1:3]
-        assert "非常满意" in header and "wait p90 s" in header
-        assert row_a.split()[:5] == ["A", "1", "1", "1", "0"]  # issued, called, served, no-show
-        assert admin.main(["report", hall.target, "--day", day, "--csv", *hall.admin_flags()]) == 0
-        rows = capsys.readouterr().out.splitlines()
-        assert rows[0].startswith("day,kind,name,issued,called,served,no_show,transferred,wait_mean")
-        assert rows[1].startswith(f"{day},category,A,1,1,1,0,0,")
-        assert rows[1].endswith(",1,0,0,0,0,0")  # one 非常满意, none unrated
-        assert admin.main(["report", hall.target, "--day", "30/11", *hall.admin_flags()]) == admin.EXIT_USAGE
-    finally:
-        hall.close()
+    tickets = hall.feature("tickets")
+    day = on_core(hall.core, lambda: tickets.issue("A") and tickets.queue.current_day()[0])
+    on_core(hall.core, lambda: (tickets.call(1), tickets.finish(1), tickets.rate(1, 5)))
+    assert admin.main(["report", hall.target, "--day", day, *hall.admin_flags()]) == admin.EXIT_OK
+    table = capsys.readouterr().out
+    assert table.startswith(f"queue report {day}")
+    header, row_a = table.splitlines()[1:3]
+    assert "非常满意" in header and "wait p90 s" in header
+    assert row_a.split()[:5] == ["A", "1", "1", "1", "0"]  # issued, called, served, no-show
+    assert admin.main(["report", hall.target, "--day", day, "--csv", *hall.admin_flags()]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[0].startswith("day,kind,name,issued,called,served,no_show,transferred,wait_mean")
+    assert rows[1].startswith(f"{day},category,A,1,1,1,0,0,")
+    assert rows[1].endswith(",1,0,0,0,0,0")  # one 非常满意, none unrated
+    assert admin.main(["report", hall.target, "--day", "30/11", *hall.admin_flags()]) == admin.EXIT_USAGE

@@ -9,7 +9,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 from support import run_bench, wait_for
-from test_tickets import Hall, pins  # noqa: F401 (pins: the MockFactory fixture the hall's keys need)
+from test_tickets import TicketsHall, tickets_config
 from test_tickets_queue import ZONE, at, event_types, make_queue
 
 from edge.core import CommandError
@@ -206,93 +206,93 @@ WINDOW = {
 }  # fmt: skip
 
 
+def caller_hall(make_hall, **queue: object) -> TicketsHall:
+    """A hall without a printer whose window 2 has every caller key and the rating keypad."""
+    config = tickets_config(None, **{"windows": [WINDOW], "rating_s": 5.0, **queue})
+    return make_hall(["tickets"], config, rig=TicketsHall)  # it watches ScreenLine
+
+
 @pytest.fixture
-def caller(tmp_path, pins):  # noqa: F811 (the fixture imported above)
-    hall = Hall(tmp_path, None, windows=[WINDOW], rating_s=5.0)
-    yield hall
-    hall.stop()
+def caller(make_hall):
+    return caller_hall(make_hall)
 
 
-def click(pins, pin: int, times: int = 1) -> None:  # noqa: F811
+def click(pins, pin: int, times: int = 1) -> None:
     for _ in range(times):
         pins.pin(pin).drive_low()
         pins.pin(pin).drive_high()
 
 
-def lines(hall: Hall) -> list[str]:
-    return [m.text for m in hall.seen if isinstance(m, ScreenLine)]
+def lines(hall: TicketsHall) -> list[str]:
+    return [m.text for m in hall.watch(ScreenLine)]
 
 
-def test_window_keys_finish_pause_transfer_hold_and_rate(caller, pins):  # noqa: F811
+def test_window_keys_finish_pause_transfer_hold_and_rate(caller, pins):
     for code in ("A", "A", "B"):
         click(pins, {"A": 5, "B": 6}[code])
     wait_for(lambda: len(caller.issued()) == 3, 5)
     click(pins, 16)  # call: A001
     click(pins, 22)  # finish: the screen asks for a rating
-    wait_for(lambda: caller.events("ticket.finished"), 5)
+    wait_for(lambda: caller.recorded("ticket.finished"), 5)
     wait_for(lambda: "A001 请对本次服务进行评价" in lines(caller), 5)
     click(pins, RATE_PINS[4])
-    rated = wait_for(lambda: caller.events("ticket.rated"), 5)
+    rated = wait_for(lambda: caller.recorded("ticket.rated"), 5)
     assert rated[0][1] == {"ticket": "A001", "window": 2, "level": 4, "category": "A"}
     click(pins, RATE_PINS[1])  # nothing waits for a rating now: ignored, counted
     wait_for(lambda: caller.on_core(caller.tickets.status)["ratings_ignored"] == 1, 5)
     click(pins, 16)  # A002
     click(pins, 27)  # transfer key: to B (transfer_to), in its place by issue time: before B001
-    wait_for(lambda: caller.events("ticket.transferred"), 5)
-    assert caller.events("ticket.transferred")[0][1] == {
+    wait_for(lambda: caller.recorded("ticket.transferred"), 5)
+    assert caller.recorded("ticket.transferred")[0][1] == {
         "ticket": "A002", "window": 2, "category": "A", "to_category": "B"}  # fmt: skip
     click(pins, 16)
-    wait_for(lambda: [d["ticket"] for _, d in caller.events("ticket.called")] == ["A001", "A002", "A002"], 5)
+    wait_for(
+        lambda: [d["ticket"] for _, d in caller.recorded("ticket.called")] == ["A001", "A002", "A002"], 5
+    )
     click(pins, 25)  # hold A002
     click(pins, 16)  # B001
     click(pins, 17)  # bring back A002
-    wait_for(lambda: caller.events("ticket.brought_back"), 5)
+    wait_for(lambda: caller.recorded("ticket.brought_back"), 5)
     assert caller.on_core(caller.tickets.status)["windows"] == {"2": "A002"}
     click(pins, 23)  # pause (暂停): no calls, and the screen says so when the window's call key is pressed
-    wait_for(lambda: caller.events("window.paused"), 5)
-    caller.seen.clear()
+    wait_for(lambda: caller.recorded("window.paused"), 5)
+    caller.watch(ScreenLine).clear()
     click(pins, 16)
     wait_for(lambda: "2号窗口 暂停服务" in lines(caller), 5)
-    assert [d["ticket"] for _, d in caller.events("ticket.called")][-1] == "B001"  # no new call
+    assert [d["ticket"] for _, d in caller.recorded("ticket.called")][-1] == "B001"  # no new call
     click(pins, 23)  # the same key resumes (恢复)
-    wait_for(lambda: caller.events("window.resumed"), 5)
+    wait_for(lambda: caller.recorded("window.resumed"), 5)
 
 
-def test_a_bouncing_or_held_rating_key_rates_once(tmp_path, pins):  # noqa: F811
-    hall = Hall(tmp_path, None, windows=[WINDOW], bounce_ms=50)
-    try:
-        click(pins, 5)
-        wait_for(lambda: hall.issued() == ["A001"], 5)
-        hall.command("queue.call", window=2)
-        hall.command("queue.finish", window=2)
-        click(pins, RATE_PINS[5], times=4)  # a bouncing key: four edges within microseconds
-        pins.pin(RATE_PINS[3]).drive_low()  # ... then another key held down past stuck_after_s
-        wait_for(lambda: hall.events("alarm.key_stuck"), 5)
-        pins.pin(RATE_PINS[3]).drive_high()
-        wait_for(lambda: hall.on_core(hall.tickets.status)["ratings_ignored"] == 1, 5)  # the held one
-        assert [d["level"] for _, d in hall.events("ticket.rated")] == [5]
-        assert hall.tickets.keys.bounces == 3
-    finally:
-        hall.stop()
+def test_a_bouncing_or_held_rating_key_rates_once(make_hall, pins):
+    hall = caller_hall(make_hall, bounce_ms=50)
+    click(pins, 5)
+    wait_for(lambda: hall.issued() == ["A001"], 5)
+    hall.command("queue.call", window=2)
+    hall.command("queue.finish", window=2)
+    click(pins, RATE_PINS[5], times=4)  # a bouncing key: four edges within microseconds
+    pins.pin(RATE_PINS[3]).drive_low()  # ... then another key held down past stuck_after_s
+    wait_for(lambda: hall.recorded("alarm.key_stuck"), 5)
+    pins.pin(RATE_PINS[3]).drive_high()
+    wait_for(lambda: hall.on_core(hall.tickets.status)["ratings_ignored"] == 1, 5)  # the held one
+    assert [d["level"] for _, d in hall.recorded("ticket.rated")] == [5]
+    assert hall.tickets.keys.bounces == 3
 
 
-def test_no_press_within_the_rating_time_leaves_it_unrated(tmp_path, pins):  # noqa: F811
-    hall = Hall(tmp_path, None, windows=[WINDOW], rating_s=3.0)
-    try:
-        click(pins, 5)
-        wait_for(lambda: hall.issued() == ["A001"], 5)
-        hall.command("queue.call", window=2)
-        hall.command("queue.finish", window=2)
-        deadline = hall.on_core(lambda: hall.tickets.awaiting_rating[2][1])
-        wait_for(lambda: hall.on_core(lambda: __import__("time").monotonic() > deadline), 10)
-        click(pins, RATE_PINS[5])
-        wait_for(lambda: hall.on_core(hall.tickets.status)["ratings_ignored"] == 1, 5)
-        assert hall.events("ticket.rated") == []
-    finally:
-        hall.stop()
+def test_no_press_within_the_rating_time_leaves_it_unrated(make_hall, pins):
+    hall = caller_hall(make_hall, rating_s=3.0)
+    click(pins, 5)
+    wait_for(lambda: hall.issued() == ["A001"], 5)
+    hall.command("queue.call", window=2)
+    hall.command("queue.finish", window=2)
+    deadline = hall.on_core(lambda: hall.tickets.awaiting_rating[2][1])
+    wait_for(lambda: hall.on_core(lambda: __import__("time").monotonic() > deadline), 10)
+    click(pins, RATE_PINS[5])
+    wait_for(lambda: hall.on_core(hall.tickets.status)["ratings_ignored"] == 1, 5)
+    assert hall.recorded("ticket.rated") == []
 
 
-def test_commands_for_the_window_caller(caller, pins):  # noqa: F811
+def test_commands_for_the_window_caller(caller, pins):
     click(pins, 5)
     wait_for(lambda: caller.issued() == ["A001"], 5)
     assert caller.command("queue.call", window=2)["ticket"] == "A001"
@@ -314,7 +314,7 @@ def test_commands_for_the_window_caller(caller, pins):  # noqa: F811
         caller.command("queue.report", day="yesterday")
 
 
-def test_the_caller_events_match_the_contract_schema(caller, pins):  # noqa: F811
+def test_the_caller_events_match_the_contract_schema(caller, pins):
     schema = json.loads((Path(__file__).resolve().parents[1] / "docs/schemas/event.json").read_text())
     validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
     click(pins, 5)
@@ -327,13 +327,13 @@ def test_the_caller_events_match_the_contract_schema(caller, pins):  # noqa: F81
     caller.command("queue.bring_back", window=2)
     caller.command("queue.finish", window=2)
     click(pins, RATE_PINS[5])
-    wait_for(lambda: caller.events("ticket.rated"), 5)
+    wait_for(lambda: caller.recorded("ticket.rated"), 5)
     caller.command("queue.pause", window=2)
     caller.command("queue.resume", window=2)
     caller.on_core(
         lambda: caller.core.emit("report.daily", caller.tickets.report(caller.tickets.queue.current_day()[0]))
     )
-    types = {t for t, _ in caller.events()}
+    types = {t for t, _ in caller.recorded()}
     assert {"ticket.finished", "ticket.transferred", "ticket.held", "ticket.brought_back", "ticket.rated",
             "window.paused", "window.resumed", "report.daily"} <= types  # fmt: skip
     import sqlite3
@@ -349,25 +349,19 @@ def test_the_busy_day_benchmark_agrees_with_the_events():
     assert "every figure agrees" in out, out[-2000:]
 
 
-def test_report_daily_is_sent_once_at_closing_time_and_not_again_after_a_restart(tmp_path, pins):  # noqa: F811
+def test_report_daily_is_sent_once_at_closing_time_and_not_again_after_a_restart(make_hall, pins):
     """closing_at 00:00 has passed whenever the test runs: the day with tickets is reported at the
     next check, once; a restarted controller does not send it again."""
-    hall = Hall(tmp_path, None, windows=[WINDOW], closing_at="00:00")
-    try:
-        click(pins, 5)
-        wait_for(lambda: hall.issued() == ["A001"], 5)
-        hall.command("queue.call", window=2)
-        hall.command("queue.finish", window=2)
-        hall.on_core(hall.tickets._on_day_check)
-        hall.on_core(hall.tickets._on_day_check)
-        reports = hall.events("report.daily")
-        assert len(reports) == 1
-        assert reports[0][1]["categories"]["A"]["served"] == 1
-    finally:
-        hall.stop()
-    again = Hall(tmp_path, None, windows=[WINDOW], closing_at="00:00")
-    try:
-        again.on_core(again.tickets._on_day_check)
-        assert len(again.events("report.daily")) == 1
-    finally:
-        again.stop()
+    hall = caller_hall(make_hall, closing_at="00:00")
+    click(pins, 5)
+    wait_for(lambda: hall.issued() == ["A001"], 5)
+    hall.command("queue.call", window=2)
+    hall.command("queue.finish", window=2)
+    hall.on_core(hall.tickets._on_day_check)
+    hall.on_core(hall.tickets._on_day_check)
+    reports = hall.recorded("report.daily")
+    assert len(reports) == 1
+    assert reports[0][1]["categories"]["A"]["served"] == 1
+    hall.restart()
+    hall.on_core(hall.tickets._on_day_check)
+    assert len(hall.recorded("report.daily")) == 1

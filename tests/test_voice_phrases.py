@@ -22,4 +22,4 @@ def test_every_sentence_has_a_clip_for_each_word() -> None:
     for words in (call_words("Z999", 99), pause_words(3), RATE_PROMPT):
         assert unknown_words(words) == []
     assert unknown_words(("请", "A", "?")) == ["?"]
-    assert len(set(VOCABULARY.values())) == len(VOCABULARY)  # one file per word
+    assert len({clip.file for clip in VOCABULARY.values()}) == len(VOCABULARY)  # one file per word

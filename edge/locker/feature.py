@@ -49,7 +49,7 @@ TAP_WAIT_S = 3.0  # how long a tap waits for the locker to settle after a start
 LINE_S = 6.0
 
 
-class Locker:
+class LockerFeature:
     name = "locker"
 
     def __init__(self, settings: Settings, card_key: bytes) -> None:
@@ -85,8 +85,10 @@ class Locker:
         core.subscribe(hw.SelectPressed, self._on_select)
         core.subscribe(hw.BoardReport, self._on_board_report)
         core.subscribe(hw.BoardHealth, self._on_board_health)
-        core.register_command("locker.open", self._cmd_open)
-        core.register_command("locker.inspect", self._cmd_inspect)
+        core.register_command("locker.open", self._cmd_open, args=("compartment", "reason"))
+        core.register_command(
+            "locker.inspect", self._cmd_inspect, args=("tool_id", "compartment", "result", "note")
+        )
         core.register_status("locker", self.status)
         self.compartments, self.boards = hw.build(self.settings, core.post)
         core.set_component("locker", "ok")

@@ -60,7 +60,7 @@ class PrintDone:
 TEST_PAGE = "test"  # the job key of printer.test's page: no ticket behind it
 
 
-class Tickets:
+class TicketsFeature:
     name = "tickets"
 
     def __init__(self, config: Settings, opener: Callable[[], Transport] | None = None) -> None:
@@ -107,18 +107,18 @@ class Tickets:
         core.subscribe(KeyReleased, self._on_released)
         core.subscribe(PrinterState, self._on_printer_state)
         core.subscribe(PrintDone, self._on_print_done)
-        core.register_command("queue.call", self.cmd_call)
-        core.register_command("queue.recall", self.cmd_recall)
-        core.register_command("queue.skip", self.cmd_skip)
-        core.register_command("queue.reset", self.cmd_reset)
-        core.register_command("queue.finish", self.cmd_finish)
-        core.register_command("queue.pause", self.cmd_pause)
-        core.register_command("queue.resume", self.cmd_resume)
-        core.register_command("queue.transfer", self.cmd_transfer)
-        core.register_command("queue.hold", self.cmd_hold)
-        core.register_command("queue.bring_back", self.cmd_bring_back)
-        core.register_command("queue.report", self.cmd_report)
-        core.register_command("printer.test", self.cmd_printer_test)
+        core.register_command("queue.call", self.cmd_call, args=("window",))
+        core.register_command("queue.recall", self.cmd_recall, args=("window", "ticket"))
+        core.register_command("queue.skip", self.cmd_skip, args=("window",))
+        core.register_command("queue.reset", self.cmd_reset, args=())
+        core.register_command("queue.finish", self.cmd_finish, args=("window",))
+        core.register_command("queue.pause", self.cmd_pause, args=("window",))
+        core.register_command("queue.resume", self.cmd_resume, args=("window",))
+        core.register_command("queue.transfer", self.cmd_transfer, args=("window", "category", "to_window"))
+        core.register_command("queue.hold", self.cmd_hold, args=("window",))
+        core.register_command("queue.bring_back", self.cmd_bring_back, args=("window", "ticket"))
+        core.register_command("queue.report", self.cmd_report, args=("day",))
+        core.register_command("printer.test", self.cmd_printer_test, args=())
         core.register_status("queue", self.status)
         core.every(DAY_CHECK_S, self._on_day_check)
         self._report_due_days()
@@ -408,12 +408,7 @@ class Tickets:
 
     # -- commands --------------------------------------------------------
 
-    def _window_arg(self, args: dict[str, Any], allowed: tuple[str, ...] = ("window",)) -> int:
-        unknown = sorted(set(args) - set(allowed))
-        if unknown:
-            raise CommandError(
-                "bad_arguments", f"unknown argument(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}"
-            )
+    def _window_arg(self, args: dict[str, Any]) -> int:
         window = args.get("window")
         if isinstance(window, bool) or not isinstance(window, int) or window not in self.windows:
             known = ", ".join(str(w) for w in sorted(self.windows))
@@ -426,7 +421,7 @@ class Tickets:
         return self._window_act(args, self.call)
 
     def cmd_recall(self, args: dict[str, Any], _body: dict[str, Any]) -> dict[str, Any]:
-        window = self._window_arg(args, ("window", "ticket"))
+        window = self._window_arg(args)
         ticket = _ticket_arg(args)
         try:
             return {"window": window, "ticket": self.recall(window, ticket)}
@@ -458,7 +453,7 @@ class Tickets:
         return {"window": window, "paused": False, "changed": self.set_paused(window, False)}
 
     def cmd_bring_back(self, args: dict[str, Any], _body: dict[str, Any]) -> dict[str, Any]:
-        window = self._window_arg(args, ("window", "ticket"))
+        window = self._window_arg(args)
         ticket = _ticket_arg(args)
         try:
             return {"window": window, "ticket": self.bring_back(window, ticket)}
@@ -467,7 +462,7 @@ class Tickets:
 
     def cmd_transfer(self, args: dict[str, Any], _body: dict[str, Any]) -> dict[str, Any]:
         """queue.transfer {window, category: "D"} or {window, to_window: 3}."""
-        window = self._window_arg(args, ("window", "category", "to_window"))
+        window = self._window_arg(args)
         category, to_window = args.get("category"), args.get("to_window")
         if (category is None) == (to_window is None):
             raise CommandError("bad_arguments", "give category (a code such as D) or to_window, one of them")
@@ -489,9 +484,6 @@ class Tickets:
 
     def cmd_report(self, args: dict[str, Any], _body: dict[str, Any]) -> dict[str, Any]:
         """The daily figures of ``day`` (YYYY-MM-DD; default the current queue day), without an event."""
-        unknown = sorted(set(args) - {"day"})
-        if unknown:
-            raise CommandError("bad_arguments", f"unknown argument(s) {', '.join(unknown)}; allowed: day")
         day = args.get("day") or self.queue.current_day()[0]
         try:
             date.fromisoformat(day)
@@ -499,9 +491,7 @@ class Tickets:
             raise CommandError("bad_arguments", f"day {day!r} is not a date such as 2026-11-30") from None
         return self.report(day)
 
-    def cmd_reset(self, args: dict[str, Any], _body: dict[str, Any]) -> dict[str, Any]:
-        if args:
-            raise CommandError("bad_arguments", "queue.reset takes no arguments")
+    def cmd_reset(self, _args: dict[str, Any], _body: dict[str, Any]) -> dict[str, Any]:
         day, round_ = self.queue.reset(self.core.clock.now())
         return {"day": day, "round": round_}
 
