@@ -19,8 +19,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from support import wait_for
 
-from edge.commands.feature import RefusalLimit
 from edge.protocol import RATE_LIMITED, REFUSAL_REASONS, public_key_b64
+from edge.ratelimit import RateLimit
 
 
 @pytest.fixture
@@ -116,7 +116,7 @@ def test_refusals_name_the_id_when_it_is_known(hall):
 
 def test_refusal_limit_counts_past_the_limit_and_summarises_once():
     now = [100.0]
-    limit = RefusalLimit(3, 60.0, now=lambda: now[0])
+    limit = RateLimit(3, 60.0, now=lambda: now[0])
     assert [limit.admit("not_json") for _ in range(3)] == [True, True, True]
     assert [limit.admit(r) for r in ("not_json", "bad_signature", "not_json")] == [False] * 3
     assert limit.window_left_s() == 60.0
@@ -134,7 +134,7 @@ def test_refusal_limit_counts_past_the_limit_and_summarises_once():
 
 def test_a_flood_of_refusals_is_answered_but_recorded_at_a_bounded_rate(hall):
     commands = next(f for f in hall.daemon.features if f.name == "commands")
-    commands.refusals = RefusalLimit(3, 1.0)  # the daemon's limit, on a shorter window
+    commands.refusals.limit = RateLimit(3, 1.0)  # the daemon's limit, on a shorter window
     for n in range(10):
         hall.publish(b"junk %d" % n)
     wait_for(lambda: len(hall.watcher.bodies("/cmd/result")) == 10, 10, "every junk message answered")
@@ -162,7 +162,7 @@ def test_a_flood_of_refusals_is_answered_but_recorded_at_a_bounded_rate(hall):
 
 def test_refusals_counted_at_shutdown_are_recorded_before_the_daemon_stops(hall):
     commands = next(f for f in hall.daemon.features if f.name == "commands")
-    commands.refusals = RefusalLimit(1, 3600.0)
+    commands.refusals.limit = RateLimit(1, 3600.0)
     for n in range(3):
         hall.publish(b"junk %d" % n)
     wait_for(lambda: len(hall.watcher.bodies("/cmd/result")) == 3, 10, "every junk message answered")

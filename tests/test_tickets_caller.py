@@ -13,7 +13,7 @@ from test_tickets import TicketsHall, tickets_config
 from test_tickets_queue import ZONE, at, event_types, make_queue
 
 from edge.core import CommandError
-from edge.messages import ScreenLine
+from edge.messages import ScreenCallEnded, ScreenLine
 from edge.storage import Storage
 from edge.tickets.queue import QueueError
 from edge.tickets.report import daily_report, spread
@@ -235,6 +235,8 @@ def test_window_keys_finish_pause_transfer_hold_and_rate(caller, pins):
     click(pins, 22)  # finish: the screen asks for a rating
     wait_for(lambda: caller.recorded("ticket.finished"), 5)
     wait_for(lambda: "A001 请对本次服务进行评价" in lines(caller), 5)
+    assert ScreenCallEnded(2) in caller.watch(ScreenCallEnded)  # 办结 takes A001's call off the screen
+    assert caller.watch(ScreenLine)[-1].source == "window2"
     click(pins, RATE_PINS[4])
     rated = wait_for(lambda: caller.recorded("ticket.rated"), 5)
     assert rated[0][1] == {"ticket": "A001", "window": 2, "level": 4, "category": "A"}

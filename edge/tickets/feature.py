@@ -21,7 +21,7 @@ from typing import Any
 
 from drivers.printer import PRINTABLE, PrinterPort, PrintResult, Transport, open_transport
 from edge.core import CommandError, Core
-from edge.messages import Announce, Buzz, ScreenCall, ScreenLine
+from edge.messages import Announce, Buzz, ScreenCall, ScreenCallEnded, ScreenLine, ScreenLineEnded
 from edge.phrases import RATE_PROMPT, call_words, pause_words, resume_words
 from edge.settings import Settings
 from edge.tickets.keys import KeyPressed, KeyReleased, Keys, KeyStuck
@@ -147,10 +147,11 @@ class TicketsFeature:
         key = press.key
         if key == "priority":
             self._priority_armed_until = time.monotonic() + PRIORITY_ARMED_S
-            self.core.dispatch(ScreenLine("绿色通道 请按业务键取号", PRIORITY_ARMED_S))
+            self.core.dispatch(ScreenLine("绿色通道 请按业务键取号", PRIORITY_ARMED_S, "keys", "priority"))
         elif key in self.categories:
             priority = time.monotonic() < self._priority_armed_until
             self._priority_armed_until = 0.0
+            self.core.dispatch(ScreenLineEnded("keys", "priority"))  # the key press it asked for came
             try:
                 self.issue(key, priority)
                 if self.core.components.get("tickets") == "storage_error":
@@ -159,7 +160,7 @@ class TicketsFeature:
                 # Nothing could be recorded (disk full, card failing): say so rather than stay silent.
                 log.exception("ticket for %s could not be recorded", key)
                 self.core.set_component("tickets", "storage_error")
-                self.core.dispatch(ScreenLine("取号失败 请到窗口", LINE_SECONDS))
+                self.core.dispatch(ScreenLine("取号失败 请到窗口", LINE_SECONDS, "keys"))
         elif key.startswith("window"):
             window_text, action = key[len("window") :].split(".")
             self._staff_key(int(window_text), action)
@@ -246,7 +247,10 @@ class TicketsFeature:
 
     def _show_unprinted(self, ticket: str, state: str) -> None:
         trouble = PRINTER_TROUBLE.get(state, "打印机故障") if self.printer is not None else "未接打印机"
-        self.core.dispatch(ScreenLine(f"{ticket} 号 {trouble} 请到窗口", LINE_SECONDS))
+        # Until that number is called or skipped at most: then the window has moved past it.
+        self.core.dispatch(
+            ScreenLine(f"{ticket} 号 {trouble} 请到窗口", LINE_SECONDS, "printer", f"ticket:{ticket}")
+        )
 
     def _on_print_done(self, done: PrintDone) -> None:
         result = done.result
@@ -289,6 +293,7 @@ class TicketsFeature:
     def skip(self, window: int) -> str:
         ticket = self.queue.skip(window, self.core.clock.now())
         self._call_left_screen(window)
+        self.core.dispatch(ScreenLineEnded("printer", f"ticket:{ticket}"))
         return ticket
 
     def finish(self, window: int) -> str:
@@ -393,14 +398,16 @@ class TicketsFeature:
 
     def _screen_line(self, text: str, seconds: float, window: int) -> None:
         """A line about ``window`` (its pause, its rating prompt, a ticket it sent on): each window
-        speaks for itself, so a newer line of the same window may replace the older (issue 13)."""
-        self.core.dispatch(ScreenLine(text, seconds))
+        speaks for itself, so a newer line of the same window replaces the older (issue 13)."""
+        self.core.dispatch(ScreenLine(text, seconds, f"window{window}"))
 
     def _call_left_screen(self, window: int) -> None:
-        """The window moved past its called ticket (skip, finish, hold, transfer): hook for the
-        screen's ScreenCallEnded (issue 13), which takes the call off in the same frame."""
+        """The window moved past its called ticket (skip, finish, hold, transfer, nobody left to
+        call): the screen takes its call off in the same frame (issue 13)."""
+        self.core.dispatch(ScreenCallEnded(window))
 
     def _announce(self, ticket: str, window: int) -> None:
+        self.core.dispatch(ScreenLineEnded("printer", f"ticket:{ticket}"))  # the call says it now
         self.core.dispatch(ScreenCall(ticket, window, self.q.call_seconds))
         self.core.dispatch(Buzz("call"))
         # Keyed by ticket: a recall while the call is still waiting to be said replaces it.
@@ -493,6 +500,8 @@ class TicketsFeature:
 
     def cmd_reset(self, _args: dict[str, Any], _body: dict[str, Any]) -> dict[str, Any]:
         day, round_ = self.queue.reset(self.core.clock.now())
+        for window in self.windows:  # the old numbers mean nothing now
+            self.core.dispatch(ScreenCallEnded(window))
         return {"day": day, "round": round_}
 
     def cmd_printer_test(self, _args: dict[str, Any], _body: dict[str, Any]) -> dict[str, Any]:
