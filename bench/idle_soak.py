@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -148,6 +149,12 @@ def features_line(folder: Path) -> str:
     return (ready or lines or ["(no log)"])[-1]
 
 
+def alarms_sent(folder: Path) -> list[str]:
+    """The alarm events the daemon recorded (its ``event type=alarm.* seq=N`` journal lines)."""
+    text = (folder / "daemon.log").read_text(errors="replace")
+    return re.findall(r"event type=(alarm\.[a-z_.]+) seq=\d+", text)
+
+
 def start_plain(port: int) -> subprocess.Popen[bytes]:
     process = subprocess.Popen([sys.executable, "-c", PLAIN_CLIENT, str(port)], stderr=subprocess.PIPE)
     assert process.stderr is not None
@@ -194,6 +201,8 @@ def soak(duration_s: float, interval_s: float, work: Path, simulated_hall: bool 
     lines.append(
         f"hall-edge WATCHDOG=1 pings: {notify.watchdog_pings} (every {WATCHDOG_USEC / 2e6:g} s expected)"
     )
+    alarms = alarms_sent(work)
+    lines.append(f"hall-edge alarms sent: {len(alarms)} {' '.join(alarms)}".rstrip())
     lines.append(f"hall-edge alive through the soak: {alive}; exit code on SIGTERM: {codes[0]}")
     return lines
 
