@@ -41,8 +41,8 @@ from hallsim.screen import SimScreen
 from luma.core.interface.serial import noop
 from luma.led_matrix.device import max7219
 from PIL import Image
+from rig import add_cpu_option, cpu_fraction_label, daemon_cpu, percentile, use_cpu_fraction, wait_until
 from rig import make_config as minimal_config
-from rig import percentile, wait_until
 
 from edge.clock import Clock
 from edge.core import Core
@@ -122,17 +122,18 @@ class Rig:
         self.screen = SimScreen(folder / "screen.sock", on_frame=self.clock_mark.on_frame).start()
         mirror = str(folder / "screen.sock")
         self.config = make_config(folder, port or 1, frame_mirror=mirror, **display)
-        self.storage = Storage(self.config.storage.dir)
-        self.core = Core(self.config, self.storage, Clock(self.config.time.zone, self.config.time.clock))
-        self.link = None
-        if port is not None:
-            from edge.link import Link
+        with daemon_cpu():  # the daemon's threads on --cpu-fraction; the simulated screen not
+            self.storage = Storage(self.config.storage.dir)
+            self.core = Core(self.config, self.storage, Clock(self.config.time.zone, self.config.time.clock))
+            self.link = None
+            if port is not None:
+                from edge.link import Link
 
-            self.link = Link(self.config)
-            self.link.start(self.core)
-        self.display = DisplayFeature(self.config)
-        self.display.start(self.core)
-        self.core.start()
+                self.link = Link(self.config)
+                self.link.start(self.core)
+            self.display = DisplayFeature(self.config)
+            self.display.start(self.core)
+            self.core.start()
 
     def stop(self) -> None:
         self.core.stop()
@@ -339,7 +340,11 @@ def main() -> None:
     parser.add_argument("-n", "--trials", type=int, default=200)
     parser.add_argument("--render-n", type=int, default=500)
     parser.add_argument("--cpu-seconds", type=float, default=20.0)
+    parser.add_argument("--latency-only", action="store_true", help="only the two latencies")
+    add_cpu_option(parser)
     args = parser.parse_args()
+    use_cpu_fraction(args.cpu_fraction)
+    print(f"display bench: {cpu_fraction_label()}")
 
     broker = latency_broker(args.trials)
     if broker is None:
@@ -350,6 +355,8 @@ def main() -> None:
         )
     core = latency_core(args.trials)
     print(f"latency core->frame (SnapshotUpdated posted -> frame at SimScreen): {summary(core)}")
+    if args.latency_only:
+        return
 
     with tempfile.TemporaryDirectory() as tmp:
         arts, frames = render_times(args.render_n, Path(tmp))
