@@ -223,7 +223,8 @@ def soak(
     if hall is not None and busy_s > 0:
         what += f", busy: a key press and a card tap every {busy_s:g} s ({hall.presses} each)"
     lines = [
-        f"{rig.cpu_fraction_label()}: idle soak, {what}: {duration_s:g} s, sampled every {interval_s:g} s, {samples} samples"
+        f"{rig.cpu_fraction_label()}: idle soak, {what}: {duration_s:g} s,"
+        f" sampled every {interval_s:g} s, {samples} samples"
     ]
     lines += [w.summary() for w in watched]
     lines.append(f"hall-edge {features_line(work)}")
