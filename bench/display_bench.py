@@ -127,9 +127,9 @@ class Rig:
             self.core = Core(self.config, self.storage, Clock(self.config.time.zone, self.config.time.clock))
             self.link = None
             if port is not None:
-                from edge.link import Link
+                from edge.link.feature import LinkFeature
 
-                self.link = Link(self.config)
+                self.link = LinkFeature(self.config)
                 self.link.start(self.core)
             self.display = DisplayFeature(self.config)
             self.display.start(self.core)

@@ -37,7 +37,7 @@ from locker_hall import ReedPin
 from drivers.rfid import card_hash
 from edge.clock import Clock
 from edge.core import Core
-from edge.locker import create
+from edge.locker import build
 from edge.messages import SnapshotUpdated
 from edge.storage import Storage
 
@@ -127,7 +127,7 @@ class Bench:
         with rig.daemon_cpu():  # the daemon's threads on --cpu-fraction, the simulated reader not
             self.storage = Storage(self.config.storage.dir)
             self.core = Core(self.config, self.storage, Clock("Asia/Shanghai", "synced"))
-            self.locker = create(self.config)
+            self.locker = build(self.config)
             self.locker.start(self.core)
             self.core.start()
         self.core.post(SnapshotUpdated("cards", cards(), datetime.now(UTC), live=False))

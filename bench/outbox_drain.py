@@ -31,7 +31,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.clock import Clock
 from edge.core import Core
-from edge.link import Link
+from edge.link.feature import LinkFeature
 from edge.storage import Storage
 
 DATA = {"ticket": "A023", "category": "A", "priority": False, "waiting_ahead": 3}
@@ -83,7 +83,7 @@ def outbox_drain(folder: Path, port: int, count: int, inflight: int) -> tuple[fl
     with storage.transaction():
         for _ in range(count):
             event = core.outbox.append("ticket.issued", DATA)
-    link = Link(config)
+    link = LinkFeature(config)
     started = time.perf_counter()
     link.start(core)
     core.start()
@@ -99,7 +99,7 @@ def live(folder: Path, port: int, count: int, inflight: int) -> float:
     config = config_for(folder, port, inflight)
     storage = Storage(config.storage.dir)
     core = Core(config, storage, Clock(config.time.zone, "synced"))
-    link = Link(config)
+    link = LinkFeature(config)
     link.start(core)
     core.start()
     rig.wait_until(lambda: link.online, 300, nap=0.001, what="the link online")

@@ -45,7 +45,7 @@ from drivers.printer import open_transport, read_status
 from edge.clock import Clock
 from edge.core import Core
 from edge.storage import Storage
-from edge.tickets.feature import Tickets
+from edge.tickets.feature import TicketsFeature
 
 BUTTON_PIN = 5  # service button A in the tests' default wiring
 _pause = threading.Event()  # never set: wait() is an interruptible pause
@@ -122,7 +122,7 @@ def soak(args: argparse.Namespace, folder: Path) -> list[Phase]:
     )
     storage = Storage(config.storage.dir)
     core = Core(config, storage, Clock(config.time.zone, "synced"))
-    tickets = Tickets(config)
+    tickets = TicketsFeature(config)
     tickets.start(core)
     core.start()
     # Another daemon with the same configuration polls at the same rate; started right after the

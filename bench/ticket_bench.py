@@ -39,7 +39,7 @@ from rig import make_config, percentile
 from edge.clock import Clock
 from edge.core import Core
 from edge.storage import Storage
-from edge.tickets.feature import Tickets
+from edge.tickets.feature import TicketsFeature
 from edge.tickets.layout import TicketText, ticket_bytes
 
 BAUD_BYTES_PER_S = 9600 / 10  # 8N1: 10 bits on the wire per byte
@@ -60,7 +60,7 @@ def measure_latency(presses: int, folder: Path) -> list[float]:
     with rig.daemon_cpu():  # the daemon's threads on --cpu-fraction, the simulated printer not
         storage = Storage(config.storage.dir)
         core = Core(config, storage, Clock(config.time.zone, "synced"))
-        tickets = Tickets(config)
+        tickets = TicketsFeature(config)
         tickets.start(core)
         core.start()
     latencies: list[float] = []

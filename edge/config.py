@@ -345,6 +345,32 @@ SCHEMA: dict[str, Any] = {
         "overheat_c": Key(float, 80.0, check=between(40, 110, "degrees C")),
         "check_interval_s": Key(float, 60.0, check=between(1, 3600, "seconds")),
     },
+    "voice": {
+        "enabled": Key(bool, False, "say each call through the speaker (docs/voice.md)"),
+        "repeat": Key(int, 2, "times each call is said", check=between(1, 5, "times")),
+        "queue_max": Key(
+            int,
+            50,
+            "waiting announcements; then the oldest drops",
+            check=between(1, 1000, "announcements"),
+        ),
+        "clips_dir": Key(str, "", "recorded clips (same file names) over espeak-ng's voice; '' = none"),
+        "alsa_device": Key(str, "default", "ALSA device for aplay -D (aplay -L lists them)"),
+        "socket": Key(str, "", "simulator only: play into the simulator's speaker on this unix socket"),
+        "volume": TableList(
+            {
+                "at": Key(str, "07:00", "from this time of day (hall local time)", check=hhmm_check),
+                "percent": Key(int, 80, "0 = silent (closed)", check=between(0, 100, "percent")),
+            },
+            default=[
+                {"at": "07:00", "percent": 80},
+                {"at": "12:00", "percent": 60},
+                {"at": "14:00", "percent": 80},
+                {"at": "21:00", "percent": 0},
+            ],
+            doc="volume by time of day, each until the next; none = 100 % all day",
+        ),
+    },
 }
 
 

@@ -4,7 +4,7 @@ Run as root from the source tree (``sudo python3 -m edge install``).  Each step
 looks at what is there and changes only what differs, so running it again
 (after an update, or by mistake) is safe:
 
-1. the device groups (gpio, spi, dialout, lp) and the system user
+1. the device groups (gpio, spi, dialout, lp, audio) and the system user
    ``hall-edge`` in them;
 2. the package in its own virtualenv ``/opt/hall-edge/venv`` (with the
    system site packages, so Raspberry Pi OS's lgpio/spidev are found) and
@@ -40,7 +40,7 @@ from pathlib import Path
 from edge import __version__
 
 USER = "hall-edge"
-DEVICE_GROUPS = ("gpio", "spi", "dialout", "lp")
+DEVICE_GROUPS = ("gpio", "spi", "dialout", "lp", "audio")  # audio: the voice's aplay
 PREFIX = "/opt/hall-edge"
 VENV = f"{PREFIX}/venv"
 LAUNCHER = f"{VENV}/bin/hall-edge"

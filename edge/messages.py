@@ -88,3 +88,22 @@ class Buzz:
     """Sound a pattern on the buzzer, if one is configured: 'call', 'ok', 'deny', 'alarm'."""
 
     pattern: str
+
+
+# ---- voice ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Announce:
+    """Say a sentence through the hall's speaker (the voice feature), if one is configured.
+
+    ``words`` come from the fixed vocabulary (``edge.phrases.VOCABULARY``; build them with
+    ``edge.phrases``: ``call_words``, ``pause_words``, ``RATE_PROMPT``); each word is one clip.
+    ``key`` names what is said (``ticket:A001``): an announcement with the same key that is
+    still waiting is replaced in its place rather than queued twice (a recall while the call
+    waits).  ``repeat`` is how many times it is said; None means ``voice.repeat``.
+    """
+
+    words: tuple[str, ...]
+    key: str | None = None
+    repeat: int | None = None

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from edge import __version__
 from edge.clock import Clock
 from edge.config import ConfigError, load
-from edge.health import disk_free_mb, read_cpu_temp_c
+from edge.health.feature import disk_free_mb, read_cpu_temp_c
 from edge.settings import Settings
 from edge.wiring import DOOR, KEY, OUTPUT, gpio_pins
 
@@ -399,6 +399,35 @@ def check_temperature(config: Settings) -> Check:
     return Check("cpu temp", PASS, f"{temp} °C (limit {limit})")
 
 
+# ---- the voice's speaker --------------------------------------------------------
+
+
+def check_speaker(config: Settings) -> Check:
+    """Opens the speaker with a few milliseconds of silence: the card is there and usable, or why not."""
+    from drivers.speaker import AlsaSpeaker, SocketSpeaker, SpeakerError
+    from edge.voice.clips import RATE
+
+    cfg = config.voice
+    if not cfg.enabled:
+        return Check("speaker", SKIP, "voice.enabled = false")
+    speaker = SocketSpeaker(cfg.socket, RATE) if cfg.socket else AlsaSpeaker(cfg.alsa_device, RATE)
+    where = f"simulator socket {cfg.socket}" if cfg.socket else f"ALSA device {cfg.alsa_device!r}"
+    try:
+        speaker.check()
+    except SpeakerError as exc:
+        return Check(
+            "speaker", FAIL, f"{where}: {exc.message}",
+            "plug in the speaker; `aplay -L` lists the devices (voice.alsa_device); "
+            "`sudo apt install alsa-utils` if aplay is missing",
+        )  # fmt: skip
+    if shutil.which("espeak-ng") is None and not cfg.clips_dir:
+        return Check(
+            "speaker", WARN, f"{where} opens, but espeak-ng is missing: no default voice",
+            "sudo apt install espeak-ng (or record the clips: docs/voice.md)",
+        )  # fmt: skip
+    return Check("speaker", PASS, f"{where} opens")
+
+
 CHECKS: list[CheckFn] = [
     check_service,
     check_printer,
@@ -410,6 +439,7 @@ CHECKS: list[CheckFn] = [
     check_clock,
     check_storage,
     check_temperature,
+    check_speaker,
 ]
 
 

@@ -210,6 +210,25 @@ class HealthSettings:
 
 
 @dataclass(frozen=True)
+class VolumeSettings:
+    """One ``[[voice.volume]]``: the speaker's volume from a time of day until the next one."""
+
+    at: str
+    percent: int
+
+
+@dataclass(frozen=True)
+class VoiceSettings:
+    enabled: bool
+    repeat: int
+    queue_max: int
+    clips_dir: str
+    alsa_device: str
+    socket: str
+    volume: tuple[VolumeSettings, ...]
+
+
+@dataclass(frozen=True)
 class Settings:
     """The whole configuration file (``edge.config.load``)."""
 
@@ -229,6 +248,7 @@ class Settings:
     locker: LockerSettings
     commands: CommandsSettings
     health: HealthSettings
+    voice: VoiceSettings
 
 
 class _Dataclass(Protocol):

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from edge.health import disk_free_mb, read_cpu_temp_c
+from edge.health.feature import disk_free_mb, read_cpu_temp_c
 from edge.protocol import TELEMETRY_SCHEMA
 
 MEMINFO = Path("/proc/meminfo")

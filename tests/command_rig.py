@@ -1,4 +1,4 @@
-"""A whole daemon in this process, its config file on disk, a signing key, and an MQTT watcher.
+"""A whole daemon in this process (conftest's ``make_hall``), a signing key, and an MQTT watcher.
 
 Used by the commands and hall-admin tests: commands travel over the real test
 broker, through the real link, to the real commands feature.
@@ -9,19 +9,17 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-import tomlkit
+from hall_rig import FeatureSpec, Hall
 from paho.mqtt.enums import CallbackAPIVersion
-from support import config_document, wait_for
+from support import wait_for
 
 from edge.admin import generate_key, load_private_key
-from edge.config import load
-from edge.daemon import Daemon
 from edge.protocol import sign
 
 KID = "it-test"
@@ -71,30 +69,41 @@ class Watcher:
         self.client.publish(topic, payload, qos=1).wait_for_publish(5)
 
     def close(self) -> None:
-        self.client.disconnect()
+        if self.client.is_connected():
+            self.client.disconnect()
         self.client.loop_stop()
 
 
-@dataclass
-class Hall:
-    """One controller: config file, key pair, daemon (restartable like systemd would)."""
+class CommandHall(Hall):
+    """A whole controller (every feature) for conftest's ``make_hall(None, ..., rig=CommandHall,
+    port=broker.port)``: its config file, a signing key pair, a watcher on its topics.  Not
+    started: the test calls ``start()``, and again after ``wait_exit()`` as systemd would."""
 
-    folder: Path
-    port: int
-    site: str = field(default_factory=lambda: "t" + uuid.uuid4().hex[:12])
-    device: str = "hall-01"
-    daemon: Daemon | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.watcher = Watcher(self.port, self.topic + "/#")
-        self.key_path = self.folder / "admin" / f"{KID}.key"
+    def __init__(
+        self,
+        folder: Path,
+        features: Sequence[FeatureSpec] | None,
+        overrides: dict[str, Any] | None = None,
+        *,
+        port: int,
+        site: str | None = None,
+        device: str = "hall-01",
+        **options: Any,
+    ) -> None:
+        self.port = port
+        self.site = site or "t" + uuid.uuid4().hex[:12]
+        self.device = device
+        self.watcher = Watcher(port, self.topic + "/#")
+        self.key_path = folder / "admin" / f"{KID}.key"
         self.public_key = generate_key(self.key_path)
         self.key = load_private_key(str(self.key_path))
-        self.config_path = self.folder / "etc" / "hall-edge.toml"
-        self.config_path.parent.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(tomlkit.dumps(self.document()))
-        self.config_path.chmod(0o600)
+        tables: dict[str, Any] = {
+            "mqtt": {"port": port, "reconnect_cap_s": 1.0},
+            "commands": {"public_keys": {KID: self.public_key}, "apply_deadline_s": 3.0},
+        }
+        for table, values in (overrides or {}).items():
+            tables[table] = {**tables.get(table, {}), **values}
+        super().__init__(folder, features, tables, start=False, site=self.site, device=device, **options)
 
     @property
     def target(self) -> str:
@@ -104,40 +113,11 @@ class Hall:
     def topic(self) -> str:
         return f"lgsc/v1/{self.site}/{self.device}"
 
-    def document(self) -> dict[str, Any]:
-        tables: dict[str, Any] = {
-            "mqtt": {"port": self.port, "reconnect_cap_s": 1.0},
-            "commands": {"public_keys": {KID: self.public_key}, "apply_deadline_s": 3.0},
-        }
-        for table, values in self.extra.items():
-            tables[table] = {**tables.get(table, {}), **values}
-        return config_document(self.folder, tables, site=self.site, device=self.device)
-
-    def start(self, online: bool = True) -> Daemon:
-        self.daemon = Daemon(load(self.config_path), self.config_path)
-        self.daemon.start()
+    def start(self, online: bool = True) -> CommandHall:
+        super().start()
         if online:
             wait_for(lambda: self.core.link is not None and self.core.link.online, 10, "link online")
-        return self.daemon
-
-    @property
-    def core(self) -> Any:
-        if self.daemon is None:
-            raise AssertionError("daemon not started")
-        return self.daemon.core
-
-    def stop(self) -> None:
-        if self.daemon is not None:
-            self.daemon.stop()
-            self.daemon = None
-
-    def wait_exit(self, timeout: float = 10.0) -> None:
-        """What systemd sees: the daemon's core stopped by itself (restart, config.set)."""
-        daemon = self.daemon
-        if daemon is None:
-            raise AssertionError("daemon not started")
-        wait_for(daemon.core.stopped.is_set, timeout, "the daemon to exit by itself")
-        self.stop()
+        return self
 
     def body(self, name: str, args: dict | None = None, **fields: Any) -> dict[str, Any]:
         now = datetime.now().astimezone().replace(microsecond=0)
@@ -162,7 +142,7 @@ class Hall:
         self.watcher.publish(f"{self.topic}/cmd", payload)
 
     def close(self) -> None:
-        self.stop()
+        super().close()
         self.watcher.close()
 
     def admin_flags(self) -> list[str]:

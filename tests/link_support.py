@@ -1,4 +1,4 @@
-"""Helpers for the link tests: a core with only the link feature, and a watching MQTT client."""
+"""Helpers for the link tests: a hall with only the link feature, and a watching MQTT client."""
 
 from __future__ import annotations
 
@@ -6,19 +6,15 @@ import json
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from hall_rig import Hall
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from support import make_config, on_core, wait_for
-
-from edge.clock import Clock
-from edge.core import Core
-from edge.link import Link
-from edge.storage import Storage
+from support import wait_for
 
 
 def unique_site() -> str:
@@ -26,53 +22,22 @@ def unique_site() -> str:
     return "t" + uuid.uuid4().hex[:12]
 
 
-@dataclass
-class Rig:
-    """A running core with a link, and every message type the core dispatched."""
-
-    core: Core
-    link: Link
-    storage: Storage
-    seen: dict[type, list[Any]] = field(default_factory=dict)
-
-    def watch(self, message_type: type) -> list[Any]:
-        return self.seen.setdefault(message_type, [])
-
-    def on_core(self, fn: Callable[[], Any], timeout: float = 5.0) -> Any:
-        """Run ``fn`` on the core thread and return its result (the core owns the storage)."""
-        return on_core(self.core, fn, timeout)
-
-    def emit(self, type_: str, data: dict) -> Any:
-        return self.on_core(lambda: self.core.emit(type_, data))
-
-    def stop(self) -> None:
-        self.core.stop()
-        self.link.stop()
-        self.storage.close()
-
-
-def start_rig(
-    tmp_path,
+def start_link(
+    make_hall: Callable[..., Hall],
+    folder: Path,
     port: int,
     site: str,
+    *,
     watch: tuple[type, ...] = (),
     storage_overrides: dict | None = None,
     **mqtt_overrides: Any,
-) -> Rig:
+) -> Hall:
+    """A hall (conftest's ``make_hall``) with only the link, as ``site``/hall-01 on ``port``."""
     overrides = {
         "mqtt": {"host": "127.0.0.1", "port": port, "tls": False, **mqtt_overrides},
-        "storage": {"dir": str(tmp_path / "state"), **(storage_overrides or {})},
+        "storage": storage_overrides or {},
     }
-    config = make_config(tmp_path, overrides, site=site, device="hall-01")
-    storage = Storage(config.storage.dir)
-    core = Core(config, storage, Clock(config.time.zone, config.time.clock))
-    link = Link(config)
-    rig = Rig(core, link, storage)
-    for message_type in watch:
-        core.subscribe(message_type, rig.watch(message_type).append)
-    link.start(core)
-    core.start()
-    return rig
+    return make_hall(["link"], overrides, folder=folder, site=site, device="hall-01", watch=watch)
 
 
 class Watcher:

@@ -1,4 +1,5 @@
-"""A locker on a test bench: real Storage + Core + Locker, gpiozero MockFactory pins, a pty card reader.
+"""A locker on a test bench: conftest's ``make_hall`` with the locker, gpiozero MockFactory pins
+(reed-switch doors, recording locks) and a pty card reader.
 
 Doors are reed switches to GND (``ReedPin``): the pull-up cannot lift a pin
 whose switch is closed, so a door stays shut when the daemon re-creates its
@@ -8,25 +9,20 @@ Button after a restart, as on real hardware.
 from __future__ import annotations
 
 import os
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from gpiozero import Device
-from gpiozero.pins.mock import MockFactory, MockPin
+from gpiozero.pins.mock import MockPin
+from hall_rig import FeatureSpec, Hall
 from hallsim.rfid import SimReader
-from support import make_config, on_core, wait_for
+from support import wait_for
 
 from drivers.rfid import card_hash
-from edge.clock import Clock
-from edge.core import Core
-from edge.locker import create
 from edge.locker.compartments import CardTapped
 from edge.messages import Buzz, ScreenLine, SnapshotUpdated
-from edge.outbox import Event
-from edge.storage import Storage, open_storage
 
 KEY = b"test-site-card-key"
 COMPARTMENTS = [
@@ -119,88 +115,80 @@ class LockPin(MockPin):
         return changed
 
 
-class Hall:
+def card_key(folder: Path) -> Path:
+    """The site card key file (mode 0600, as the configuration check wants)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    key_file = folder / "card.key"
+    key_file.write_bytes(KEY)
+    os.chmod(key_file, 0o600)
+    return key_file
+
+
+def locker_config(
+    folder: Path, locker: dict | None = None, rfid: dict | None = None, reader: str = "rdm6300"
+) -> dict[str, Any]:
+    """Overrides for ``make_hall(["locker"], ..., rig=LockerHall)``: three GPIO compartments."""
+    return {
+        "rfid": {
+            "enabled": True,
+            "port": str(folder / "hall-rfid"),
+            "card_key_file": str(card_key(folder)),
+            "same_card_s": 0.1,
+            "reader": reader,
+            "poll_ms": 30,
+            **(rfid or {}),
+        },
+        "locker": {
+            "enabled": True,
+            "unlock_timeout_s": 5.0,
+            "lock_pulse_s": 0.2,
+            "compartments": COMPARTMENTS,
+            **(locker or {}),
+        },
+    }
+
+
+def hand_cards(hall: Hall) -> None:
+    """What the link does at start: the cached cards snapshot, then the locker settles."""
+    hall.core.post(SnapshotUpdated("cards", cards_snapshot(), datetime.now(UTC), live=False))
+    wait_for(lambda: hall.feature("locker").recovered, what="locker settled after start")
+
+
+class LockerHall(Hall):
+    """A hall whose GPIO locker the test works by hand: taps, doors, select buttons, the locks."""
+
     def __init__(
-        self,
-        tmp_path: Path,
-        locker: dict | None = None,
-        rfid: dict | None = None,
-        reader: str = "rdm6300",
-        storage: dict | None = None,
+        self, folder: Path, features: list[FeatureSpec] | None, overrides: dict | None, **options: Any
     ) -> None:
-        self.tmp_path = tmp_path
-        key_file = tmp_path / "card.key"
-        key_file.write_bytes(KEY)
-        os.chmod(key_file, 0o600)
-        self.sim = SimReader(reader, link=tmp_path / "hall-rfid", hold_s=0.05).start()
-        self.config = make_config(
-            tmp_path,
-            {
-                "rfid": {
-                    "enabled": True,
-                    "port": str(tmp_path / "hall-rfid"),
-                    "card_key_file": str(key_file),
-                    "same_card_s": 0.1,
-                    "reader": reader,
-                    "poll_ms": 30,
-                    **(rfid or {}),
-                },
-                "locker": {
-                    "enabled": True,
-                    "unlock_timeout_s": 5.0,
-                    "lock_pulse_s": 0.2,
-                    "compartments": COMPARTMENTS,
-                    **(locker or {}),
-                },
-                "storage": {"dir": str(tmp_path / "state"), "reserve_mb": 0, **(storage or {})},
-            },
-        )
-        Device.pin_factory = MockFactory()
+        super().__init__(folder, features, overrides, watch=(Buzz, ScreenLine), start=False, **options)
+        self.sim = SimReader(self.config.rfid.reader, link=Path(self.config.rfid.port), hold_s=0.05).start()
         self.pins: dict[str, Any] = {}
         for c in self.config.locker.compartments:
             self.pins[f"door{c.number}"] = Device.pin_factory.pin(c.door_pin, pin_class=ReedPin)
             self.pins[f"lock{c.number}"] = Device.pin_factory.pin(c.lock_pin, pin_class=LockPin)
             self.pins[f"select{c.number}"] = Device.pin_factory.pin(c.select_pin)
-        self.events: list[Event] = []
-        self.buzzes: list[str] = []
-        self.lines: list[str] = []
-        self._lock = threading.Lock()
-        self.storage: Storage | None = None
         self.start()
 
-    # -- the daemon side -------------------------------------------------------------
-
-    def start(self) -> None:
-        self.storage = open_storage(self.config.storage)
-        self.core = Core(self.config, self.storage, Clock("Asia/Shanghai", "synced"))
-        self.core.outbox.listeners.append(self._event)
-        self.core.subscribe(Buzz, lambda m: self.buzzes.append(m.pattern))
-        self.core.subscribe(ScreenLine, lambda m: self.lines.append(m.text))
-        self.locker = create(self.config)
-        self.locker.start(self.core)
-        self.core.start()
-        self.core.post(SnapshotUpdated("cards", cards_snapshot(), datetime.now(UTC), live=False))
-        wait_for(lambda: self.locker.recovered, what="locker settled after start")
-
-    def crash(self) -> None:
-        """Stop the core where it stands (no shutdown work of ours), keep the pins' physical state."""
-        self.core.stop()
-        self.locker.stop()
-        self.storage.close()
-
-    def restart(self) -> None:
-        self.crash()
-        self.start()
+    def start(self) -> LockerHall:
+        super().start()
+        hand_cards(self)
+        return self
 
     def close(self) -> None:
-        self.crash()
+        super().close()
         self.sim.stop()
-        Device.pin_factory.reset()
-        Device.pin_factory.close()
 
-    def _event(self, event: Event) -> None:
-        with self._lock:
-            self.events.append(event)
+    @property
+    def locker(self) -> Any:
+        return self.feature("locker")
+
+    @property
+    def buzzes(self) -> list[str]:
+        return [buzz.pattern for buzz in self.watch(Buzz)]
+
+    @property
+    def lines(self) -> list[str]:
+        return [line.text for line in self.watch(ScreenLine)]
 
     # -- the hall side ---------------------------------------------------------------------
 
@@ -227,20 +215,8 @@ class Hall:
     def unlocks(self, number: int) -> int:
         return len(self.pins[f"lock{number}"].high_at)
 
-    def data(self, type_: str) -> list[dict[str, Any]]:
-        with self._lock:
-            return [e.body()["data"] for e in self.events if e.type == type_]
-
-    def wait_event(self, type_: str, count: int = 1, timeout: float = 5.0) -> list[dict[str, Any]]:
-        wait_for(lambda: len(self.data(type_)) >= count, timeout, what=f"{count} x {type_}")
-        return self.data(type_)
-
     def status(self) -> dict[str, Any]:
-        return self.run(self.core.status)["locker"]
-
-    def run(self, fn: Any) -> Any:
-        """Call ``fn`` on the core thread (commands run there) and return its result or exception."""
-        return on_core(self.core, fn)
+        return self.on_core(self.core.status)["locker"]
 
     def checkout(self, name: str, number: int) -> dict[str, Any]:
         """Tap, take the tool from ``number``, shut the door; the rental.checkout event."""

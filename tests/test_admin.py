@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from command_rig import Hall
+from command_rig import CommandHall
 from hallsim.broker import free_port
 from support import run_bench, wait_for
 
@@ -22,8 +22,8 @@ from edge.daemon import Daemon
 
 
 @pytest.fixture
-def hall(tmp_path, broker):
-    hall = Hall(tmp_path, broker.port)
+def hall(tmp_path, make_hall, broker):
+    hall = make_hall(None, rig=CommandHall, port=broker.port)
     hall.start()
     yield hall
     hall.close()
@@ -84,8 +84,8 @@ def test_refused_command_exits_3(hall, capsys):
     assert code == admin.EXIT_REFUSED
 
 
-def test_failed_command_exits_1(tmp_path, broker, capsys):
-    hall = Hall(tmp_path, broker.port)
+def test_failed_command_exits_1(tmp_path, make_hall, broker, capsys):
+    hall = make_hall(None, rig=CommandHall, port=broker.port)
     hall.daemon = Daemon(load(hall.config_path))  # started without its file path: config.set cannot work
     hall.daemon.start()
     try:
@@ -130,9 +130,11 @@ def test_usage_errors_exit_2(hall, capsys):
     capsys.readouterr()
 
 
-def test_fleet_status_table(tmp_path, broker, capsys):
-    first = Hall(tmp_path / "a", broker.port)
-    second = Hall(tmp_path / "b", broker.port, site=first.site, device="hall-02")
+def test_fleet_status_table(tmp_path, make_hall, broker, capsys):
+    first = make_hall(None, rig=CommandHall, port=broker.port, folder=tmp_path / "a")
+    second = make_hall(
+        None, rig=CommandHall, port=broker.port, folder=tmp_path / "b", site=first.site, device="hall-02"
+    )
     first.start()
     second.start()
     second.stop()  # a clean stop leaves the retained offline state
@@ -152,8 +154,10 @@ def test_fleet_status_table(tmp_path, broker, capsys):
         second.close()
 
 
-def test_snapshot_writes_the_screen_as_png(tmp_path, broker, capsys):
-    hall = Hall(tmp_path, broker.port, extra={"display": {"enabled": True, "device": "dummy"}})
+def test_snapshot_writes_the_screen_as_png(tmp_path, make_hall, broker, capsys):
+    hall = make_hall(
+        None, {"display": {"enabled": True, "device": "dummy"}}, rig=CommandHall, port=broker.port
+    )
     hall.start()
     try:
         out = tmp_path / "screen.png"

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 import paho.mqtt.client as mqtt
 import pytest
-from command_rig import KID, Hall
+from command_rig import KID, CommandHall
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hallsim.broker import free_port
 from paho.mqtt.enums import CallbackAPIVersion
@@ -24,14 +24,14 @@ from edge.protocol import RATE_LIMITED, REFUSAL_REASONS, public_key_b64
 
 
 @pytest.fixture
-def hall(tmp_path, broker):
-    hall = Hall(tmp_path, broker.port)
+def hall(tmp_path, make_hall, broker):
+    hall = make_hall(None, rig=CommandHall, port=broker.port)
     hall.start()
     yield hall
     hall.close()
 
 
-def run(hall: Hall, name: str, args: dict | None = None) -> dict:
+def run(hall: CommandHall, name: str, args: dict | None = None) -> dict:
     body = hall.body(name, args)
     hall.publish(hall.signed(body))
     return hall.watcher.result(body["id"])
@@ -42,7 +42,7 @@ def _times(issued: timedelta, lifetime: timedelta) -> dict:
     return {"issued_at": (now + issued).isoformat(), "expires_at": (now + issued + lifetime).isoformat()}
 
 
-def refusal_cases(hall: Hall) -> list[tuple[str, bytes]]:
+def refusal_cases(hall: CommandHall) -> list[tuple[str, bytes]]:
     """(reason, payload) for every refusal; where a name is needed it is 'restart' (visible if run)."""
     minute = timedelta(minutes=1)
     tampered = json.loads(hall.signed(hall.body("restart")))
@@ -234,8 +234,10 @@ def test_mqtt5_response_topic_gets_the_result_with_its_correlation_data(hall, br
         client.disconnect()
 
 
-def test_config_get_redacts_secrets(tmp_path, broker):
-    hall = Hall(tmp_path, broker.port, extra={"rfid": {"card_key_file": "/etc/hall-edge/card.key"}})
+def test_config_get_redacts_secrets(tmp_path, make_hall, broker):
+    hall = make_hall(
+        None, {"rfid": {"card_key_file": "/etc/hall-edge/card.key"}}, rig=CommandHall, port=broker.port
+    )
     hall.start()
     try:
         config = run(hall, "config.get")["result"]["config"]
@@ -261,7 +263,7 @@ def test_config_set_refuses_an_invalid_value_with_the_validation_message(hall):
     assert not hall.core.stopped.is_set()
 
 
-def remote_file(hall: Hall):
+def remote_file(hall: CommandHall):
     return hall.folder / "state" / "hall-edge.remote.toml"
 
 
@@ -328,13 +330,13 @@ def test_the_probation_is_the_running_configurations_not_the_new_files(hall):
     assert "did not come online within 3 s" in rolled[0]["data"]["reason"]
 
 
-def test_config_set_does_not_send_a_secret_to_a_new_place(tmp_path, broker):
+def test_config_set_does_not_send_a_secret_to_a_new_place(tmp_path, make_hall, broker):
     """P3: secret file paths are set on site only; with a broker password the broker stays put."""
     password, card_key = tmp_path / "mqtt.password", tmp_path / "card.key"
     for secret in (password, card_key):
         secret.write_text("hunter2")
         secret.chmod(0o600)
-    hall = Hall(tmp_path, broker.port, extra={"mqtt": {"password_file": str(password)}})
+    hall = make_hall(None, {"mqtt": {"password_file": str(password)}}, rig=CommandHall, port=broker.port)
     hall.start()
     try:
         for args in (
@@ -407,7 +409,7 @@ def test_a_pending_key_that_nobody_holds_leaves_the_old_key_working(hall):
     assert run(hall, "keys.list")["result"]["keys"] == {KID: "confirmed"}
 
 
-def run_with(hall: Hall, key, name: str, args: dict | None = None) -> dict:
+def run_with(hall: CommandHall, key, name: str, args: dict | None = None) -> dict:
     body = hall.body(name, args)
     hall.publish(hall.signed(body, key=key, kid="it-next"))
     return hall.watcher.result(body["id"])
@@ -479,8 +481,10 @@ def test_command_sent_while_offline_runs_on_return_unless_expired(hall):
     assert hall.watcher.result(fresh["id"])["ok"] is True
 
 
-def test_display_snapshot_and_a_display_argument_refusal(tmp_path, broker):
-    hall = Hall(tmp_path, broker.port, extra={"display": {"enabled": True, "device": "dummy"}})
+def test_display_snapshot_and_a_display_argument_refusal(tmp_path, make_hall, broker):
+    hall = make_hall(
+        None, {"display": {"enabled": True, "device": "dummy"}}, rig=CommandHall, port=broker.port
+    )
     hall.start()
     try:
         result = run(hall, "display.snapshot")["result"]

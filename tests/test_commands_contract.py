@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from command_rig import Hall
+from command_rig import CommandHall
 from support import wait_for
 
 from edge.daemon import feature_factories
@@ -45,7 +45,7 @@ ACCEPTED_ERRORS = {
 
 
 @pytest.fixture
-def full_hall(tmp_path, broker, pins):
+def full_hall(tmp_path, make_hall, broker, pins):
     leader, follower = os.openpty()  # the RFID reader's serial line
     card_key = tmp_path / "card.key"
     card_key.write_bytes(b"site-card-key-for-tests")
@@ -56,7 +56,7 @@ def full_hall(tmp_path, broker, pins):
         "rfid": {"enabled": True, "port": os.ttyname(follower), "card_key_file": str(card_key)},
         "locker": {"enabled": True, "locks": "gpio"},
     }
-    hall = Hall(tmp_path, broker.port, extra=extra)
+    hall = make_hall(None, extra, rig=CommandHall, port=broker.port)
     hall.start()
     yield hall
     hall.close()

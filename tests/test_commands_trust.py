@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 import paho.mqtt.client as mqtt
 import pytest
-from command_rig import Hall
+from command_rig import CommandHall
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -25,14 +25,11 @@ from edge.storage import DB_NAME
 
 
 @pytest.fixture
-def hall(tmp_path, broker):
-    hall = Hall(tmp_path, broker.port)
-    hall.start()
-    yield hall
-    hall.close()
+def hall(make_hall, broker):
+    return make_hall(None, rig=CommandHall, port=broker.port).start()
 
 
-def audit(hall: Hall, type_: str, command_id: str) -> list[dict]:
+def audit(hall: CommandHall, type_: str, command_id: str) -> list[dict]:
     return [e for e in hall.watcher.events(type_) if e["data"].get("id") == command_id]
 
 
@@ -70,7 +67,7 @@ def test_an_envelope_holding_a_lone_surrogate_itself_is_refused_as_malformed(hal
 # ---- P6: replay after the database is reset ----------------------------------------------------
 
 
-def _captured_command(hall: Hall) -> tuple[dict, bytes]:
+def _captured_command(hall: CommandHall) -> tuple[dict, bytes]:
     """A command issued 2 minutes ago and valid for 5 more, run once (and captured)."""
     now = datetime.now().astimezone().replace(microsecond=0)
     times = {
@@ -81,7 +78,7 @@ def _captured_command(hall: Hall) -> tuple[dict, bytes]:
     return body, hall.signed(body)
 
 
-def _database_an_hour_old(hall: Hall) -> None:
+def _database_an_hour_old(hall: CommandHall) -> None:
     # The rig's database is seconds old; a controller's has usually existed far longer.
     hall.core.storage.restamp_created_at(time.time() - 3600)
 

@@ -15,7 +15,7 @@ import jsonschema
 import pytest
 from contract_recorder import Seen, contract_examples, problems_with, validators
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from link_support import start_rig, unique_site
+from link_support import start_link, unique_site
 from support import wait_for
 
 CHECKERS = validators()
@@ -83,10 +83,10 @@ def test_topic_and_flag_rules():
     assert not problems_with(Seen("lgsc/v1/qinshui/jobs", b"garbage", 1, True), CHECKERS)
 
 
-def test_what_the_link_publishes_is_valid(tmp_path, broker, contract_recorder):
+def test_what_the_link_publishes_is_valid(tmp_path, make_hall, broker, contract_recorder):
     """One of each: birth, events of every listed type, telemetry, result, death."""
     site = unique_site()
-    rig = start_rig(tmp_path, broker.port, site, telemetry_interval_s=1.0)
+    rig = start_link(make_hall, tmp_path, broker.port, site, telemetry_interval_s=1.0)
     samples = {
         "rental.checkout": EVENT["data"],
         "rental.return": {
@@ -112,12 +112,12 @@ def test_what_the_link_publishes_is_valid(tmp_path, broker, contract_recorder):
         "error.invalid_payload": {"topic": f"lgsc/v1/{site}/jobs", "reason": "payload is not JSON"},
     }
     try:
-        wait_for(lambda: rig.link.online, what="online")
+        wait_for(lambda: rig.feature("link").online, what="online")
         rig.on_core(lambda: rig.core.set_component("printer", "ok"))
         for type_, data in samples.items():
             rig.emit(type_, data)
         result = {"schema": "lgsc.result/1", "id": "c-1", "ok": True, "result": {"queue": []}}
-        rig.on_core(lambda: rig.link.publish_result(json.dumps(result).encode(), None, None))
+        rig.on_core(lambda: rig.feature("link").publish_result(json.dumps(result).encode(), None, None))
         base = f"lgsc/v1/{site}/hall-01/"
 
         def mine() -> list[Seen]:

@@ -151,11 +151,10 @@ def restore_signals():
         signal.signal(signum, handler)
 
 
-def test_sigterm_finishes_the_event_in_hand_before_storage_closes(tmp_path, monkeypatch, restore_signals):
+def test_sigterm_finishes_the_event_in_hand_before_storage_closes(tmp_path, restore_signals):
     feature = SlowFeature()
-    monkeypatch.setattr("edge.daemon.feature_factories", lambda: [lambda _config: feature])
     config = make_config(tmp_path)
-    daemon = Daemon(config)
+    daemon = Daemon(config, factories=[lambda _config: feature])
     daemon.start()
 
     def send_sigterm_mid_event() -> None:
@@ -203,12 +202,9 @@ class GoodFeature:
         self.stopped = True
 
 
-def test_a_feature_that_fails_to_start_is_left_out_and_the_rest_runs(tmp_path, monkeypatch):
+def test_a_feature_that_fails_to_start_is_left_out_and_the_rest_runs(tmp_path):
     broken, good = BrokenFeature(), GoodFeature()
-    monkeypatch.setattr(
-        "edge.daemon.feature_factories", lambda: [lambda _c: broken, lambda _c: None, lambda _c: good]
-    )
-    daemon = Daemon(make_config(tmp_path))
+    daemon = Daemon(make_config(tmp_path), factories=[lambda _c: broken, lambda _c: None, lambda _c: good])
     daemon.start()
     try:
         assert daemon.features == [good]

@@ -16,11 +16,12 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from command_rig import Hall
+from command_rig import CommandHall
 from gpiozero import Device
 from hallsim.printer import SimPrinter
 from support import config_text, fill_disk, wait_for
@@ -65,16 +66,17 @@ def printer(tmp_path: Path) -> Iterator[SimPrinter]:
     sim.stop()
 
 
-def hall_on(tmp_path: Path, disk: Path, port: int, printer: SimPrinter) -> Hall:
-    return Hall(
-        tmp_path,
-        port,
-        extra={
+def hall_on(make_hall: Callable[..., Any], disk: Path, port: int, printer: SimPrinter) -> CommandHall:
+    return make_hall(
+        None,
+        {
             "storage": {"dir": str(disk / "state"), "reserve_mb": RESERVE_MB, "disk_low_mb": 12},
             "health": {"check_interval_s": 1.0},
             "queue": {"enabled": True, "bounce_ms": 0},
             "printer": {"enabled": True, "port": str(printer.link), "status_timeout_s": 1.0},
         },
+        rig=CommandHall,
+        port=port,
     )
 
 
@@ -84,16 +86,16 @@ def press_a() -> None:
     pin.drive_high()
 
 
-def events(hall: Hall, type_: str) -> list[dict]:
+def events(hall: CommandHall, type_: str) -> list[dict]:
     """The data of the events of that type that reached the broker (the outbox empties once they do)."""
     kind = type_.split(".", maxsplit=1)[0]
     return [b["data"] for b in hall.watcher.bodies(f"/events/{kind}") if b.get("type") == type_]
 
 
 def test_a_full_disk_keeps_tickets_printing_and_commands_answered_then_recovers(
-    tmp_path, small_disk, broker, pins, printer
+    small_disk, broker, printer, make_hall
 ):
-    hall = hall_on(tmp_path, small_disk, broker.port, printer)
+    hall = hall_on(make_hall, small_disk, broker.port, printer)
     reserve = small_disk / "state" / RESERVE_NAME
     try:
         hall.start()
@@ -126,7 +128,7 @@ def test_a_full_disk_keeps_tickets_printing_and_commands_answered_then_recovers(
         print(f"recovered {time.monotonic() - freed_at:.2f} s after the space returned")  # for the report
         assert cleared and reserve.stat().st_size == RESERVE_MB * MIB
     finally:
-        hall.close()
+        hall.stop()  # let go of the database before the file system is unmounted
 
 
 def test_after_kill_9_on_a_full_disk_the_daemon_starts_degraded_and_says_so(tmp_path, small_disk):
@@ -164,10 +166,11 @@ def test_after_kill_9_on_a_full_disk_the_daemon_starts_degraded_and_says_so(tmp_
     assert data["state"] == "raised" and data["started_full"] is True
 
 
-def test_on_a_full_disk_a_tap_unlocks_and_a_forced_door_is_alarmed(tmp_path, small_disk):
-    from locker_hall import Hall as LockerHall
+def test_on_a_full_disk_a_tap_unlocks_and_a_forced_door_is_alarmed(tmp_path, small_disk, make_hall):
+    from locker_hall import LockerHall, locker_config
 
-    hall = LockerHall(tmp_path, storage={"dir": str(small_disk / "state"), "reserve_mb": RESERVE_MB})
+    storage = {"storage": {"dir": str(small_disk / "state"), "reserve_mb": RESERVE_MB}}
+    hall = make_hall(["locker"], {**locker_config(tmp_path), **storage}, rig=LockerHall)
     try:
         fill(small_disk)
         hall.tap("W1")
@@ -181,4 +184,4 @@ def test_on_a_full_disk_a_tap_unlocks_and_a_forced_door_is_alarmed(tmp_path, sma
         assert alarm["state"] == "raised" and alarm["compartment"] == 2
         assert not (small_disk / "state" / RESERVE_NAME).exists()  # the reserve carried them
     finally:
-        hall.close()
+        hall.stop()  # let go of the database before the file system is unmounted

@@ -12,71 +12,55 @@ from typing import Any
 import pytest
 from display_support import BRICKLAYER as EXPIRED_BRICKLAYER
 from display_support import SHOP, ZONE, RecordingSPI, jobs
+from hall_rig import Hall
 from hallsim.screen import SimScreen, decode
 from luma.core.device import dummy
 from luma.led_matrix.const import max7219 as max7219_registers
 from PIL import Image
-from support import make_config, on_core, wait_for
+from support import wait_for
 
 from drivers.display import FrameMirror, PanelError, encode_frame, open_device
-from edge.clock import Clock
 from edge.config import parse
-from edge.core import CommandError, Core
+from edge.core import CommandError
 from edge.display.feature import DisplayFeature
 from edge.messages import LinkStatus, ScreenCall, ScreenLine, SnapshotUpdated
 from edge.settings import DisplaySettings
-from edge.storage import Storage
 
 BRICKLAYER = {**EXPIRED_BRICKLAYER, "expires_at": "2099-01-01T00:00:00+08:00"}  # the tests run on real time
 ALL_DAY = {"open_from": "00:00", "open_until": "00:00", "night_from": "00:00", "night_until": "00:00"}
 STATIC = {**BRICKLAYER, "urgent": False, "location": "北关", "contact": ""}
 
 
-class Hall:
-    """A core with the display feature started on it; helpers run things on the core thread."""
+class DisplayHall(Hall):
+    """A hall with the display feature; helpers run things on the core thread."""
 
-    def __init__(self, tmp_path, display: dict[str, Any], **feature_kwargs: Any) -> None:
-        self.config = make_config(tmp_path, {"display": {"enabled": True, **ALL_DAY, **display}})
-        self.storage = Storage(self.config.storage.dir)
-        self.core = Core(self.config, self.storage, Clock(self.config.time.zone, self.config.time.clock))
-        self.feature = DisplayFeature(self.config, **feature_kwargs)
-        self.feature.start(self.core)
-        self.core.start()
-
-    def on_core(self, fn: Any) -> Any:
-        return on_core(self.core, fn)
-
-    def command(self, name: str, args: dict) -> dict:
-        handler = self.core.command(name)
-        return self.on_core(lambda: handler(args, {}))
+    @property
+    def display(self) -> DisplayFeature:
+        return self.feature("display")
 
     def jobs(self, *entries: dict, new: set[str] = frozenset(), received_at: datetime | None = None) -> None:
         at = received_at or datetime.now(ZONE)
         self.core.post(SnapshotUpdated("jobs", jobs(*entries), at, new_ids=frozenset(new)))
 
     def page(self) -> Any:
-        return self.on_core(lambda: self.feature.rotation.page)
+        return self.on_core(lambda: self.display.rotation.page)
 
-    def events(self, type_: str) -> list[dict]:
+    def outbox(self, type_: str) -> list[dict]:
+        """The data of the ``type_`` events recorded so far (once the core has handled what was posted)."""
         return self.on_core(lambda: [e.body()["data"] for e in self.core.outbox.pending() if e.type == type_])
-
-    def stop(self) -> None:
-        self.core.stop()
-        self.feature.stop()
-        self.storage.close()
 
 
 @pytest.fixture
-def hall(tmp_path):
-    halls: list[Hall] = []
+def hall(make_hall):
+    """``hall(display settings, **DisplayFeature arguments)``: a hall with the screen on a dummy device."""
 
-    def make(display: dict | None = None, **kwargs: Any) -> Hall:
-        halls.append(Hall(tmp_path, {"device": "dummy", **(display or {})}, **kwargs))
-        return halls[-1]
+    def make(display: dict | None = None, **feature_kwargs: Any) -> DisplayHall:
+        overrides = {"display": {"enabled": True, **ALL_DAY, "device": "dummy", **(display or {})}}
+        return make_hall(
+            [lambda settings: DisplayFeature(settings, **feature_kwargs)], overrides, rig=DisplayHall
+        )
 
-    yield make
-    for h in halls:
-        h.stop()
+    return make
 
 
 def test_new_job_reaches_device_and_mirror_at_once_marked_new(hall, tmp_path):
@@ -88,13 +72,13 @@ def test_new_job_reaches_device_and_mirror_at_once_marked_new(hall, tmp_path):
         h.jobs(SHOP, BRICKLAYER, new={BRICKLAYER["id"]})
         wait_for(lambda: h.page().key == BRICKLAYER["id"], 2, "the new job at once")
         assert h.page().lines[0].badges == ("新",)
-        device_frame = h.on_core(lambda: h.feature.panel.device.image)
+        device_frame = h.on_core(lambda: h.display.panel.device.image)
         wait_for(
             lambda: screen.last_frame is not None and screen.last_frame.tobytes() == device_frame.tobytes(),
             5,
             "the mirrored frame",
         )
-        snap = h.command("display.snapshot", {})
+        snap = h.command("display.snapshot")
         png = Image.open(io.BytesIO(base64.b64decode(snap["png_base64"])))
         assert (snap["width"], snap["height"]) == (128, 32) and snap["on_screen"]
         assert png.tobytes() == device_frame.tobytes()
@@ -104,14 +88,14 @@ def test_static_page_is_sent_once_and_scrolling_sends_one_frame_per_step(hall):
     h = hall({"page_seconds": 60})
     h.jobs(STATIC)
     wait_for(lambda: h.page() is not None and h.page().key == STATIC["id"], 5, "the job")
-    sent = h.on_core(lambda: h.feature.frames_sent)
+    sent = h.on_core(lambda: h.display.frames_sent)
     t0 = time.monotonic()
     wait_for(lambda: time.monotonic() > t0 + 0.4, 2, "time passing")
     h.core.post(LinkStatus(True))  # an input that changes nothing on the screen
-    assert h.on_core(lambda: h.feature.frames_sent) == sent
+    assert h.on_core(lambda: h.display.frames_sent) == sent
     long_place = {**STATIC, "id": "J-long", "location": "南山公园东侧工地北门往西二百米临时板房二楼"}
     h.jobs(long_place, new={"J-long"})
-    wait_for(lambda: h.on_core(lambda: h.feature.frames_sent) >= sent + 10, 3, "scroll frames")
+    wait_for(lambda: h.on_core(lambda: h.display.frames_sent) >= sent + 10, 3, "scroll frames")
 
 
 def test_removed_job_is_gone_and_call_line_message_clear(hall):
@@ -128,9 +112,9 @@ def test_removed_job_is_gone_and_call_line_message_clear(hall):
     result = h.command("display.message", {"text": "今日下午停电 暂停营业", "seconds": 60})
     assert "until" in result and h.page().kind == "message"
     h.core.post(ScreenCall("A024", 1, 5))
-    wait_for(lambda: h.on_core(lambda: len(h.feature.rotation._calls)) == 1, 2, "the call queued")
+    wait_for(lambda: h.on_core(lambda: len(h.display.rotation._calls)) == 1, 2, "the call queued")
     assert h.page().kind == "message"  # the operator's message overrides the call
-    assert h.command("display.clear", {}) == {"cleared": True}
+    assert h.command("display.clear") == {"cleared": True}
     wait_for(lambda: h.page().kind == "call", 2, "the queued call after clear")
     with pytest.raises(CommandError):
         h.command("display.message", {"text": "\x00\u200b ", "seconds": 5})
@@ -165,7 +149,7 @@ def test_bad_jobs_are_skipped_with_one_event_each(hall):
     h.jobs(bad, STATIC)
     h.jobs(bad, STATIC)
     wait_for(lambda: h.page() is not None and h.page().key == STATIC["id"], 5, "the good job")
-    events = h.events("error.invalid_payload")
+    events = h.outbox("error.invalid_payload")
     assert len(events) == 1 and "J-bad" in events[0]["reason"]
     assert events[0]["entry"] == "J-bad"  # named like the link's invalid entries (docs/mqtt.md)
 
@@ -197,7 +181,7 @@ def test_max7219_over_spi_brightness_schedule_power_and_reinit(hall):
     assert h.on_core(h.core.status)["display"]["on"] is False
     scanlimit = max7219_registers.SCANLIMIT
     inits = len(spi.register_values(scanlimit))
-    h.on_core(h.feature._reinit)  # what the reinit_minutes timer does
+    h.on_core(h.display._reinit)  # what the reinit_minutes timer does
     assert len(spi.register_values(scanlimit)) == inits + 1
     assert spi.register_values(shutdown)[-1] == 0  # still off: re-init keeps the opening hours
 
@@ -209,18 +193,18 @@ def test_failed_spi_write_marks_offline_then_recovers(hall):
     spi.fail = True
     h.jobs(STATIC)
     wait_for(lambda: h.on_core(lambda: h.core.components.get("display")) == "offline", 5, "display offline")
-    assert h.events("alarm.display")[0]["state"] == "offline"
+    assert h.outbox("alarm.display")[0]["state"] == "offline"
     wait_for(lambda: h.page().key == STATIC["id"], 2, "the rotation keeps going")
     spi.fail = False
     wait_for(lambda: h.on_core(lambda: h.core.components.get("display")) == "ok", 5, "display back")
-    assert [e["state"] for e in h.events("alarm.display")] == ["offline", "ok"]
-    assert h.on_core(lambda: h.feature.shown) is not None
+    assert [e["state"] for e in h.outbox("alarm.display")] == ["offline", "ok"]
+    assert h.on_core(lambda: h.display.shown) is not None
 
 
 def test_missing_spi_device_starts_offline_without_crashing(hall):
     h = hall({"device": "max7219", "spi_port": 6, "spi_device": 3})
     wait_for(lambda: h.on_core(lambda: h.core.components.get("display")) == "offline", 5, "display offline")
-    snap = h.command("display.snapshot", {})
+    snap = h.command("display.snapshot")
     assert snap["on_screen"] is False and snap["png_base64"]
 
 

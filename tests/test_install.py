@@ -120,7 +120,7 @@ def test_install_lays_out_user_unit_rules_config_state_and_boot(pi_root, capsys)
     passwd = (pi_root / "etc/passwd").read_text()
     assert re.search(r"^hall-edge:x:\d+:\d+:.*:/var/lib/hall-edge:/usr/sbin/nologin$", passwd, re.M)
     groups = {line.split(":")[0]: line.split(":")[3] for line in (pi_root / "etc/group").read_text().split()}
-    for name in ("gpio", "spi", "dialout", "lp"):
+    for name in ("gpio", "spi", "dialout", "lp", "audio"):
         assert "hall-edge" in groups[name].split(",")
     assert groups["gpio"] == "pi,hall-edge"  # existing members kept
     assert (pi_root / "etc/systemd/system/hall-edge.service").read_bytes() == UNIT_SOURCE.read_bytes()
@@ -187,7 +187,7 @@ def test_a_machine_without_a_boot_partition_installs_without_boot_settings(tmp_p
     out = install(tmp_path / "plain", capsys)
     assert "REBOOT NEEDED" not in out
     assert "no Raspberry Pi boot partition" in out
-    assert "created groups gpio, spi, dialout, lp" in out
+    assert "created groups gpio, spi, dialout, lp, audio" in out
     assert (tmp_path / "plain/etc/hall-edge/hall-edge.toml").is_file()
 
 
@@ -328,7 +328,7 @@ def test_unit_is_notify_with_watchdog_and_hardening():
     assert float(unit["WatchdogSec"][0]) > 0
     assert unit["Restart"] == ["always"]
     assert unit["User"] == ["hall-edge"]
-    assert unit["SupplementaryGroups"] == ["gpio spi dialout lp"]
+    assert unit["SupplementaryGroups"] == ["gpio spi dialout lp audio"]
     assert unit["CapabilityBoundingSet"] == [""]
     assert unit["RestrictAddressFamilies"] == ["AF_UNIX AF_INET AF_INET6"]
     assert unit["SystemCallFilter"][0] == "@system-service"
@@ -429,7 +429,8 @@ def test_the_watchdog_the_unit_relies_on_stops_when_the_core_hangs(tmp_path, mon
         wait_for(lambda: len(pings) >= 2, 10, "pings from a healthy core")
         hung_at.append(time.monotonic())
         daemon.core.call_soon(lambda: release.wait(10))  # a handler that never returns
-        threading.Event().wait(2.6)
+        # Hung past the stale limit (1.5 s) plus two ping intervals: pings would show by now.
+        wait_for(lambda: time.monotonic() - daemon.core.heartbeat > 2.6, 10, "the core hung for 2.6 s")
         daemon.stop_requested.set()
         release.set()
 

@@ -7,7 +7,7 @@ import time
 
 import paho.mqtt.client as mqtt
 import pytest
-from link_support import Watcher, start_rig, unique_site
+from link_support import Watcher, start_link, unique_site
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from support import make_config, wait_for
@@ -27,8 +27,8 @@ def watcher(broker, site):
     w.close()
 
 
-def test_birth_on_connect_then_events_in_seq_order(tmp_path, broker, site, watcher):
-    rig = start_rig(tmp_path, broker.port, site, watch=(LinkStatus,))
+def test_birth_on_connect_then_events_in_seq_order(tmp_path, make_hall, broker, site, watcher):
+    rig = start_link(make_hall, tmp_path, broker.port, site, watch=(LinkStatus,))
     try:
         wait_for(lambda: watcher.on("/hall-01/state"), what="birth")
         birth = watcher.on("/hall-01/state")[-1]
@@ -50,8 +50,8 @@ def test_birth_on_connect_then_events_in_seq_order(tmp_path, broker, site, watch
         rig.stop()
 
 
-def test_component_change_republishes_birth_and_stop_says_offline(tmp_path, broker, site, watcher):
-    rig = start_rig(tmp_path, broker.port, site)
+def test_component_change_republishes_birth_and_stop_says_offline(tmp_path, make_hall, broker, site, watcher):
+    rig = start_link(make_hall, tmp_path, broker.port, site)
     wait_for(lambda: watcher.on("/hall-01/state"), what="birth")
     rig.on_core(lambda: rig.core.set_component("printer", "paper_out"))
     wait_for(
@@ -71,42 +71,42 @@ def test_component_change_republishes_birth_and_stop_says_offline(tmp_path, brok
         late.close()
 
 
-def test_events_recorded_during_a_broker_outage_arrive_in_order(tmp_path, own_broker, site):
-    rig = start_rig(tmp_path, own_broker.port, site, reconnect_cap_s=1.0, watch=(LinkStatus,))
+def test_events_recorded_during_a_broker_outage_arrive_in_order(tmp_path, make_hall, own_broker, site):
+    rig = start_link(make_hall, tmp_path, own_broker.port, site, reconnect_cap_s=1.0, watch=(LinkStatus,))
     watcher = Watcher(own_broker.port, site)  # persistent session: it misses nothing over the restart
     try:
-        wait_for(lambda: rig.link.online, what="online")
+        wait_for(lambda: rig.feature("link").online, what="online")
         rig.emit("rental.denied", {"reason": "unknown_card"})
         wait_for(lambda: len(watcher.events()) == 1)
         # Its PUBACK handled and the row deleted (batched, up to 50 ms later) before the outage.
         wait_for(lambda: rig.on_core(rig.core.outbox.depth) == 0, what="first event acknowledged")
         own_broker.stop()
-        wait_for(lambda: not rig.link.online, what="offline")
+        wait_for(lambda: not rig.feature("link").online, what="offline")
         for _ in range(20):
             rig.emit("rental.denied", {"reason": "limit"})
         assert rig.on_core(rig.core.outbox.depth) == 20
         own_broker.start()
-        wait_for(lambda: rig.link.online, what="online again")
+        wait_for(lambda: rig.feature("link").online, what="online again")
         wait_for(lambda: rig.on_core(rig.core.outbox.depth) == 0, what="backlog drained")
         wait_for(lambda: len({e["seq"] for e in watcher.events()}) == 21, what="backlog at the platform")
         seqs = [e["seq"] for e in watcher.events()]
         assert sorted(set(seqs)) == list(range(1, 22)) and seqs == sorted(seqs)
         assert [s.online for s in rig.seen[LinkStatus]] == [True, False, True]
-        assert rig.link.connection.reconnects >= 1
+        assert rig.feature("link").connection.reconnects >= 1
     finally:
         watcher.close()
         rig.stop()
 
 
-def test_commands_sent_while_away_arrive_on_return(tmp_path, own_broker, site):
+def test_commands_sent_while_away_arrive_on_return(tmp_path, make_hall, own_broker, site):
     """Persistent session: QoS 1 commands published while the controller is down are kept."""
-    rig = start_rig(tmp_path, own_broker.port, site, watch=(CommandReceived,))
-    wait_for(lambda: rig.link.online, what="online")
+    rig = start_link(make_hall, tmp_path, own_broker.port, site, watch=(CommandReceived,))
+    wait_for(lambda: rig.feature("link").online, what="online")
     rig.stop()
     sender = Watcher(own_broker.port, site)
     try:
         sender.publish(f"lgsc/v1/{site}/hall-01/cmd", b'{"body":"x","kid":"k","sig":"s"}')
-        rig = start_rig(tmp_path, own_broker.port, site, watch=(CommandReceived,))
+        rig = start_link(make_hall, tmp_path, own_broker.port, site, watch=(CommandReceived,))
         wait_for(lambda: rig.seen[CommandReceived], what="queued command delivered")
         assert rig.seen[CommandReceived][0].payload == b'{"body":"x","kid":"k","sig":"s"}'
     finally:
@@ -114,10 +114,10 @@ def test_commands_sent_while_away_arrive_on_return(tmp_path, own_broker, site):
         rig.stop()
 
 
-def test_command_with_response_topic_is_answered_there(tmp_path, broker, site, watcher):
-    rig = start_rig(tmp_path, broker.port, site, watch=(CommandReceived,))
+def test_command_with_response_topic_is_answered_there(tmp_path, make_hall, broker, site, watcher):
+    rig = start_link(make_hall, tmp_path, broker.port, site, watch=(CommandReceived,))
     try:
-        wait_for(lambda: rig.link.online, what="online")
+        wait_for(lambda: rig.feature("link").online, what="online")
         props = Properties(PacketTypes.PUBLISH)
         props.ResponseTopic = f"lgsc/v1/{site}/replies/7"
         props.CorrelationData = b"corr-7"
@@ -127,21 +127,25 @@ def test_command_with_response_topic_is_answered_there(tmp_path, broker, site, w
         assert command.response_topic == f"lgsc/v1/{site}/replies/7"
         assert command.correlation_data == b"corr-7"
         result = json.dumps({"schema": "lgsc.result/1", "id": "c-1", "ok": True, "result": {}}).encode()
-        rig.on_core(lambda: rig.link.publish_result(result, command.response_topic, command.correlation_data))
+        rig.on_core(
+            lambda: rig.feature("link").publish_result(
+                result, command.response_topic, command.correlation_data
+            )
+        )
         wait_for(lambda: watcher.on("/cmd/result") and watcher.on("/replies/7"), what="both results")
         reply = next(m for m in watcher.messages if m.topic.endswith("/replies/7"))
         assert reply.properties.CorrelationData == b"corr-7"
         # A wildcard response topic is refused, the result topic still gets it.
-        rig.on_core(lambda: rig.link.publish_result(result, "lgsc/#", b"x"))
+        rig.on_core(lambda: rig.feature("link").publish_result(result, "lgsc/#", b"x"))
         wait_for(lambda: len(watcher.on("/cmd/result")) == 2)
     finally:
         rig.stop()
 
 
-def test_oversized_command_is_an_invalid_payload_event(tmp_path, broker, site, watcher):
-    rig = start_rig(tmp_path, broker.port, site, watch=(CommandReceived,), max_payload_bytes=1024)
+def test_oversized_command_is_an_invalid_payload_event(tmp_path, make_hall, broker, site, watcher):
+    rig = start_link(make_hall, tmp_path, broker.port, site, watch=(CommandReceived,), max_payload_bytes=1024)
     try:
-        wait_for(lambda: rig.link.online, what="online")
+        wait_for(lambda: rig.feature("link").online, what="online")
         watcher.publish(f"lgsc/v1/{site}/hall-01/cmd", b"x" * 2000)
         wait_for(watcher.events, what="error event")
         event = watcher.events()[0]
@@ -152,8 +156,8 @@ def test_oversized_command_is_an_invalid_payload_event(tmp_path, broker, site, w
         rig.stop()
 
 
-def test_telemetry_has_the_contract_fields(tmp_path, broker, site, watcher):
-    rig = start_rig(tmp_path, broker.port, site, telemetry_interval_s=1.0)
+def test_telemetry_has_the_contract_fields(tmp_path, make_hall, broker, site, watcher):
+    rig = start_link(make_hall, tmp_path, broker.port, site, telemetry_interval_s=1.0)
     try:
         wait_for(lambda: watcher.on("/telemetry"), what="telemetry")
         reading = watcher.on("/telemetry")[0]
@@ -175,9 +179,9 @@ def test_telemetry_has_the_contract_fields(tmp_path, broker, site, watcher):
         rig.stop()
 
 
-def test_mqtt_311_works_too(tmp_path, broker, site):
+def test_mqtt_311_works_too(tmp_path, make_hall, broker, site):
     watcher = Watcher(broker.port, site, protocol=mqtt.MQTTv311)
-    rig = start_rig(tmp_path, broker.port, site, protocol="mqttv311")
+    rig = start_link(make_hall, tmp_path, broker.port, site, protocol="mqttv311")
     try:
         wait_for(lambda: watcher.on("/hall-01/state"), what="birth over 3.1.1")
         rig.emit("audit.config_changed", {"keys": ["display.brightness"]})
@@ -187,8 +191,8 @@ def test_mqtt_311_works_too(tmp_path, broker, site):
         watcher.close()
 
 
-def test_unreachable_broker_does_not_block_start_or_stop(tmp_path):
-    rig = start_rig(tmp_path, 1, unique_site(), reconnect_cap_s=1.0)
+def test_unreachable_broker_does_not_block_start_or_stop(tmp_path, make_hall):
+    rig = start_link(make_hall, tmp_path, 1, unique_site(), reconnect_cap_s=1.0)
     rig.emit("alarm.disk_low", {"free_mb": 10})
     assert rig.on_core(rig.core.outbox.depth) == 1
     started = time.monotonic()
@@ -235,12 +239,12 @@ def test_daemon_with_the_link_stops_within_two_seconds(tmp_path, broker, site, w
     wait_for(lambda: watcher.on("/hall-01/state")[-1]["online"] is False, what="offline state")
 
 
-def test_events_recorded_offline_go_out_in_order_after_a_restart(tmp_path, broker, site, watcher):
-    offline = start_rig(tmp_path, 1, site)
+def test_events_recorded_offline_go_out_in_order_after_a_restart(tmp_path, make_hall, broker, site, watcher):
+    offline = start_link(make_hall, tmp_path, 1, site)
     for n in range(5):
         offline.emit("ticket.skipped", {"ticket": f"B{n:03d}"})
     offline.stop()
-    rig = start_rig(tmp_path, broker.port, site)
+    rig = start_link(make_hall, tmp_path, broker.port, site)
     try:
         wait_for(lambda: len(watcher.events()) == 5, what="the five events after the restart")
         assert [e["data"]["ticket"] for e in watcher.events()] == [f"B{n:03d}" for n in range(5)]
@@ -249,15 +253,15 @@ def test_events_recorded_offline_go_out_in_order_after_a_restart(tmp_path, broke
         rig.stop()
 
 
-def test_storage_cap_from_the_configuration(tmp_path, broker, site, watcher):
-    rig = start_rig(tmp_path, 1, site, storage_overrides={"outbox_max_events": 100})
+def test_storage_cap_from_the_configuration(tmp_path, make_hall, broker, site, watcher):
+    rig = start_link(make_hall, tmp_path, 1, site, storage_overrides={"outbox_max_events": 100})
     for _ in range(150):
         rig.emit("error.invalid_payload", {"topic": "t", "reason": "r"})
     rig.emit("rental.denied", {"reason": "banned"})
     assert rig.on_core(rig.core.outbox.depth) == 100
     assert rig.on_core(rig.core.status)["link"]["outbox_dropped"] == 52
     rig.stop()
-    rig = start_rig(tmp_path, broker.port, site, storage_overrides={"outbox_max_events": 100})
+    rig = start_link(make_hall, tmp_path, broker.port, site, storage_overrides={"outbox_max_events": 100})
     try:
         wait_for(lambda: len(watcher.events()) == 100, what="what the cap kept")
         types = [e["type"] for e in watcher.events()]
@@ -268,14 +272,16 @@ def test_storage_cap_from_the_configuration(tmp_path, broker, site, watcher):
         rig.stop()
 
 
-def test_resync_republishes_the_birth_and_asks_for_the_snapshots_again(tmp_path, broker, site, watcher):
-    rig = start_rig(tmp_path, broker.port, site)
+def test_resync_republishes_the_birth_and_asks_for_the_snapshots_again(
+    tmp_path, make_hall, broker, site, watcher
+):
+    rig = start_link(make_hall, tmp_path, broker.port, site)
     try:
         wait_for(lambda: watcher.on("/hall-01/state"), what="birth")
         births = len(watcher.on("/hall-01/state"))
-        rig.on_core(rig.link.resync)
+        rig.on_core(rig.feature("link").resync)
         wait_for(lambda: len(watcher.on("/hall-01/state")) == births + 1, what="birth again")
-        assert rig.link.online
+        assert rig.feature("link").online
     finally:
         rig.stop()
 

@@ -7,7 +7,7 @@ import hmac
 import json
 
 from hallsim.central import Central, _gaps, card_hash
-from link_support import start_rig, unique_site
+from link_support import start_link, unique_site
 from support import wait_for
 
 from edge.messages import SnapshotUpdated
@@ -43,10 +43,10 @@ def test_a_central_in_a_used_folder_remembers_the_events_it_logged(tmp_path):
     assert central.report()["duplicates"] == 1
 
 
-def test_central_and_link_end_to_end(tmp_path, broker):
+def test_central_and_link_end_to_end(tmp_path, make_hall, broker):
     site = unique_site()
     central = Central("127.0.0.1", broker.port, site, "hall-01", tmp_path / "central", card_key=b"k").start()
-    rig = start_rig(tmp_path, broker.port, site, watch=(SnapshotUpdated,))
+    rig = start_link(make_hall, tmp_path, broker.port, site, watch=(SnapshotUpdated,))
     updates = rig.watch(SnapshotUpdated)
     try:
         wait_for(lambda: central.online, what="birth at the central")
@@ -74,7 +74,7 @@ def test_central_and_link_end_to_end(tmp_path, broker):
         central.stop()
 
 
-def test_hall_sim_central_runs_on_its_own(tmp_path, broker):
+def test_hall_sim_central_runs_on_its_own(tmp_path, make_hall, broker):
     import json
     import signal
     import subprocess
@@ -89,7 +89,7 @@ def test_hall_sim_central_runs_on_its_own(tmp_path, broker):
     try:
         assert process.stdout is not None
         assert process.stdout.readline().startswith(f"central for {site}/hall-01")
-        rig = start_rig(tmp_path / "edge", broker.port, site, watch=(SnapshotUpdated,))
+        rig = start_link(make_hall, tmp_path / "edge", broker.port, site, watch=(SnapshotUpdated,))
         try:
             updates = wait_for(lambda: rig.watch(SnapshotUpdated), what="generated jobs")
             assert len(updates[0].snapshot["jobs"]) == 3

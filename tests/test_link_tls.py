@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from hallsim.broker import Mosquitto
-from link_support import Watcher, start_rig, unique_site
+from link_support import Watcher, start_link, unique_site
 from support import wait_for
 
 from edge.messages import LinkStatus
@@ -78,12 +78,13 @@ def pki(tmp_path_factory):
     }
 
 
-def test_tls_with_a_client_certificate(tmp_path, pki):
+def test_tls_with_a_client_certificate(tmp_path, make_hall, pki):
     tls = (pki["ca"], pki["server_cert"], pki["server_key"])
     with Mosquitto(tmp_path / "broker", tls=tls) as broker:
         site = unique_site()
         watcher = Watcher(broker.port, site)  # the platform side on the plain listener
-        rig = start_rig(
+        rig = start_link(
+            make_hall,
             tmp_path,
             broker.tls_port,
             site,
@@ -99,7 +100,7 @@ def test_tls_with_a_client_certificate(tmp_path, pki):
             watcher.close()
 
 
-def test_tls_with_username_and_password_file(tmp_path, pki):
+def test_tls_with_username_and_password_file(tmp_path, make_hall, pki):
     passwords = tmp_path / "passwd"
     subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwords), "hall-01", "s3cret"], check=True)
     os.chmod(passwords, 0o644)  # mosquitto (maybe another user) reads it
@@ -112,16 +113,24 @@ def test_tls_with_username_and_password_file(tmp_path, pki):
         common = {"tls": True, "ca_file": pki["ca"], "username": "hall-01"}
         wrong = tmp_path / "wrong"
         _write(wrong, b"nope", private=True)
-        refused = start_rig(
-            tmp_path / "a", broker.tls_port, site, watch=(LinkStatus,), password_file=str(wrong), **common
+        refused = start_link(
+            make_hall,
+            tmp_path / "a",
+            broker.tls_port,
+            site,
+            watch=(LinkStatus,),
+            password_file=str(wrong),
+            **common,
         )
         try:
             # Refused by the broker: no birth, keeps trying, never crashes, no offline news each try.
-            wait_for(lambda: refused.link.connection.backoff.attempt >= 2, what="refused attempts")
-            assert not refused.link.online and refused.seen[LinkStatus] == []
+            wait_for(lambda: refused.feature("link").connection.backoff.attempt >= 2, what="refused attempts")
+            assert not refused.feature("link").online and refused.seen[LinkStatus] == []
         finally:
             refused.stop()
-        rig = start_rig(tmp_path / "b", broker.tls_port, site, password_file=str(secret), **common)
+        rig = start_link(
+            make_hall, tmp_path / "b", broker.tls_port, site, password_file=str(secret), **common
+        )
         try:
             wait_for(lambda: watcher.on("/hall-01/state"), what="birth with username/password")
         finally:
@@ -129,16 +138,16 @@ def test_tls_with_username_and_password_file(tmp_path, pki):
             watcher.close()
 
 
-def test_untrusted_broker_certificate_is_refused(tmp_path, pki):
+def test_untrusted_broker_certificate_is_refused(tmp_path, make_hall, pki):
     other_key = ec.generate_private_key(ec.SECP256R1())
     other_ca = _certificate("someone else", other_key, _name("someone else"), other_key, ca=True)
     other = _write(tmp_path / "other.crt", other_ca.public_bytes(serialization.Encoding.PEM))
     tls = (pki["ca"], pki["server_cert"], pki["server_key"])
     with Mosquitto(tmp_path / "broker", tls=tls) as broker:
-        rig = start_rig(tmp_path, broker.tls_port, unique_site(), tls=True, ca_file=other)
+        rig = start_link(make_hall, tmp_path, broker.tls_port, unique_site(), tls=True, ca_file=other)
         try:
-            wait_for(lambda: rig.link.connection.backoff.attempt >= 1, what="a failed handshake")
-            assert not rig.link.online
+            wait_for(lambda: rig.feature("link").connection.backoff.attempt >= 1, what="a failed handshake")
+            assert not rig.feature("link").online
         finally:
             rig.stop()
 
@@ -148,7 +157,7 @@ def test_a_missing_ca_file_fails_the_start_before_anything_is_wired(tmp_path):
 
     from edge.clock import Clock
     from edge.core import Core
-    from edge.link import Link
+    from edge.link.feature import LinkFeature
     from edge.storage import Storage
 
     config = make_config(tmp_path, {"mqtt": {"tls": True, "ca_file": str(tmp_path / "missing.crt")}})
@@ -156,7 +165,7 @@ def test_a_missing_ca_file_fails_the_start_before_anything_is_wired(tmp_path):
     core = Core(config, storage, Clock())
     try:
         with pytest.raises(OSError):
-            Link(config).start(core)
+            LinkFeature(config).start(core)
         assert core.link is None and core.outbox.listeners == []
     finally:
         storage.close()

@@ -6,7 +6,7 @@ import json
 import logging
 
 import pytest
-from locker_hall import KEY, UIDS, Hall
+from locker_hall import KEY, UIDS, LockerHall, locker_config
 from support import wait_for
 
 from drivers.rfid import card_hash
@@ -14,10 +14,8 @@ from edge.core import CommandError
 
 
 @pytest.fixture
-def hall(tmp_path):
-    h = Hall(tmp_path)
-    yield h
-    h.close()
+def hall(tmp_path, make_hall):
+    return make_hall(["locker"], locker_config(tmp_path), rig=LockerHall)
 
 
 # ---- checkout -----------------------------------------------------------------------------
@@ -38,7 +36,7 @@ def test_checkout_needs_the_door_opened_and_shut(hall):
     wait_for(lambda: not hall.lock_high(1), what="lock released after the pulse")
     assert hall.status()["out"] == ["T-hammer-01"]
     assert "ok" in hall.buzzes
-    history = hall.run(lambda: hall.locker.ledger.history("T-hammer-01"))
+    history = hall.on_core(lambda: hall.locker.ledger.history("T-hammer-01"))
     assert [h["action"] for h in history] == ["added", "checkout"]
 
 
@@ -98,8 +96,8 @@ def test_worker_without_approval_gets_first_lendable_tool_then_no_tool(hall):
     assert hall.wait_event("rental.denied", 2)[-1]["reason"] == "no_tool"
 
 
-def test_unlocked_but_never_opened_relocks_with_timeout(tmp_path):
-    hall = Hall(tmp_path, locker={"unlock_timeout_s": 0.5})
+def test_unlocked_but_never_opened_relocks_with_timeout(tmp_path, make_hall):
+    hall = make_hall(["locker"], locker_config(tmp_path, locker={"unlock_timeout_s": 0.5}), rig=LockerHall)
     try:
         hall.tap("W1")
         (denied,) = hall.wait_event("rental.denied")
@@ -189,19 +187,19 @@ def test_inspect_command_damaged_to_repair_and_lost_written_off(hall):
     inspect = hall.locker._cmd_inspect
     body = {"issuer": "staff-li"}
     with pytest.raises(CommandError):
-        hall.run(lambda: inspect({"tool_id": "T-drill-01", "result": "ok"}, body))  # not returned
+        hall.on_core(lambda: inspect({"tool_id": "T-drill-01", "result": "ok"}, body))  # not returned
     with pytest.raises(CommandError):
-        hall.run(lambda: inspect({"compartment": 1, "result": "broken"}, body))
-    damaged = hall.run(
+        hall.on_core(lambda: inspect({"compartment": 1, "result": "broken"}, body))
+    damaged = hall.on_core(
         lambda: inspect({"compartment": 1, "result": "damaged", "note": "handle cracked"}, body)
     )
     assert damaged["result"] == "damaged" and damaged["inspector"] == "staff-li"
-    hall.run(lambda: inspect({"tool_id": "T-shovel-01", "result": "lost"}, body))
+    hall.on_core(lambda: inspect({"tool_id": "T-shovel-01", "result": "lost"}, body))
     status = hall.status()
     assert status["in_repair"] == ["T-hammer-01"] and status["written_off"] == ["T-shovel-01"]
-    hall.run(lambda: inspect({"tool_id": "T-hammer-01", "result": "ok", "note": "new handle"}, body))
+    hall.on_core(lambda: inspect({"tool_id": "T-hammer-01", "result": "ok", "note": "new handle"}, body))
     assert "T-hammer-01" in hall.status()["available"]
-    history = hall.run(lambda: hall.locker.ledger.history("T-hammer-01"))
+    history = hall.on_core(lambda: hall.locker.ledger.history("T-hammer-01"))
     assert [h["action"] for h in history] == [
         "added",
         "checkout",
@@ -210,7 +208,7 @@ def test_inspect_command_damaged_to_repair_and_lost_written_off(hall):
         "repair",
         "repaired",
     ]
-    shovel = hall.run(lambda: hall.locker.ledger.history("T-shovel-01"))
+    shovel = hall.on_core(lambda: hall.locker.ledger.history("T-shovel-01"))
     assert shovel[-1]["action"] == "written_off"
 
 
@@ -218,7 +216,7 @@ def test_inspect_command_damaged_to_repair_and_lost_written_off(hall):
 
 
 def test_locker_open_is_audited_and_its_door_is_not_forced(hall):
-    result = hall.run(
+    result = hall.on_core(
         lambda: hall.locker._cmd_open({"compartment": 2, "reason": "restock"}, {"issuer": "it-wang"})
     )
     assert result == {"compartment": 2, "unlocked": True}
@@ -231,26 +229,26 @@ def test_locker_open_is_audited_and_its_door_is_not_forced(hall):
     hall.wait_event("rental.denied")
     assert hall.data("alarm.forced_open") == []
     with pytest.raises(CommandError):
-        hall.run(lambda: hall.locker._cmd_open({"compartment": 9, "reason": "x"}, {}))
+        hall.on_core(lambda: hall.locker._cmd_open({"compartment": 9, "reason": "x"}, {}))
 
 
 def test_free_text_of_locker_commands_reaches_events_with_phone_numbers_masked(hall):
     reason = "工人 13812345678 门卡坏了"
-    hall.run(lambda: hall.locker._cmd_open({"compartment": 2, "reason": reason}, {"issuer": "it-wang"}))
+    hall.on_core(lambda: hall.locker._cmd_open({"compartment": 2, "reason": reason}, {"issuer": "it-wang"}))
     assert hall.wait_event("audit.locker_opened")[0]["reason"] == "工人 138****5678 门卡坏了"
     hall.checkout("W1", 1)
     return_tool(hall, "W1", 1)
     note = "damage reported by phone 139-1234-5678"
     args = {"compartment": 1, "result": "damaged", "note": note}
-    hall.run(lambda: hall.locker._cmd_inspect(args, {"issuer": "staff-li"}))
+    hall.on_core(lambda: hall.locker._cmd_inspect(args, {"issuer": "staff-li"}))
     assert hall.wait_event("rental.inspected")[0]["note"] == "damage reported by phone 139****5678"
 
 
 # ---- alarms -----------------------------------------------------------------------------------------
 
 
-def test_door_open_too_long_raises_once_and_clears(tmp_path):
-    hall = Hall(tmp_path, locker={"door_open_alarm_s": 0.5})
+def test_door_open_too_long_raises_once_and_clears(tmp_path, make_hall):
+    hall = make_hall(["locker"], locker_config(tmp_path, locker={"door_open_alarm_s": 0.5}), rig=LockerHall)
     try:
         hall.tap("W1")
         wait_for(lambda: hall.lock_high(1), what="unlocked")
@@ -265,8 +263,10 @@ def test_door_open_too_long_raises_once_and_clears(tmp_path):
         hall.close()
 
 
-def test_overdue_tool_raises_once_and_clears_on_return(tmp_path):
-    hall = Hall(tmp_path, locker={"loan_hours": 0.0001})  # 0.36 s
+def test_overdue_tool_raises_once_and_clears_on_return(tmp_path, make_hall):
+    hall = make_hall(
+        ["locker"], locker_config(tmp_path, locker={"loan_hours": 0.0001}), rig=LockerHall
+    )  # 0.36 s
     try:
         out = hall.checkout("W1", 1)
         (raised,) = hall.wait_event("alarm.tool_overdue")
@@ -302,8 +302,8 @@ def test_a_real_tap_on_the_reader_unlocks_and_no_uid_leaks(hall, caplog):
     assert card_hash(KEY, UIDS["W2"]) not in json.dumps(hall.status())
 
 
-def test_pn532_reader_tap_unlocks(tmp_path):
-    hall = Hall(tmp_path, reader="pn532")
+def test_pn532_reader_tap_unlocks(tmp_path, make_hall):
+    hall = make_hall(["locker"], locker_config(tmp_path, reader="pn532"), rig=LockerHall)
     try:
         wait_for(lambda: hall.core.components.get("rfid") == "ok", what="PN532 answering")
         hall.sim.tap(UIDS["MIFARE"], hold_s=0.3)  # held over several polls: one tap
@@ -327,7 +327,7 @@ def test_crash_after_the_door_opened_finishes_the_checkout_once(hall):
     wait_for(
         lambda: hall.locker.sessions.get(1) and hall.locker.sessions[1].door_opened, what="door seen open"
     )
-    hall.crash()
+    hall.stop()
     hall.door(1, False)  # shut while the daemon was down
     hall.start()
     (event,) = hall.wait_event("rental.checkout")
@@ -343,7 +343,7 @@ def test_crash_with_the_door_still_open_finishes_when_it_shuts(hall):
     hall.select(2)
     hall.tap("W2")
     wait_for(lambda: hall.lock_high(2), what="unlocked")
-    hall.crash()  # before the daemon saw the door open
+    hall.stop()  # before the daemon saw the door open
     hall.door(2, True)
     hall.start()
     hall.door(2, False)
@@ -354,7 +354,7 @@ def test_crash_with_the_door_still_open_finishes_when_it_shuts(hall):
 def test_crash_after_unlock_that_was_never_opened_is_no_rental(hall):
     hall.tap("W1")
     wait_for(lambda: hall.lock_high(1), what="unlocked")
-    hall.crash()
+    hall.stop()
     hall.start()
     (denied,) = hall.wait_event("rental.denied")
     assert denied["reason"] == "timeout"
@@ -370,7 +370,7 @@ def test_crash_during_a_return_finishes_the_return(hall):
     wait_for(
         lambda: hall.locker.sessions.get(1) and hall.locker.sessions[1].door_opened, what="door seen open"
     )
-    hall.crash()
+    hall.stop()
     hall.door(1, False)
     hall.start()
     (back,) = hall.wait_event("rental.return")

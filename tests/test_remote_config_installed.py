@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import tomlkit
-from command_rig import Hall
+from command_rig import CommandHall
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from support import wait_for
 
@@ -60,7 +60,7 @@ def interpreter() -> tuple[str, str]:
 class Installed:
     """An installed controller under a folder that the unprivileged account can reach."""
 
-    def __init__(self, hall: Hall, root: Path) -> None:
+    def __init__(self, hall: CommandHall, root: Path) -> None:
         self.hall, self.root = hall, root
         self.account = pwd.getpwnam(SERVICE)
         self.config = root / CONFIG.lstrip("/")
@@ -119,10 +119,10 @@ class Installed:
 
 
 @pytest.fixture
-def installed(tmp_path, broker):
+def installed(make_hall, broker):
     root = Path(tempfile.mkdtemp(prefix="hall-edge-installed-"))
     root.chmod(0o755)  # tmp_path is root's alone; the service account must reach its files
-    hall = Hall(tmp_path, broker.port)
+    hall = make_hall(None, rig=CommandHall, port=broker.port)
     controller = Installed(hall, root)
     try:
         controller.install()

@@ -123,7 +123,7 @@ def test_a_board_that_goes_away_does_not_break_the_device(tmp_path):
 
 CHILD = textwrap.dedent(
     """
-    import threading
+    import signal
     from gpiozero import Button, Device, OutputDevice
     assert type(Device._default_pin_factory()).__name__ == "SimFactory"
     lock = OutputDevice(17)
@@ -131,7 +131,7 @@ CHILD = textwrap.dedent(
     button.when_pressed = lock.on
     button.when_released = lock.off
     print("up", flush=True)
-    threading.Event().wait(30)
+    signal.pause()  # serves the button until the test kills it
     """
 )
 

@@ -8,7 +8,7 @@ import json
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from link_support import Watcher, start_rig, unique_site
+from link_support import Watcher, start_link, unique_site
 from support import CARD, JOB, wait_for
 
 from edge import snapshots
@@ -171,11 +171,11 @@ def site():
     return unique_site()
 
 
-def test_snapshots_from_the_broker(tmp_path, broker, site):
+def test_snapshots_from_the_broker(tmp_path, make_hall, broker, site):
     platform = Watcher(broker.port, site)
     topic = f"lgsc/v1/{site}/jobs"
     platform.publish(topic, raw(jobs_doc(job(id="J1"), at="2026-11-22T08:00:00+08:00")), retain=True)
-    rig = start_rig(tmp_path, broker.port, site, watch=(SnapshotUpdated,))
+    rig = start_link(make_hall, tmp_path, broker.port, site, watch=(SnapshotUpdated,))
     updates = rig.watch(SnapshotUpdated)
     try:
         wait_for(lambda: updates, what="first snapshot")
@@ -213,7 +213,7 @@ def test_snapshots_from_the_broker(tmp_path, broker, site):
         platform.close()
 
 
-def test_cached_snapshot_is_posted_at_start_before_the_broker(tmp_path, broker, site):
+def test_cached_snapshot_is_posted_at_start_before_the_broker(tmp_path, make_hall, broker, site):
     platform = Watcher(broker.port, site)
     topic = f"lgsc/v1/{site}/notices"
     doc = {
@@ -222,18 +222,18 @@ def test_cached_snapshot_is_posted_at_start_before_the_broker(tmp_path, broker, 
         "notices": [{"id": "N1", "text": "培训"}],
     }
     platform.publish(topic, raw(doc), retain=True)
-    rig = start_rig(tmp_path, broker.port, site, watch=(SnapshotUpdated,))
+    rig = start_link(make_hall, tmp_path, broker.port, site, watch=(SnapshotUpdated,))
     wait_for(lambda: rig.watch(SnapshotUpdated), what="live notices")
     rig.stop()
     # Next start, no broker at all: the cached copy is there at once.
-    rig = start_rig(tmp_path, 1, site, watch=(SnapshotUpdated,))
+    rig = start_link(make_hall, tmp_path, 1, site, watch=(SnapshotUpdated,))
     try:
         updates = wait_for(lambda: rig.watch(SnapshotUpdated), what="cached notices")
         assert updates[0].live is False and updates[0].snapshot["notices"][0]["text"] == "培训"
     finally:
         rig.stop()
     # And with the broker: cached first, then the same snapshot confirmed live (not "new").
-    rig = start_rig(tmp_path, broker.port, site, watch=(SnapshotUpdated,))
+    rig = start_link(make_hall, tmp_path, broker.port, site, watch=(SnapshotUpdated,))
     try:
         updates = wait_for(lambda: len(rig.watch(SnapshotUpdated)) == 2 and rig.watch(SnapshotUpdated))
         assert [u.live for u in updates] == [False, True] and updates[1].new_ids == frozenset()
@@ -243,11 +243,11 @@ def test_cached_snapshot_is_posted_at_start_before_the_broker(tmp_path, broker, 
         platform.close()
 
 
-def test_a_flood_of_bad_entries_is_capped(tmp_path, broker, site):
+def test_a_flood_of_bad_entries_is_capped(tmp_path, make_hall, broker, site):
     platform = Watcher(broker.port, site)
-    rig = start_rig(tmp_path, broker.port, site, watch=(SnapshotUpdated,))
+    rig = start_link(make_hall, tmp_path, broker.port, site, watch=(SnapshotUpdated,))
     try:
-        wait_for(lambda: rig.link.online)
+        wait_for(lambda: rig.feature("link").online)
         bad = [job(id=f"J{n}", headcount=-1) for n in range(100)]
         platform.publish(f"lgsc/v1/{site}/jobs", raw(jobs_doc(*bad)))
         wait_for(lambda: rig.watch(SnapshotUpdated), what="snapshot with no valid jobs")
@@ -258,13 +258,13 @@ def test_a_flood_of_bad_entries_is_capped(tmp_path, broker, site):
         platform.close()
 
 
-def test_a_snapshot_and_the_events_about_its_bad_entries_commit_together(tmp_path, broker, site):
+def test_a_snapshot_and_the_events_about_its_bad_entries_commit_together(tmp_path, make_hall, broker, site):
     """Once held, the same retained snapshot is ignored: its events must not be lost in between."""
     platform = Watcher(broker.port, site)
-    rig = start_rig(tmp_path, broker.port, site, watch=(SnapshotUpdated,))
+    rig = start_link(make_hall, tmp_path, broker.port, site, watch=(SnapshotUpdated,))
     statements: list[str] = []
     try:
-        wait_for(lambda: rig.link.online)
+        wait_for(lambda: rig.feature("link").online)
         rig.on_core(lambda: rig.storage.conn.set_trace_callback(statements.append))
         bad = [job(id="J1"), job(id="J2", headcount=-1), job(id="J3", headcount=-1)]
         platform.publish(f"lgsc/v1/{site}/jobs", raw(jobs_doc(*bad)))
@@ -279,11 +279,11 @@ def test_a_snapshot_and_the_events_about_its_bad_entries_commit_together(tmp_pat
         platform.close()
 
 
-def test_unexpected_topic_is_ignored(tmp_path, broker, site):
-    rig = start_rig(tmp_path, broker.port, site)
+def test_unexpected_topic_is_ignored(tmp_path, make_hall, broker, site):
+    rig = start_link(make_hall, tmp_path, broker.port, site)
     try:
-        wait_for(lambda: rig.link.online)
-        route = rig.link._route_message  # what the network thread calls for each message
+        wait_for(lambda: rig.feature("link").online)
+        route = rig.feature("link")._route_message  # what the network thread calls for each message
 
         class Message:
             topic = f"lgsc/v1/{site}/elsewhere"

@@ -11,89 +11,69 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from gpiozero import Device
-from gpiozero.pins.mock import MockFactory
+from hall_rig import Hall
 from hallsim.printer import SimPrinter
-from support import make_config, on_core, wait_for
+from support import wait_for
 
-from edge.clock import Clock
-from edge.core import CommandError, Core
+from edge.core import CommandError
 from edge.messages import Buzz, ScreenCall, ScreenLine
-from edge.storage import Storage
-from edge.tickets.feature import Tickets
+from edge.tickets.feature import TicketsFeature
 
 PINS = {"A": 5, "B": 6, "priority": 12, "call": 16, "recall": 20, "skip": 21}
 QR = "https://example.gov.cn/lgsc/rate?hall=01"
 
 
-@pytest.fixture
-def pins():
-    Device.pin_factory = MockFactory()
-    yield Device.pin_factory
-    Device.pin_factory.reset()
+def tickets_config(printer: SimPrinter | None, poll_s: float = 0.2, **queue: object) -> dict:
+    """Overrides for a hall with the tickets feature: two categories, one window, the simulated printer."""
+    return {
+        "queue": {
+            "enabled": True,
+            "priority_pin": PINS["priority"],
+            "stuck_after_s": 1.0,
+            "bounce_ms": 0,  # presses in a test come faster than any finger; test_bounce sets it
+            "categories": [
+                {"code": "A", "name": "求职登记", "pin": 5},
+                {"code": "B", "name": "招聘登记", "pin": 6},
+            ],
+            "windows": [{"number": 2, "call_pin": 16, "recall_pin": 20, "skip_pin": 21}],
+            **queue,
+        },
+        "printer": {
+            "enabled": printer is not None,
+            "port": str(printer.link) if printer else "/dev/null",
+            "status_poll_s": poll_s,
+            "status_timeout_s": 1.0,  # generous: a loaded machine is not an offline printer
+            "qr_url": QR,
+        },
+    }
 
 
-class Hall:
-    """One controller: storage, core, the tickets feature; the printer is the simulator."""
+class TicketsHall(Hall):
+    """A hall with the tickets feature whose keys the test presses; the printer is the simulator."""
 
     def __init__(
-        self, tmp_path: Path, printer: SimPrinter | None, poll_s: float = 0.2, **queue: object
+        self, folder: Path, features: list | None, overrides: dict | None, **options: object
     ) -> None:
-        overrides = {
-            "queue": {
-                "enabled": True,
-                "priority_pin": PINS["priority"],
-                "stuck_after_s": 1.0,
-                "bounce_ms": 0,  # presses in a test come faster than any finger; test_bounce sets it
-                "categories": [
-                    {"code": "A", "name": "求职登记", "pin": 5},
-                    {"code": "B", "name": "招聘登记", "pin": 6},
-                ],
-                "windows": [{"number": 2, "call_pin": 16, "recall_pin": 20, "skip_pin": 21}],
-                **queue,
-            },
-            "printer": {
-                "enabled": printer is not None,
-                "port": str(printer.link) if printer else "/dev/null",
-                "status_poll_s": poll_s,
-                "status_timeout_s": 1.0,  # generous: a loaded machine is not an offline printer
-                "qr_url": QR,
-            },
-        }
-        self.config = make_config(tmp_path, overrides)
-        self.storage = Storage(self.config.storage.dir)
-        self.core = Core(self.config, self.storage, Clock(self.config.time.zone, "synced"))
-        self.seen: list[object] = []
-        for kind in (ScreenLine, ScreenCall, Buzz):
-            self.core.subscribe(kind, self.seen.append)
-        self.tickets = Tickets(self.config)
-        self.tickets.start(self.core)
-        self.core.start()
+        super().__init__(folder, features, overrides, watch=(ScreenLine, ScreenCall, Buzz), **options)
         self.db = Path(self.config.storage.dir) / "hall-edge.db"
 
-    def stop(self) -> None:
-        self.core.stop()
-        self.tickets.stop()
-        self.storage.close()
+    @property
+    def tickets(self) -> TicketsFeature:
+        return self.feature("tickets")
 
     def press(self, key: str) -> None:
         pin = Device.pin_factory.pin(PINS[key])
         pin.drive_low()
         pin.drive_high()
 
-    def on_core(self, fn):
-        """Run fn on the core thread (where the feature lives) and return its result."""
-        return on_core(self.core, fn)
-
-    def command(self, name: str, **args: object) -> dict:
-        return self.on_core(lambda: self.core.command(name)(args, {}))
-
-    def events(self, prefix: str = "") -> list[tuple[str, dict]]:
+    def recorded(self, prefix: str = "") -> list[tuple[str, dict]]:
+        """(type, data) of every event in the outbox whose type starts with ``prefix``."""
         with sqlite3.connect(self.db) as conn:
             rows = conn.execute("SELECT type, payload FROM outbox ORDER BY seq").fetchall()
         return [(t, json.loads(p)["data"]) for t, p in rows if t.startswith(prefix)]
 
     def issued(self) -> list[str]:
-        return [data["ticket"] for _, data in self.events("ticket.issued")]
+        return [data["ticket"] for _, data in self.recorded("ticket.issued")]
 
 
 @pytest.fixture
@@ -104,11 +84,10 @@ def printer(tmp_path):
 
 
 @pytest.fixture
-def hall(tmp_path, pins, printer):
-    h = Hall(tmp_path, printer)
+def hall(make_hall, printer):
+    h = make_hall(["tickets"], tickets_config(printer), rig=TicketsHall)
     wait_for(lambda: h.core.components.get("printer") == "ok", 5, "the printer's first status")
-    yield h
-    h.stop()
+    return h
 
 
 def test_a_press_prints_a_chinese_ticket(hall, printer):
@@ -127,7 +106,7 @@ def test_a_press_prints_a_chinese_ticket(hall, printer):
     assert ticket.cut == "partial"
     assert ticket.bytes < 1024
     assert ticket.png.exists()
-    (event,) = hall.events("ticket.issued")
+    (event,) = hall.recorded("ticket.issued")
     assert event[1] | {"day": "-"} == {
         "ticket": "A001",
         "category": "A",
@@ -145,28 +124,23 @@ def test_numbers_per_category_and_people_ahead(hall, printer):
         hall.press(key)
     wait_for(lambda: len(printer.tickets) == 4, 5)
     assert hall.issued() == ["A001", "A002", "B001", "A003"]
-    assert [d["waiting_ahead"] for _, d in hall.events("ticket.issued")] == [0, 1, 2, 3]
+    assert [d["waiting_ahead"] for _, d in hall.recorded("ticket.issued")] == [0, 1, 2, 3]
     assert "您前面还有3人在等待" in printer.tickets[3].text
     assert "预计等候约9分钟" in printer.tickets[3].text  # 3 ahead x 180 s default, one window
 
 
-def test_numbers_survive_a_restart(tmp_path, pins, printer):
-    first = Hall(tmp_path, printer)
-    first.press("A")
-    wait_for(lambda: first.issued() == ["A001"], 5)
-    first.stop()
+def test_numbers_survive_a_restart(hall):
+    hall.press("A")
+    wait_for(lambda: hall.issued() == ["A001"], 5)
+    hall.stop()
     Device.pin_factory.reset()
-    second = Hall(tmp_path, printer)
-    try:
-        second.press("A")
-        wait_for(lambda: second.issued() == ["A001", "A002"], 5)
-    finally:
-        second.stop()
+    hall.start()
+    hall.press("A")
+    wait_for(lambda: hall.issued() == ["A001", "A002"], 5)
 
 
-def test_bounce_and_a_held_button_give_one_ticket(tmp_path, pins, printer, request):
-    hall = Hall(tmp_path, printer, bounce_ms=50)
-    request.addfinalizer(hall.stop)
+def test_bounce_and_a_held_button_give_one_ticket(make_hall, printer):
+    hall = make_hall(["tickets"], tickets_config(printer, bounce_ms=50), rig=TicketsHall)
     pin = Device.pin_factory.pin(PINS["A"])
     for _ in range(5):  # contact bounce: edges within the 50 ms debounce
         pin.drive_low()
@@ -182,13 +156,13 @@ def test_bounce_and_a_held_button_give_one_ticket(tmp_path, pins, printer, reque
 def test_a_stuck_button_raises_an_alarm_once(hall):
     pin = Device.pin_factory.pin(PINS["B"])
     pin.drive_low()
-    wait_for(lambda: hall.events("alarm.key_stuck"), 5, "the stuck-key alarm")
+    wait_for(lambda: hall.recorded("alarm.key_stuck"), 5, "the stuck-key alarm")
     hall.on_core(lambda: None)  # the handler that recorded the alarm has finished
     assert hall.core.components["keys"] == "stuck"
     assert hall.on_core(hall.tickets.status)["stuck_keys"] == ["B"]
     pin.drive_high()
-    wait_for(lambda: len(hall.events("alarm.key_stuck")) == 2, 5)
-    assert [d["state"] for _, d in hall.events("alarm.key_stuck")] == ["stuck", "released"]
+    wait_for(lambda: len(hall.recorded("alarm.key_stuck")) == 2, 5)
+    assert [d["state"] for _, d in hall.recorded("alarm.key_stuck")] == ["stuck", "released"]
     hall.on_core(lambda: None)
     assert hall.core.components["keys"] == "ok"
     assert hall.issued() == ["B001"]
@@ -199,7 +173,7 @@ def test_priority_key_then_a_category(hall, printer):
     hall.press("priority")
     hall.press("A")
     wait_for(lambda: len(printer.tickets) == 2, 5)
-    events = hall.events("ticket.issued")
+    events = hall.recorded("ticket.issued")
     assert [(d["ticket"], d["priority"], d["waiting_ahead"]) for _, d in events] == [
         ("A001", False, 0),
         ("A002", True, 0),
@@ -212,53 +186,53 @@ def test_no_paper_still_gives_a_number_on_the_screen(hall, printer):
     printer.set_status("paper-out")
     wait_for(lambda: hall.core.components["printer"] == "paper_out", 5)
     hall.press("A")
-    wait_for(lambda: any(isinstance(m, ScreenLine) for m in hall.seen), 5)
-    line = next(m for m in hall.seen if isinstance(m, ScreenLine))
+    wait_for(lambda: hall.watch(ScreenLine), 5)
+    line = hall.watch(ScreenLine)[0]
     assert line.text == "A001 号 打印机缺纸 请到窗口"
     assert hall.issued() == ["A001"]
-    assert hall.events("ticket.issued")[0][1]["printer"] == "paper_out"
+    assert hall.recorded("ticket.issued")[0][1]["printer"] == "paper_out"
     assert printer.tickets == []
     printer.set_status("ok")
     wait_for(lambda: hall.core.components["printer"] == "ok", 5)
-    wait_for(lambda: [d["state"] for _, d in hall.events("alarm.printer")] == ["paper_out", "ok"], 5)
+    wait_for(lambda: [d["state"] for _, d in hall.recorded("alarm.printer")] == ["paper_out", "ok"], 5)
 
 
 def test_each_ticket_says_what_happened_to_it_on_paper(hall, printer):
     """ticket.issued comes before printing; ticket.printed says whether it came out, once a ticket."""
     hall.press("A")
-    wait_for(lambda: hall.events("ticket.printed"), 5, "A001's outcome")
+    wait_for(lambda: hall.recorded("ticket.printed"), 5, "A001's outcome")
     printer.set_status("paper-out")
     wait_for(lambda: hall.core.components["printer"] == "paper_out", 5)
     hall.press("A")
-    wait_for(lambda: len(hall.events("ticket.printed")) == 2, 5, "A002's outcome")
-    outcomes = [(d["ticket"], d["printed"], d["printer"]) for _, d in hall.events("ticket.printed")]
+    wait_for(lambda: len(hall.recorded("ticket.printed")) == 2, 5, "A002's outcome")
+    outcomes = [(d["ticket"], d["printed"], d["printer"]) for _, d in hall.recorded("ticket.printed")]
     assert outcomes == [("A001", True, "ok"), ("A002", False, "paper_out")]
     assert [t.text.splitlines()[2] for t in printer.tickets] == ["A001"]
 
 
-def test_one_lost_status_answer_after_a_ticket_neither_fails_it_nor_flaps(tmp_path, pins, printer, request):
+def test_one_lost_status_answer_after_a_ticket_neither_fails_it_nor_flaps(make_hall, printer):
     """Issue 18: one status answer lost right after a ticket made it 'not printed' although it
     printed, and put the printer offline until the next poll."""
-    hall = Hall(tmp_path, printer, poll_s=60.0)  # one poll at start, then only the one after the ticket
-    request.addfinalizer(hall.stop)
+    # one poll at start, then only the one after the ticket
+    hall = make_hall(["tickets"], tickets_config(printer, poll_s=60.0), rig=TicketsHall)
     wait_for(lambda: hall.core.components.get("printer") == "ok", 5)
     printer.lose_answers = 1
     hall.press("A")
-    wait_for(lambda: hall.events("ticket.printed"), 5, "A001's outcome")
-    assert [(d["ticket"], d["printed"]) for _, d in hall.events("ticket.printed")] == [("A001", True)]
+    wait_for(lambda: hall.recorded("ticket.printed"), 5, "A001's outcome")
+    assert [(d["ticket"], d["printed"]) for _, d in hall.recorded("ticket.printed")] == [("A001", True)]
     wait_for(lambda: printer.tickets, 5, "A001 on paper")
-    assert hall.events("alarm.printer") == []
-    assert not any(isinstance(m, ScreenLine) for m in hall.seen)  # no "printer fault" on the screen
+    assert hall.recorded("alarm.printer") == []
+    assert hall.watch(ScreenLine) == []  # no "printer fault" on the screen
 
 
-def test_paper_running_out_between_polls_fails_that_ticket(tmp_path, pins, printer, request):
+def test_paper_running_out_between_polls_fails_that_ticket(make_hall, printer):
     """The status is asked right after each ticket: the worker hears at once, not at the next poll."""
-    hall = Hall(tmp_path, printer, poll_s=60.0)  # one poll at start, then none during the test
-    request.addfinalizer(hall.stop)
+    # one poll at start, then none during the test
+    hall = make_hall(["tickets"], tickets_config(printer, poll_s=60.0), rig=TicketsHall)
     wait_for(lambda: hall.core.components.get("printer") == "ok", 5)
     printer.set_status("paper-out")
     hall.press("A")
-    line = wait_for(lambda: next((m for m in hall.seen if isinstance(m, ScreenLine)), None), 5)
+    line = wait_for(lambda: next(iter(hall.watch(ScreenLine)), None), 5)
     assert line.text == "A001 号 打印机缺纸 请到窗口"
     assert hall.core.components["printer"] == "paper_out"
     assert hall.issued() == ["A001"]
@@ -272,7 +246,7 @@ def test_a_ticket_that_cannot_be_recorded_is_said_on_the_screen(hall, printer):
             "CREATE TRIGGER refuse BEFORE INSERT ON tickets BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END"
         )
     hall.press("A")
-    line = wait_for(lambda: next((m for m in hall.seen if isinstance(m, ScreenLine)), None), 5)
+    line = wait_for(lambda: next(iter(hall.watch(ScreenLine)), None), 5)
     assert line.text == "取号失败 请到窗口"
     assert hall.core.components["tickets"] == "storage_error"
     with sqlite3.connect(hall.db) as conn:
@@ -287,13 +261,13 @@ def test_printer_unplugged_mid_ticket_and_back(hall, printer):
     printer.unplug()
     hall.press("A")  # before the next poll notices: the write fails
     wait_for(lambda: hall.core.components["printer"] == "offline", 5)
-    wait_for(lambda: any(isinstance(m, ScreenLine) for m in hall.seen), 5)
+    wait_for(lambda: hall.watch(ScreenLine), 5)
     assert hall.issued() == ["A001"]
     printer.plug()
     wait_for(lambda: hall.core.components["printer"] == "ok", 5, "the printer back")
     hall.press("A")
     wait_for(lambda: [t.text.splitlines()[2] for t in printer.tickets] == ["A002"], 5)
-    wait_for(lambda: [d["state"] for _, d in hall.events("alarm.printer")] == ["offline", "ok"], 5)
+    wait_for(lambda: [d["state"] for _, d in hall.recorded("alarm.printer")] == ["offline", "ok"], 5)
 
 
 def test_staff_keys_call_recall_skip(hall, printer):
@@ -301,18 +275,18 @@ def test_staff_keys_call_recall_skip(hall, printer):
         hall.press(key)
     wait_for(lambda: len(hall.issued()) == 2, 5)
     hall.press("call")
-    wait_for(lambda: hall.events("ticket.called"), 5)
-    called = hall.events("ticket.called")[0][1]
+    wait_for(lambda: hall.recorded("ticket.called"), 5)
+    called = hall.recorded("ticket.called")[0][1]
     assert (called["ticket"], called["window"]) == ("A001", 2)
     assert called["wait_s"] >= 0
-    call = wait_for(lambda: next((m for m in hall.seen if isinstance(m, ScreenCall)), None), 5)
+    call = wait_for(lambda: next(iter(hall.watch(ScreenCall)), None), 5)
     assert (call.ticket, call.window, call.seconds) == ("A001", 2, 8.0)
-    wait_for(lambda: Buzz("call") in hall.seen, 5)
+    wait_for(lambda: Buzz("call") in hall.watch(Buzz), 5)
     hall.press("recall")
-    wait_for(lambda: hall.events("ticket.recalled"), 5)
+    wait_for(lambda: hall.recorded("ticket.recalled"), 5)
     hall.press("skip")
-    wait_for(lambda: hall.events("ticket.skipped"), 5)
-    assert hall.events("ticket.skipped")[0][1] == {"ticket": "A001", "window": 2}
+    wait_for(lambda: hall.recorded("ticket.skipped"), 5)
+    assert hall.recorded("ticket.skipped")[0][1] == {"ticket": "A001", "window": 2}
     assert hall.command("queue.call", window=2)["ticket"] == "B001"
     assert hall.command("queue.recall", window=2, ticket="a001")["ticket"] == "A001"  # the skipped one
     status = hall.on_core(hall.tickets.status)
@@ -346,7 +320,7 @@ def test_reset_command_starts_numbers_again(hall):
     assert result["round"] == 1
     hall.press("A")
     wait_for(lambda: hall.issued() == ["A001", "A001"], 5)
-    rounds = [d["round"] for _, d in hall.events("ticket.issued")]
+    rounds = [d["round"] for _, d in hall.recorded("ticket.issued")]
     assert rounds == [0, 1]  # a new queue day: (day, round, ticket) stays unique
     assert hall.on_core(hall.tickets.status)["categories"]["A"]["waiting"] == 1
 
@@ -364,15 +338,12 @@ def test_printer_test_command(hall, printer):
     assert refused.value.code == "printer_not_ready"
 
 
-def test_without_a_printer_the_number_goes_to_the_screen(tmp_path, pins):
-    hall = Hall(tmp_path, None)
-    try:
-        hall.press("B")
-        wait_for(lambda: any(isinstance(m, ScreenLine) for m in hall.seen), 5)
-        assert hall.issued() == ["B001"]
-        assert hall.core.components["printer"] == "disabled"
-    finally:
-        hall.stop()
+def test_without_a_printer_the_number_goes_to_the_screen(make_hall):
+    hall = make_hall(["tickets"], tickets_config(None), rig=TicketsHall)
+    hall.press("B")
+    wait_for(lambda: hall.watch(ScreenLine), 5)
+    assert hall.issued() == ["B001"]
+    assert hall.core.components["printer"] == "disabled"
 
 
 def test_press_latency_smoke(hall, printer):
@@ -403,7 +374,7 @@ def test_every_event_matches_the_contract_schema(hall, printer):
     hall.command("queue.recall", window=2)
     hall.command("queue.skip", window=2)
     printer.set_status("paper-low")
-    wait_for(lambda: hall.events("alarm.printer"), 5)
+    wait_for(lambda: hall.recorded("alarm.printer"), 5)
     with sqlite3.connect(hall.db) as conn:
         payloads = [json.loads(p) for (p,) in conn.execute("SELECT payload FROM outbox ORDER BY seq")]
     assert [p["type"] for p in payloads if p["type"] != "ticket.printed"] == [

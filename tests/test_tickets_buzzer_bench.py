@@ -2,50 +2,28 @@
 
 from __future__ import annotations
 
-import pytest
 from gpiozero import Device
-from gpiozero.pins.mock import MockFactory
 from support import make_config, run_bench, wait_for
 
 from edge import buzzer
-from edge.clock import Clock
-from edge.core import Core
 from edge.messages import Buzz
-from edge.storage import Storage
 
 
-@pytest.fixture
-def core(tmp_path):
-    Device.pin_factory = MockFactory()
-    config = make_config(tmp_path, {"buzzer": {"enabled": True, "pin": 18}})
-    storage = Storage(config.storage.dir)
-    core = Core(config, storage, Clock(config.time.zone, "synced"))
-    yield core
-    core.stop()
-    storage.close()
-    Device.pin_factory.reset()
-
-
-def test_buzzer_plays_the_call_pattern(core):
-    feature = buzzer.factory(core.config)
-    feature.start(core)
-    core.start()
-    try:
-        pin = Device.pin_factory.pin(18)
-        core.post(Buzz("call"))
-        # on 0.3 s, off 0.15 s, on 0.3 s, off: the pin's history shows two beeps
-        wait_for(lambda: [s.state for s in pin.states][1:] == [True, False, True, False], 3, "two beeps")
-        core.post(Buzz("no-such-pattern"))  # logged and ignored
-        core.post(Buzz("ok"))
-        wait_for(lambda: [s.state for s in pin.states][-2:] == [True, False] and len(pin.states) == 7, 3)
-        assert feature.played == ["call", "ok"]
-    finally:
-        feature.stop()
+def test_buzzer_plays_the_call_pattern(make_hall):
+    hall = make_hall(["buzzer"], {"buzzer": {"enabled": True, "pin": 18}})
+    pin = Device.pin_factory.pin(18)
+    hall.core.post(Buzz("call"))
+    # on 0.3 s, off 0.15 s, on 0.3 s, off: the pin's history shows two beeps
+    wait_for(lambda: [s.state for s in pin.states][1:] == [True, False, True, False], 3, "two beeps")
+    hall.core.post(Buzz("no-such-pattern"))  # logged and ignored
+    hall.core.post(Buzz("ok"))
+    wait_for(lambda: [s.state for s in pin.states][-2:] == [True, False] and len(pin.states) == 7, 3)
+    assert hall.feature("buzzer").played == ["call", "ok"]
 
 
 def test_buzzer_is_off_unless_configured(tmp_path):
-    assert buzzer.factory(make_config(tmp_path)) is None
-    assert buzzer.factory(make_config(tmp_path, {"buzzer": {"enabled": True, "pin": -1}})) is None
+    assert buzzer.build(make_config(tmp_path)) is None
+    assert buzzer.build(make_config(tmp_path, {"buzzer": {"enabled": True, "pin": -1}})) is None
 
 
 def test_ticket_bench_smoke():

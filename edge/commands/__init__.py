@@ -13,12 +13,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from edge.commands.feature import Commands
+    from edge.commands.feature import CommandsFeature
     from edge.settings import Settings
 
 
-def factory(config: Settings) -> Commands:
+def build(settings: Settings) -> CommandsFeature:
     """The commands feature always runs: without keys it refuses everything (and says so)."""
-    from edge.commands.feature import Commands
+    from edge.commands.feature import CommandsFeature
 
-    return Commands(config)
+    return CommandsFeature(settings)

@@ -107,7 +107,7 @@ class Reply:
     correlation_data: bytes | None = None
 
 
-class Commands:
+class CommandsFeature:
     """Verifies commands on the cmd topic, runs them and answers; registers the generic commands."""
 
     name = "commands"
@@ -117,7 +117,7 @@ class Commands:
         self.keys, problems = load_public_keys(config.commands.public_keys)
         self.key_problems = [f"commands.public_keys.{problem}" for problem in problems]
         self.max_body_bytes: int = config.commands.max_body_bytes
-        self.core: Core | None = None
+        self.core: Core  # set by start()
         self.changes: config_change.ConfigChanges | None = None
         self.generic: GenericCommands | None = None
         self.rotation: key_rotation.KeyRotation | None = None
@@ -151,13 +151,13 @@ class Commands:
 
     def stop(self) -> None:
         """Record the refusals still only counted (the core thread has ended: storage is ours)."""
-        if self.core is not None and self.core.stopped.is_set():
+        if self.core.stopped.is_set():
             self._summarise()
 
     # -- receiving -----------------------------------------------------------
 
     def on_command(self, message: CommandReceived) -> None:
-        core = self._core()
+        core = self.core
         outcome = verify(
             message.payload,
             self.keys,
@@ -208,7 +208,7 @@ class Commands:
 
     def _finish(self, command: Command, reply: Reply, payload: bytes, ok: bool) -> None:
         log.info("command %s id=%s issuer=%s ok=%s", command.name, command.id, command.issuer, ok)
-        self._core().emit(
+        self.core.emit(
             "audit.command", {"id": command.id, "name": command.name, "issuer": command.issuer, "ok": ok}
         )
         self.publish(payload, reply)
@@ -225,9 +225,9 @@ class Commands:
                 data["id"] = refusal.id
             if refusal.name is not None:
                 data["name"] = refusal.name
-            self._core().emit("audit.command_refused", data)
+            self.core.emit("audit.command_refused", data)
         elif self._summary_timer is None:
-            self._summary_timer = self._core().call_later(self.refusals.window_left_s(), self._summarise)
+            self._summary_timer = self.core.call_later(self.refusals.window_left_s(), self._summarise)
         self.publish(error_payload(refusal.id, refusal.reason, refusal.message), reply)
 
     def _summarise(self) -> None:
@@ -241,7 +241,7 @@ class Commands:
             data["window_s"],
             data["reasons"],
         )
-        self._core().emit("audit.command_refused", data)
+        self.core.emit("audit.command_refused", data)
 
     def _send_error(
         self, command_id: str, code: str, message: str, topic: str | None, correlation: bytes | None
@@ -249,7 +249,7 @@ class Commands:
         self.publish(error_payload(command_id, code, message), Reply(topic, correlation))
 
     def publish(self, payload: bytes, reply: Reply) -> None:
-        link = self._core().link
+        link = self.core.link
         if link is None:
             log.warning("no link: a command result (%d bytes) is not sent", len(payload))
             return
@@ -259,7 +259,7 @@ class Commands:
 
     def memory_since(self) -> datetime | None:
         """When the replay cache began: the database's creation (None: an older database)."""
-        storage, hall_now = self._core().storage, self._core().clock.now()
+        storage, hall_now = self.core.storage, self.core.clock.now()
         now = hall_now.timestamp()
         if storage.created_at > now + CLOCK_SKEW.total_seconds():
             # Stamped by a clock that was wrong then (it is not ahead of itself now): without
@@ -270,12 +270,12 @@ class Commands:
         return datetime.fromtimestamp(created, hall_now.tzinfo) if created else None
 
     def seen(self, command_id: str) -> bool:
-        row = self._core().storage.execute("SELECT 1 FROM command_ids WHERE id = ?", (command_id,)).fetchone()
+        row = self.core.storage.execute("SELECT 1 FROM command_ids WHERE id = ?", (command_id,)).fetchone()
         return row is not None
 
     def remember(self, command: Command) -> None:
         """Remember the id before running it: a crash mid-command must not let it run twice."""
-        with self._core().storage.transaction() as conn:
+        with self.core.storage.transaction() as conn:
             conn.execute(
                 "INSERT OR IGNORE INTO command_ids (id, expires_at) VALUES (?, ?)",
                 (command.id, command.expires_at.timestamp()),
@@ -285,15 +285,10 @@ class Commands:
         """Forget ids whose command has expired: a replay of one is refused as expired anyway."""
         # Kept a skew margin longer, so a device clock stepping back a little cannot revive one.
         cutoff = time.time() - CLOCK_SKEW.total_seconds()
-        with self._core().storage.transaction() as conn:
+        with self.core.storage.transaction() as conn:
             conn.execute("DELETE FROM command_ids WHERE expires_at < ?", (cutoff,))
 
     def _signer(self) -> str:
         if self.current is None:
             raise CommandError("internal", "no command is running")
         return self.current[0].kid
-
-    def _core(self) -> Core:
-        if self.core is None:
-            raise RuntimeError("commands feature not started")
-        return self.core

@@ -91,7 +91,7 @@ class DisplayFeature:
             self.renderer, self.layouts, cfg.page_seconds, cfg.scroll_px_per_s, cfg.hotline_every_pages
         )
         self.panel = LedPanel(cfg, serial_interface, device)
-        self.core: Core | None = None
+        self.core: Core  # set by start()
         self.frame: Image.Image = self.renderer.blank()  # what belongs on the screen
         self.shown: Image.Image | None = None  # what the panel last accepted
         self._shown_bytes: bytes | None = None
@@ -140,7 +140,7 @@ class DisplayFeature:
 
     def refresh(self) -> None:
         """Put the right frame on the panel now and sleep until it can next change."""
-        core = self._core()
+        core = self.core
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -187,10 +187,10 @@ class DisplayFeature:
             return
         self.healthy = True
         self.shown = self._shown_bytes = None
-        self._core().set_component("display", "ok")
+        self.core.set_component("display", "ok")
 
     def _went_offline(self, exc: PanelError) -> None:
-        core = self._core()
+        core = self.core
         self.healthy = False
         self.shown = self._shown_bytes = None
         if core.components.get("display") != "offline":
@@ -206,7 +206,7 @@ class DisplayFeature:
         self._connect()
         if self.healthy:
             self._retry_s = RETRY_FIRST_S
-            self._core().emit("alarm.display", {"state": "ok"})
+            self.core.emit("alarm.display", {"state": "ok"})
             self.refresh()
 
     def _reinit(self) -> None:
@@ -225,13 +225,13 @@ class DisplayFeature:
     def _wanted_level(self) -> int:
         if self.level_override is not None:
             return self.level_override
-        wall = self._core().clock.now()
+        wall = self.core.clock.now()
         night_from, night_until = self.cfg.night_from, self.cfg.night_until
         night = night_from != night_until and in_window(wall, night_from, night_until)  # equal: no night
         return self.cfg.night_brightness if night else self.day_level
 
     def _housekeeping(self) -> None:
-        wall = self._core().clock.now()
+        wall = self.core.clock.now()
         self._apply_power(in_window(wall, self.cfg.open_from, self.cfg.open_until))
         self._apply_level()
         self._update_marker(wall)
@@ -275,7 +275,7 @@ class DisplayFeature:
     # ---- messages -------------------------------------------------------------
 
     def _on_snapshot(self, msg: SnapshotUpdated) -> None:
-        core = self._core()
+        core = self.core
         zone = core.clock.zone
         if msg.kind == "jobs":
             cards, rejected = read_jobs(msg.snapshot, zone)
@@ -302,14 +302,14 @@ class DisplayFeature:
             self._reported.add(key)
             job = mask_personal(entry.id)
             log.warning("job %s not shown: %s", job, entry.reason)
-            self._core().emit(
+            self.core.emit(
                 "error.invalid_payload",
                 {"topic": topic, "reason": f"job {job}: {entry.reason}", "entry": job},
             )
 
     def _on_link(self, msg: LinkStatus) -> None:
         self.online = msg.online
-        self._update_marker(self._core().clock.now())
+        self._update_marker(self.core.clock.now())
 
     def _on_call(self, msg: ScreenCall) -> None:
         self.rotation.call(msg.ticket, msg.window, msg.seconds, time.monotonic())
@@ -330,7 +330,7 @@ class DisplayFeature:
         now = time.monotonic()
         until = self.rotation.message(text, float(seconds), now)
         self.refresh()
-        ends = self._core().clock.now() + timedelta(seconds=until - now)
+        ends = self.core.clock.now() + timedelta(seconds=until - now)
         return {"until": ends.isoformat(timespec="seconds"), "page": self._page_text()}
 
     def _cmd_clear(self, _args: dict[str, Any], _body: dict[str, Any]) -> dict[str, Any]:
@@ -372,7 +372,7 @@ class DisplayFeature:
 
     def status(self) -> dict[str, Any]:
         page = self.rotation.page
-        wall = self._core().clock.now()
+        wall = self.core.clock.now()
         return {
             "state": "ok" if self.healthy else "offline",
             "on": self.on,
@@ -390,11 +390,6 @@ class DisplayFeature:
     def _page_text(self) -> str:
         page = self.rotation.page
         return " / ".join(line.text.replace("\t", " ") for line in page.lines) if page else ""
-
-    def _core(self) -> Core:
-        if self.core is None:
-            raise RuntimeError("display feature not started")
-        return self.core
 
 
 def _number_between(value: Any, low: float, high: float) -> bool:

@@ -15,17 +15,17 @@ from edge.schema import read_secret
 from edge.settings import Settings
 
 if TYPE_CHECKING:
-    from edge.locker.feature import Locker
+    from edge.locker.feature import LockerFeature
 
 
-def create(settings: Settings) -> Locker | None:
+def build(settings: Settings) -> LockerFeature | None:
     """The locker, or None when it is disabled (then its modules, gpiozero and the reader and
     board drivers are not even imported).  The site card key is read once, here."""
     if not settings.locker.enabled:
         return None
-    from edge.locker.feature import Locker
+    from edge.locker.feature import LockerFeature
 
-    return Locker(settings, read_secret(settings.rfid.card_key_file))
+    return LockerFeature(settings, read_secret(settings.rfid.card_key_file))
 
 
-__all__ = ["create"]
+__all__ = ["build"]

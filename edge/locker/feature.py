@@ -49,7 +49,7 @@ TAP_WAIT_S = 3.0  # how long a tap waits for the locker to settle after a start
 LINE_S = 6.0
 
 
-class Locker:
+class LockerFeature:
     name = "locker"
 
     def __init__(self, settings: Settings, card_key: bytes) -> None:

@@ -7,17 +7,17 @@ from typing import TYPE_CHECKING
 from edge.settings import Settings
 
 if TYPE_CHECKING:
-    from edge.tickets.feature import Tickets
+    from edge.tickets.feature import TicketsFeature
 
 
-def factory(config: Settings) -> Tickets | None:
+def build(settings: Settings) -> TicketsFeature | None:
     """The tickets feature, or None when queue.enabled is false (then its modules, gpiozero and
     the printer driver are not even imported)."""
-    if not config.queue.enabled:
+    if not settings.queue.enabled:
         return None
-    from edge.tickets.feature import Tickets
+    from edge.tickets.feature import TicketsFeature
 
-    return Tickets(config)
+    return TicketsFeature(settings)
 
 
-__all__ = ["factory"]
+__all__ = ["build"]

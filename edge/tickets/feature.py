@@ -20,7 +20,8 @@ from typing import Any
 
 from drivers.printer import PRINTABLE, PrinterPort, PrintResult, Transport, open_transport
 from edge.core import CommandError, Core
-from edge.messages import Buzz, ScreenCall, ScreenLine
+from edge.messages import Announce, Buzz, ScreenCall, ScreenLine
+from edge.phrases import call_words
 from edge.settings import Settings
 from edge.tickets.keys import KeyPressed, KeyReleased, Keys, KeyStuck
 from edge.tickets.layout import TicketText, test_page_bytes, ticket_bytes
@@ -54,7 +55,7 @@ class PrintDone:
 TEST_PAGE = "test"  # the job key of printer.test's page: no ticket behind it
 
 
-class Tickets:
+class TicketsFeature:
     name = "tickets"
 
     def __init__(self, config: Settings, opener: Callable[[], Transport] | None = None) -> None:
@@ -244,6 +245,8 @@ class Tickets:
     def _announce(self, ticket: str, window: int) -> None:
         self.core.dispatch(ScreenCall(ticket, window, self.q.call_seconds))
         self.core.dispatch(Buzz("call"))
+        # Keyed by ticket: a recall while the call is still waiting to be said replaces it.
+        self.core.dispatch(Announce(call_words(ticket, window), key=f"ticket:{ticket}"))
 
     # -- commands --------------------------------------------------------
 

@@ -66,6 +66,7 @@ from hallsim.pins import PinBoard, daemon_env
 from hallsim.printer import SimPrinter
 from hallsim.rfid import SimReader
 from hallsim.screen import SimScreen
+from hallsim.speaker import SimSpeaker
 from hallsim.supervise import START_LIMIT_BURST, START_LIMIT_S, DaemonProcess
 from hallsim.verbs import HallVerbs
 
@@ -120,6 +121,7 @@ class Devices:
     screen: SimScreen | None = None
     central: Central | None = None
     locks: SimLockBoard | None = None  # RS-485 lock board (--locks rs485)
+    speaker: SimSpeaker | None = None  # the loudspeaker the daemon's voice plays into
 
     def ports(self) -> Ports:
         """The paths the daemon is configured with: stable links that survive a replug."""
@@ -128,6 +130,7 @@ class Devices:
             reader=self.reader.port if self.reader else "",
             screen=self.screen.socket_path if self.screen else "",
             locks=self.locks.port if self.locks else "",
+            speaker=self.speaker.socket_path if self.speaker else "",
         )
 
 
@@ -139,11 +142,14 @@ class Demo:
         central: bool = True,
         echo_logs: bool = False,
         locks: str = "gpio",
+        *,
+        speaker_speed: float = 1.0,
     ) -> None:
         self.data = find_data_dir(str(data) if data else None)
         self.paths = Paths(self.data, _socket_dir(self.data))
         self.broker_url = broker
         self.rs485 = locks == "rs485"
+        self.speaker_speed = speaker_speed
         self.compartments = compartments(self.rs485)
         self.with_central = central
         self.devices = Devices()
@@ -179,6 +185,9 @@ class Demo:
         )
         self.devices.reader = self._started_part(SimReader("rdm6300", link=dev / "hall-rfid"))
         self.devices.screen = self._started_part(SimScreen(self.paths.sock("screen.sock")))
+        self.devices.speaker = self._started_part(
+            SimSpeaker(self.paths.sock("speaker.sock"), self.data / "speaker", self.speaker_speed)
+        )
         public_key = make_keys(self.paths)
         config = daemon_config(self.paths, host, port, public_key, self.devices.ports())
         self.paths.config.write_text(render_toml(config), encoding="utf-8")
@@ -278,6 +287,7 @@ class Demo:
             f"  printer     {d.ports().printer}",
             f"  card reader RDM6300 on {d.ports().reader}",
             "  screen      frames mirrored to the simulator",
+            f"  speaker     announcements kept in {self.data / 'speaker'}",
             f"  locks       {f'RS-485 board on {d.ports().locks}' if d.locks else 'GPIO, door switches'}",
             "  buttons, select buttons and buzzer on the simulated GPIO pins",
         ]
@@ -320,9 +330,19 @@ def main(argv: list[str] | None = None) -> int:
         default="gpio",
         help="the locker's locks: GPIO relays and door switches (default), or an RS-485 lock board",
     )
+    parser.add_argument(
+        "--speaker-speed", type=float, default=1.0, help="the simulated speaker's speed, x real time"
+    )
     args = parser.parse_args(argv)
 
-    demo = Demo(args.data, args.broker, central=not args.no_central, echo_logs=args.logs, locks=args.locks)
+    demo = Demo(
+        args.data,
+        args.broker,
+        central=not args.no_central,
+        echo_logs=args.logs,
+        locks=args.locks,
+        speaker_speed=args.speaker_speed,
+    )
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
         demo.stop_requested.set()

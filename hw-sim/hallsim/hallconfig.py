@@ -129,6 +129,7 @@ class Ports:
     reader: str
     screen: str
     locks: str = ""  # the RS-485 lock board's port; "" = GPIO locks
+    speaker: str = ""  # the simulated loudspeaker's socket (voice.socket); "" = no voice
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -237,6 +238,11 @@ def daemon_config(
             "compartments": compartments(bool(ports.locks)),
         },
         "commands": {"public_keys": {ADMIN_KID: public_key}},
+        "voice": {
+            "enabled": bool(ports.speaker),
+            "socket": ports.speaker,
+            "volume": [{"at": "00:00", "percent": 80}],  # all day, like the screen
+        },
     }
 
 
@@ -259,6 +265,7 @@ def sim_document(
         "printer": ports.printer or None,
         "rfid": {"kind": "rdm6300", "port": ports.reader} if ports.reader else None,
         "screen": ports.screen or None,
+        "speaker": str(paths.data / "speaker") if ports.speaker else None,
         "central": central,
         "admin_key": str(paths.admin_key),
         "admin_kid": ADMIN_KID,

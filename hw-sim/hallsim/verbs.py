@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from hallsim.demo import Demo
 
 PRINTER_WORDS = ("ok", "paper-low", "paper-out", "cover-open", "offline")
-CABLES = ("printer", "reader", "screen", "locks")
+CABLES = ("printer", "reader", "screen", "locks", "speaker")
 WINDOW_ACTIONS = ("call", "recall", "skip")
 EVENT_WAIT_S = 3.0  # a key's event reaches the fake central in well under a second
 
@@ -355,6 +355,7 @@ class HallVerbs:
             "reader": devices.reader,
             "screen": devices.screen,
             "locks": devices.locks,
+            "speaker": devices.speaker,
         }
         if len(args) != 1 or args[0] not in by_name:
             raise ControlError(f"which cable? one of {', '.join(CABLES)}")
@@ -415,6 +416,9 @@ class HallVerbs:
             "screen": None
             if screen is None
             else {"frames": screen.frames_received, "plugged": screen.plugged},
+            "speaker": None
+            if devices.speaker is None
+            else {**devices.speaker.report(), "plugged": devices.speaker.plugged},
             "central": central.report() if central is not None else None,
         }
 

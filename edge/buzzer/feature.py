@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 
 from edge.core import Core, Timer
 from edge.messages import Buzz
-from edge.settings import Settings
 
 if TYPE_CHECKING:
     from gpiozero import Buzzer as GpioBuzzer
@@ -35,7 +34,7 @@ class BuzzerFeature:
     def __init__(self, pin: int) -> None:
         self.pin = pin
         self.device: GpioBuzzer | None = None
-        self.core: Core | None = None
+        self.core: Core  # set by start()
         self._timers: list[Timer] = []
         self.played: list[str] = []  # patterns started, newest last (status, tests)
 
@@ -75,12 +74,5 @@ class BuzzerFeature:
     def _at(self, delay: float, action: Callable[[], None]) -> None:
         if delay == 0:
             action()
-        elif self.core is not None:
+        else:
             self._timers.append(self.core.call_later(delay, action))
-
-
-def factory(config: Settings) -> BuzzerFeature | None:
-    """The buzzer, or None when buzzer.enabled is false or no pin is set."""
-    if not config.buzzer.enabled or config.buzzer.pin < 0:
-        return None
-    return BuzzerFeature(config.buzzer.pin)

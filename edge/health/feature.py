@@ -54,7 +54,7 @@ def disk_free_mb(path: str, probe: FreeBytes = free_bytes) -> float | None:
         return None
 
 
-class Health:
+class HealthFeature:
     name = "health"
 
     def __init__(
@@ -69,7 +69,7 @@ class Health:
         self.interval_s = config.health.check_interval_s
         self.thermal_path = thermal_path
         self.free_bytes_probe = free_bytes_probe
-        self.core: Core | None = None
+        self.core: Core  # set by start()
         self.timer: Timer | None = None
         self.cpu_temp_c: float | None = None
         self.disk_free_mb: float | None = None
@@ -147,7 +147,7 @@ class Health:
             self._raise("disk_full", {**facts, "started_full": storage.started_full})
 
     def _raise(self, name: str, facts: dict[str, Any]) -> None:
-        if name in self.active or self.core is None:
+        if name in self.active:
             return
         since = self.core.clock.now().isoformat(timespec="seconds")
         with self.core.storage.transaction() as db:
@@ -157,7 +157,7 @@ class Health:
         log.warning("health alarm %s raised: %s", name, facts)
 
     def _clear(self, name: str, facts: dict[str, Any]) -> None:
-        if name not in self.active or self.core is None:
+        if name not in self.active:
             return
         since = self.active[name]
         with self.core.storage.transaction() as db:
@@ -174,8 +174,3 @@ class Health:
             except OSError:
                 continue
         return round(total / (1024 * 1024), 2)
-
-
-def create(config: Settings) -> Health:
-    """Always on: a controller that cannot tell it is overheating or out of disk is worse off."""
-    return Health(config)

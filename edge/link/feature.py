@@ -1,0 +1,382 @@
+"""The link to the central platform (``lgsc/v1``, see docs/mqtt.md).
+
+Out: the birth/death state (retained; the will says offline), events from the
+durable outbox (QoS 1, ``seq`` order), telemetry (QoS 0), command results.
+In: the jobs, notices and cards snapshots (validated, kept on disk) and the
+signed commands (handed to the commands feature unverified).
+
+The paho network thread (``connection.py``) only posts to the core; all
+state, the outbox and the snapshot store are touched on the core thread.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from edge import __version__, snapshots, telemetry
+from edge.clock import rfc3339
+from edge.core import ComponentChanged, Core
+from edge.link.connection import Connection, Routes
+from edge.link.drain import Drain
+from edge.messages import CommandReceived, LinkStatus, SnapshotUpdated
+from edge.outbox import Event
+from edge.protocol import STATE_SCHEMA, Topics, usable_response_topic
+from edge.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_JSON: dict[str, Any] = {"ensure_ascii": False, "separators": (",", ":")}
+
+
+# ---- messages from the network thread to the core (private to the link) ----------
+
+
+@dataclass(frozen=True)
+class BrokerConnected:
+    session_present: bool
+
+
+@dataclass(frozen=True)
+class BrokerDisconnected:
+    reason: str
+
+
+@dataclass(frozen=True)
+class SnapshotArrived:
+    kind: str
+    topic: str
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class PayloadRefused:
+    """A message refused before it reached the core (e.g. over the size cap)."""
+
+    topic: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class InboundHandled:
+    """Posted right after an inbound message: once the core gets here, it has handled it."""
+
+    mid: int
+    qos: int
+    generation: int
+
+
+@dataclass(frozen=True)
+class AcksWaiting:
+    """PUBACKs are waiting in the link's queue (one wake-up for many)."""
+
+
+OFFLINE = json.dumps({"schema": STATE_SCHEMA, "online": False}, **_JSON).encode()
+
+
+class LinkFeature:
+    """The ``link`` feature; ``core.link`` (``edge.messages.LinkPort``)."""
+
+    name = "link"
+
+    def __init__(self, config: Settings) -> None:
+        self.config = config
+        self.mqtt = config.mqtt
+        self.topics = Topics(config.site, config.device)
+        self.client_id = f"lgsc-{config.site}-{config.device}"
+        self._online = False
+        self._acks: deque[tuple[int, bool]] = deque()
+        self._acks_posted = False
+        self.connection: Connection | None = None
+        self.core: Core  # set by start()
+        self.store: snapshots.SnapshotStore  # from start()
+        self.drain: Drain
+        self.first_online_s: float | None = None
+        self.last_connect_at: datetime | None = None
+        self.births = 0
+        self._fill_posted = False
+
+    # -- LinkPort ------------------------------------------------------------------
+
+    @property
+    def online(self) -> bool:
+        return self._online
+
+    def publish_result(
+        self, payload: bytes, response_topic: str | None, correlation_data: bytes | None
+    ) -> None:
+        """Send a command result to cmd/result and, with MQTT 5, to the command's response topic."""
+        connection = self._connection()
+        connection.publish(self.topics.result, payload)
+        if not (response_topic and connection.v5):
+            return
+        if not usable_response_topic(response_topic):
+            log.warning("command response topic refused (wildcard, $ or empty)")
+            return
+        props = Properties(PacketTypes.PUBLISH)
+        if correlation_data is not None:
+            props.CorrelationData = correlation_data
+        try:
+            connection.publish(response_topic, payload, properties=props)
+        except ValueError as exc:  # paho refuses it (e.g. longer than MQTT allows)
+            log.warning("command response topic refused: %s", exc)
+
+    def republish_birth(self) -> None:
+        if self._online:
+            self._connection().publish(self.topics.state, self._birth(), retain=True)
+            self.births += 1
+
+    def resync(self) -> None:
+        """The ``sync`` command: snapshots again from the broker, the birth, the outbox."""
+        self._connection().resubscribe()
+        self.republish_birth()
+        self.drain.fill()
+
+    # -- feature -------------------------------------------------------------------
+
+    def start(self, core: Core) -> None:
+        self.core = core
+        # The client first: a TLS or password file that cannot be used fails here, before wiring.
+        routes = Routes(
+            connected=lambda present: core.post(BrokerConnected(present)),
+            disconnected=lambda reason: core.post(BrokerDisconnected(reason)),
+            message=self._route_message,
+            published=self._on_puback,
+        )
+        self.connection = Connection(
+            self.mqtt, self.client_id, self.topics.subscriptions(), (self.topics.state, OFFLINE), routes
+        )
+        core.outbox.set_limits(core.config.storage.outbox_max_events, core.config.storage.outbox_max_bytes)
+        self.store = snapshots.SnapshotStore(core.storage)
+        self.drain = Drain(
+            core.outbox, self._publish_event, self.topics.event, self.mqtt.max_inflight, core.call_later
+        )
+        core.subscribe(BrokerConnected, self._on_connected)
+        core.subscribe(BrokerDisconnected, self._on_disconnected)
+        core.subscribe(SnapshotArrived, self._on_snapshot)
+        core.subscribe(PayloadRefused, self._on_refused)
+        core.subscribe(AcksWaiting, self._on_acks)
+        core.subscribe(InboundHandled, self._on_inbound_handled)
+        core.subscribe(ComponentChanged, lambda _change: self.republish_birth())
+        core.outbox.listeners.append(self._on_event_recorded)
+        core.register_status("link", self.status)
+        core.every(self.mqtt.telemetry_interval_s, self._publish_telemetry)
+        self._post_cached_snapshots()
+        core.link = self
+        self.connection.start()
+
+    def stop(self) -> None:
+        """Say offline (retained), then disconnect: the will is for unclean ends only."""
+        if self.connection is not None:
+            self.connection.stop(last_words=(self.topics.state, OFFLINE))
+        self._online = False
+
+    def status(self) -> dict[str, Any]:
+        outbox = self.core.outbox
+        return {
+            "online": self._online,
+            "broker": f"{self.mqtt.host}:{self.mqtt.port}",
+            "connected_at": rfc3339(self.last_connect_at) if self.last_connect_at else None,
+            "reconnects": self.connection.reconnects if self.connection else 0,
+            "outbox_depth": outbox.depth(),
+            "outbox_bytes": outbox.size_bytes(),
+            "outbox_dropped": outbox.dropped,
+            "inflight": len(self.drain.inflight),
+            "snapshots": {
+                kind: {
+                    "generated_at": held.snapshot.get("generated_at"),
+                    "received_at": rfc3339(held.received_at),
+                    "live": held.live,
+                    "entries": len(held.snapshot.get(kind, [])),
+                }
+                for kind, held in self.store.held.items()
+            },
+        }
+
+    # -- network thread: route only ---------------------------------------------------
+
+    def _route_message(self, message: mqtt.MQTTMessage) -> None:
+        core, connection = self.core, self._connection()
+        topic, payload = message.topic, bytes(message.payload)
+        if len(payload) > self.mqtt.max_payload_bytes:
+            reason = f"payload of {len(payload)} bytes is over the {self.mqtt.max_payload_bytes} byte cap"
+            core.post(PayloadRefused(topic, reason))
+        elif topic == self.topics.cmd:
+            response_topic, correlation = _response_properties(message)
+            core.post(CommandReceived(payload, response_topic, correlation))
+        elif topic in self.topics.snapshots:
+            core.post(SnapshotArrived(self.topics.snapshots[topic], topic, payload))
+        else:
+            log.warning("mqtt message on unexpected topic ignored (%d bytes)", len(payload))
+            connection.ack(message.mid, message.qos, connection.generation)
+            return
+        core.post(InboundHandled(message.mid, message.qos, connection.generation))
+
+    def _on_puback(self, mid: int, ok: bool) -> None:
+        self._acks.append((mid, ok))
+        if not self._acks_posted:
+            # One wake-up for all acks that arrive before the core gets to them.
+            self._acks_posted = True
+            self.core.post(AcksWaiting())
+
+    # -- core thread ---------------------------------------------------------------------
+
+    def _on_connected(self, message: BrokerConnected) -> None:
+        core = self.core
+        self._online = True
+        self.last_connect_at = core.clock.now()
+        if self.first_online_s is None:
+            self.first_online_s = time.monotonic() - core.started_monotonic
+            log.info("link online %.3f s after start", self.first_online_s)
+        else:
+            log.info("link online again (session present: %s)", message.session_present)
+        self.republish_birth()
+        core.dispatch(LinkStatus(True))
+        self.drain.connected()
+
+    def _on_disconnected(self, message: BrokerDisconnected) -> None:
+        self.drain.disconnected()
+        if not self._online:
+            return  # another failed attempt: nothing changed for the others
+        log.warning("link offline: %s", message.reason)
+        self._online = False
+        self.core.dispatch(LinkStatus(False))
+
+    def _on_inbound_handled(self, message: InboundHandled) -> None:
+        self._connection().ack(message.mid, message.qos, message.generation)
+
+    def _on_acks(self, _message: AcksWaiting) -> None:
+        self._acks_posted = False
+        acks = []
+        while self._acks:
+            acks.append(self._acks.popleft())
+        self.drain.acknowledged(acks)
+
+    def _on_event_recorded(self, _event: Event) -> None:
+        # Called inside whoever emitted; publish a moment later, many events at once.
+        if not self._fill_posted and self._online:
+            self._fill_posted = True
+            self.core.call_soon(self._fill)
+
+    def _fill(self) -> None:
+        self._fill_posted = False
+        self.drain.fill()
+
+    def _publish_event(self, topic: str, payload: bytes) -> int:
+        return self._connection().publish(topic, payload)
+
+    def _publish_telemetry(self) -> None:
+        core = self.core
+        if not self._online:
+            return
+        body = telemetry.reading(
+            device=core.device,
+            at=rfc3339(core.clock.now()),
+            uptime_s=time.monotonic() - core.started_monotonic,
+            storage_dir=core.config.storage.dir,
+            outbox_depth=core.outbox.depth(),
+            reconnects=self._connection().reconnects,
+            clock=core.clock.status(),
+        )
+        self._connection().publish(self.topics.telemetry, json.dumps(body, **_JSON).encode(), qos=0)
+
+    def _birth(self) -> bytes:
+        core = self.core
+        body = {
+            "schema": STATE_SCHEMA,
+            "online": True,
+            "version": __version__,
+            "started_at": rfc3339(core.started_at),
+            "components": dict(sorted(core.components.items())),
+        }
+        return json.dumps(body, **_JSON).encode()
+
+    # -- snapshots ------------------------------------------------------------------
+
+    def _post_cached_snapshots(self) -> None:
+        """Work from the last good snapshots at once, before the broker answers."""
+        for kind, held in self.store.load().items():
+            self.core.post(SnapshotUpdated(kind, held.snapshot, held.received_at, live=False))
+
+    def _on_refused(self, message: PayloadRefused) -> None:
+        self._invalid(message.topic, message.reason)
+
+    def _on_snapshot(self, message: SnapshotArrived) -> None:
+        kind = message.kind
+        parsed = snapshots.parse(kind, message.payload, self.mqtt.max_payload_bytes)
+        if parsed.snapshot is None:
+            log.warning("%s snapshot refused, keeping the last good one: %s", kind, parsed.reason)
+            self._invalid(message.topic, parsed.reason)
+            return
+        held = self.store.held.get(kind)
+        if held is not None and not self._is_newer(parsed, held):
+            return
+        previous = snapshots.entry_ids(held.snapshot, kind) if held else None
+        now = self.core.clock.now()
+        # One transaction: once the snapshot is held, its retained copy is never taken again, so
+        # a power cut between the two would lose the events about its invalid entries.
+        with self.core.storage.transaction():
+            self.store.save(kind, parsed.snapshot, now)
+            self._report_entry_problems(message.topic, parsed.problems)
+        current = snapshots.entry_ids(parsed.snapshot, kind)
+        # The very first snapshot a controller ever gets has no "new" entries: all would be.
+        new_ids = frozenset(current - previous) if previous is not None else frozenset()
+        log.info(
+            "%s snapshot generated_at=%s: %d entries, %d new, %d skipped",
+            kind,
+            parsed.snapshot.get("generated_at"),
+            len(current),
+            len(new_ids),
+            len(parsed.problems),
+        )
+        self.core.dispatch(SnapshotUpdated(kind, parsed.snapshot, now, live=True, new_ids=new_ids))
+
+    def _is_newer(self, parsed: snapshots.Parsed, held: snapshots.Held) -> bool:
+        """Older snapshots are ignored; the same one again only confirms a cached copy is live."""
+        if parsed.empty:
+            return bool(held.snapshot.get(parsed.kind)) or held.generated_at is not None
+        new_at, held_at = parsed.generated_at, held.generated_at
+        if held_at is None or (new_at is not None and new_at > held_at):
+            return True
+        if new_at == held_at and not held.live:
+            held.live = True
+            self.core.dispatch(SnapshotUpdated(parsed.kind, held.snapshot, held.received_at, live=True))
+        elif new_at is not None and new_at < held_at:
+            log.info("%s snapshot generated_at=%s is older than the one held: ignored", parsed.kind, new_at)
+        return False
+
+    def _report_entry_problems(self, topic: str, problems: list[tuple[str, str]]) -> None:
+        for ref, reason in problems[: snapshots.MAX_ENTRY_PROBLEMS]:
+            self._invalid(topic, reason, entry=ref)
+        extra = len(problems) - snapshots.MAX_ENTRY_PROBLEMS
+        if extra > 0:
+            self._invalid(topic, f"{extra} more invalid entries skipped")
+
+    def _invalid(self, topic: str, reason: str, entry: str | None = None) -> None:
+        data = {"topic": topic, "reason": reason}
+        if entry is not None:
+            data["entry"] = entry
+        self.core.emit("error.invalid_payload", data)
+
+    # -- plumbing --------------------------------------------------------------------
+
+    def _connection(self) -> Connection:
+        if self.connection is None:
+            raise RuntimeError("link not started")
+        return self.connection
+
+
+def _response_properties(message: mqtt.MQTTMessage) -> tuple[str | None, bytes | None]:
+    props = getattr(message, "properties", None)
+    if props is None:
+        return None, None
+    return getattr(props, "ResponseTopic", None), getattr(props, "CorrelationData", None)
