@@ -24,6 +24,7 @@ end and max; CPU seconds used and the average CPU share; READY=1 time.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import shutil
@@ -41,6 +42,8 @@ from hallsim.pins import PinBoard, daemon_env
 from hallsim.printer import SimPrinter
 from hallsim.rfid import SimReader
 from rig import Notifications, config_text, cpu_seconds, daemon_command, rss_kib, stop
+
+from edge.progress import Progress
 
 SITE = {"site": "bench", "device": "idle-01"}
 DOORS = (27, 23, 25)  # the default compartments' reed switches: shut
@@ -202,14 +205,18 @@ def soak(
         if hall is not None and busy_s > 0:
             threading.Thread(target=keep_busy, args=(hall, busy_s, stop_busy), daemon=True).start()
         watched = [Watched("hall-edge run", daemon), Watched("plain paho client", processes[1])]
-        end = time.monotonic() + duration_s
+        start = time.monotonic()
+        end = start + duration_s
         tick = threading.Event()
+        progress = Progress("idle soak", math.ceil(duration_s / interval_s) + 1)
         while True:
+            progress.step(f"{time.monotonic() - start:.0f} of {duration_s:g} s")
             for w in watched:
                 w.sample()
             if time.monotonic() >= end or daemon.poll() is not None:
                 break
             tick.wait(min(interval_s, max(0.0, end - time.monotonic())))
+        progress.close()
         alive = daemon.poll() is None
         stop_busy.set()
     finally:

@@ -49,6 +49,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from edge.progress import Progress
+
 SITE, DEVICE = "trial", "hall-01"
 
 
@@ -192,7 +194,9 @@ def trial(  # noqa: PLR0917 - a script's knobs
     to_online: list[float] = []
     broker_back_to_birth: float | None = None
     try:
+        progress = Progress("kill -9", runs)
         for run in range(runs):
+            progress.step(f"run {run + 1}: start, publish, kill")
             begin = time.monotonic()
             process = start_daemon(config, log)
             if run == broker_restart_at:

@@ -46,6 +46,8 @@ from hallsim.central import Central
 from hallsim.pins import PinBoard, daemon_env
 from hallsim.rfid import SimReader
 
+from edge.progress import Progress
+
 KEY = b"kill9-site-card-key"
 SITE, DEVICE = "qinshui", "hall-01"
 COMPARTMENTS = {1: (5, 6), 2: (17, 27), 3: (22, 23)}  # number: (lock_pin, door_pin)
@@ -325,7 +327,9 @@ def run(trials: int, seed: int, folder: Path) -> dict[str, Any]:
         started = time.monotonic()
         try:
             daemon.start()
+            progress = Progress("locker kill -9", trials)
             for trial in range(trials):
+                progress.step(f"trial {trial + 1}, {len(problems)} problems so far")
                 hall.steps, hall.kill_at = 0, random.randint(1, 12)
                 try:
                     while True:

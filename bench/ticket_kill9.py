@@ -37,6 +37,8 @@ import rig
 from hallsim.pins import PinBoard, daemon_env
 from hallsim.printer import SimPrinter
 
+from edge.progress import Progress
+
 CATEGORY_PINS = {"A": 5, "B": 6, "C": 13}
 _pause = threading.Event()  # never set: an interruptible pause
 
@@ -150,7 +152,9 @@ def main(argv: list[str] | None = None) -> int:
         presses, startups, issued_per_trial = 0, [], []
         previous = 0
         try:
+            progress = Progress("ticket kill -9", args.trials)
             for n in range(args.trials):
+                progress.step(f"trial {n + 1}, {presses} presses so far")
                 trial = Trial(config, board, rng)
                 startups.append(trial.run(args.kill_within))
                 presses += trial.presses

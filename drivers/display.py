@@ -205,6 +205,30 @@ class LedPanel:
     def contrast(self, level: int) -> None:
         self._guarded(self._need_device().contrast, max(0, min(255, int(level))))
 
+    def reinit(self, level: int, on: bool, frame: Image.Image | None) -> None:
+        """Re-send the MAX7219 init sequence in place, then brightness, power and ``frame`` again.
+
+        A long chain that picked up noise shows garbage (or a wrong scan limit, or test mode) until
+        its registers are written again.  Unlike ``open`` (luma's constructor clears the panel and
+        shows the blank), nothing here blanks the panel: the digit registers are rewritten with the
+        frame already on it, so a healthy panel does not flicker.
+        """
+        device = self._need_device()
+
+        def send() -> None:
+            registers: Any = getattr(device, "_const", None)  # luma's register numbers (max7219 only)
+            if registers is not None and hasattr(registers, "SCANLIMIT") and hasattr(device, "cascaded"):
+                chips = device.cascaded
+                device.data([registers.SCANLIMIT, 7] * chips)
+                device.data([registers.DECODEMODE, 0] * chips)
+                device.data([registers.DISPLAYTEST, 0] * chips)
+            device.contrast(max(0, min(255, int(level))))
+            if frame is not None:
+                device.display(frame if frame.mode == device.mode else frame.convert(device.mode))
+            (device.show if on else device.hide)()
+
+        self._guarded(send)
+
     def power(self, on: bool) -> None:
         device = self._need_device()
         self._guarded(device.show if on else device.hide)

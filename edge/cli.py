@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from edge import __version__, logs
 from edge.config import ConfigError, load
+from edge.protocol import Parser
 from edge.storage import StorageError
 
 log = logging.getLogger("edge")
@@ -21,15 +22,15 @@ DEFAULT_CONFIG = "/etc/hall-edge/hall-edge.toml"
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse(argv)
     if not getattr(args, "action", None):
         parser.print_help()
         return 2
     return args.action(args)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hall-edge", description=__doc__)
+def _parser() -> Parser:
+    parser = Parser(prog="hall-edge", description=__doc__)
     sub = parser.add_subparsers(dest="command")
 
     run = sub.add_parser("run", help="run the controller daemon")
@@ -80,7 +81,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     from edge.layers import Layers
 
     if args.path and args.config and args.path != args.config:
-        print("check-config: give the file once (PATH or --config)", file=sys.stderr)
+        print(
+            "hall-edge check-config: give the file once, as PATH or as --config PATH, not both",
+            file=sys.stderr,
+        )
         return 2
     path = args.config or args.path or DEFAULT_CONFIG
     try:

@@ -188,11 +188,20 @@ SCHEMA: dict[str, Any] = {
         "open_from": Key(str, "07:00", "screen on from (hall local time)", check=hhmm_check),
         "open_until": Key(str, "21:00", "screen off from", check=hhmm_check),
         "page_seconds": Key(float, 6.0, check=between(1, 120, "seconds")),
+        "part_seconds": Key(
+            float,
+            3.0,
+            "a job that needs more than one still page shows each part this long (read at a walking pace)",
+            check=between(1, 30, "seconds"),
+        ),
         "scroll_px_per_s": Key(float, 32.0, check=between(4, 512, "pixels per second")),
         "hotline_every_pages": Key(int, 5, check=between(1, 100, "pages")),
         "stale_after_minutes": Key(int, 30, check=between(1, 10080, "minutes")),
         "reinit_minutes": Key(
-            int, 60, "re-initialise long MAX7219 chains", check=between(0, 1440, "minutes")
+            int,
+            5,
+            "re-send the MAX7219 init sequence this often (noise garbles long chains); 0 = never",
+            check=between(0, 1440, "minutes"),
         ),
         "frame_mirror": Key(str, "", "simulator only: unix datagram socket that receives each frame"),
     },
@@ -268,6 +277,9 @@ SCHEMA: dict[str, Any] = {
         "port": Key(str, "/dev/hall-rfid"),
         "baudrate": Key(int, 0, "0 = the reader's own (9600 RDM6300, 115200 PN532)"),
         "card_key_file": Key(str, "/etc/hall-edge/card.key", "site card key (HMAC)", secret_file=True),
+        "card_key_id": Key(
+            str, "", "the platform's id for that key: the cards snapshot's hash.key_id (empty = not checked)"
+        ),
         "poll_ms": Key(int, 150, "PN532 polling interval", check=between(20, 5000, "milliseconds")),
         "same_card_s": Key(float, 1.0, "a held card is one tap", check=between(0.1, 10, "seconds")),
     },
@@ -324,6 +336,20 @@ SCHEMA: dict[str, Any] = {
                     "door_pin": 25,
                 },
             ],
+        ),
+    },
+    "snapshots": {
+        "public_keys": Key(
+            dict,
+            {},
+            "kid = base64 Ed25519 public key (raw 32 bytes) of the platform that signs the snapshots",
+            check=_public_keys_check,
+        ),
+        "unsigned": Key(
+            str,
+            "refuse",
+            "refuse = only signed snapshots count; accept = unsigned too (a platform that does not sign)",
+            check=one_of("refuse", "accept"),
         ),
     },
     "commands": {

@@ -419,13 +419,19 @@ _ABSENT = object()
 
 def _put(document: tomlkit.TOMLDocument, unit: Unit, value: Any) -> None:
     import tomlkit
+    from tomlkit.exceptions import ConvertError
 
     table: Any = document
     for part in unit[:-1]:
         if part not in table:
             table[part] = tomlkit.table()
         table = table[part]
-    table[unit[-1]] = _inline(value) if isinstance(value, dict) else value
+    try:
+        table[unit[-1]] = _inline(value) if isinstance(value, dict) else value
+    except ConvertError:  # e.g. a null inside a list: TOML has no null
+        raise CommandError(
+            "bad_arguments", f"{'.'.join(unit)}: {value!r} cannot be written to the configuration file"
+        ) from None
 
 
 def _inline(value: dict[str, Any]) -> Any:

@@ -21,7 +21,7 @@ import queue
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,6 +29,7 @@ from typing import Any, Protocol
 from edge.clock import Clock
 from edge.messages import LinkPort
 from edge.outbox import Event, Outbox
+from edge.protocol import did_you_mean
 from edge.settings import Settings
 from edge.storage import Storage
 
@@ -48,6 +49,35 @@ class CommandError(Exception):
 
 CommandHandler = Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]
 """(args, command body) -> result; raises CommandError."""
+
+CommandTable = dict[str, tuple[CommandHandler, tuple[str, ...]]]
+"""Commands by name: each handler and the argument names it accepts (``Core.register_command``)."""
+
+
+@dataclass(frozen=True)
+class RegisteredCommand:
+    """A remote command's handler and the argument names it accepts.
+
+    Calling it refuses unknown arguments (``bad_arguments``, naming them and what the command
+    takes) before the handler runs: a misspelt ``--arg`` is never silently ignored, and no
+    handler checks for strays itself.
+    """
+
+    name: str
+    handler: CommandHandler
+    args: tuple[str, ...]
+
+    def __call__(self, args: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+        unknown = [key for key in args if key not in self.args]
+        if unknown:
+            raise CommandError("bad_arguments", self.unknown_args_message(unknown))
+        return self.handler(args, body)
+
+    def unknown_args_message(self, unknown: list[str]) -> str:
+        named = ", ".join(f"{key!r}{did_you_mean(key, self.args)}" for key in unknown)
+        takes = f"takes {', '.join(self.args)}" if self.args else "takes no arguments"
+        word = "argument" if len(unknown) == 1 else "arguments"
+        return f"unknown {word} {named}: {self.name} {takes}"
 
 
 class Feature(Protocol):
@@ -99,7 +129,7 @@ class Core:
         self._handlers: dict[type, list[Handler]] = defaultdict(list)
         self._timers: list[Timer] = []
         self._timer_order = itertools.count()
-        self._commands: dict[str, CommandHandler] = {}
+        self._commands: dict[str, RegisteredCommand] = {}
         self._status: dict[str, Callable[[], Any]] = {}
         self._accepting = True
         self._thread: threading.Thread | None = None
@@ -124,13 +154,17 @@ class Core:
     def subscribe(self, message_type: type, handler: Handler) -> None:
         self._handlers[message_type].append(handler)
 
-    def register_command(self, name: str, handler: CommandHandler) -> None:
+    def register_command(self, name: str, handler: CommandHandler, *, args: Iterable[str]) -> None:
+        """``args``: every argument name the command accepts (none: ``()``); others are refused."""
         if name in self._commands:
             raise ValueError(f"command {name} registered twice")
-        self._commands[name] = handler
+        self._commands[name] = RegisteredCommand(name, handler, tuple(args))
 
-    def command(self, name: str) -> CommandHandler | None:
+    def command(self, name: str) -> RegisteredCommand | None:
         return self._commands.get(name)
+
+    def command_names(self) -> list[str]:
+        return sorted(self._commands)
 
     def register_status(self, name: str, provider: Callable[[], Any]) -> None:
         """Contribute a section to the ``status`` command."""

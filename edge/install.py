@@ -34,10 +34,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge import __version__
+from edge.progress import Progress
 
 USER = "hall-edge"
 DEVICE_GROUPS = ("gpio", "spi", "dialout", "lp", "audio")  # audio: the voice's aplay
@@ -507,21 +509,30 @@ def step_state(target: Target, report: Report) -> None:
 
 def install(options: Options) -> Report:
     target = Target(options.root)
-    _require_root(target)
+    _require_root(target, "installing")
     report = Report()
-    step_accounts(target, report)
-    step_program(target, options, report)
-    step_unit(target, options.source, report)
-    step_udev(target, options.source, report)
-    step_config(target, report)
-    step_state(target, report)
-    apply_boot_settings(target, report)
+    steps: list[tuple[str, Callable[[], None]]] = [
+        ("user and groups", lambda: step_accounts(target, report)),
+        (
+            "program (a virtualenv and pip: the slow step)" if options.venv else "program (launcher)",
+            lambda: step_program(target, options, report),
+        ),
+        ("systemd unit", lambda: step_unit(target, options.source, report)),
+        ("udev rules", lambda: step_udev(target, options.source, report)),
+        ("configuration", lambda: step_config(target, report)),
+        ("state folder", lambda: step_state(target, report)),
+        ("boot settings (SPI, UART, serial console)", lambda: apply_boot_settings(target, report)),
+    ]
+    with Progress("install", len(steps)) as progress:
+        for what, run in steps:
+            progress.step(what)
+            run()
     return report
 
 
 def uninstall(options: Options) -> Report:
     target = Target(options.root)
-    _require_root(target)
+    _require_root(target, "uninstalling")
     report = Report()
     if target.real:
         target.run("systemctl", "disable", "--now", "hall-edge.service", check=False)
@@ -541,9 +552,9 @@ def uninstall(options: Options) -> Report:
     return report
 
 
-def _require_root(target: Target) -> None:
+def _require_root(target: Target, doing: str) -> None:
     if target.real and os.geteuid() != 0:
-        raise InstallError("installing changes the system: run it as root (sudo), or use --root DIR")
+        raise InstallError(f"{doing} changes the system: run it as root (sudo), or use --root DIR")
 
 
 # ---- command line -------------------------------------------------------------

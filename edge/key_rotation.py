@@ -27,7 +27,7 @@ from typing import Any
 
 from edge.clock import rfc3339
 from edge.config_change import ConfigChanges, Replace
-from edge.core import CommandError, Core
+from edge.core import CommandError, CommandTable, Core
 from edge.protocol import PublicKey, VerifyKey
 
 log = logging.getLogger(__name__)
@@ -44,8 +44,6 @@ MIGRATIONS = [
     )
     """,
 ]
-
-Handler = Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]
 
 
 class KeyRotation:
@@ -74,8 +72,12 @@ class KeyRotation:
                 if kid not in self.configured:
                     conn.execute("DELETE FROM keys_pending WHERE kid = ?", (kid,))
 
-    def commands(self) -> dict[str, Handler]:
-        return {"keys.list": self.cmd_list, "keys.add": self.cmd_add, "keys.remove": self.cmd_remove}
+    def commands(self) -> CommandTable:
+        return {
+            "keys.list": (self.cmd_list, ()),
+            "keys.add": (self.cmd_add, ("kid", "public_key")),
+            "keys.remove": (self.cmd_remove, ("kid",)),
+        }
 
     def pending(self) -> set[str]:
         return {kid for (kid,) in self.core.storage.execute("SELECT kid FROM keys_pending").fetchall()}

@@ -118,13 +118,19 @@ class Layers:
         return dict(sorted(found.items()))
 
 
+FILE_NOT_FOUND = (
+    "file not found (hall-edge install writes /etc/hall-edge/hall-edge.toml; "
+    "every key, with its default, is in /etc/hall-edge/hall-edge.example.toml)"
+)
+
+
 def _text(path: Path, missing_ok: bool) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except (FileNotFoundError, NotADirectoryError):
         if missing_ok:  # no remote file, or no state folder yet: storage reports the folder itself
             return ""
-        raise ConfigError(str(path), ["file not found"]) from None
+        raise ConfigError(str(path), [FILE_NOT_FOUND]) from None
     except UnicodeDecodeError:
         raise ConfigError(str(path), ["not UTF-8 text"]) from None
     except OSError as exc:

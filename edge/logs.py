@@ -17,15 +17,31 @@ from datetime import datetime, tzinfo
 
 from edge.protocol import escaped
 
-# A mainland mobile number, also written 138-1234-5678, 138 1234 5678 or +86 13812345678.
-PHONE_RE = re.compile(r"(?<!\d)((?:\+?86[- ]?)?1[3-9]\d)[- ]?(\d{4})[- ]?(\d{4})(?!\d)")
+# A mainland mobile number, also written 138-1234-5678, 138 1234 5678, 138.1234.5678 or
+# +86 13812345678 (one separator at most between two digits).
+PHONE_RE = re.compile(r"(?<![0-9])((?:\+?86[-. ]?)?)(1[-. ]?[3-9](?:[-. ]?[0-9]){9})(?![0-9])")
+# A landline with its area code: 0351-7654321, 010 12345678 (not inside a word or a longer number).
+LANDLINE_RE = re.compile(r"(?<![0-9A-Za-z])(0[1-9][0-9]{1,2})[-. ]?([0-9]{3,4})[-. ]?([0-9]{4})(?![0-9])")
+# Full-width digits (１３８...) are read as the ASCII ones: a number must not hide behind them.
+_FULL_WIDTH_DIGITS = str.maketrans("０１２３４５６７８９", "0123456789")
 # A hex card UID given as uid=..., card=... or card_uid=... (8-20 hex digits).
 UID_RE = re.compile(r"\b((?:card_)?uid|card)(\s*[=:]\s*[\"']?)([0-9A-Fa-f]{8,20})\b")
 
 
 def mask_phone(text: str) -> str:
-    """138****5678 for every mainland mobile number in ``text``."""
-    return PHONE_RE.sub(lambda m: f"{m.group(1)}****{m.group(3)}", text)
+    """Every phone-like number in ``text`` masked: 138****5678 (mobile), 0351****4321 (landline).
+
+    The one masking function: log lines, events, and everything the screen shows from the
+    platform's snapshots (a posting may put a number in its title, not only in ``contact``).
+    """
+    text = text.translate(_FULL_WIDTH_DIGITS)
+    text = PHONE_RE.sub(_masked_mobile, text)
+    return LANDLINE_RE.sub(lambda m: f"{m.group(1)}****{m.group(3)}", text)
+
+
+def _masked_mobile(match: re.Match[str]) -> str:
+    digits = re.sub(r"[^0-9]", "", match.group(2))
+    return f"{match.group(1)}{digits[:3]}****{digits[-4:]}"
 
 
 def mask_personal(text: str) -> str:

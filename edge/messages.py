@@ -6,6 +6,7 @@ Drivers and the network thread post these; features subscribe to them with
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -65,7 +66,11 @@ class LinkPort(Protocol):
 
 @dataclass(frozen=True)
 class ScreenCall:
-    """A called ticket takes the screen: 请 A023 到 2 号窗口."""
+    """A window calls a ticket: 请 A023 号 / 到 2 号窗口.
+
+    It stays until that window calls again, skips or finishes (``ScreenCallEnded``), or has been
+    on the screen for ``seconds`` in all (calls of several windows take turns).
+    """
 
     ticket: str
     window: int
@@ -73,11 +78,37 @@ class ScreenCall:
 
 
 @dataclass(frozen=True)
+class ScreenCallEnded:
+    """The window's called ticket was skipped or served: off the screen in the same frame."""
+
+    window: int
+
+
+@dataclass(frozen=True)
 class ScreenLine:
-    """A short transient line (A023 号 打印机缺纸 请到窗口, a locker denial)."""
+    """A short transient line bound to its moment (A023 号 打印机缺纸 请到窗口, a locker denial).
+
+    ``source`` is the place that speaks (``locker``, ``printer``, ``keys``): its newer line replaces
+    this one at once.  ``cause`` names the moment it belongs to (``door:2``, ``ticket:A023``), so
+    that ``ScreenLineEnded`` can withdraw it when that moment passes.  It is never shown after
+    ``posted_at + seconds`` (monotonic), however late the display gets to it.
+    """
 
     text: str
     seconds: float
+    source: str = ""
+    cause: str = ""
+    posted_at: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True)
+class ScreenLineEnded:
+    """The moment of ``source``'s line has passed (a door shut, a ticket called): it leaves now.
+
+    ``cause`` empty: whatever ``source`` shows; else only a line with that cause."""
+
+    source: str
+    cause: str = ""
 
 
 # ---- buzzer -----------------------------------------------------------------

@@ -14,20 +14,23 @@ says: commands use them, and so can any other signed payload.
 
 from __future__ import annotations
 
+import argparse
 import base64
 import binascii
 import contextlib
+import difflib
 import json
 import os
 import re
 import socket
 import stat
+import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 # cryptography (its Rust extension and libcrypto: ~9 MiB resident) is imported where a key is
 # first used, not at start: an idle hall that gets no signed message never loads it.
@@ -132,6 +135,78 @@ def escaped(text: str) -> str:
     a terminal never sees a raw ESC or CR from a sender, and UTF-8 can always encode it.
     """
     return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+# ---- messages for people (here because hall-admin imports nothing else of the daemon) --------
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` naming the closest of ``choices``, or "" when none is close.
+
+    The one hint every message of the daemon, hall-edge and hall-admin gives for a misspelt
+    name: a configuration key, a command or its argument, a verb, an option.  (hall-sim, which
+    imports nothing of edge, has its own.)
+    """
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+_INVALID_CHOICE = re.compile(r"argument (\S+): invalid choice: '(.*)' \(choose from (.*)\)$")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse for hall-edge and hall-admin: a mistake says what was expected and what to try.
+
+    One line naming the mistake (a misspelt verb, option or choice gets a did-you-mean), then
+    ``try: PROG VERB --help`` for the verb it was meant for, exit 2.  argparse alone prints the
+    usage block (a dozen lines for ``hall-admin send``) and, for an unknown option, the top-level
+    usage instead of the verb's.
+    """
+
+    def parse(self, argv: list[str] | None) -> argparse.Namespace:
+        """``parse_args``, except that left-over words are reported by the verb they follow."""
+        words = sys.argv[1:] if argv is None else argv
+        if words and words[0].startswith("-") and words[0] not in ("-h", "--help") and self._verbs():
+            self.error(f"{words[0]} goes after the verb: {self.prog} VERB {words[0]} ...")
+        parsed, extras = self.parse_known_args(words)
+        if extras:
+            self._verb_parser(parsed).error(_unexpected(extras[0], self._verb_parser(parsed)))
+        return parsed
+
+    def _verbs(self) -> dict[str, argparse.ArgumentParser]:
+        action = self._verb_action()
+        return dict(action.choices) if action is not None else {}
+
+    def _verb_action(self) -> argparse._SubParsersAction[argparse.ArgumentParser] | None:
+        return next((a for a in self._actions if isinstance(a, argparse._SubParsersAction)), None)
+
+    def _verb_parser(self, parsed: argparse.Namespace) -> argparse.ArgumentParser:
+        """The parser of the verb given (``add_subparsers(dest=...)``), else this one."""
+        action = self._verb_action()
+        verb = getattr(parsed, action.dest, None) if action is not None else None
+        return self._verbs().get(verb or "", self)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {_plain(message)}\ntry: {self.prog} --help\n")
+
+
+def _plain(message: str) -> str:
+    invalid = _INVALID_CHOICE.match(message)
+    if invalid is None:
+        return message
+    where, word, choices = invalid.groups()
+    names = [c.strip().strip("'") for c in choices.split(",")]
+    hint = did_you_mean(word, names)
+    if where.startswith("-"):
+        return f"{where} {word!r} is not one of {', '.join(names)}{hint}"
+    return f"no verb {word!r}{hint}; the verbs are {', '.join(names)}"
+
+
+def _unexpected(word: str, parser: argparse.ArgumentParser) -> str:
+    if word.startswith("-"):
+        option = word.partition("=")[0]
+        return f"unknown option {option}{did_you_mean(option, parser._option_string_actions)}"
+    return f"unexpected argument {word!r}"
 
 
 # ---- keys ---------------------------------------------------------------------------

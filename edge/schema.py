@@ -8,14 +8,13 @@ the value and what was expected, so that an installer fixes a file in one go.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge.protocol import NAME_RE, secret_file_problem
+from edge.protocol import NAME_RE, did_you_mean, secret_file_problem
 
 Check = Callable[[Any], str | None]
 """Returns None when the value is acceptable, else what was expected."""
@@ -172,10 +171,8 @@ def _validate_key(value: Any, present: bool, spec: Key, where: str) -> tuple[Any
 
 
 def _unknown(path: str, name: str, schema: dict[str, Any]) -> str:
-    close = difflib.get_close_matches(name, list(schema), n=1, cutoff=0.6)
-    hint = f" (did you mean '{close[0]}'?)" if close else ""
     known = ", ".join(sorted(schema))
-    return f"{path}{name}: unknown key{hint}; known keys here: {known}"
+    return f"{path}{name}: unknown key{did_you_mean(name, schema)}; known keys here: {known}"
 
 
 def defaults(schema: dict[str, Any]) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from edge import __version__
 from edge.clock import Clock
 from edge.config import ConfigError, load
 from edge.health.feature import disk_free_mb, read_cpu_temp_c
+from edge.progress import Progress
 from edge.settings import Settings
 from edge.wiring import DOOR, KEY, OUTPUT, gpio_pins
 
@@ -216,7 +217,7 @@ def _board_answers(port: serial.Serial, board: int, parser: Any, frame: Callable
 # ---- screen (SPI) ---------------------------------------------------------------
 
 
-def check_spi(config: Settings) -> Check:
+def check_screen(config: Settings) -> Check:
     cfg = config.display
     if not cfg.enabled:
         return Check("screen", SKIP, "display.enabled = false")
@@ -389,7 +390,7 @@ def _nearest_existing(folder: Path) -> Path:
     return Path("/")
 
 
-def check_temperature(config: Settings) -> Check:
+def check_cpu_temp(config: Settings) -> Check:
     temp = read_cpu_temp_c()
     if temp is None:
         return Check("cpu temp", SKIP, "no thermal sensor on this machine")
@@ -433,27 +434,36 @@ CHECKS: list[CheckFn] = [
     check_printer,
     check_reader,
     check_lock_boards,
-    check_spi,
+    check_screen,
     check_gpio,
     check_broker,
     check_clock,
     check_storage,
-    check_temperature,
+    check_cpu_temp,
     check_speaker,
 ]
 
 
 def run_checks(config: Settings, checks: list[CheckFn] = CHECKS) -> list[Check]:
-    """Every check; one that breaks is a failure row, never an end of the self-test."""
+    """Every check; one that breaks is a failure row, never an end of the self-test.
+
+    Progress on stderr: on a slow Pi a check that waits (the broker, a serial port) shows which.
+    """
     rows = []
-    for check in checks:
-        try:
-            rows.append(check(config))
-        except Exception as exc:
-            name = check.__name__.removeprefix("check_")
-            log.exception("selftest check %s broke", name)  # the traceback, for a bug report
-            rows.append(Check(name, FAIL, f"{type(exc).__name__}: {exc}", "see docs/troubleshooting.md"))
+    with Progress("selftest", len(checks)) as progress:
+        for check in checks:
+            name = _check_name(check)
+            progress.step(name)
+            try:
+                rows.append(check(config))
+            except Exception as exc:
+                log.exception("selftest check %s broke", name)  # the traceback, for a bug report
+                rows.append(Check(name, FAIL, f"{type(exc).__name__}: {exc}", "see docs/troubleshooting.md"))
     return rows
+
+
+def _check_name(check: CheckFn) -> str:
+    return check.__name__.removeprefix("check_").replace("_", " ")
 
 
 # ---- --print: test ticket and screen pattern ------------------------------------

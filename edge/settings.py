@@ -91,6 +91,7 @@ class DisplaySettings:
     open_from: str
     open_until: str
     page_seconds: float
+    part_seconds: float
     scroll_px_per_s: float
     hotline_every_pages: int
     stale_after_minutes: int
@@ -161,6 +162,7 @@ class RfidSettings:
     port: str
     baudrate: int
     card_key_file: str
+    card_key_id: str
     poll_ms: int
     same_card_s: float
 
@@ -194,6 +196,12 @@ class LockerSettings:
     select_s: float
     approval_required: tuple[str, ...]
     compartments: tuple[CompartmentSettings, ...]
+
+
+@dataclass(frozen=True)
+class SnapshotsSettings:
+    public_keys: Mapping[str, str]
+    unsigned: str
 
 
 @dataclass(frozen=True)
@@ -246,6 +254,7 @@ class Settings:
     buzzer: BuzzerSettings
     rfid: RfidSettings
     locker: LockerSettings
+    snapshots: SnapshotsSettings
     commands: CommandsSettings
     health: HealthSettings
     voice: VoiceSettings

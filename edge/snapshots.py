@@ -6,6 +6,13 @@ found; it never raises on bad input.  A bad *entry* is skipped alone (the rest
 stands); a bad *snapshot* (not JSON, wrong ``schema``, no ``generated_at``,
 ...) is refused whole, and the caller keeps the last good one.
 
+Snapshots are signed by the platform like commands: an envelope
+``{"body": "<JSON text>", "kid": "...", "sig": "<base64 Ed25519>"}`` whose
+signature covers the exact UTF-8 bytes of ``body`` and whose body names the
+site.  ``receive`` opens the envelope (or, where ``snapshots.unsigned =
+"accept"``, takes a bare document), checks the card hash key id and then
+``parse``s the body.
+
 ``SnapshotStore`` keeps the last good snapshot of each kind in SQLite so that
 the hall works from it at start, before the broker answers, and while offline.
 Entries are stored normalised: known fields only, optional ones filled in.
@@ -17,12 +24,14 @@ import json
 import logging
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeGuard
 
 from edge.logs import mask_phone
-from edge.protocol import SNAPSHOT_KINDS
+from edge.protocol import SNAPSHOT_KINDS, Refusal, VerifyKey, load_public_keys, verify_envelope
+from edge.settings import Settings
 from edge.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -35,6 +44,10 @@ CARD_STATUSES = ("active", "suspended", "banned")
 MAX_ENTRY_PROBLEMS = 20  # per snapshot; beyond that one summary line (a flood is not an event storm)
 _REF_CHARS = 64  # entry ids quoted in events are cut to this length
 _CARD_HASH = re.compile(r"[0-9a-f]{32}")
+# A snapshot dated further ahead of a synced clock than this is refused: held, it would make
+# every later snapshot look older and freeze the jobs and cards (the platform's clock and ours
+# may differ a little; nothing legitimate is generated minutes from now).
+MAX_AHEAD = timedelta(minutes=10)
 
 MIGRATIONS = [
     """
@@ -102,6 +115,84 @@ def parse(kind: str, payload: bytes, max_bytes: int) -> Parsed:
         return Parsed(kind, None, str(exc))
 
 
+# ---- the platform's signature ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Trust:
+    """What a snapshot must satisfy, besides its schema, before it counts."""
+
+    site: str
+    keys: Mapping[str, VerifyKey]  # the platform's, by kid
+    accept_unsigned: bool = False
+    card_key_id: str = ""  # the cards snapshot's hash.key_id must be this; "" = not checked
+
+
+def trust_from(config: Settings) -> tuple[Trust, list[str]]:
+    """The ``Trust`` the configuration describes, and a line for each key that is not usable."""
+    keys, problems = load_public_keys(config.snapshots.public_keys)
+    trust = Trust(
+        site=config.site,
+        keys=keys,
+        accept_unsigned=config.snapshots.unsigned == "accept",
+        card_key_id=config.rfid.card_key_id,
+    )
+    return trust, [f"snapshots.public_keys.{problem}" for problem in problems]
+
+
+def receive(kind: str, payload: bytes, max_bytes: int, trust: Trust) -> Parsed:
+    """A snapshot as it came off the wire: signature, site and card key id checked, then ``parse``d.
+
+    Never raises.  Unsigned payloads (a bare document, or an empty retained payload) count only
+    when ``trust.accept_unsigned``.
+    """
+    if not payload and not trust.accept_unsigned:
+        # "None" is said with a signed snapshot of an empty list; anyone can send an empty payload.
+        return Parsed(kind, None, "an empty payload is not signed (snapshots.unsigned = refuse)")
+    if kind not in KINDS or not payload or len(payload) > max_bytes:
+        return parse(kind, payload, max_bytes)
+    try:
+        doc = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return parse(kind, payload, max_bytes)  # which says what is wrong with it
+    if not _is_envelope(doc):
+        if not trust.accept_unsigned:
+            return Parsed(kind, None, "snapshot is not signed (snapshots.unsigned = refuse)")
+        return _with_card_key_checked(parse(kind, payload, max_bytes), trust)
+    # The same envelope and check as a signed command's (edge.protocol).
+    envelope = verify_envelope(payload, trust.keys, max_bytes)
+    if isinstance(envelope, Refusal):
+        # The message may quote the kid the sender wrote: no phone number goes into an event.
+        return Parsed(kind, None, f"{envelope.reason}: {mask_phone(envelope.message)}")
+    parsed = parse(kind, envelope.body.encode("utf-8"), max_bytes)
+    if parsed.snapshot is not None and parsed.snapshot.get("site") != trust.site:
+        return Parsed(kind, None, f"signed snapshot is not for site {trust.site!r}")
+    return _with_card_key_checked(parsed, trust)
+
+
+def _is_envelope(doc: Any) -> bool:
+    return isinstance(doc, dict) and "sig" in doc and "schema" not in doc
+
+
+def _with_card_key_checked(parsed: Parsed, trust: Trust) -> Parsed:
+    """Hashes made with another key than the site's match no card: refuse them whole, say why."""
+    header = parsed.snapshot.get("hash") if parsed.snapshot is not None else None
+    if parsed.kind != "cards" or not trust.card_key_id or header is None:
+        return parsed
+    if header["key_id"] != trust.card_key_id:
+        return Parsed(
+            parsed.kind,
+            None,
+            f"hash.key_id is not this site's card key {trust.card_key_id!r} (rfid.card_key_id)",
+        )
+    return parsed
+
+
+def ahead_of(generated_at: datetime | None, now: datetime) -> bool:
+    """True for a snapshot dated more than ``MAX_AHEAD`` after ``now`` (a synced clock's time)."""
+    return generated_at is not None and generated_at > now + MAX_AHEAD
+
+
 def _parse_document(kind: str, doc: Any) -> Parsed:
     if not isinstance(doc, dict):
         raise Invalid("payload is not a JSON object")
@@ -112,6 +203,10 @@ def _parse_document(kind: str, doc: Any) -> Parsed:
     if not isinstance(entries, list):
         raise Invalid(f"{kind} is not a list")
     body: dict[str, Any] = {"schema": SCHEMAS[kind], "generated_at": generated_at}
+    if "site" in doc:
+        if not isinstance(doc["site"], str):
+            raise Invalid("site is not a string")
+        body["site"] = doc["site"]
     if kind == "cards":
         body["hash"] = _card_hash_header(doc.get("hash"))
     entry_parser = _ENTRY_PARSERS[kind]

@@ -30,10 +30,13 @@ def start_link(
     *,
     watch: tuple[type, ...] = (),
     storage_overrides: dict | None = None,
+    tables: dict | None = None,
     **mqtt_overrides: Any,
 ) -> Hall:
-    """A hall (conftest's ``make_hall``) with only the link, as ``site``/hall-01 on ``port``."""
+    """A hall (conftest's ``make_hall``) with only the link, as ``site``/hall-01 on ``port``;
+    ``tables``: more configuration tables (e.g. ``{"time": {"clock": "unsynced"}}``)."""
     overrides = {
+        **(tables or {}),
         "mqtt": {"host": "127.0.0.1", "port": port, "tls": False, **mqtt_overrides},
         "storage": storage_overrides or {},
     }

@@ -40,6 +40,56 @@ CARD = {
     "approved": ["drill"],
 }
 
+# The platform's snapshot signing key in tests (a fixed seed: never a real one).  make_config
+# trusts it; hallsim's fake platform signs with it when given PLATFORM_SEED.
+PLATFORM_SEED = bytes(range(32))
+PLATFORM_KID = "platform"
+
+
+def platform_public_key() -> str:
+    from hallsim.central import load_signing_key, public_key_b64
+
+    return public_key_b64(load_signing_key(PLATFORM_SEED))
+
+
+def signed_snapshot(doc: dict[str, Any], site: str) -> bytes:
+    """``doc`` for ``site`` in the platform's signed envelope, as it comes off the wire."""
+    from hallsim.central import load_signing_key, signed_envelope
+
+    return signed_envelope(load_signing_key(PLATFORM_SEED), PLATFORM_KID, {**doc, "site": site})
+
+
+# The fuzz tests run a short round in CI; HALL_FUZZ=long runs each with FUZZ_LONG cases.
+FUZZ_LONG = 10_000
+
+
+def fuzz(short_examples: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Hypothesis settings for a fuzz test: ``short_examples`` cases, or FUZZ_LONG with HALL_FUZZ=long."""
+    from hypothesis import HealthCheck, settings
+
+    long_mode = os.environ.get("HALL_FUZZ") == "long"
+    return settings(
+        max_examples=FUZZ_LONG if long_mode else short_examples,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+
+
+def _json_values() -> Any:
+    from hypothesis import strategies as st
+
+    return st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+        lambda children: (
+            st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+        ),
+        max_leaves=20,
+    )
+
+
+json_values = _json_values()  # any JSON value, for the fuzz tests
+
+
 _tick = threading.Event()  # never set: wait() on it is a short, interruptible pause
 
 
@@ -114,6 +164,7 @@ def config_document(tmp_path, overrides: dict | None = None, **top: object) -> d
         "storage": {"dir": str(tmp_path / "state"), "reserve_mb": 0},  # no 16 MiB file per test
         "mqtt": {"host": "127.0.0.1", "port": 1, "tls": False},
         "time": {"clock": "synced"},
+        "snapshots": {"public_keys": {PLATFORM_KID: platform_public_key()}},
         "display": {"enabled": False, "device": "dummy"},
         "printer": {"enabled": False},
         "queue": {"enabled": False},

@@ -19,8 +19,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from support import wait_for
 
-from edge.commands.feature import RefusalLimit
 from edge.protocol import RATE_LIMITED, REFUSAL_REASONS, public_key_b64
+from edge.ratelimit import RateLimit
 
 
 @pytest.fixture
@@ -116,7 +116,7 @@ def test_refusals_name_the_id_when_it_is_known(hall):
 
 def test_refusal_limit_counts_past_the_limit_and_summarises_once():
     now = [100.0]
-    limit = RefusalLimit(3, 60.0, now=lambda: now[0])
+    limit = RateLimit(3, 60.0, now=lambda: now[0])
     assert [limit.admit("not_json") for _ in range(3)] == [True, True, True]
     assert [limit.admit(r) for r in ("not_json", "bad_signature", "not_json")] == [False] * 3
     assert limit.window_left_s() == 60.0
@@ -134,7 +134,7 @@ def test_refusal_limit_counts_past_the_limit_and_summarises_once():
 
 def test_a_flood_of_refusals_is_answered_but_recorded_at_a_bounded_rate(hall):
     commands = next(f for f in hall.daemon.features if f.name == "commands")
-    commands.refusals = RefusalLimit(3, 1.0)  # the daemon's limit, on a shorter window
+    commands.refusals.limit = RateLimit(3, 1.0)  # the daemon's limit, on a shorter window
     for n in range(10):
         hall.publish(b"junk %d" % n)
     wait_for(lambda: len(hall.watcher.bodies("/cmd/result")) == 10, 10, "every junk message answered")
@@ -162,7 +162,7 @@ def test_a_flood_of_refusals_is_answered_but_recorded_at_a_bounded_rate(hall):
 
 def test_refusals_counted_at_shutdown_are_recorded_before_the_daemon_stops(hall):
     commands = next(f for f in hall.daemon.features if f.name == "commands")
-    commands.refusals = RefusalLimit(1, 3600.0)
+    commands.refusals.limit = RateLimit(1, 3600.0)
     for n in range(3):
         hall.publish(b"junk %d" % n)
     wait_for(lambda: len(hall.watcher.bodies("/cmd/result")) == 3, 10, "every junk message answered")
@@ -494,5 +494,64 @@ def test_display_snapshot_and_a_display_argument_refusal(tmp_path, make_hall, br
         assert refused["error"]["code"] == "bad_arguments" and "text" in refused["error"]["message"]
         event = wait_for(lambda: hall.watcher.events("audit.command_refused"), 10, "refusal")[0]
         assert event["data"] == {"reason": "bad_arguments", "id": refused["id"], "name": "display.message"}
+    finally:
+        hall.close()
+
+
+def test_unknown_arguments_and_commands_are_refused_by_name_and_not_run(hall):
+    """A misspelt --arg used to be ignored silently: `status x=1` ran as `status`."""
+    refused = run(hall, "status", {"x": 1})
+    assert refused["error"] == {
+        "code": "bad_arguments",
+        "message": "unknown argument 'x': status takes no arguments",
+    }
+    refused = run(hall, "logs.tail", {"nn": 5})
+    assert refused["error"]["message"] == (
+        "unknown argument 'nn' (did you mean 'n'?): logs.tail takes n, lines"
+    )
+    refused = run(hall, "restart", {"now": True})
+    assert refused["error"]["code"] == "bad_arguments"
+    refused = run(hall, "stauts")
+    assert refused["error"] == {
+        "code": "unknown_command",
+        "message": "no command 'stauts' here (did you mean 'status'?)",
+    }
+    events = wait_for(lambda: hall.watcher.events("audit.command_refused")[3:], 10, "four refusals")
+    assert [e["data"]["reason"] for e in hall.watcher.events("audit.command_refused")] == [
+        "bad_arguments",
+        "bad_arguments",
+        "bad_arguments",
+        "unknown_command",
+    ]
+    assert events and hall.watcher.events("audit.command") == []  # none ran
+    assert not hall.core.stopped.is_set()
+
+
+def test_every_command_declares_the_arguments_its_handler_reads(make_hall, broker):
+    """The declared names are the ones each handler reads (args.get / args[...]): a handler that
+    reads an undeclared argument would never receive it."""
+    import ast
+    import inspect
+
+    hall = make_hall(
+        None, {"display": {"enabled": True, "device": "dummy"}}, rig=CommandHall, port=broker.port
+    )
+    hall.start()
+    try:
+        for name in hall.core.command_names():
+            command = hall.core.command(name)
+            source = inspect.getsource(command.handler)
+            read = {
+                node.args[0].value
+                for node in ast.walk(ast.parse(inspect.cleandoc("\n" + source)))
+                if isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "get"
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "args"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            }
+            assert read <= set(command.args), (name, read, command.args)
     finally:
         hall.close()

@@ -7,8 +7,9 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
+from support import fuzz
 
 from edge.config import ConfigError, parse
 from edge.config_change import changed_keys, merged, remote_edit, requested_changes, write_atomic
@@ -36,7 +37,7 @@ def test_the_remote_file_keeps_its_comments_and_holds_only_what_differs(tmp_path
     assert edited.sources()["queue.recall_max"] == str(tmp_path / "hall-edge.toml")
 
 
-@settings(max_examples=100, deadline=None)
+@fuzz(100)
 @given(
     st.dictionaries(
         st.text(min_size=1, max_size=10),

@@ -8,8 +8,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
+from support import fuzz
 
 from edge.commands.verify import Command, verify
 from edge.protocol import REFUSAL_REASONS, Refusal, load_public_keys, public_key_b64, sign
@@ -178,13 +179,13 @@ def test_bad_configured_keys_are_reported_not_used():
     assert problems == ["short: not a base64 raw 32-byte Ed25519 public key"]
 
 
-@settings(max_examples=150, deadline=None)
+@fuzz(150)
 @given(st.binary(max_size=400))
 def test_arbitrary_bytes_never_raise(payload):
     assert isinstance(check(payload), Refusal)
 
 
-@settings(max_examples=40, deadline=None)
+@fuzz(40)
 @given(st.dictionaries(st.text(max_size=8), st.recursive(st.none() | st.text() | st.integers(), st.lists)))
 def test_arbitrary_signed_bodies_never_raise(fields):
     assert isinstance(check(signed(fields)), Command | Refusal)

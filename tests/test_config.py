@@ -11,6 +11,7 @@ import pytest
 
 from edge.config import SCHEMA, ConfigError, load, parse
 from edge.example import render
+from edge.layers import FILE_NOT_FOUND
 from edge.schema import Key, TableList, defaults, read_secret, validate
 from edge.settings import to_dict
 
@@ -367,7 +368,7 @@ def test_the_default_card_key_path_is_not_checked_while_rfid_is_off(tmp_path):
 def test_a_missing_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError) as caught:
         load(tmp_path / "missing.toml")
-    assert caught.value.errors == ["file not found"]
+    assert caught.value.errors == [FILE_NOT_FOUND]
 
 
 def test_invalid_toml_is_a_config_error_with_the_line():

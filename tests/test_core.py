@@ -187,11 +187,26 @@ def test_stop_returns_within_its_timeout_even_if_a_handler_hangs(core):
 
 
 def test_commands_are_registered_once(core):
-    core.register_command("queue.call", lambda args, body: {"ok": True})
-    assert core.command("queue.call")({}, {}) == {"ok": True}
+    core.register_command("queue.call", lambda args, body: {"ok": True}, args=("window",))
+    assert core.command("queue.call")({"window": 1}, {}) == {"ok": True}
     assert core.command("nope") is None
     with pytest.raises(ValueError, match="registered twice"):
-        core.register_command("queue.call", lambda args, body: {})
+        core.register_command("queue.call", lambda args, body: {}, args=())
+
+
+def test_a_command_refuses_arguments_it_does_not_declare_before_its_handler_runs(core):
+    ran = []
+    core.register_command("queue.call", lambda args, body: ran.append(args) or {}, args=("window",))
+    core.register_command("sync", lambda args, body: ran.append(args) or {}, args=())
+    with pytest.raises(CommandError) as refused:
+        core.command("queue.call")({"windw": 2, "x": 1}, {})
+    assert refused.value.code == "bad_arguments"
+    assert refused.value.message == (
+        "unknown arguments 'windw' (did you mean 'window'?), 'x': queue.call takes window"
+    )
+    with pytest.raises(CommandError, match=r"^unknown argument 'x': sync takes no arguments$"):
+        core.command("sync")({"x": 1}, {})
+    assert ran == []
 
 
 def test_command_error_carries_a_code():

@@ -93,8 +93,8 @@ def test_static_page_is_sent_once_and_scrolling_sends_one_frame_per_step(hall):
     wait_for(lambda: time.monotonic() > t0 + 0.4, 2, "time passing")
     h.core.post(LinkStatus(True))  # an input that changes nothing on the screen
     assert h.on_core(lambda: h.display.frames_sent) == sent
-    long_place = {**STATIC, "id": "J-long", "location": "南山公园东侧工地北门往西二百米临时板房二楼"}
-    h.jobs(long_place, new={"J-long"})
+    long_title = {**STATIC, "id": "J-long", "title": "Electrician-Helper"}  # one word wider than a row
+    h.jobs(long_title, new={"J-long"})
     wait_for(lambda: h.on_core(lambda: h.display.frames_sent) >= sent + 10, 3, "scroll frames")
 
 
@@ -154,6 +154,17 @@ def test_bad_jobs_are_skipped_with_one_event_each(hall):
     assert events[0]["entry"] == "J-bad"  # named like the link's invalid entries (docs/mqtt.md)
 
 
+def test_a_phone_number_anywhere_in_a_job_is_masked_on_the_screen_and_in_status(hall):
+    """Only contact was masked: a posting could put the number in its title or place instead."""
+    h = hall({"page_seconds": 60, "height": 64})  # every field in one still part
+    h.jobs({**STATIC, "title": "急招13812345678", "location": "联系139-0000-1111 或 0351-7654321"})
+    wait_for(lambda: h.page() is not None and h.page().key == STATIC["id"], 5, "the job")
+    text = h.on_core(h.core.status)["display"]["text"]
+    assert "138****5678" in text and "139****1111" in text and "0351****4321" in text
+    digits = "".join(ch if ch.isdigit() else " " for ch in text).split()
+    assert not any(len(run) >= 7 for run in digits), text
+
+
 def test_max7219_over_spi_brightness_schedule_power_and_reinit(hall):
     spi = RecordingSPI()
     now = datetime.now(ZONE)
@@ -184,6 +195,35 @@ def test_max7219_over_spi_brightness_schedule_power_and_reinit(hall):
     h.on_core(h.display._reinit)  # what the reinit_minutes timer does
     assert len(spi.register_values(scanlimit)) == inits + 1
     assert spi.register_values(shutdown)[-1] == 0  # still off: re-init keeps the opening hours
+
+
+def test_reinit_rewrites_the_chain_in_place_without_a_blank_and_after_brightness(hall):
+    """Issue 13: a noisy MAX7219 chain is re-initialised on a schedule and after every brightness
+    change; the panel is never blanked, shut down or put in test mode meanwhile (no flicker), and
+    display.status says when it last happened."""
+    spi = RecordingSPI()
+    h = hall({"device": "max7219", "width": 32, "height": 16, "page_seconds": 60}, serial_interface=spi)
+    h.jobs(STATIC)
+    wait_for(lambda: h.on_core(lambda: h.display.shown) is not None, 5, "a frame on the panel")
+    registers = max7219_registers
+    digits = range(registers.DIGIT_0, registers.DIGIT_0 + 8)
+    on_panel = [w for w in spi.writes if w[0] in digits][-8:]
+    assert any(any(w[1::2]) for w in on_panel)  # something lit
+    for change in (
+        h.display._reinit,
+        lambda: h.core.command("display.brightness")({"level": 40}, {}),
+    ):
+        before, inits = len(spi.writes), len(spi.register_values(registers.SCANLIMIT))
+        h.on_core(change)
+        written = spi.writes[before:]
+        assert len(spi.register_values(registers.SCANLIMIT)) == inits + 1  # the init sequence again
+        assert [w for w in written if w[0] in digits] == on_panel  # the same frame, not a blank one
+        assert all(w[1] != 0 for w in written if w[0] == registers.SHUTDOWN)
+        assert all(w[1] == 0 for w in written if w[0] == registers.DISPLAYTEST)
+    assert spi.register_values(registers.INTENSITY)[-1] == 40 >> 4
+    status = h.on_core(h.core.status)["display"]
+    assert status["reinitialised_at"] is not None
+    assert datetime.fromisoformat(status["reinitialised_at"]) <= datetime.now(ZONE)
 
 
 def test_failed_spi_write_marks_offline_then_recovers(hall):

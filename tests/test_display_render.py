@@ -19,12 +19,13 @@ from display_support import (
     rotation_for,
     write_docs_gif,
 )
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
+from support import fuzz
 
 from edge.display.content import read_jobs, read_notices
 from edge.display.render import Glyphs
-from edge.display.text import clean, mask_phone, wage_text
+from edge.display.text import clean, mask_contact, wage_text
 
 PLAIN = {**BRICKLAYER, "urgent": False}
 
@@ -32,12 +33,23 @@ PLAIN = {**BRICKLAYER, "urgent": False}
 
 
 def test_job_page_matches_reference(tmp_path):
+    """128x32: every part of a job still, each long enough to read, all of it within 9 s."""
     rotation = rotation_for()
-    load(rotation, [PLAIN])
+    load(rotation, [{**PLAIN, "starts_at": "2026-11-23T07:00:00+08:00"}])
     check_reference("job", rotation.frame(0.0, WALL), tmp_path)
-    assert rotation.page.lines[0].text == "瓦工\t300元/天"
-    assert rotation.page.lines[1].text == "招3人\t南山公园东侧工地\t电话138****5678"
-    assert [s.y for s in rotation.current.art.scrollers] == [16]  # the head row fits; details scroll
+    parts = []
+    for now in (0.0, 3.0, 6.0):
+        rotation.frame(now, WALL)
+        parts.append([line.text for line in rotation.page.lines])
+        assert rotation.current.art.scrollers == []  # every part stands still
+        assert rotation.current.until == pytest.approx(now + 3.0)  # part_seconds each
+    assert parts == [
+        ["瓦工\t300元/天", "招3人\t恒达建筑"],
+        ["南山公园东侧工地", "电话138****5678"],  # the place and the phone on screen together
+        ["开工11/23 07:00"],
+    ]
+    rotation.frame(9.0, WALL)
+    assert rotation.page.lines[0].text == parts[0][0]  # the only job again, from its first part
 
 
 def test_urgent_new_job_page_is_marked_and_matches_reference(tmp_path):
@@ -45,7 +57,7 @@ def test_urgent_new_job_page_is_marked_and_matches_reference(tmp_path):
     load(rotation, [SHOP, BRICKLAYER], new={BRICKLAYER["id"]})
     check_reference("urgent_new_job", rotation.frame(0.0, WALL), tmp_path)
     assert rotation.page.lines[0].badges == ("新",)
-    assert rotation.current.art.scrollers[0].y == 16  # badge, trade and pay fit the top row
+    assert rotation.current.art.scrollers == []  # badge, trade and pay fit the top row
 
 
 def test_notice_page_matches_reference(tmp_path):
@@ -113,11 +125,7 @@ def test_rotation_urgent_first_notices_interleave_hotline_regularly():
     rotation = rotation_for()
     urgent_last = [SHOP, {**BRICKLAYER, "id": "J-urgent"}]
     load(rotation, urgent_last, notices=[NOTICE])
-    kinds, now = [], 0.0
-    for _ in range(12):
-        rotation.frame(now, WALL)
-        kinds.append((rotation.page.kind, rotation.page.key))
-        now = rotation.current.until
+    kinds = pages_in_turn(rotation, 12)
     assert kinds[0] == ("job", "J-urgent")
     assert ("notice", "N12") in kinds[:5]
     assert sum(kind == "hotline" for kind, _ in kinds) >= 2
@@ -184,26 +192,59 @@ def test_a_windows_newer_call_replaces_its_older_ones_on_the_screen():
     rotation.call("A003", 1, 8, 2.0)
     rotation.frame(2.0, WALL)
     assert rotation.page.key == "A003"  # window 1 moved on: A001 gives way at once, A002 never shows
-    rotation.frame(10.0, WALL)
-    assert rotation.page.key == "B001"
-    rotation.frame(18.0, WALL)
-    assert rotation.page.kind == "job"
+    shown = timeline(rotation, 2.0, 20.0)
+    assert "A001" not in shown.values() and "A002" not in shown.values()
+    assert shown[5.0] == "B001"  # A003 (the newest) went first, for one turn of 3 s: then window 2
+    assert set(shown.values()) - {"A003", "B001"} == {"job"}
+    assert list(shown.values())[-1] == "job"  # each had its 8 s on screen, then the rotation
+
+
+def timeline(rotation, start: float, end: float, step: float = 0.25) -> dict[float, str]:
+    """What the screen shows at each moment from ``start`` to ``end`` (a call's ticket, else the kind)."""
+    shown = {}
+    now = start
+    while now < end:
+        rotation.frame(now, WALL)
+        page = rotation.page
+        shown[now] = page.key if page.kind == "call" else page.kind
+        now += step
+    return shown
+
+
+def pages_in_turn(rotation, count: int, now: float = 0.0) -> list[tuple[str, str]]:
+    """(kind, key) of the next ``count`` pages, a job shown in several parts counted once."""
+    kinds: list[tuple[str, str]] = []
+    previous = None
+    while len(kinds) < count:
+        rotation.frame(now, WALL)
+        if rotation.current is not previous and not _continues(rotation, kinds):
+            kinds.append((rotation.page.kind, rotation.page.key))
+        previous = rotation.current
+        now = rotation.current.until
+    return kinds
+
+
+def _continues(rotation, kinds: list[tuple[str, str]]) -> bool:
+    page = rotation.page
+    return page.kind == "job" and bool(kinds) and kinds[-1] == ("job", page.key) and not page.lines[0].badges
 
 
 def test_long_text_scrolls_smoothly_then_holds():
     rotation = rotation_for()
-    long_place = {**PLAIN, "location": "南山公园东侧工地北门往西二百米 临时板房"}
+    long_place = {**PLAIN, "location": "Nanshan-Park-East-Gate-Building-7"}  # no break point in it
     load(rotation, [long_place])
-    first = rotation.frame(0.0, WALL).tobytes()
+    rotation.frame(0.0, WALL)
+    start = rotation.current.until  # the second part: the place, scrolling as one line
+    first = rotation.frame(start, WALL).tobytes()
     art = rotation.current.art
     assert len(art.scrollers) == 1 and art.scrollers[0].distance > 0
-    assert rotation.frame(0.5, WALL).tobytes() == first  # holds still at the start
-    step = rotation.next_change(1.0, WALL)
+    assert rotation.frame(start + 0.5, WALL).tobytes() == first  # holds still at the start
+    step = rotation.next_change(start + 1.0, WALL)
     assert 0 < step <= 1 / 32 + 1e-6
     offsets = [art._offset(art.scrollers[0], 1.0 + i / 32) for i in range(5)]
     assert offsets == [0, 1, 2, 3, 4]  # one pixel a step: smooth
-    assert rotation.frame(1.5, WALL).tobytes() != first
-    assert rotation.current.until >= art.cycle_s  # the page lasts one whole pass
+    assert rotation.frame(start + 1.5, WALL).tobytes() != first
+    assert rotation.current.until - start >= art.cycle_s  # the part lasts one whole pass: all of it seen
 
 
 def test_new_job_scrolling_as_docs_gif():
@@ -225,7 +266,7 @@ def test_new_job_scrolling_as_docs_gif():
 
 def test_static_page_never_asks_for_another_frame_before_it_ends():
     rotation = rotation_for()
-    load(rotation, [{**PLAIN, "location": "北关", "contact": ""}])
+    load(rotation, [{**PLAIN, "location": "北关", "contact": "", "employer": ""}])
     rotation.frame(0.0, WALL)
     assert rotation.next_change(0.0, WALL) == pytest.approx(6.0)
     assert rotation.frame(3.0, WALL) is rotation.frame(0.0, WALL)  # the same image: nothing to send
@@ -237,8 +278,8 @@ def test_static_page_never_asks_for_another_frame_before_it_ends():
 def test_text_cleaning_masking_and_wages():
     assert clean("瓦工\x00\x1b[31m\u200b \n 日结", 20) == "瓦工[31m 日结"
     assert clean("一二三四五六七八九十", 5) == "一二三四…"
-    assert mask_phone("138-1234-5678") == "138****5678"
-    assert mask_phone("12") == "****"
+    assert mask_contact("138-1234-5678") == "138****5678"
+    assert mask_contact("12") == "****"
     assert wage_text({"amount": 25.5, "unit": "hour"}) == "25.5元/时"
     assert wage_text({"amount": 4500, "unit": "month"}) == "4500元/月"
     assert wage_text({"amount": 2, "unit": "piece"}) == "2元/件"
@@ -263,7 +304,7 @@ def test_bad_jobs_are_skipped_with_reasons_and_glyphs_replaced():
     assert glyphs.showable("搬运工😀") == "搬运工□"
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@fuzz(60)
 @given(
     st.lists(
         st.fixed_dictionaries(
@@ -305,7 +346,7 @@ def test_any_job_snapshot_renders_without_crashing(entries):
         assert "****" in card.contact or not any(ch.isdigit() for ch in card.contact)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@fuzz(40)
 @given(text=st.text(max_size=2000), ticket=st.text(max_size=40), window=st.integers(-5, 10**6))
 def test_any_free_text_renders_without_crashing(text, ticket, window):
     rotation = rotation_for()
@@ -327,11 +368,85 @@ def test_many_new_jobs_still_let_the_hotline_through():
     many = [{**SHOP, "id": f"J-{i}"} for i in range(30)]
     cards, _ = read_jobs(jobs(PLAIN, *many), ZONE)
     rotation.set_jobs(cards, frozenset(c["id"] for c in many), 1.0)
-    kinds, now = [], 1.0
-    for _ in range(24):
+    kinds, now, previous = [], 1.0, ""
+    while len(kinds) < 24:
         rotation.frame(now, WALL)
-        kinds.append(rotation.page.kind if rotation.current.source != "new" else "new")
-        now = rotation.current.until
+        if rotation.page.key != previous or rotation.page.kind != "job":  # a job's later parts: same job
+            kinds.append(rotation.page.kind if rotation.current.source != "new" else "new")
+        previous, now = rotation.page.key, rotation.current.until
     assert kinds[0] == "new"  # at once
     assert "hotline" in kinds[:7]
     assert kinds.count("new") == 20  # the rest join the rotation unmarked
+
+
+# ---- bad input from the platform, shown safely (issue 13) ----------------------------------------
+
+
+def _all_parts(rotation, start: float = 0.0) -> list[list[str]]:
+    """The text of every part of the job now on screen, in order."""
+    rotation.frame(start, WALL)
+    key, parts, now = rotation.page.key, [], start
+    while rotation.page.key == key and len(parts) < 10:
+        part = [line.text for line in rotation.page.lines]
+        if parts and part == parts[0]:
+            break  # the job again, from the start
+        parts.append(part)
+        assert rotation.next_change(now, WALL) > 0  # never a frozen screen
+        now = rotation.current.until
+        rotation.frame(now, WALL)
+    return parts
+
+
+def test_characters_unifont_lacks_are_drawn_as_a_box():
+    rotation = rotation_for()
+    load(rotation, [{**PLAIN, "title": "𠀀工😀", "location": "𪚥村"}])  # outside Unifont's plane 0
+    parts = _all_parts(rotation)
+    shown = "".join(text for part in parts for text in part)
+    assert shown.startswith("□工□") and "□村" in shown
+    assert rotation.frame(0.0, WALL).getbbox() is not None
+
+
+def test_control_characters_never_reach_the_screen():
+    rotation = rotation_for()
+    load(rotation, [{**PLAIN, "title": "瓦\x1b[2J工\u202e\x00", "location": "南山\r\n公园\u200b"}])
+    shown = "".join(text for part in _all_parts(rotation) for text in part)
+    assert "瓦[2J工" in shown and "南山 公园" in shown
+    assert not any(ord(ch) < 32 and ch != "\t" for ch in shown)
+    rotation.line("无效卡\x07\x1b 请到服务窗口登记", 5.0, 100.0, source="locker")
+    rotation.frame(100.0, WALL)
+    assert "\x07" not in "".join(line.text for line in rotation.page.lines)
+
+
+def test_a_very_long_title_is_cut_with_an_ellipsis_and_every_part_still_shown():
+    rotation = rotation_for()
+    load(rotation, [{**PLAIN, "title": "高空作业安全员兼职夜班巡检员及仓库管理员助理" * 3}])
+    parts = _all_parts(rotation)
+    first_rows = [row for part in parts for row in part]
+    title = "".join(first_rows[:2]).split("\t")[0]
+    assert title.endswith("…") and len(title.replace(" ", "")) <= 17
+    shown = " ".join(first_rows)
+    assert "300元/天" in shown and "电话138****5678" in shown  # nothing pushed off the screen
+    assert len(parts) <= 4
+
+
+def test_an_empty_title_is_not_shown_and_the_screen_goes_on():
+    rotation = rotation_for()
+    cards, rejected = read_jobs(jobs({**PLAIN, "title": " \u200b\x00 "}, SHOP), ZONE)
+    assert [r.reason for r in rejected] == ["job has no title"]
+    rotation.set_jobs(cards, frozenset(), 0.0)
+    rotation.frame(0.0, WALL)
+    assert rotation.page.key == SHOP["id"]
+    rotation.line("\x00\u200b", 5.0, 1.0, source="locker")  # nothing printable: no blank page
+    rotation.frame(1.0, WALL)
+    assert rotation.page.kind == "job"
+
+
+def test_a_very_long_screen_line_is_cut_and_its_last_row_shown_whole():
+    rotation = rotation_for()
+    load(rotation, [PLAIN])
+    rotation.line("A023 号 打印机缺纸 请到窗口 " * 20, 10.0, 0.0, source="printer")
+    rotation.frame(0.0, WALL)
+    lines = [line.text for line in rotation.page.lines]
+    assert len(lines) == 2 and lines[-1].endswith("…")
+    art = rotation.current.art
+    assert art.scrollers and rotation.current.until == pytest.approx(10.0)

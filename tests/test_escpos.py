@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 from hallsim.printer import SimPrinter
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
+from support import fuzz
 
 from drivers import escpos
 
@@ -126,7 +127,7 @@ chinese = st.text(
 )
 
 
-@settings(max_examples=40, deadline=None)
+@fuzz(40)
 @given(lines=st.lists(chinese, min_size=1, max_size=4), split=st.integers(1, 7))
 def test_the_simulated_printer_reads_back_every_line(tmp_path_factory, lines, split):
     """The simulator parses from the manual, independently: any text survives, split anywhere."""
@@ -192,7 +193,7 @@ def test_wait_phrase():
 noise_bytes = st.binary(max_size=20).map(lambda b: bytes(x for x in b if not escpos.is_status_byte(x)))
 
 
-@settings(max_examples=200, deadline=None)
+@fuzz(200)
 @given(
     noise=noise_bytes, status=st.integers(0, 255).map(lambda v: (v & 0x6C) | 0x12), tail=st.binary(max_size=5)
 )

@@ -6,9 +6,9 @@ import hashlib
 import hmac
 import json
 
-from hallsim.central import Central, _gaps, card_hash
+from hallsim.central import Central, _gaps, card_hash, load_signing_key
 from link_support import start_link, unique_site
-from support import wait_for
+from support import PLATFORM_SEED, platform_public_key, wait_for
 
 from edge.messages import SnapshotUpdated
 
@@ -45,7 +45,10 @@ def test_a_central_in_a_used_folder_remembers_the_events_it_logged(tmp_path):
 
 def test_central_and_link_end_to_end(tmp_path, make_hall, broker):
     site = unique_site()
-    central = Central("127.0.0.1", broker.port, site, "hall-01", tmp_path / "central", card_key=b"k").start()
+    folder = tmp_path / "central"
+    key = PLATFORM_SEED
+    central = Central("127.0.0.1", broker.port, site, "hall-01", folder, card_key=b"k", signing_key=key)
+    central.start()
     rig = start_link(make_hall, tmp_path, broker.port, site, watch=(SnapshotUpdated,))
     updates = rig.watch(SnapshotUpdated)
     try:
@@ -80,15 +83,25 @@ def test_hall_sim_central_runs_on_its_own(tmp_path, make_hall, broker):
     import subprocess
     import sys
 
+    from cryptography.hazmat.primitives import serialization
+
     site = unique_site()
+    key_file = tmp_path / "platform.pem"  # the tests' platform key, which make_config trusts
+    key_file.write_bytes(
+        load_signing_key(PLATFORM_SEED).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     code = "import sys; from hallsim.central import main; sys.exit(main(sys.argv[1:]))"
     args = ["--port", str(broker.port), "--site", site, "--folder", str(tmp_path), "--generate-jobs", "3"]
+    args += ["--signing-key", str(key_file)]
     process = subprocess.Popen(
         [sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True, stderr=subprocess.STDOUT
     )
     try:
         assert process.stdout is not None
         assert process.stdout.readline().startswith(f"central for {site}/hall-01")
+        assert f'platform = "{platform_public_key()}"' in process.stdout.readline()
         rig = start_link(make_hall, tmp_path / "edge", broker.port, site, watch=(SnapshotUpdated,))
         try:
             updates = wait_for(lambda: rig.watch(SnapshotUpdated), what="generated jobs")

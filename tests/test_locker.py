@@ -11,6 +11,7 @@ from support import wait_for
 
 from drivers.rfid import card_hash
 from edge.core import CommandError
+from edge.messages import ScreenLineEnded
 
 
 @pytest.fixture
@@ -38,6 +39,18 @@ def test_checkout_needs_the_door_opened_and_shut(hall):
     assert "ok" in hall.buzzes
     history = hall.on_core(lambda: hall.locker.ledger.history("T-hammer-01"))
     assert [h["action"] for h in history] == ["added", "checkout"]
+
+
+def test_the_open_compartments_line_leaves_when_its_door_shuts(hall):
+    """Issue 13: `1号柜已开 请取工具` belongs to the open door; shutting it ends that line at once."""
+    ended: list[ScreenLineEnded] = []
+    hall.on_core(lambda: hall.core.subscribe(ScreenLineEnded, ended.append))
+    hall.tap("W1")
+    wait_for(lambda: "1号柜已开 请取工具" in hall.lines, what="the open line")
+    hall.door(1, True)
+    hall.door(1, False)
+    hall.wait_event("rental.checkout")
+    wait_for(lambda: ScreenLineEnded("locker", "door:1") in ended, what="the line withdrawn")
 
 
 def test_select_button_chooses_the_compartment(hall):

@@ -44,6 +44,11 @@ def captured():
         ("tel +8613812345678", "tel +86138****5678"),
         ("a,15900001111,b", "a,159****1111,b"),
         ("two 13812345678 and 19912345678", "two 138****5678 and 199****5678"),
+        ("call 138.1234.5678 or 1381 234 5678", "call 138****5678 or 138****5678"),
+        ("全角１３８１２３４５６７８", "全角138****5678"),
+        ("电话13812345678急招", "电话138****5678急招"),
+        ("办公室 0351-7654321", "办公室 0351****4321"),
+        ("010 12345678", "010****5678"),
     ],
 )
 def test_phone_numbers_are_masked(text, masked):
@@ -57,6 +62,9 @@ def test_phone_numbers_are_masked(text, masked):
         "at 1764085800000 ms",
         "12812345678",  # 12x is not a mobile prefix
         "window 3 ticket A023",
+        "2026-11-30 and 2026-11-30T20:31:01.123+08:00",  # dates and times
+        "J20261122-0007",  # a job id
+        "hotline 12333, payload of 1048576 bytes",
     ],
 )
 def test_other_numbers_are_left_alone(text):

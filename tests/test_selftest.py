@@ -32,8 +32,8 @@ from edge.selftest import (
     check_lock_boards,
     check_printer,
     check_reader,
+    check_screen,
     check_service,
-    check_spi,
     check_storage,
     print_test_ticket,
     render_table,
@@ -170,11 +170,11 @@ def test_rs485_lock_boards_that_answer_pass_and_silent_ones_fail(tmp_path):
 
 def test_spi_device_missing_tells_to_enable_spi(tmp_path):
     config = make_config(tmp_path, {"display": {"enabled": True, "device": "max7219", "spi_port": 6}})
-    row = check_spi(config)
+    row = check_screen(config)
     assert row.result == FAIL
     assert "/dev/spidev6.0" in row.detail
     assert "dtparam=spi=on" in row.todo
-    assert check_spi(make_config(tmp_path, {"display": {"enabled": True}})).result == SKIP  # dummy
+    assert check_screen(make_config(tmp_path, {"display": {"enabled": True}})).result == SKIP  # dummy
 
 
 def queue_config(tmp_path):

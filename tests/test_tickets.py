@@ -16,7 +16,7 @@ from hallsim.printer import SimPrinter
 from support import wait_for
 
 from edge.core import CommandError
-from edge.messages import Buzz, ScreenCall, ScreenLine
+from edge.messages import Buzz, ScreenCall, ScreenCallEnded, ScreenLine, ScreenLineEnded
 from edge.tickets.feature import TicketsFeature
 
 PINS = {"A": 5, "B": 6, "priority": 12, "call": 16, "recall": 20, "skip": 21}
@@ -48,13 +48,22 @@ def tickets_config(printer: SimPrinter | None, poll_s: float = 0.2, **queue: obj
     }
 
 
+WATCHED = (ScreenLine, ScreenCall, Buzz, ScreenCallEnded, ScreenLineEnded)
+
+
 class TicketsHall(Hall):
     """A hall with the tickets feature whose keys the test presses; the printer is the simulator."""
 
     def __init__(
         self, folder: Path, features: list | None, overrides: dict | None, **options: object
     ) -> None:
-        super().__init__(folder, features, overrides, watch=(ScreenLine, ScreenCall, Buzz), **options)
+        super().__init__(
+            folder,
+            features,
+            overrides,
+            watch=(ScreenLine, ScreenCall, Buzz, ScreenCallEnded, ScreenLineEnded),
+            **options,
+        )
         self.db = Path(self.config.storage.dir) / "hall-edge.db"
 
     @property
@@ -293,6 +302,25 @@ def test_staff_keys_call_recall_skip(hall, printer):
     assert status["windows"] == {"2": "A001"}
     assert status["categories"]["A"]["issued"] == 1
     assert status["categories"]["B"]["called"] == 1
+
+
+def test_the_screen_lets_go_of_a_number_the_window_moved_past(hall, printer):
+    """Issue 13: a skip or a finish takes the window's number off the screen; the line that shows an
+    unprinted number leaves when that number is called (the call says it now)."""
+    printer.set_status("paper-out")
+    wait_for(lambda: hall.core.components["printer"] == "paper_out", 5)
+    hall.press("A")
+    line = wait_for(lambda: next(iter(hall.watch(ScreenLine)), None), 5)
+    assert (line.source, line.cause) == ("printer", "ticket:A001")
+    assert hall.command("queue.call", window=2)["ticket"] == "A001"
+    assert ScreenLineEnded("printer", "ticket:A001") in hall.watch(ScreenLineEnded)
+    hall.command("queue.skip", window=2)
+    assert hall.watch(ScreenCallEnded) == [ScreenCallEnded(2)]
+    hall.press("A")
+    wait_for(lambda: hall.issued() == ["A001", "A002"], 5)
+    assert hall.command("queue.call", window=2)["ticket"] == "A002"
+    assert hall.command("queue.call", window=2)["ticket"] is None  # A002 served, nobody waits
+    assert hall.watch(ScreenCallEnded) == [ScreenCallEnded(2), ScreenCallEnded(2)]
 
 
 def test_commands_refuse_bad_arguments(hall):

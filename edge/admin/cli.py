@@ -45,7 +45,7 @@ from edge.admin.settings import (
     load_settings,
     signing_key,
 )
-from edge.protocol import NAME_RE, Topics, escaped, generate_private_key
+from edge.protocol import NAME_RE, Parser, Topics, escaped, generate_private_key
 
 
 def show(text: str, stream: TextIO | None = None) -> None:
@@ -65,9 +65,22 @@ def parse_arg(text: str) -> tuple[str, Any]:
         return key, value
 
 
+def parse_args(texts: list[str]) -> dict[str, Any]:
+    """Every ``--arg``; one given twice is a mistake (which one was meant?), not the last one."""
+    found: dict[str, Any] = {}
+    for text in texts:
+        key, value = parse_arg(text)
+        if key in found:
+            raise AdminError(
+                EXIT_USAGE, f"--arg {key} given twice ({found[key]!r}, then {value!r}): give it once"
+            )
+        found[key] = value
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse(argv)
     if not getattr(args, "action", None):
         parser.print_help()
         return EXIT_USAGE
@@ -81,8 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
 
 
-def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+def _parser() -> Parser:
+    common = Parser(add_help=False)
     common.add_argument("--config", help=f"settings file (default {DEFAULT_CONFIG})")
     common.add_argument("--host", help="broker host")
     common.add_argument("--port", type=int, help="broker port")
@@ -99,7 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--timeout", type=float, help="seconds to wait for a result (default 10)")
     common.add_argument("--json", action="store_true", help="print JSON instead of text")
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="hall-admin", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="command")
@@ -173,7 +186,8 @@ def run_send(args: argparse.Namespace, name: str, command_args: dict[str, Any]) 
 
 
 def cmd_send(args: argparse.Namespace) -> int:
-    command_args = dict(parse_arg(a) for a in args.arg)
+    split_device(args.target)  # a usage mistake is said before any key or broker problem
+    command_args = parse_args(args.arg)
     outcome = run_send(args, args.name, command_args)
     if args.json:
         print(json.dumps(outcome.result, ensure_ascii=False))
@@ -193,7 +207,11 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     if args.site and not NAME_RE.fullmatch(args.site):
-        raise AdminError(EXIT_USAGE, f"{args.site!r} is not a site name")
+        raise AdminError(
+            EXIT_USAGE,
+            f"{args.site!r} is not a site name: status takes a market's site such as qinshui "
+            "(1-32 of a-z, 0-9, -), or nothing for every site",
+        )
     settings = load_settings(args.config, args)
     session = Session(settings.broker, timeout_s=min(settings.timeout_s, 10.0))
     try:
@@ -205,6 +223,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_snapshot(args: argparse.Namespace) -> int:
+    split_device(args.target)
     outcome = run_send(args, "display.snapshot", {})
     if outcome.exit_code != EXIT_OK:
         error = outcome.result.get("error") or {}

@@ -6,6 +6,8 @@ import json
 import os
 import queue
 import secrets
+import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge.admin.settings import (
+    DEFAULT_CONFIG,
     EXIT_FAILED,
     EXIT_LOCAL,
     EXIT_OK,
@@ -31,6 +34,32 @@ from edge.admin.settings import (
     Broker,
 )
 from edge.protocol import NAME_RE, REFUSAL_REASONS, Topics, command_body, set_nodelay, sign, state_topics
+
+WHERE_SET = f"--host/--port, or [broker] in {DEFAULT_CONFIG}"
+CLOSED_EARLY = "the broker closed the connection before answering"
+LOGIN_HINT = f"; check --username/--password-file or the client certificate ([broker] in {DEFAULT_CONFIG})"
+TLS_EXPECTED_HINT = "; if the broker speaks TLS on this port, leave out --no-tls (tls = true in [broker])"
+
+
+def unreachable_message(broker: Broker, exc: Exception) -> str:
+    """Why the connection failed, and what to try: the usual causes are a wrong port and TLS."""
+    where = f"{broker.host}:{broker.port}"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (
+            f"broker {where}: its certificate is not trusted ({exc.verify_message}): give the CA "
+            "that signed it with --ca-file FILE (ca_file in [broker])"
+        )
+    if broker.tls and isinstance(exc, ConnectionResetError | ssl.SSLError | ConnectionAbortedError):
+        return (
+            f"broker {where} closed the connection during the TLS handshake ({exc}): it may not speak "
+            "TLS on this port; for a plain broker add --no-tls (tls = false in [broker]), "
+            "or give its TLS port (usually 8883)"
+        )
+    if isinstance(exc, ConnectionRefusedError):
+        return f"broker {where} unreachable: nothing listens on port {broker.port} there; check {WHERE_SET}"
+    if isinstance(exc, socket.gaierror):
+        return f"broker {where} unreachable: no host named {broker.host!r}; check {WHERE_SET}"
+    return f"broker {where} unreachable: {exc}; check {WHERE_SET}"
 
 
 class Session:
@@ -63,6 +92,7 @@ class Session:
             password = Path(os.path.expanduser(self.broker.password_file)).read_text().strip()
             client.username_pw_set(self.broker.username, password)
         client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
         client.on_subscribe = lambda *_a: self._acked.set()
         client.on_message = lambda _c, _u, message: self.messages.put(message)
         return client
@@ -73,18 +103,26 @@ class Session:
         set_nodelay(client.socket())
         self._connected.set()
 
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        if not self._connected.is_set():  # closed before any CONNACK: say so now, not at the timeout
+            self._failure = CLOSED_EARLY
+            self._connected.set()
+
     def _connect(self, timeout_s: float) -> None:
         where = f"{self.broker.host}:{self.broker.port}"
         try:
             self.client.connect(self.broker.host, self.broker.port, keepalive=30)
         except (OSError, ValueError) as exc:
-            raise AdminError(EXIT_UNREACHABLE, f"broker {where} unreachable: {exc}") from None
+            raise AdminError(EXIT_UNREACHABLE, unreachable_message(self.broker, exc)) from None
         self.client.loop_start()
         if not self._connected.wait(timeout_s) or self._failure:
             self.close()
-            raise AdminError(
-                EXIT_UNREACHABLE, f"broker {where} did not accept us: {self._failure or 'timeout'}"
-            )
+            why = self._failure or f"no answer in {timeout_s:g} s"
+            if self._failure in ("", CLOSED_EARLY):  # no MQTT answer at all: perhaps TLS expected
+                hint = "" if self.broker.tls else TLS_EXPECTED_HINT
+            else:  # the broker answered and refused: the login
+                hint = LOGIN_HINT
+            raise AdminError(EXIT_UNREACHABLE, f"broker {where} did not accept us: {why}{hint}")
 
     def subscribe(self, topic: str, timeout_s: float = 5.0) -> None:
         self._acked.clear()

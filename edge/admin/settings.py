@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import os
 import tomllib
 from dataclasses import dataclass, field, replace
@@ -93,17 +95,65 @@ def _with_flags(settings: AdminSettings, args: argparse.Namespace) -> AdminSetti
     return replace(settings, broker=broker, signing=signing, timeout_s=timeout)
 
 
+KEY_FOLDER = "~/.config/hall-admin"  # where keygen writes private keys by default
+
+
 def load_private_key(path: str) -> Ed25519PrivateKey:
     """The signing key (a private PEM file, mode 0600); a local problem otherwise."""
+    full = os.path.expanduser(path)
+    if _holds_public_key(full):
+        raise AdminError(EXIT_LOCAL, f"signing key {path} holds a public key: {private_key_hint()}")
+    if not os.path.lexists(full):
+        raise AdminError(EXIT_LOCAL, f"signing key {path} does not exist: {private_key_hint()}")
     try:
-        return read_private_key(os.path.expanduser(path))
+        return read_private_key(full)
     except ValueError as exc:
         raise AdminError(EXIT_LOCAL, str(exc)) from None
 
 
+def _holds_public_key(path: str) -> bool:
+    """A PEM public key, or the base64 line keygen prints for the controllers' configuration."""
+    try:
+        text = Path(path).read_bytes()[:4096].decode("ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return False
+    if "PUBLIC KEY-----" in text:
+        return True
+    try:
+        return len(base64.b64decode(text, validate=True)) == 32
+    except (binascii.Error, ValueError):
+        return False
+
+
+def private_key_hint() -> str:
+    """Where the private key is: keygen's folder and the keys found in it."""
+    folder = Path(os.path.expanduser(KEY_FOLDER))
+    found = sorted(str(p) for p in folder.glob("*.key")) if folder.is_dir() else []
+    where = f"; found here: {', '.join(found)}" if found else ""
+    return (
+        "--key needs the private key file that keygen wrote "
+        f"(by default {KEY_FOLDER}/KID.key on the machine that ran keygen{where}); "
+        "the public key goes into the controllers' commands.public_keys"
+    )
+
+
+SIGNING_FIELDS = (
+    ("key_file", "--key FILE", "the private key keygen wrote"),
+    ("kid", "--kid KID", "its id on the controllers"),
+    ("issuer", "--issuer NAME", "who sends, for the audit trail"),
+)
+
+
 def signing_key(settings: AdminSettings) -> Ed25519PrivateKey:
-    if not (settings.signing.key_file and settings.signing.kid and settings.signing.issuer):
+    missing = [
+        (name, flag, what) for name, flag, what in SIGNING_FIELDS if not getattr(settings.signing, name)
+    ]
+    if missing:
+        needs = ", ".join(f"{flag} ({what})" for _n, flag, what in missing)
+        names = ", ".join(name for name, _f, _w in missing)
         raise AdminError(
-            EXIT_LOCAL, "signing needs key_file, kid and issuer (config [signing] or --key/--kid/--issuer)"
+            EXIT_LOCAL,
+            f"signing needs {needs}: give it on the command line, or set {names} "
+            f"under [signing] in {DEFAULT_CONFIG}",
         )
     return load_private_key(settings.signing.key_file)

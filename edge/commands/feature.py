@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -24,18 +22,19 @@ from typing import Any
 from edge import config_change, key_rotation
 from edge.commands.generic import GenericCommands, record_start
 from edge.commands.verify import Command, verify
-from edge.core import CommandError, Core, Timer
+from edge.core import CommandError, Core, RegisteredCommand
 from edge.logs import mask_personal
 from edge.messages import CommandReceived
 from edge.protocol import (
     CLOCK_SKEW,
-    RATE_LIMITED,
     UNAUTHENTICATED,
     Refusal,
+    did_you_mean,
     error_payload,
     load_public_keys,
     result_payload,
 )
+from edge.ratelimit import RateLimit, Throttle
 from edge.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -53,50 +52,6 @@ MIGRATIONS = [
     CREATE TABLE service_starts (at REAL NOT NULL)
     """,
 ]
-
-
-class RefusalLimit:
-    """At most ``limit`` refusals recorded one by one per ``window_s``; the rest only counted.
-
-    Anyone who can publish on the cmd topic can cause refusals, and audit events are never
-    dropped at the outbox cap: without a bound, a flood of junk would fill the disk with
-    ``audit.command_refused`` events (and sync the SD card once for each).
-    """
-
-    def __init__(self, limit: int, window_s: float, now: Callable[[], float] = time.monotonic) -> None:
-        self.limit = limit
-        self.window_s = window_s
-        self.now = now
-        self._window_start = -window_s
-        self._recorded = 0
-        self.suppressed: Counter[str] = Counter()  # by reason, since the last summary
-
-    def admit(self, reason: str) -> bool:
-        """True: record this refusal; False: it was counted for the next summary."""
-        now = self.now()
-        if now - self._window_start >= self.window_s:
-            self._window_start, self._recorded = now, 0
-        if self._recorded < self.limit:
-            self._recorded += 1
-            return True
-        self.suppressed[reason] += 1
-        return False
-
-    def window_left_s(self) -> float:
-        return max(self._window_start + self.window_s - self.now(), 0.0)
-
-    def summary(self) -> dict[str, Any] | None:
-        """The data of one ``audit.command_refused`` for the refusals counted since the last one."""
-        if not self.suppressed:
-            return None
-        counts, self.suppressed = self.suppressed, Counter()
-        return {
-            "reason": RATE_LIMITED,
-            "suppressed": sum(counts.values()),
-            "reasons": dict(sorted(counts.items())),
-            "limit": self.limit,
-            "window_s": self.window_s,
-        }
 
 
 @dataclass(frozen=True)
@@ -122,8 +77,9 @@ class CommandsFeature:
         self.generic: GenericCommands | None = None
         self.rotation: key_rotation.KeyRotation | None = None
         self.current: tuple[Command, Reply] | None = None  # the command being run, for config.set
-        self.refusals = RefusalLimit(REFUSALS_PER_WINDOW, REFUSAL_WINDOW_S)
-        self._summary_timer: Timer | None = None
+        # Anyone who can publish on the cmd topic can cause refusals, and audit events are never
+        # dropped at the outbox cap: they are recorded at a bounded rate, the rest summed up.
+        self.refusals = Throttle("audit.command_refused", RateLimit(REFUSALS_PER_WINDOW, REFUSAL_WINDOW_S))
 
     # -- wiring ------------------------------------------------------------
 
@@ -142,8 +98,8 @@ class CommandsFeature:
         )
         core.subscribe(CommandReceived, self.on_command)
         self.generic = GenericCommands(core, self.changes, self.rotation, lambda: self.current)
-        for name, handler in {**self.generic.handlers(), **self.rotation.commands()}.items():
-            core.register_command(name, handler)
+        for name, (handler, accepted) in {**self.generic.handlers(), **self.rotation.commands()}.items():
+            core.register_command(name, handler, args=accepted)
         self.prune()
         core.every(PRUNE_EVERY_S, self.prune)
         record_start(core.storage)
@@ -152,7 +108,7 @@ class CommandsFeature:
     def stop(self) -> None:
         """Record the refusals still only counted (the core thread has ended: storage is ours)."""
         if self.core.stopped.is_set():
-            self._summarise()
+            self.refusals.flush()
 
     # -- receiving -----------------------------------------------------------
 
@@ -178,14 +134,14 @@ class CommandsFeature:
             self.rotation.confirm(outcome.kid, outcome.id)  # a pending key has now signed
         handler = core.command(outcome.name)
         if handler is None:
-            refusal = Refusal(
-                "unknown_command", f"no command {outcome.name!r} here", outcome.id, outcome.name
-            )
+            hint = did_you_mean(outcome.name, core.command_names())
+            why = f"no command {outcome.name!r} here{hint}"
+            refusal = Refusal("unknown_command", why, outcome.id, outcome.name)
             self.refuse(refusal, reply)
             return
         self._run(outcome, handler, reply)
 
-    def _run(self, command: Command, handler: Callable[..., dict[str, Any]], reply: Reply) -> None:
+    def _run(self, command: Command, handler: RegisteredCommand, reply: Reply) -> None:
         self.current = (command, reply)
         try:
             result = handler(dict(command.args), command.body)
@@ -218,30 +174,17 @@ class CommandsFeature:
             reply = Reply()  # nothing in the message is trusted: cmd/result only
             if refusal.id is not None:  # anyone could have written it
                 refusal = replace(refusal, id=mask_personal(refusal.id))
-        if self.refusals.admit(refusal.reason):
-            log.warning("command refused reason=%s id=%s: %s", refusal.reason, refusal.id, refusal.message)
-            data: dict[str, Any] = {"reason": refusal.reason}
-            if refusal.id is not None:
-                data["id"] = refusal.id
-            if refusal.name is not None:
-                data["name"] = refusal.name
-            self.core.emit("audit.command_refused", data)
-        elif self._summary_timer is None:
-            self._summary_timer = self.core.call_later(self.refusals.window_left_s(), self._summarise)
-        self.publish(error_payload(refusal.id, refusal.reason, refusal.message), reply)
+        data: dict[str, Any] = {"reason": refusal.reason}
+        if refusal.id is not None:
+            data["id"] = refusal.id
+        if refusal.name is not None:
+            data["name"] = refusal.name
 
-    def _summarise(self) -> None:
-        self._summary_timer = None
-        data = self.refusals.summary()
-        if data is None:
-            return
-        log.warning(
-            "%d more commands refused in %.0f s, recorded as one event: %s",
-            data["suppressed"],
-            data["window_s"],
-            data["reasons"],
-        )
-        self.core.emit("audit.command_refused", data)
+        def say() -> None:
+            log.warning("command refused reason=%s id=%s: %s", refusal.reason, refusal.id, refusal.message)
+
+        self.refusals.emit(self.core, refusal.reason, data, say)
+        self.publish(error_payload(refusal.id, refusal.reason, refusal.message), reply)
 
     def _send_error(
         self, command_id: str, code: str, message: str, topic: str | None, correlation: bytes | None

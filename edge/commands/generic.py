@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from edge import __version__, config_change, key_rotation
 from edge.clock import rfc3339
-from edge.core import CommandError, Core
+from edge.core import CommandError, CommandTable, Core
+from edge.layers import dotted, units
 from edge.logs import mask_personal, recent
+from edge.protocol import did_you_mean
 from edge.schema import lookup, secret_paths
 from edge.settings import Settings, to_dict
 from edge.storage import Storage
@@ -36,8 +38,6 @@ START_LIMIT_BURST = 4
 START_LIMIT_INTERVAL_S = 120.0
 STARTS_KEPT_S = 86400.0
 
-Handler = Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]
-
 
 class GenericCommands:
     """The handlers, over the core; ``current`` gives the command being run (for config.set)."""
@@ -54,14 +54,14 @@ class GenericCommands:
         self.rotation = rotation
         self.current = current
 
-    def handlers(self) -> dict[str, Handler]:
+    def handlers(self) -> CommandTable:
         return {
-            "status": self.status,
-            "config.get": self.config_get,
-            "config.set": self.config_set,
-            "logs.tail": self.logs_tail,
-            "sync": self.sync,
-            "restart": self.restart,
+            "status": (self.status, ()),
+            "config.get": (self.config_get, ("key",)),
+            "config.set": (self.config_set, ("key", "value", "changes")),
+            "logs.tail": (self.logs_tail, ("n", "lines")),
+            "sync": (self.sync, ()),
+            "restart": (self.restart, ()),
         }
 
     def status(self, _args: dict[str, Any], _body: dict[str, Any]) -> dict[str, Any]:
@@ -95,7 +95,10 @@ class GenericCommands:
         try:
             return {"key": key, "value": lookup(shown, key), "source": sources.get(key, "default")}
         except (KeyError, TypeError):
-            raise CommandError("bad_arguments", f"{key}: no such configuration key") from None
+            known = [dotted(unit) for unit in units(shown)]
+            raise CommandError(
+                "bad_arguments", f"{key}: no such configuration key{did_you_mean(key, known)}"
+            ) from None
 
     def _sources(self) -> dict[str, str]:
         """The file each value comes from (the installer's or the remote one); unlisted: default."""
@@ -153,8 +156,8 @@ def redacted(settings: Settings) -> dict[str, Any]:
     from edge.config import SCHEMA
 
     copy = to_dict(settings)
-    for dotted in secret_paths(SCHEMA):
-        parent_path, _, leaf = dotted.rpartition(".")
+    for secret in secret_paths(SCHEMA):
+        parent_path, _, leaf = secret.rpartition(".")
         try:
             parent = lookup(copy, parent_path) if parent_path else copy
         except (KeyError, TypeError):

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
 
-from edge.display.text import Unshowable, clean, headcount_text, mask_phone, wage_text
+from edge.display.text import Unshowable, clean, headcount_text, mask_contact, masked, wage_text
 
 TITLE_CHARS = 16
 LOCATION_CHARS = 40
+EMPLOYER_CHARS = 16
 NOTICE_CHARS = 120
 ID_CHARS = 64
 
@@ -30,6 +31,8 @@ class JobCard:
     contact: str  # masked: 138****5678
     urgent: bool
     expires_at: datetime | None
+    employer: str = ""
+    starts: str = ""  # 开工11/23 07:00, hall time
 
     def showable(self, now: datetime) -> bool:
         return self.expires_at is None or now < self.expires_at
@@ -76,7 +79,7 @@ def _job_card(entry: dict[str, Any], zone: tzinfo) -> JobCard:
     job_id = clean(entry.get("id"), ID_CHARS)
     if not job_id:
         raise Unshowable("job has no id")
-    title = clean(entry.get("title"), TITLE_CHARS)
+    title = masked(entry.get("title"), TITLE_CHARS)
     if not title:
         raise Unshowable("job has no title")
     headcount = entry.get("headcount")
@@ -87,11 +90,26 @@ def _job_card(entry: dict[str, Any], zone: tzinfo) -> JobCard:
         title=title,
         headcount=headcount_text(headcount),
         wage=wage_text(entry.get("wage")),
-        location=clean(entry.get("location"), LOCATION_CHARS),
-        contact=mask_phone(entry.get("contact")),
+        location=masked(entry.get("location"), LOCATION_CHARS),
+        contact=mask_contact(entry.get("contact")),
         urgent=entry.get("urgent") is True,
         expires_at=moment(entry.get("expires_at"), zone, "expires_at"),
+        employer=clean(entry.get("employer"), EMPLOYER_CHARS),
+        starts=_start_text(entry.get("starts_at"), zone),
     )
+
+
+def _start_text(value: Any, zone: tzinfo) -> str:
+    """开工11/23 07:00 in hall time; an unreadable start is left out (it is a detail, not a reason to
+    hide the job)."""
+    try:
+        start = moment(value, zone, "starts_at")
+    except Unshowable:
+        return ""
+    if start is None:
+        return ""
+    local = start.astimezone(zone)
+    return f"开工{local.month}/{local.day} {local:%H:%M}"
 
 
 def read_notices(snapshot: dict[str, Any], zone: tzinfo) -> list[NoticeCard]:
@@ -101,7 +119,7 @@ def read_notices(snapshot: dict[str, Any], zone: tzinfo) -> list[NoticeCard]:
     for entry in entries if isinstance(entries, list) else []:
         if not isinstance(entry, dict):
             continue
-        text = clean(entry.get("text"), NOTICE_CHARS)
+        text = masked(entry.get("text"), NOTICE_CHARS)
         try:
             starts = moment(entry.get("starts_at"), zone, "starts_at")
             ends = moment(entry.get("ends_at"), zone, "ends_at")

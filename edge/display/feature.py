@@ -29,7 +29,14 @@ from edge.display.render import Glyphs, Renderer
 from edge.display.rotation import Rotation
 from edge.display.text import clean
 from edge.logs import mask_personal
-from edge.messages import LinkStatus, ScreenCall, ScreenLine, SnapshotUpdated
+from edge.messages import (
+    LinkStatus,
+    ScreenCall,
+    ScreenCallEnded,
+    ScreenLine,
+    ScreenLineEnded,
+    SnapshotUpdated,
+)
 from edge.protocol import snapshot_topic
 from edge.settings import Settings
 
@@ -88,7 +95,12 @@ class DisplayFeature:
             complaint=hot.complaint,
         )
         self.rotation = Rotation(
-            self.renderer, self.layouts, cfg.page_seconds, cfg.scroll_px_per_s, cfg.hotline_every_pages
+            self.renderer,
+            self.layouts,
+            cfg.page_seconds,
+            cfg.scroll_px_per_s,
+            cfg.hotline_every_pages,
+            part_seconds=cfg.part_seconds,
         )
         self.panel = LedPanel(cfg, serial_interface, device)
         self.core: Core  # set by start()
@@ -117,10 +129,12 @@ class DisplayFeature:
         core.subscribe(LinkStatus, self._on_link)
         core.subscribe(ScreenCall, self._on_call)
         core.subscribe(ScreenLine, self._on_line)
-        core.register_command("display.message", self._cmd_message)
-        core.register_command("display.clear", self._cmd_clear)
-        core.register_command("display.snapshot", self._cmd_snapshot)
-        core.register_command("display.brightness", self._cmd_brightness)
+        core.subscribe(ScreenCallEnded, self._on_call_ended)
+        core.subscribe(ScreenLineEnded, self._on_line_ended)
+        core.register_command("display.message", self._cmd_message, args=("text", "seconds"))
+        core.register_command("display.clear", self._cmd_clear, args=())
+        core.register_command("display.snapshot", self._cmd_snapshot, args=())
+        core.register_command("display.brightness", self._cmd_brightness, args=("level", "auto"))
         core.register_status("display", self.status)
         self.online = bool(core.link and core.link.online)
         self._connect()
@@ -185,6 +199,7 @@ class DisplayFeature:
         except PanelError as exc:
             self._went_offline(exc)
             return
+        self.reinitialised_at = self.core.clock.now()
         self.healthy = True
         self.shown = self._shown_bytes = None
         self.core.set_component("display", "ok")
@@ -210,15 +225,17 @@ class DisplayFeature:
             self.refresh()
 
     def _reinit(self) -> None:
-        """Long MAX7219 chains glitch after hours; re-sending the init sequence fixes them."""
-        if self.healthy:
-            try:
-                self.panel.open()
-            except PanelError as exc:
-                self._went_offline(exc)
-                return
-            self._connect()
-            self.refresh()
+        """Long MAX7219 chains pick up noise and show garbage: re-send the init sequence, in place
+        (the frame on the panel is written again, never a blank one: no flicker)."""
+        if not self.healthy:
+            return  # the retry re-opens the panel, which sends the sequence anyway
+        level = self.level if self.level is not None else self._wanted_level()
+        try:
+            self.panel.reinit(level, self.on, self.shown if self.on else None)
+        except PanelError as exc:
+            self._went_offline(exc)
+            return
+        self.reinitialised_at = self.core.clock.now()
 
     # ---- schedule -------------------------------------------------------------
 
@@ -256,11 +273,8 @@ class DisplayFeature:
         level = self._wanted_level()
         if level == self.level or not self.healthy:
             return
-        try:
-            self.panel.contrast(level)
-            self.level = level
-        except PanelError as exc:
-            self._went_offline(exc)
+        self.level = level
+        self._reinit()  # a brightness change is when a noisy chain is most often seen garbled
 
     def _update_marker(self, wall: datetime) -> None:
         stale_after = timedelta(minutes=self.cfg.stale_after_minutes)
@@ -316,7 +330,18 @@ class DisplayFeature:
         self.refresh()
 
     def _on_line(self, msg: ScreenLine) -> None:
-        self.rotation.line(msg.text, msg.seconds, time.monotonic())
+        now = time.monotonic()
+        self.rotation.line(
+            msg.text, msg.seconds, now, source=msg.source, cause=msg.cause, posted=msg.posted_at
+        )
+        self.refresh()
+
+    def _on_call_ended(self, msg: ScreenCallEnded) -> None:
+        self.rotation.call_ended(msg.window, time.monotonic())
+        self.refresh()
+
+    def _on_line_ended(self, msg: ScreenLineEnded) -> None:
+        self.rotation.line_ended(msg.source, msg.cause, time.monotonic())
         self.refresh()
 
     # ---- commands -------------------------------------------------------------
@@ -384,6 +409,9 @@ class DisplayFeature:
             "brightness": self.level,
             "brightness_auto": self.level_override is None,
             "frames_sent": self.frames_sent,
+            "reinitialised_at": self.reinitialised_at.isoformat(timespec="seconds")
+            if self.reinitialised_at
+            else None,
             "size": [self.cfg.width, self.cfg.height],
         }
 

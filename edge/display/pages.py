@@ -8,8 +8,11 @@ and whatever does not fit scrolls on the last one.
 
 from __future__ import annotations
 
+import dataclasses
+
 from edge.display.content import JobCard, NoticeCard
-from edge.display.render import GAP_PX, Glyphs, Line, Page, Renderer
+from edge.display.linebreak import break_lines
+from edge.display.render import GAP_PX, Line, Page, Renderer
 from edge.display.text import clean
 
 MESSAGE_CHARS = 200
@@ -26,19 +29,56 @@ class Layouts:
         self.service = clean(service, 20)
         self.complaint = clean(complaint, 20)
 
-    def job(self, card: JobCard, new: bool = False) -> Page:
-        """Trade and pay first (what a worker scans for), then headcount, place and contact."""
+    def job(self, card: JobCard, new: bool = False) -> tuple[Page, ...]:
+        """A job as one or more still pages (parts) a worker reads in turn.
+
+        Trade and pay first (what a worker scans for), then headcount, place, contact, and the
+        employer and start time where there is room.  Each field sits whole on a row; several share
+        a row when they fit; a field wider than a row is broken by the Chinese rules onto more rows.
+        The rows are then cut into parts of the panel's height.  A single-row panel scrolls one line.
+        """
         badges = ("新",) if new else ("急",) if card.urgent else ()
-        head = f"{card.title}\t{card.wage}"
-        wanted = f"招{card.headcount}"
+        show = self.glyphs.showable  # □ for what the font lacks, measured as it will be drawn
         contact = f"电话{card.contact}" if card.contact else ""
+        details = tuple(
+            show(f) for f in (f"招{card.headcount}", card.location, contact, card.employer, card.starts)
+        )
+        card = dataclasses.replace(card, title=show(card.title), wage=show(card.wage))
         if self.rows == 1:
-            lines = [Line(_join(head, wanted, card.location, contact), badges)]
-        elif self.rows == 2:
-            lines = [Line(head, badges), Line(_join(wanted, card.location, contact))]
+            return (Page("job", (Line(_join(card.title, card.wage, *details), badges),), key=card.id),)
+        badge_w = sum(self.label_width(b) + GAP_PX for b in badges)
+        head = f"{card.title}\t{card.wage}"
+        if self.glyphs.width(head) <= self.width - badge_w:
+            rows = [head]
+            fields: list[str] = []
         else:
-            lines = [Line(head, badges), Line(_join(wanted, card.location)), Line(contact)]
-        return Page("job", tuple(lines), key=card.id)
+            rows = self._broken(card.title, self.width - badge_w)
+            fields = [card.wage]
+        for text in [*fields, *details]:
+            self._place(rows, text, badge_w)
+        parts = [rows[i : i + self.rows] for i in range(0, len(rows), self.rows)]
+        return tuple(
+            Page(
+                "job",
+                tuple(Line(row, badges if n == 0 and r == 0 else ()) for r, row in enumerate(part)),
+                key=card.id,
+            )
+            for n, part in enumerate(parts)
+        )
+
+    def _place(self, rows: list[str], text: str, badge_w: int) -> None:
+        """Put a field on the first row it fits beside others, else on new rows of its own."""
+        if not text:
+            return
+        for r, row in enumerate(rows):
+            room = self.width - (badge_w if r == 0 else 0)
+            if self.glyphs.width(f"{row}\t{text}") <= room:
+                rows[r] = f"{row}\t{text}"
+                return
+        rows.extend(self._broken(text, self.width))
+
+    def _broken(self, text: str, first_room: int) -> list[str]:
+        return break_lines(text, self.glyphs.width, self.width, first_room)
 
     def notice(self, card: NoticeCard) -> Page:
         return Page("notice", self._wrapped(card.text, ("公告",)), key=card.id)
@@ -70,17 +110,20 @@ class Layouts:
         return Page("line", self._wrapped(clean(text, SCREEN_LINE_CHARS)))
 
     def _wrapped(self, text: str, badges: tuple[str, ...] = ()) -> tuple[Line, ...]:
-        """Fill the rows; the last row takes the rest of the text and scrolls if it must."""
+        """Fill the rows by the Chinese line-breaking rules; what is left goes on the last row,
+        which scrolls if it must."""
         text = self.glyphs.showable(text)
+        if not text:
+            return ()
         badge_w = sum(self.label_width(b) + GAP_PX for b in badges)
-        lines: list[Line] = []
-        rest = text
-        while len(lines) < self.rows - 1 and rest:
-            room = self.width - (badge_w if not lines else 0)
-            head, rest = _split(self.glyphs, rest, room)
-            lines.append(Line(head, badges if not lines else ()))
-        if rest:
-            lines.append(Line(rest, badges if not lines else ()))
+        rows = break_lines(text, self.glyphs.width, self.width, self.width - badge_w)
+        if len(rows) > self.rows:
+            kept = rows[: self.rows - 1]
+            end = 0
+            for row in kept:  # the rows are the text's own pieces, less the spaces at the breaks
+                end = text.index(row, end) + len(row)
+            rows = [*kept, text[end:].strip()]
+        lines = [Line(row, badges if i == 0 else ()) for i, row in enumerate(rows)]
         if badges:
             return tuple(lines)
         return tuple(Line(line.text, center=True) for line in lines)
@@ -88,28 +131,3 @@ class Layouts:
 
 def _join(*parts: str) -> str:
     return "\t".join(p for p in parts if p)
-
-
-def _split(glyphs: Glyphs, text: str, room: int) -> tuple[str, str]:
-    """The longest head of ``text`` that fits in ``room`` px, preferring a break at a space."""
-    if glyphs.width(text) <= room:
-        return text, ""
-    end = 0
-    while end < len(text) and glyphs.width(text[: end + 1]) <= room:
-        end += 1
-    end = max(end, 1)
-    space = text.rfind(" ", 0, end + 1)
-    if space > end // 2:
-        return text[:space], text[space + 1 :]
-    # Do not split a ticket number or a phone number between rows.
-    start = end
-    while (
-        start > 0
-        and text[start - 1].isascii()
-        and text[start - 1].isalnum()
-        and text[end : end + 1].isalnum()
-    ):
-        start -= 1
-    if start > 0 and start != end:
-        end = start
-    return text[:end], text[end:].lstrip()

@@ -1,17 +1,24 @@
 """Which page is on the screen and for how long: the rotation and what interrupts it.
 
-Precedence, highest first: an operator message (until its time ends), a
-called ticket (for its seconds), a transient line, a job that just appeared
-(marked 新, once), then the rotation: jobs (urgent first) with a current
-notice after every few job pages and the hotlines every
+Precedence, highest first: an operator message (until its time ends), the
+*announcements*: the windows' calls (each until its window calls again,
+skips or finishes, at most its seconds on screen) and the transient lines
+(one per source: a newer line of the same source replaces it, the end of
+its moment withdraws it, and it is never shown after its deadline); the
+newest announcement is shown at once and several take turns of
+``TURN_S``; then a job that just appeared (marked 新, once), then the
+rotation: jobs (urgent first) with a
+current notice after every few job pages and the hotlines every
 ``hotline_every_pages`` pages; with nothing to show, a friendly page with
-the hotline.  Pure logic over explicit times (``now`` monotonic seconds,
+the hotline.  A job that does not fit the panel is shown as still parts,
+``part_seconds`` each.  Pure logic over explicit times (``now`` monotonic seconds,
 ``wall`` hall-local datetime), so tests step through it without waiting.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,8 +31,34 @@ from edge.display.render import Page, PageArt, Renderer
 
 NOTICE_EVERY_PAGES = 3  # job pages between two notices
 ART_CACHE = 128
-QUEUE_MAX = 20  # calls or lines waiting; a flood drops the oldest, the screen never falls behind
+QUEUE_MAX = 20  # new jobs waiting for their 新 page; beyond that they just join the rotation
+TURN_S = 3.0  # several calls and lines alternate: each is read, none hidden longer than this per other
 _MARKED = ("rotation", "new")  # sources whose pages carry the stale marker
+
+
+@dataclass
+class _Call:
+    page: Page
+    window: int
+    left: float  # seconds on screen still owed
+    arrived: float
+    last_shown: float = -math.inf
+
+    def remaining(self, _now: float) -> float:
+        return self.left
+
+
+@dataclass
+class _Line:
+    page: Page
+    source: str
+    cause: str
+    until: float  # its moment ends by then at the latest
+    arrived: float
+    last_shown: float = -math.inf
+
+    def remaining(self, now: float) -> float:
+        return self.until - now
 
 
 @dataclass
@@ -34,6 +67,8 @@ class Showing:
     started: float
     until: float
     source: str  # message, call, line, new, rotation
+    entry: _Call | _Line | None = None  # the call or line shown: gone from the rotation means withdrawn
+    counted: bool = False  # a call's time on screen has been taken off what it is owed
 
 
 class Rotation:
@@ -44,12 +79,15 @@ class Rotation:
         page_seconds: float,
         scroll_px_per_s: float,
         hotline_every_pages: int,
+        *,
+        part_seconds: float = 3.0,
     ) -> None:
         self.renderer = renderer
         self.layouts = layouts
         self.page_seconds = page_seconds
         self.speed = scroll_px_per_s
         self.hotline_every = hotline_every_pages
+        self.part_seconds = part_seconds
         self.jobs: list[JobCard] = []
         self.notices: list[NoticeCard] = []
         self.marker = ""
@@ -58,9 +96,9 @@ class Rotation:
         self._new: deque[str] = deque(maxlen=QUEUE_MAX)  # beyond that, new jobs just join the rotation
         self._fresh = False  # a snapshot brought new jobs: the first one is shown at once
         self._message: tuple[Page, float] | None = None
-        self._calls: deque[tuple[Page, float, int]] = deque(maxlen=QUEUE_MAX)  # page, seconds, window
-        self._window_shown: int | None = None  # the window of the call on screen
-        self._lines: deque[tuple[Page, float]] = deque(maxlen=QUEUE_MAX)
+        self._calls: dict[int, _Call] = {}  # by window
+        self._lines: dict[str, _Line] = {}  # by source, oldest first
+        self._parts: deque[Page] = deque()  # the rest of the job on screen (a 新 job's too: plain pages)
         self._job_i = self._notice_i = 0
         self._since_hotline = self._since_notice = 0
         self._arts: dict[Page, PageArt] = {}
@@ -73,6 +111,8 @@ class Rotation:
         fresh = [card.id for card in cards if card.id in new_ids]  # urgent first, as sorted
         self._new.extend(fresh)
         self._fresh = self._fresh or bool(fresh)
+        if fresh:
+            self._parts.clear()  # the new job goes first; the one cut short comes round again
         shown = self.current.art.page if self.current else None
         gone = shown is not None and shown.kind == "job" and shown.key not in self._cards
         if gone or ((fresh or self._showing_empty()) and self._interruptible()):
@@ -86,30 +126,55 @@ class Rotation:
             self._end_now(now)
 
     def call(self, ticket: str, window: int, seconds: float, now: float) -> None:
+        """The window calls ``ticket``: it replaces the window's older call at once."""
         page = self.layouts.call(ticket, window)
         if not page.key:
             return  # no ticket number left after cleaning: nothing to call
-        # A window's newer call replaces its older one: it serves that ticket now, not the last.
-        entry = (page, seconds, window)
-        same = [i for i, queued in enumerate(self._calls) if queued[2] == window]
-        if self.current is not None and self.current.source == "call" and self._window_shown == window:
-            for i in reversed(same):
-                del self._calls[i]
-            self._calls.appendleft(entry)
-            self._end_now(now)
-        elif same:
-            self._calls[same[0]] = entry
-        else:
-            self._calls.append(entry)
-        if self.current is None or self.current.source not in ("message", "call"):
+        self._calls.pop(window, None)
+        self._calls[window] = _Call(page, window, seconds, now)
+        self._announce(now)
+
+    def call_ended(self, window: int, now: float) -> None:
+        """The window skipped or served its ticket: the number leaves the screen now."""
+        entry = self._calls.pop(window, None)
+        if entry is not None and self.current is not None and self.current.entry is entry:
             self._end_now(now)
 
-    def line(self, text: str, seconds: float, now: float) -> None:
+    def line(
+        self,
+        text: str,
+        seconds: float,
+        now: float,
+        *,
+        source: str = "",
+        cause: str = "",
+        posted: float | None = None,
+    ) -> None:
+        """A transient line from ``source``; it replaces that source's older line, and is never
+        shown after ``posted + seconds``."""
+        until = (now if posted is None else posted) + seconds
+        if until <= now:
+            return  # its moment passed before the screen got to it: showing it now would mislead
         page = self.layouts.screen_line(text)
         if not page.lines:
             return  # nothing printable: a blank line would only blank the screen
-        self._lines.append((page, seconds))
-        if self._interruptible():
+        self._lines.pop(source, None)
+        self._lines[source] = _Line(page, source, cause, until, now)
+        self._announce(now)
+
+    def _announce(self, now: float) -> None:
+        """A new call or line goes on the screen at once (the person it is for is there now); what
+        it interrupts gets its turn back.  Only an operator message holds it back."""
+        if self.current is not None and self.current.source != "message":
+            self._end_now(now)
+
+    def line_ended(self, source: str, cause: str, now: float) -> None:
+        """The moment of ``source``'s line (with ``cause``, or any) has passed: it leaves now."""
+        entry = self._lines.get(source)
+        if entry is None or (cause and entry.cause != cause):
+            return
+        del self._lines[source]
+        if self.current is not None and self.current.entry is entry:
             self._end_now(now)
 
     def message(self, text: str, seconds: float, now: float) -> float:
@@ -180,56 +245,89 @@ class Rotation:
             self.current.until = min(self.current.until, now)
 
     def _still_valid(self, cur: Showing, wall: datetime) -> bool:
+        if isinstance(cur.entry, _Call):
+            return self._calls.get(cur.entry.window) is cur.entry
+        if isinstance(cur.entry, _Line):
+            return self._lines.get(cur.entry.source) is cur.entry
         page = cur.art.page
-        if page.kind != "job" or cur.source == "call":
+        if page.kind != "job":
             return True
         card = self._cards.get(page.key)
         return card is not None and card.showable(wall)
 
     def _next(self, now: float, wall: datetime) -> Showing:
+        self._account(now)
         if self._message is not None:
             page, until = self._message
             if now < until:
                 return Showing(self._art(page), now, until, "message")
             self._message = None
-        self._window_shown = None
-        if self._calls:
-            page, seconds, self._window_shown = self._calls.popleft()
-            return Showing(self._art(page), now, now + seconds, "call")
-        if self._lines:
-            page, seconds = self._lines.popleft()
-            return Showing(self._art(page), now, now + seconds, "line")
+        for source, entry in list(self._lines.items()):
+            if entry.until <= now:
+                del self._lines[source]
+        if self._calls or self._lines:
+            return self._next_announcement(now)
+        if self._parts:  # the rest of a job an interruption cut short
+            card = self._cards.get(self._parts[0].key)
+            if card is not None and card.showable(wall):
+                return self._timed(self._parts.popleft(), now, "rotation", self.part_seconds)
+            self._parts.clear()
         # After the first new job, a due hotline page goes first: the bureau wants it seen regularly.
         while self._new and (self._fresh or self._since_hotline < self.hotline_every):
             card = self._cards.get(self._new.popleft())
             if card is not None and card.showable(wall):
                 self._fresh = False
                 self._since_hotline += 1
-                return self._timed(self.layouts.job(card, new=True), now, "new")
+                return self._first_part(self.layouts.job(card, new=True), now, "new")
         self._fresh = False
-        return self._timed(self._rotation_page(wall), now, "rotation")
+        return self._first_part(self._rotation_page(wall), now, "rotation")
 
-    def _timed(self, page: Page, now: float, source: str) -> Showing:
+    def _account(self, now: float) -> None:
+        """The call that leaves the screen has been shown that much longer; done once it had its time."""
+        cur = self.current
+        if cur is None or not isinstance(cur.entry, _Call) or cur.counted:
+            return
+        call, cur.counted = cur.entry, True
+        call.left -= max(0.0, min(now, cur.until) - cur.started)
+        if call.left <= 1e-6 and self._calls.get(call.window) is call:
+            del self._calls[call.window]
+
+    def _next_announcement(self, now: float) -> Showing:
+        """The newest call or line not yet seen, else the one seen longest ago; several take turns."""
+        waiting: list[_Call | _Line] = [*self._calls.values(), *self._lines.values()]
+        item = min(waiting, key=lambda w: (w.last_shown, -w.arrived))
+        item.last_shown = now
+        left = item.remaining(now)
+        turn = left if len(waiting) == 1 else min(left, TURN_S)
+        kind = "call" if isinstance(item, _Call) else "line"
+        return Showing(self._art(item.page), now, now + turn, kind, item)
+
+    def _first_part(self, pages: tuple[Page, ...], now: float, source: str) -> Showing:
+        self._parts = deque(pages[1:])
+        seconds = self.page_seconds if len(pages) == 1 else self.part_seconds
+        return self._timed(pages[0], now, source, seconds)
+
+    def _timed(self, page: Page, now: float, source: str, seconds: float) -> Showing:
         art = self._art(dataclasses.replace(page, marker=self.marker))
-        return Showing(art, now, now + art.duration(self.page_seconds), source)
+        return Showing(art, now, now + art.duration(seconds), source)
 
-    def _rotation_page(self, wall: datetime) -> Page:
+    def _rotation_page(self, wall: datetime) -> tuple[Page, ...]:
         jobs = [card for card in self.jobs if card.showable(wall)]
         notices = [n for n in self.notices if n.current(wall)]
         if self._since_hotline >= self.hotline_every:
             self._since_hotline = 0
-            return self.layouts.hotline()
+            return (self.layouts.hotline(),)
         self._since_hotline += 1
         if notices and (not jobs or self._since_notice >= NOTICE_EVERY_PAGES):
             self._since_notice = 0
             self._notice_i += 1
-            return self.layouts.notice(notices[(self._notice_i - 1) % len(notices)])
+            return (self.layouts.notice(notices[(self._notice_i - 1) % len(notices)]),)
         if jobs:
             self._since_notice += 1
             self._job_i += 1
             return self.layouts.job(jobs[(self._job_i - 1) % len(jobs)])
         self._since_hotline = 0  # the empty page shows the hotline itself
-        return self.layouts.empty()
+        return (self.layouts.empty(),)
 
     def _art(self, page: Page) -> PageArt:
         art = self._arts.get(page)

@@ -3,6 +3,8 @@
 Everything here is pure: strings in, strings out.  A field that cannot be
 shown honestly (a negative wage, an unknown unit) raises ``Unshowable`` so
 that the job is skipped with an event; anything else is cleaned and cut.
+Text from the platform's snapshots goes through ``masked``: a phone number
+in a job's title or place is masked like the contact (``edge.logs.mask_phone``).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import math
 import re
 import unicodedata
 from typing import Any
+
+from edge.logs import mask_phone
 
 ELLIPSIS = "…"
 WAGE_UNITS = {"hour": "时", "day": "天", "piece": "件", "month": "月"}
@@ -48,8 +52,20 @@ def cut(text: str, limit: int) -> str:
     return text[: max(limit - 1, 0)].rstrip() + ELLIPSIS
 
 
-def mask_phone(value: Any) -> str:
-    """138****5678: the first three and last four digits; never the whole number."""
+def masked(value: Any, limit: int) -> str:
+    """``clean`` text with every phone-like number masked (138****5678), then cut to ``limit``.
+
+    Masked before the cut, so that a cut can never leave the front of a number whole; cleaned
+    before the mask, so that invisible characters cannot split a number and hide it.
+    """
+    return cut(mask_phone(clean(value, _UNCUT)), limit)
+
+
+_UNCUT = 1 << 20
+
+
+def mask_contact(value: Any) -> str:
+    """The contact field is a number by contract: only its first three and last four digits."""
     digits = "".join(ch for ch in str(value or "") if ch.isascii() and ch.isdigit())
     if len(digits) < 8:
         return "****" if digits else ""

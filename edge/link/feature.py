@@ -15,6 +15,7 @@ import json
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -31,11 +32,16 @@ from edge.link.drain import Drain
 from edge.messages import CommandReceived, LinkStatus, SnapshotUpdated
 from edge.outbox import Event
 from edge.protocol import STATE_SCHEMA, Topics, usable_response_topic
+from edge.ratelimit import RateLimit, Throttle
 from edge.settings import Settings
 
 log = logging.getLogger(__name__)
 
 _JSON: dict[str, Any] = {"ensure_ascii": False, "separators": (",", ":")}
+# error.invalid_payload events recorded one by one per window (the rest counted): one snapshot's
+# full report of bad entries (snapshots.MAX_ENTRY_PROBLEMS and a summary) and a few more.
+INVALID_PER_WINDOW = snapshots.MAX_ENTRY_PROBLEMS + 10
+INVALID_WINDOW_S = 60.0
 
 
 # ---- messages from the network thread to the core (private to the link) ----------
@@ -104,6 +110,15 @@ class LinkFeature:
         self.last_connect_at: datetime | None = None
         self.births = 0
         self._fill_posted = False
+        self.trust, self.key_problems = snapshots.trust_from(config)
+        # Anyone who can publish on the site's topics can send junk: one event each would fill
+        # the disk (and sync the SD card for each), so they are recorded at a bounded rate.
+        self.invalid_payloads = Throttle(
+            "error.invalid_payload",
+            RateLimit(INVALID_PER_WINDOW, INVALID_WINDOW_S),
+            counted_as="topics",
+            summary_fields=lambda summary: {"topic": max(summary["topics"], key=summary["topics"].get)},
+        )
 
     # -- LinkPort ------------------------------------------------------------------
 
@@ -169,6 +184,7 @@ class LinkFeature:
         core.subscribe(ComponentChanged, lambda _change: self.republish_birth())
         core.outbox.listeners.append(self._on_event_recorded)
         core.register_status("link", self.status)
+        self._check_trust()
         core.every(self.mqtt.telemetry_interval_s, self._publish_telemetry)
         self._post_cached_snapshots()
         core.link = self
@@ -176,6 +192,8 @@ class LinkFeature:
 
     def stop(self) -> None:
         """Say offline (retained), then disconnect: the will is for unclean ends only."""
+        if self.core.stopped.is_set():
+            self.invalid_payloads.flush()  # what was only counted (the core has ended: storage is ours)
         if self.connection is not None:
             self.connection.stop(last_words=(self.topics.state, OFFLINE))
         self._online = False
@@ -310,21 +328,36 @@ class LinkFeature:
     def _on_refused(self, message: PayloadRefused) -> None:
         self._invalid(message.topic, message.reason)
 
+    def _check_trust(self) -> None:
+        for problem in self.key_problems:
+            log.error("config %s", problem)
+        if not self.trust.keys and not self.trust.accept_unsigned:
+            log.error("no usable snapshots.public_keys and unsigned = refuse: every snapshot is refused")
+        if self.config.rfid.enabled and not self.trust.card_key_id:
+            log.warning("rfid.card_key_id is not set: the cards snapshot's hash.key_id is not checked")
+
     def _on_snapshot(self, message: SnapshotArrived) -> None:
-        kind = message.kind
-        parsed = snapshots.parse(kind, message.payload, self.mqtt.max_payload_bytes)
+        kind, core = message.kind, self.core
+        parsed = snapshots.receive(kind, message.payload, self.mqtt.max_payload_bytes, self.trust)
         if parsed.snapshot is None:
-            log.warning("%s snapshot refused, keeping the last good one: %s", kind, parsed.reason)
-            self._invalid(message.topic, parsed.reason)
+            self._refuse(message.topic, kind, parsed.reason)
+            return
+        now = core.clock.now()
+        synced = core.clock.status() == "synced"  # an unsynced clock cannot tell the future
+        if synced and snapshots.ahead_of(parsed.generated_at, now):
+            reason = (
+                f"generated_at is more than {snapshots.MAX_AHEAD.total_seconds():.0f} s ahead of the"
+                f" controller's synced clock ({rfc3339(now)})"
+            )
+            self._refuse(message.topic, kind, reason)
             return
         held = self.store.held.get(kind)
-        if held is not None and not self._is_newer(parsed, held):
+        if held is not None and not self._is_newer(parsed, held, message.topic, now if synced else None):
             return
         previous = snapshots.entry_ids(held.snapshot, kind) if held else None
-        now = self.core.clock.now()
         # One transaction: once the snapshot is held, its retained copy is never taken again, so
         # a power cut between the two would lose the events about its invalid entries.
-        with self.core.storage.transaction():
+        with core.storage.transaction():
             self.store.save(kind, parsed.snapshot, now)
             self._report_entry_problems(message.topic, parsed.problems)
         current = snapshots.entry_ids(parsed.snapshot, kind)
@@ -338,10 +371,30 @@ class LinkFeature:
             len(new_ids),
             len(parsed.problems),
         )
-        self.core.dispatch(SnapshotUpdated(kind, parsed.snapshot, now, live=True, new_ids=new_ids))
+        core.dispatch(SnapshotUpdated(kind, parsed.snapshot, now, live=True, new_ids=new_ids))
 
-    def _is_newer(self, parsed: snapshots.Parsed, held: snapshots.Held) -> bool:
-        """Older snapshots are ignored; the same one again only confirms a cached copy is live."""
+    def _refuse(self, topic: str, kind: str, reason: str) -> None:
+        def say() -> None:
+            log.warning("%s snapshot refused, keeping the last good one: %s", kind, reason)
+
+        self._invalid(topic, reason, say=say)
+
+    def _is_newer(
+        self, parsed: snapshots.Parsed, held: snapshots.Held, topic: str, synced_now: datetime | None
+    ) -> bool:
+        """Older snapshots are ignored; the same one again only confirms a cached copy is live.
+
+        A held snapshot dated ahead of the synced clock (taken while the clock was not synced, or
+        cached by an earlier version) orders nothing: the next valid snapshot replaces it.
+        """
+        if synced_now is not None and snapshots.ahead_of(held.generated_at, synced_now):
+            reason = (
+                f"the held snapshot's generated_at {held.snapshot.get('generated_at')} is ahead of the"
+                f" controller's synced clock ({rfc3339(synced_now)}): replaced by this one"
+            )
+            log.warning("%s %s", parsed.kind, reason)
+            self._invalid(topic, reason)
+            return True
         if parsed.empty:
             return bool(held.snapshot.get(parsed.kind)) or held.generated_at is not None
         new_at, held_at = parsed.generated_at, held.generated_at
@@ -361,11 +414,13 @@ class LinkFeature:
         if extra > 0:
             self._invalid(topic, f"{extra} more invalid entries skipped")
 
-    def _invalid(self, topic: str, reason: str, entry: str | None = None) -> None:
+    def _invalid(
+        self, topic: str, reason: str, entry: str | None = None, say: Callable[[], None] | None = None
+    ) -> None:
         data = {"topic": topic, "reason": reason}
         if entry is not None:
             data["entry"] = entry
-        self.core.emit("error.invalid_payload", data)
+        self.invalid_payloads.emit(self.core, topic, data, say)
 
     # -- plumbing --------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ from edge.core import CommandError, Core, Timer
 from edge.locker import compartments as hw
 from edge.locker.ledger import LENDABLE, Ledger, Session, Tool
 from edge.logs import mask_phone
-from edge.messages import Buzz, ScreenLine, SnapshotUpdated
+from edge.messages import Buzz, ScreenLine, ScreenLineEnded, SnapshotUpdated
 from edge.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,8 @@ DENIAL_LINES = {
 RESULTS = ("ok", "damaged", "lost")
 SETTLE_S = 0.15
 TAP_WAIT_S = 3.0  # how long a tap waits for the locker to settle after a start
-LINE_S = 6.0
+LINE_S = 6.0  # a result (denied, returned...) stays at most this long; the next tap replaces it
+SCREEN = "locker"  # one place speaks: the reader and its compartments, so a newer line replaces the older
 
 
 class LockerFeature:
@@ -85,8 +86,10 @@ class LockerFeature:
         core.subscribe(hw.SelectPressed, self._on_select)
         core.subscribe(hw.BoardReport, self._on_board_report)
         core.subscribe(hw.BoardHealth, self._on_board_health)
-        core.register_command("locker.open", self._cmd_open)
-        core.register_command("locker.inspect", self._cmd_inspect)
+        core.register_command("locker.open", self._cmd_open, args=("compartment", "reason"))
+        core.register_command(
+            "locker.inspect", self._cmd_inspect, args=("tool_id", "compartment", "result", "note")
+        )
         core.register_status("locker", self.status)
         self.compartments, self.boards = hw.build(self.settings, core.post)
         core.set_component("locker", "ok")
@@ -142,7 +145,9 @@ class LockerFeature:
         worker = card["worker"]
         busy = next((s for s in self.sessions.values() if s.worker == worker and not s.door_opened), None)
         if busy is not None:  # the same card again while its compartment stands unlocked
-            self._line(f"{busy.compartment}号柜已开 请开门")
+            self._line(
+                f"{busy.compartment}号柜已开 请开门", f"door:{busy.compartment}", self.cfg.unlock_timeout_s
+            )
             return
         selected = self._take_selection()
         staff = card["role"] == "staff" and card["status"] == "active"
@@ -205,7 +210,7 @@ class LockerFeature:
 
     def _on_select(self, message: hw.SelectPressed) -> None:
         self.selected = (message.number, time.monotonic())
-        self._line(f"{message.number}号柜 请刷卡")
+        self._line(f"{message.number}号柜 请刷卡", f"select:{message.number}", self.cfg.select_s)
 
     # -- unlocking ------------------------------------------------------------------------------
 
@@ -219,7 +224,7 @@ class LockerFeature:
             self.cfg.unlock_timeout_s, lambda: self._unlock_timeout(number, session.rental_id)
         )
         what = "请取工具" if kind == "checkout" else "请放回工具"
-        self._line(f"{number}号柜已开 {what}")
+        self._line(f"{number}号柜已开 {what}", f"door:{number}", self.cfg.unlock_timeout_s)
         log.info("locker %s session compartment=%d worker=%s", kind, number, worker)
 
     def _unlock(self, number: int) -> None:
@@ -263,7 +268,7 @@ class LockerFeature:
         elif session is None and time.monotonic() > self.authorised_until.get(number, 0.0):
             facts = self._compartment_facts(number)
             if self.ledger.raise_alarm(f"forced_open:{number}", "alarm.forced_open", facts):
-                self._feedback("alarm", f"{number}号柜被强行打开")
+                self._feedback("alarm", f"{number}号柜被强行打开", f"door:{number}")
         self.authorised_until[number] = 0.0
         self._start_door_timer(number)
 
@@ -278,9 +283,10 @@ class LockerFeature:
             return
         facts = {**self._compartment_facts(number), "limit_s": self.cfg.door_open_alarm_s}
         if self.ledger.raise_alarm(f"door_open:{number}", "alarm.door_open_too_long", facts):
-            self._feedback("alarm", f"{number}号柜门未关 请关门")
+            self._feedback("alarm", f"{number}号柜门未关 请关门", f"door:{number}")
 
     def _door_closed(self, number: int) -> None:
+        self.core.post(ScreenLineEnded(SCREEN, f"door:{number}"))  # 已开 / 请关门 are over now
         self._cancel(self._door_timers, number)
         self.ledger.clear_alarm(f"door_open:{number}")
         self.ledger.clear_alarm(f"forced_open:{number}")
@@ -466,12 +472,13 @@ class LockerFeature:
         self.core.emit("rental.denied", data)
         self._feedback("deny", DENIAL_LINES[reason])
 
-    def _feedback(self, pattern: str, text: str) -> None:
+    def _feedback(self, pattern: str, text: str, cause: str = "") -> None:
         self.core.post(Buzz(pattern))
-        self._line(text)
+        self._line(text, cause)
 
-    def _line(self, text: str) -> None:
-        self.core.post(ScreenLine(text, LINE_S))
+    def _line(self, text: str, cause: str = "", seconds: float = LINE_S) -> None:
+        """``cause`` (door:N, select:N) names the moment whose end withdraws the line."""
+        self.core.post(ScreenLine(text, seconds, SCREEN, cause))
 
     @staticmethod
     def _cancel(timers: dict[int, Timer], number: int) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 from drivers.printer import PRINTABLE, PrinterPort, PrintResult, Transport, open_transport
 from edge.core import CommandError, Core
-from edge.messages import Announce, Buzz, ScreenCall, ScreenLine
+from edge.messages import Announce, Buzz, ScreenCall, ScreenCallEnded, ScreenLine, ScreenLineEnded
 from edge.phrases import call_words
 from edge.settings import Settings
 from edge.tickets.keys import KeyPressed, KeyReleased, Keys, KeyStuck
@@ -95,11 +95,11 @@ class TicketsFeature:
         core.subscribe(KeyReleased, self._on_released)
         core.subscribe(PrinterState, self._on_printer_state)
         core.subscribe(PrintDone, self._on_print_done)
-        core.register_command("queue.call", self.cmd_call)
-        core.register_command("queue.recall", self.cmd_recall)
-        core.register_command("queue.skip", self.cmd_skip)
-        core.register_command("queue.reset", self.cmd_reset)
-        core.register_command("printer.test", self.cmd_printer_test)
+        core.register_command("queue.call", self.cmd_call, args=("window",))
+        core.register_command("queue.recall", self.cmd_recall, args=("window", "ticket"))
+        core.register_command("queue.skip", self.cmd_skip, args=("window",))
+        core.register_command("queue.reset", self.cmd_reset, args=())
+        core.register_command("printer.test", self.cmd_printer_test, args=())
         core.register_status("queue", self.status)
         core.every(DAY_CHECK_S, lambda: self.queue.roll_day(core.clock.now()))
         if self.config.printer.enabled:
@@ -127,10 +127,11 @@ class TicketsFeature:
         key = press.key
         if key == "priority":
             self._priority_armed_until = time.monotonic() + PRIORITY_ARMED_S
-            self.core.dispatch(ScreenLine("绿色通道 请按业务键取号", PRIORITY_ARMED_S))
+            self.core.dispatch(ScreenLine("绿色通道 请按业务键取号", PRIORITY_ARMED_S, "keys", "priority"))
         elif key in self.categories:
             priority = time.monotonic() < self._priority_armed_until
             self._priority_armed_until = 0.0
+            self.core.dispatch(ScreenLineEnded("keys", "priority"))  # the key press it asked for came
             try:
                 self.issue(key, priority)
                 if self.core.components.get("tickets") == "storage_error":
@@ -139,7 +140,7 @@ class TicketsFeature:
                 # Nothing could be recorded (disk full, card failing): say so rather than stay silent.
                 log.exception("ticket for %s could not be recorded", key)
                 self.core.set_component("tickets", "storage_error")
-                self.core.dispatch(ScreenLine("取号失败 请到窗口", LINE_SECONDS))
+                self.core.dispatch(ScreenLine("取号失败 请到窗口", LINE_SECONDS, "keys"))
         elif key.startswith("window"):
             window_text, action = key[len("window") :].split(".")
             self._staff_key(int(window_text), action)
@@ -205,7 +206,10 @@ class TicketsFeature:
 
     def _show_unprinted(self, ticket: str, state: str) -> None:
         trouble = PRINTER_TROUBLE.get(state, "打印机故障") if self.printer is not None else "未接打印机"
-        self.core.dispatch(ScreenLine(f"{ticket} 号 {trouble} 请到窗口", LINE_SECONDS))
+        # Until that number is called or skipped at most: then the window has moved past it.
+        self.core.dispatch(
+            ScreenLine(f"{ticket} 号 {trouble} 请到窗口", LINE_SECONDS, "printer", f"ticket:{ticket}")
+        )
 
     def _on_print_done(self, done: PrintDone) -> None:
         result = done.result
@@ -230,6 +234,7 @@ class TicketsFeature:
     def call(self, window: int) -> str | None:
         called = self.queue.call_next(window, self.core.clock.now())
         if called is None:
+            self.core.dispatch(ScreenCallEnded(window))  # its ticket was served; nobody else waits
             return None
         self._announce(called.ticket, window)
         return called.ticket
@@ -240,9 +245,13 @@ class TicketsFeature:
         return called.ticket
 
     def skip(self, window: int) -> str:
-        return self.queue.skip(window, self.core.clock.now())
+        ticket = self.queue.skip(window, self.core.clock.now())
+        self.core.dispatch(ScreenCallEnded(window))  # the screen never shows a number the window passed
+        self.core.dispatch(ScreenLineEnded("printer", f"ticket:{ticket}"))
+        return ticket
 
     def _announce(self, ticket: str, window: int) -> None:
+        self.core.dispatch(ScreenLineEnded("printer", f"ticket:{ticket}"))  # the call says it now
         self.core.dispatch(ScreenCall(ticket, window, self.q.call_seconds))
         self.core.dispatch(Buzz("call"))
         # Keyed by ticket: a recall while the call is still waiting to be said replaces it.
@@ -250,12 +259,7 @@ class TicketsFeature:
 
     # -- commands --------------------------------------------------------
 
-    def _window_arg(self, args: dict[str, Any], allowed: tuple[str, ...] = ("window",)) -> int:
-        unknown = sorted(set(args) - set(allowed))
-        if unknown:
-            raise CommandError(
-                "bad_arguments", f"unknown argument(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}"
-            )
+    def _window_arg(self, args: dict[str, Any]) -> int:
         window = args.get("window")
         if isinstance(window, bool) or not isinstance(window, int) or window not in self.windows:
             known = ", ".join(str(w) for w in sorted(self.windows))
@@ -269,7 +273,7 @@ class TicketsFeature:
         return {"window": window, "ticket": self.call(window)}
 
     def cmd_recall(self, args: dict[str, Any], _body: dict[str, Any]) -> dict[str, Any]:
-        window = self._window_arg(args, ("window", "ticket"))
+        window = self._window_arg(args)
         ticket = args.get("ticket")
         if ticket is not None and not (isinstance(ticket, str) and 2 <= len(ticket) <= 8):
             raise CommandError("bad_arguments", f"ticket {ticket!r} is not a ticket number such as A023")
@@ -285,10 +289,10 @@ class TicketsFeature:
         except QueueError as exc:
             raise CommandError(exc.code, exc.message) from None
 
-    def cmd_reset(self, args: dict[str, Any], _body: dict[str, Any]) -> dict[str, Any]:
-        if args:
-            raise CommandError("bad_arguments", "queue.reset takes no arguments")
+    def cmd_reset(self, _args: dict[str, Any], _body: dict[str, Any]) -> dict[str, Any]:
         day, round_ = self.queue.reset(self.core.clock.now())
+        for window in self.windows:  # the old numbers mean nothing now
+            self.core.dispatch(ScreenCallEnded(window))
         return {"day": day, "round": round_}
 
     def cmd_printer_test(self, _args: dict[str, Any], _body: dict[str, Any]) -> dict[str, Any]:

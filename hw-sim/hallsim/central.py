@@ -5,8 +5,13 @@ the jobs, notices and cards snapshots a hall controller subscribes to,
 collects the controller's events, de-duplicates them by ``event_id`` and
 reports gaps in ``seq``.  Cards are given with their raw UID and hashed here
 with the site card key, as the platform does (HMAC-SHA256, first 16 bytes).
+Snapshots are signed as the contract says: an envelope ``{"body", "kid",
+"sig"}`` with an Ed25519 signature over the body's UTF-8 bytes, the body
+naming the site.  The controller needs ``public_key_b64`` under
+``snapshots.public_keys`` (kid ``signing_kid``).
 
-    central = Central("127.0.0.1", broker.port, "qinshui", "hall-01", folder, card_key=b"...")
+    central = Central("127.0.0.1", broker.port, "qinshui", "hall-01", folder, card_key=b"...",
+                      signing_key=seed_or_pem_path_or_key)  # None: a fresh key
     central.start()
     central.add_job(title="瓦工", headcount=3)
     central.publish_cards([{"uid": "0A1B2C3D4E", "worker": "W000123"}])
@@ -19,6 +24,7 @@ with the site card key, as the platform does (HMAC-SHA256, first 16 bytes).
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import hmac
 import json
@@ -33,11 +39,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import paho.mqtt.client as mqtt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 HALL_ZONE = ZoneInfo("Asia/Shanghai")
+SIGNING_KID = "platform"
 _JSON: dict[str, Any] = {"ensure_ascii": False, "separators": (",", ":")}
 
 
@@ -46,8 +55,115 @@ def card_hash(key: bytes, uid: str) -> str:
     return hmac.new(key, uid.strip().upper().encode("ascii"), hashlib.sha256).hexdigest()[:32]
 
 
+def load_signing_key(source: Ed25519PrivateKey | bytes | str | Path | None) -> Ed25519PrivateKey:
+    """The platform's snapshot signing key: a key, a raw 32-byte seed, a PEM file (made, mode
+    0600, when it does not exist yet) or None for a fresh one."""
+    if isinstance(source, Ed25519PrivateKey):
+        return source
+    if source is None:
+        return Ed25519PrivateKey.generate()
+    if isinstance(source, bytes):
+        return Ed25519PrivateKey.from_private_bytes(source)
+    path = Path(source)
+    if not path.exists():
+        key = Ed25519PrivateKey.generate()
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        path.touch(mode=0o600)
+        path.write_bytes(pem)
+        return key
+    loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(loaded, Ed25519PrivateKey):
+        raise ValueError(f"{path} is not an Ed25519 private key")
+    return loaded
+
+
+def public_key_b64(key: Ed25519PrivateKey) -> str:
+    """The raw 32-byte public key in base64, as the controller's configuration takes it."""
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return base64.b64encode(raw).decode("ascii")
+
+
+def signed_envelope(key: Ed25519PrivateKey, kid: str, body: dict[str, Any]) -> bytes:
+    """The contract's envelope: the body as JSON text, signed over its exact UTF-8 bytes."""
+    text = json.dumps(body, **_JSON)
+    sig = base64.b64encode(key.sign(text.encode("utf-8"))).decode("ascii")
+    return json.dumps({"body": text, "kid": kid, "sig": sig}, **_JSON).encode()
+
+
 def _stamp(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds")
+
+
+# What a county's public day-labour market posts on a winter morning (wages as the bureau checks them).
+SAMPLE_JOBS: list[dict[str, Any]] = [
+    {
+        "title": "瓦工",
+        "headcount": 3,
+        "wage": {"amount": 300, "unit": "day"},
+        "location": "南山公园东侧工地",
+        "employer": "恒达建筑",
+        "contact": "13812345678",
+    },
+    {
+        "title": "装卸工",
+        "headcount": 5,
+        "wage": {"amount": 200, "unit": "day"},
+        "urgent": True,
+        "location": "城北物流园3号库",
+        "employer": "顺通物流",
+        "contact": "13935561208",
+    },
+    {
+        "title": "保洁员",
+        "headcount": 2,
+        "wage": {"amount": 130, "unit": "day"},
+        "location": "县人民医院住院部",
+        "employer": "康洁物业",
+        "contact": "15034412976",
+    },
+    {
+        "title": "钟点工",
+        "headcount": 1,
+        "wage": {"amount": 25, "unit": "hour"},
+        "location": "滨河小区",
+        "employer": "巧手家政",
+        "contact": "18603567731",
+    },
+    {
+        "title": "电工",
+        "headcount": 2,
+        "wage": {"amount": 320, "unit": "day"},
+        "location": "经济开发区",
+        "employer": "晋安电力安装",
+        "contact": "13703568842",
+    },
+    {
+        "title": "缝纫工",
+        "headcount": 4,
+        "wage": {"amount": 1.2, "unit": "piece"},
+        "location": "东关服装加工厂",
+        "employer": "锦绣制衣",
+        "contact": "13994402215",
+    },
+    {
+        "title": "大棚采摘",
+        "headcount": 10,
+        "wage": {"amount": 160, "unit": "day"},
+        "location": "西坪村蔬菜基地",
+        "employer": "西坪合作社",
+        "contact": "15835610094",
+    },
+    {
+        "title": "厨房帮工",
+        "headcount": 1,
+        "wage": {"amount": 18, "unit": "hour"},
+        "location": "鼓楼街",
+        "employer": "老街面馆",
+        "contact": "13613560287",
+    },
+]
 
 
 class Central:
@@ -63,12 +179,18 @@ class Central:
         *,
         card_key: bytes | str | Path | None = None,
         key_id: str = "k2026",
+        signing_key: Ed25519PrivateKey | bytes | str | Path | None = None,
+        signing_kid: str = SIGNING_KID,
+        sign: bool = True,
     ) -> None:
         self.host, self.port, self.site, self.device = host, port, site, device
         self.folder = Path(folder or tempfile.mkdtemp(prefix="hall-central-"))
         self.folder.mkdir(parents=True, exist_ok=True)
         self.card_key = _read_key(card_key)
         self.key_id = key_id
+        self.signing_key = load_signing_key(signing_key)
+        self.signing_kid = signing_kid
+        self.sign = sign  # False: bare documents, for a controller with snapshots.unsigned = "accept"
         self.base = f"lgsc/v1/{site}"
         self.jobs: list[dict[str, Any]] = []
         self.notices: list[dict[str, Any]] = []
@@ -144,17 +266,9 @@ class Central:
         return job["id"]
 
     def generate_jobs(self, count: int) -> list[str]:
-        titles = ["瓦工", "木工", "电工", "保洁", "搬运", "家政", "钢筋工", "油漆工"]
-        units = ["day", "hour", "piece", "month"]
-        return [
-            self.add_job(
-                title=titles[n % len(titles)],
-                headcount=1 + n % 5,
-                wage={"amount": 150 + 10 * n, "unit": units[n % len(units)]},
-                urgent=n % 4 == 0,
-            )
-            for n in range(count)
-        ]
+        """``count`` jobs such as a county hall posts (SAMPLE_JOBS in turn): daily wages in 元/天,
+        hourly in 元/时, piece rates only for piece work."""
+        return [self.add_job(**SAMPLE_JOBS[n % len(SAMPLE_JOBS)]) for n in range(count)]
 
     def publish_jobs(self, jobs: list[dict[str, Any]]) -> None:
         self.jobs = list(jobs)
@@ -170,9 +284,19 @@ class Central:
         header = {"alg": "hmac-sha256", "key_id": self.key_id}
         self._publish_snapshot("cards", {"hash": header, "cards": self.cards})
 
+    @property
+    def public_key_b64(self) -> str:
+        return public_key_b64(self.signing_key)
+
     def clear(self, kind: str) -> None:
-        """An empty retained payload: there are none (jobs, notices or cards)."""
-        self.publish_raw(f"{self.base}/{kind}", b"", retain=True)
+        """There are none (jobs, notices or cards): a snapshot with an empty list (signed), or
+        unsigned the contract's empty retained payload."""
+        if not self.sign:
+            self.publish_raw(f"{self.base}/{kind}", b"", retain=True)
+        elif kind == "cards":
+            self.publish_cards([])
+        else:
+            self._publish_snapshot(kind, {kind: []})
 
     def publish_raw(self, topic: str, payload: bytes, retain: bool = False, timeout: float = 5.0) -> None:
         """Any bytes on any topic (for bad-input trials)."""
@@ -190,8 +314,17 @@ class Central:
         return card
 
     def _publish_snapshot(self, kind: str, fields: dict[str, Any]) -> None:
-        body = {"schema": f"lgsc.{kind}/1", "generated_at": _stamp(self._next_generated_at()), **fields}
-        self.publish_raw(f"{self.base}/{kind}", json.dumps(body, **_JSON).encode(), retain=True)
+        body = {
+            "schema": f"lgsc.{kind}/1",
+            "site": self.site,
+            "generated_at": _stamp(self._next_generated_at()),
+            **fields,
+        }
+        if self.sign:
+            payload = signed_envelope(self.signing_key, self.signing_kid, body)
+        else:
+            payload = json.dumps(body, **_JSON).encode()
+        self.publish_raw(f"{self.base}/{kind}", payload, retain=True)
 
     def _next_generated_at(self) -> datetime:
         """Strictly increasing, so the edge never takes a new snapshot for an old one."""
@@ -332,13 +465,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="hall-01")
     parser.add_argument("--folder", help="where events.jsonl is written (default: a new temp folder)")
     parser.add_argument("--card-key-file", help="site card key, to hash the UIDs in --cards")
+    parser.add_argument("--card-key-id", default="k2026", help="its id (rfid.card_key_id on the controller)")
+    parser.add_argument("--signing-key", help="PEM Ed25519 key signing the snapshots (made if missing)")
+    parser.add_argument("--unsigned", action="store_true", help="bare snapshots (unsigned = accept)")
     parser.add_argument("--jobs", help="JSON file: a list of jobs or a whole jobs snapshot")
     parser.add_argument("--notices", help="JSON file: a list of notices or a whole snapshot")
     parser.add_argument("--cards", help="JSON file: a list of cards (with uid or h)")
     parser.add_argument("--generate-jobs", type=int, default=0, help="publish N generated jobs")
     parser.add_argument("--report-every", type=float, default=0, help="print the report every S seconds")
     args = parser.parse_args(argv)
-    central = Central(args.host, args.port, args.site, args.device, args.folder, card_key=args.card_key_file)
+    central = Central(
+        args.host,
+        args.port,
+        args.site,
+        args.device,
+        args.folder,
+        card_key=args.card_key_file,
+        key_id=args.card_key_id,
+        signing_key=args.signing_key,
+        sign=not args.unsigned,
+    )
     try:
         central.start()
     except (OSError, RuntimeError) as exc:
@@ -354,6 +500,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.cards:
             central.publish_cards(_entries(args.cards, "cards"))
         print(f"central for {args.site}/{args.device} on {args.host}:{args.port}; events in {central.folder}")
+        if central.sign:
+            key = f'{central.signing_kid} = "{central.public_key_b64}"'
+            print(f"snapshots signed; the controller needs [snapshots] public_keys = {{{key}}}")
         _run_until_signalled(central, args.report_every)
     finally:
         print(json.dumps(central.report(), **_JSON))

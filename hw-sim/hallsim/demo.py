@@ -50,6 +50,7 @@ from hallsim.device import Part
 from hallsim.hallconfig import (
     CARD_KEY_ID,
     DEVICE,
+    PLATFORM_KID,
     SITE,
     Paths,
     Ports,
@@ -195,7 +196,7 @@ class Demo:
         if self.with_central:
             self.devices.central = self._started_part(
                 Central(host, port, SITE, DEVICE, self.data / "central", card_key=self.paths.card_key,
-                        key_id=CARD_KEY_ID)
+                        key_id=CARD_KEY_ID, signing_key=self.paths.platform_key, signing_kid=PLATFORM_KID)
             )  # fmt: skip
             try:
                 publish_samples(self.devices.central)

@@ -24,6 +24,7 @@ HALL_ZONE = ZoneInfo("Asia/Shanghai")
 DEVICE = "hall-01"
 ADMIN_KID = "sim"
 CARD_KEY_ID = "k-sim"
+PLATFORM_KID = "platform"  # the fake central's snapshot signing key (data folder: platform.key)
 
 # The demo's wiring (BCM numbers): free of the UART (14, 15) and I2C (2, 3) pins, and of the SPI
 # pins a MAX7219 screen uses (8 CE0, 10 MOSI, 11 SCLK): the select buttons take 7 (CE1) and 9 (MISO).
@@ -120,6 +121,11 @@ class Paths:
     def card_key(self) -> Path:
         return self.data / "card.key"
 
+    @property
+    def platform_key(self) -> Path:
+        """The fake central's snapshot signing key: the daemon trusts its public half."""
+        return self.data / "platform.key"
+
 
 @dataclass(frozen=True)
 class Ports:
@@ -181,21 +187,26 @@ def make_keys(paths: Paths) -> str:
     A data folder used again keeps its keys, so cached cards and a hall-admin set up
     for it still fit.
     """
+    if not _private_file(paths.card_key):
+        _write_private(paths.card_key, secrets.token_hex(32).encode() + b"\n")
+    return ed25519_public_key(paths.admin_key)
+
+
+def ed25519_public_key(path: Path) -> str:
+    """The base64 raw public key of the PEM Ed25519 key in ``path``, made (0600) if unusable."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    if not _private_file(paths.card_key):
-        _write_private(paths.card_key, secrets.token_hex(32).encode() + b"\n")
     private: Any = None
-    if _private_file(paths.admin_key):
+    if _private_file(path):
         with contextlib.suppress(ValueError, TypeError):
-            private = serialization.load_pem_private_key(paths.admin_key.read_bytes(), password=None)
+            private = serialization.load_pem_private_key(path.read_bytes(), password=None)
     if not isinstance(private, Ed25519PrivateKey):
         private = Ed25519PrivateKey.generate()
         pem = private.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
-        _write_private(paths.admin_key, pem)
+        _write_private(path, pem)
     raw = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return base64.b64encode(raw).decode()
 
@@ -229,6 +240,7 @@ def daemon_config(
             "reader": "rdm6300",
             "port": ports.reader,
             "card_key_file": str(paths.card_key),
+            "card_key_id": CARD_KEY_ID,
         },
         "locker": {
             "enabled": bool(ports.reader),
@@ -237,6 +249,7 @@ def daemon_config(
             "unlock_timeout_s": UNLOCK_TIMEOUT_S,
             "compartments": compartments(bool(ports.locks)),
         },
+        "snapshots": {"public_keys": {PLATFORM_KID: ed25519_public_key(paths.platform_key)}},
         "commands": {"public_keys": {ADMIN_KID: public_key}},
         "voice": {
             "enabled": bool(ports.speaker),
@@ -294,14 +307,15 @@ def publish_samples(central: Central) -> None:
     """Something to see at once: verified jobs, a notice, and the sample cards (not the stranger)."""
     now = datetime.now(HALL_ZONE)
     central.publish_cards([dict(card) for name, card in CARDS.items() if name != "stranger"])
+    week = {
+        "starts_at": now.isoformat(timespec="seconds"),
+        "ends_at": (now + timedelta(days=7)).isoformat(timespec="seconds"),
+    }
     central.publish_notices(
         [
-            {
-                "id": "N-sim-1",
-                "text": "本周四下午三点 家政技能免费培训",
-                "starts_at": now.isoformat(timespec="seconds"),
-                "ends_at": (now + timedelta(days=7)).isoformat(timespec="seconds"),
-            }
+            {"id": "N-sim-1", "text": "本周四下午三点 家政技能免费培训", **week},
+            {"id": "N-sim-2", "text": "冬季用工专场招聘会12月3日上午9:00在本大厅举行", **week},
+            {"id": "N-sim-3", "text": "请勿相信“先交费后上岗”的招聘信息 遇到欠薪请拨12333", **week},
         ]
     )
-    central.generate_jobs(4)
+    central.generate_jobs(6)
