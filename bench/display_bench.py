@@ -57,7 +57,11 @@ ALL_DAY = {"open_from": "00:00", "open_until": "00:00", "night_from": "00:00", "
 
 def make_config(folder: Path, port: int = 1, **display: Any) -> Any:
     """The daemon's configuration for the bench: plain MQTT, display on the dummy device."""
-    tables = {"mqtt": {"port": port}, "display": {"enabled": True, "device": "dummy", **ALL_DAY, **display}}
+    tables = {
+        "mqtt": {"port": port},
+        "display": {"enabled": True, "device": "dummy", **ALL_DAY, **display},
+        "snapshots": {"unsigned": "accept"},  # this bench's platform does not sign (signing: test_snapshots)
+    }
     return minimal_config(folder, tables, site=SITE, device="hall-01")
 
 
