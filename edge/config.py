@@ -123,6 +123,12 @@ SCHEMA: dict[str, Any] = {
         "session_expiry_s": Key(int, 172800, check=between(86400, 4294967295, "seconds, >= 1 day")),
         "reconnect_cap_s": Key(float, 60.0, check=between(1, 3600, "seconds")),
         "max_inflight": Key(int, 100, check=between(1, 65535, "messages")),
+        "flush_rate_per_s": Key(
+            float,
+            100.0,
+            "most events a second sent from a backlog (0: no limit); a province's halls back together",
+            check=between(0, 1000000, "events a second"),
+        ),
         "max_payload_bytes": Key(int, 262144, check=between(1024, 16777216, "bytes")),
         "telemetry_interval_s": Key(float, 60.0, check=between(1, 86400, "seconds")),
     },

@@ -36,6 +36,7 @@ class MqttSettings:
     session_expiry_s: int
     reconnect_cap_s: float
     max_inflight: int
+    flush_rate_per_s: float
     max_payload_bytes: int
     telemetry_interval_s: float
 

@@ -136,3 +136,11 @@ def test_what_the_link_publishes_is_valid(tmp_path, make_hall, broker, contract_
     wait_for(lambda: any(m.payload == b'{"schema":"lgsc.state/1","online":false}' for m in mine()))
     problems = [p for m in mine() for p in problems_with(m, CHECKERS)]
     assert problems == []
+
+
+def test_a_hex_command_id_with_eleven_digits_in_it_is_not_a_phone_number():
+    """Command ids are random hex: c-b8ba13314282444c once failed a run as an 'unmasked phone'."""
+    audit = {"id": "c-b8ba13314282444c", "name": "status", "issuer": "it-test", "ok": True}
+    CHECKERS["event"].validate({**EVENT, "type": "audit.command", "data": audit})
+    leaked = {**audit, "issuer": "it 13314282444"}
+    assert list(CHECKERS["event"].iter_errors({**EVENT, "type": "audit.command", "data": leaked}))
