@@ -41,8 +41,8 @@ from hallsim.screen import SimScreen
 from luma.core.interface.serial import noop
 from luma.led_matrix.device import max7219
 from PIL import Image
+from rig import add_cpu_option, cpu_fraction_label, daemon_cpu, percentile, use_cpu_fraction, wait_until
 from rig import make_config as minimal_config
-from rig import percentile, wait_until
 
 from edge.clock import Clock
 from edge.core import Core
@@ -57,7 +57,11 @@ ALL_DAY = {"open_from": "00:00", "open_until": "00:00", "night_from": "00:00", "
 
 def make_config(folder: Path, port: int = 1, **display: Any) -> Any:
     """The daemon's configuration for the bench: plain MQTT, display on the dummy device."""
-    tables = {"mqtt": {"port": port}, "display": {"enabled": True, "device": "dummy", **ALL_DAY, **display}}
+    tables = {
+        "mqtt": {"port": port},
+        "display": {"enabled": True, "device": "dummy", **ALL_DAY, **display},
+        "snapshots": {"unsigned": "accept"},  # this bench's platform does not sign (signing: test_snapshots)
+    }
     return minimal_config(folder, tables, site=SITE, device="hall-01")
 
 
@@ -122,17 +126,18 @@ class Rig:
         self.screen = SimScreen(folder / "screen.sock", on_frame=self.clock_mark.on_frame).start()
         mirror = str(folder / "screen.sock")
         self.config = make_config(folder, port or 1, frame_mirror=mirror, **display)
-        self.storage = Storage(self.config.storage.dir)
-        self.core = Core(self.config, self.storage, Clock(self.config.time.zone, self.config.time.clock))
-        self.link = None
-        if port is not None:
-            from edge.link.feature import LinkFeature
+        with daemon_cpu():  # the daemon's threads on --cpu-fraction; the simulated screen not
+            self.storage = Storage(self.config.storage.dir)
+            self.core = Core(self.config, self.storage, Clock(self.config.time.zone, self.config.time.clock))
+            self.link = None
+            if port is not None:
+                from edge.link.feature import LinkFeature
 
-            self.link = LinkFeature(self.config)
-            self.link.start(self.core)
-        self.display = DisplayFeature(self.config)
-        self.display.start(self.core)
-        self.core.start()
+                self.link = LinkFeature(self.config)
+                self.link.start(self.core)
+            self.display = DisplayFeature(self.config)
+            self.display.start(self.core)
+            self.core.start()
 
     def stop(self) -> None:
         self.core.stop()
@@ -343,7 +348,11 @@ def main() -> None:
     parser.add_argument("-n", "--trials", type=int, default=200)
     parser.add_argument("--render-n", type=int, default=500)
     parser.add_argument("--cpu-seconds", type=float, default=20.0)
+    parser.add_argument("--latency-only", action="store_true", help="only the two latencies")
+    add_cpu_option(parser)
     args = parser.parse_args()
+    use_cpu_fraction(args.cpu_fraction)
+    print(f"display bench: {cpu_fraction_label()}")
 
     broker = latency_broker(args.trials)
     if broker is None:
@@ -354,6 +363,8 @@ def main() -> None:
         )
     core = latency_core(args.trials)
     print(f"latency core->frame (SnapshotUpdated posted -> frame at SimScreen): {summary(core)}")
+    if args.latency_only:
+        return
 
     with tempfile.TemporaryDirectory() as tmp:
         arts, frames = render_times(args.render_n, Path(tmp))

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -35,6 +36,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import rig
 from hallsim.broker import Mosquitto
 from hallsim.pins import PinBoard, daemon_env
 from hallsim.printer import SimPrinter
@@ -99,6 +101,7 @@ class SimulatedHall:
         self.board = PinBoard(self.pins_socket).start()
         for door in DOORS:
             self.board.set_switch(door, closed=True)
+        self.presses = 0
         self.card_key = work / "card.key"
         self.card_key.write_bytes(b"bench-card-key-0123456789abcdef\n")
         self.card_key.chmod(0o600)
@@ -151,6 +154,12 @@ def features_line(folder: Path) -> str:
     return (ready or lines or ["(no log)"])[-1]
 
 
+def alarms_sent(folder: Path) -> list[str]:
+    """The alarm events the daemon recorded (its ``event type=alarm.* seq=N`` journal lines)."""
+    text = (folder / "daemon.log").read_text(errors="replace")
+    return re.findall(r"event type=(alarm\.[a-z_.]+) seq=\d+", text)
+
+
 def start_plain(port: int) -> subprocess.Popen[bytes]:
     process = subprocess.Popen([sys.executable, "-c", PLAIN_CLIENT, str(port)], stderr=subprocess.PIPE)
     assert process.stderr is not None
@@ -159,7 +168,27 @@ def start_plain(port: int) -> subprocess.Popen[bytes]:
     return process
 
 
-def soak(duration_s: float, interval_s: float, work: Path, simulated_hall: bool = True) -> list[str]:
+BUTTON_A = 5  # the first queue key of the default configuration
+VISITOR_CARD = "1A2B3C4D5E"  # not in any cards snapshot: a refused tap, the whole path all the same
+
+
+def keep_busy(hall: SimulatedHall, every_s: float, stop_busy: threading.Event) -> None:
+    """A busy hall: a key press (a ticket printed) and a card tap every ``every_s``."""
+    while not stop_busy.wait(every_s):
+        hall.board.click(BUTTON_A)
+        hall.reader.tap(VISITOR_CARD)
+        hall.presses += 1
+
+
+def offline_lines(folder: Path) -> list[str]:
+    """``component X=offline`` journal lines: what a false alarm would have said."""
+    text = (folder / "daemon.log").read_text(errors="replace")
+    return re.findall(r"component ([a-z_]+)=offline", text)
+
+
+def soak(
+    duration_s: float, interval_s: float, work: Path, simulated_hall: bool = True, busy_s: float = 0.0
+) -> list[str]:
     broker = Mosquitto(work / "broker", persistence=False).start()
     notify = Notifications(work / "notify.sock")
     hall = SimulatedHall(work) if simulated_hall else None
@@ -172,6 +201,9 @@ def soak(duration_s: float, interval_s: float, work: Path, simulated_hall: bool 
             raise RuntimeError("hall-edge did not send READY=1 within 60 s")
         ready_s = (notify.ready_at or began) - began
         processes.append(start_plain(broker.port))
+        stop_busy = threading.Event()
+        if hall is not None and busy_s > 0:
+            threading.Thread(target=keep_busy, args=(hall, busy_s, stop_busy), daemon=True).start()
         watched = [Watched("hall-edge run", daemon), Watched("plain paho client", processes[1])]
         start = time.monotonic()
         end = start + duration_s
@@ -186,6 +218,7 @@ def soak(duration_s: float, interval_s: float, work: Path, simulated_hall: bool 
             tick.wait(min(interval_s, max(0.0, end - time.monotonic())))
         progress.close()
         alive = daemon.poll() is None
+        stop_busy.set()
     finally:
         codes = [stop(p) for p in processes]
         notify.close()
@@ -194,13 +227,22 @@ def soak(duration_s: float, interval_s: float, work: Path, simulated_hall: bool 
         broker.stop()
     what = "simulated hall (screen, printer, reader, keys, locker)" if hall else "minimal (peripherals off)"
     samples = len(watched[0].samples)
-    lines = [f"idle soak, {what}: {duration_s:g} s, sampled every {interval_s:g} s, {samples} samples"]
+    if hall is not None and busy_s > 0:
+        what += f", busy: a key press and a card tap every {busy_s:g} s ({hall.presses} each)"
+    lines = [
+        f"{rig.cpu_fraction_label()}: idle soak, {what}: {duration_s:g} s,"
+        f" sampled every {interval_s:g} s, {samples} samples"
+    ]
     lines += [w.summary() for w in watched]
     lines.append(f"hall-edge {features_line(work)}")
     lines.append(f"hall-edge start -> READY=1: {ready_s * 1000:.0f} ms")
     lines.append(
         f"hall-edge WATCHDOG=1 pings: {notify.watchdog_pings} (every {WATCHDOG_USEC / 2e6:g} s expected)"
     )
+    alarms = alarms_sent(work)
+    lines.append(f"hall-edge alarms sent: {len(alarms)} {' '.join(alarms)}".rstrip())
+    offline = offline_lines(work)
+    lines.append(f"hall-edge components offline: {len(offline)} {' '.join(offline)}".rstrip())
     lines.append(f"hall-edge alive through the soak: {alive}; exit code on SIGTERM: {codes[0]}")
     return lines
 
@@ -210,10 +252,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=600.0, help="seconds (default 600)")
     parser.add_argument("--interval", type=float, default=10.0, help="seconds between samples (default 10)")
     parser.add_argument("--minimal", action="store_true", help="every peripheral off (no simulated hall)")
+    parser.add_argument(
+        "--busy", type=float, default=0.0, metavar="S", help="a key press and a tap every S s"
+    )
+    rig.add_cpu_option(parser)
     args = parser.parse_args(argv)
+    rig.use_cpu_fraction(args.cpu_fraction)
     work = Path(tempfile.mkdtemp(prefix="hall-bench-soak-"))
     try:
-        for line in soak(args.duration, args.interval, work, simulated_hall=not args.minimal):
+        for line in soak(args.duration, args.interval, work, not args.minimal, args.busy):
             print(line, flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -124,11 +124,12 @@ class Bench:
         self.doors = {
             n: Device.pin_factory.pin(n + 11, pin_class=ReedPin) for n in range(1, COMPARTMENTS + 1)
         }
-        self.storage = Storage(self.config.storage.dir)
-        self.core = Core(self.config, self.storage, Clock("Asia/Shanghai", "synced"))
-        self.locker = build(self.config)
-        self.locker.start(self.core)
-        self.core.start()
+        with rig.daemon_cpu():  # the daemon's threads on --cpu-fraction, the simulated reader not
+            self.storage = Storage(self.config.storage.dir)
+            self.core = Core(self.config, self.storage, Clock("Asia/Shanghai", "synced"))
+            self.locker = build(self.config)
+            self.locker.start(self.core)
+            self.core.start()
         self.core.post(SnapshotUpdated("cards", cards(), datetime.now(UTC), live=False))
         rig.wait_until(lambda: self.core.components.get("rfid") == "ok" and self.locker.recovered)
         self.last_tap: dict[str, float] = {}
@@ -224,7 +225,10 @@ def report(name: str, samples: list[float]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--taps", type=int, default=600)
+    rig.add_cpu_option(parser)
     args = parser.parse_args(argv)
+    rig.use_cpu_fraction(args.cpu_fraction)
+    print(f"locker bench: {rig.cpu_fraction_label()}")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         bench = Bench(folder)

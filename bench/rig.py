@@ -7,6 +7,9 @@ plain MQTT, every peripheral off) with each bench's tables merged over it.
 
 from __future__ import annotations
 
+import argparse
+import atexit
+import contextlib
 import os
 import signal
 import socket
@@ -14,7 +17,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +40,89 @@ def write_config(folder: Path, overrides: dict | None = None, **top: Any) -> Pat
     return config
 
 
+# ---- Pi-class runs: the daemon alone on a slice of one core --------------------------------------
+
+CPU_ROOT = Path("/sys/fs/cgroup/cpu")  # cgroup v1 cpu controller, as ../shared/tools/slowpi uses
+_slice: Path | None = None
+
+
+def add_cpu_option(parser: argparse.ArgumentParser) -> None:
+    """``--cpu-fraction F``: the daemon (not the simulator, not the bench) on F of one core."""
+    parser.add_argument(
+        "--cpu-fraction",
+        type=float,
+        default=None,
+        metavar="F",
+        help="run the daemon alone on F of one core (0.125 ~ a Raspberry Pi 3 core; cgroup v1 quota)",
+    )
+
+
+def use_cpu_fraction(fraction: float | None) -> None:
+    """Make the slice for ``daemon_command`` and ``daemon_cpu``; None or 1: full speed.
+
+    As slowpi: the kernel's smallest quota is 1 ms, so the period grows (1/8: 1 ms of every
+    8 ms).  Needs root and a writable cgroup v1 cpu hierarchy; removed at exit.
+    """
+    global _slice
+    if fraction is None or fraction >= 1:
+        _slice = None
+        return
+    if not 0 < fraction < 1:
+        raise SystemExit("--cpu-fraction: a number in (0, 1]")
+    if not os.access(CPU_ROOT, os.W_OK):
+        raise SystemExit(f"--cpu-fraction needs a writable {CPU_ROOT} (root, cgroup v1 cpu)")
+    group = CPU_ROOT / f"hall-bench-{os.getpid()}"
+    group.mkdir(exist_ok=True)
+    (group / "cpu.cfs_period_us").write_text(str(round(1000 / fraction)))
+    (group / "cpu.cfs_quota_us").write_text("1000")
+    _slice = group
+    atexit.register(_remove_slice, group)
+
+
+def _remove_slice(group: Path) -> None:
+    for task in (group / "tasks").read_text().split():  # threads of ours still in it: back to the root
+        with contextlib.suppress(OSError):  # gone meanwhile
+            (CPU_ROOT / "tasks").write_text(task)
+    with contextlib.suppress(OSError):  # a daemon still running in it: the group stays until it exits
+        group.rmdir()
+
+
+def cpu_fraction_label() -> str:
+    if _slice is None:
+        return "full speed"
+    period = int((_slice / "cpu.cfs_period_us").read_text())
+    return f"daemon on 1/{period // 1000} core"
+
+
+@contextmanager
+def daemon_cpu() -> Iterator[None]:
+    """In-process benches: threads started inside this block (the daemon's: core, drivers, paho)
+    run in the slice; the calling thread goes back to full speed after it, as do the simulators
+    started before it.  Threads inherit their creator's cgroup, so start the daemon's parts here."""
+    if _slice is None:
+        yield
+        return
+    tid = str(threading.get_native_id())
+    (_slice / "tasks").write_text(tid)
+    try:
+        yield
+    finally:
+        (CPU_ROOT / "tasks").write_text(tid)
+
+
 def daemon_command(config: Path) -> list[str]:
-    """``hall-edge run`` of this interpreter's environment (``python -m edge`` without the script)."""
+    """``hall-edge run`` of this interpreter's environment (``python -m edge`` without the script);
+    in the CPU slice (``use_cpu_fraction``) from its first instruction when one is set."""
     script = Path(sys.executable).with_name("hall-edge")
     if script.exists():
-        return [str(script), "run", "--config", str(config)]
-    return [sys.executable, "-m", "edge", "run", "--config", str(config)]
+        command = [str(script), "run", "--config", str(config)]
+    else:
+        command = [sys.executable, "-m", "edge", "run", "--config", str(config)]
+    if _slice is None:
+        return command
+    # The shell moves itself into the slice, then becomes the daemon (same pid): nothing of the
+    # daemon runs outside it, and its threads inherit it.
+    return ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', str(_slice), *command]
 
 
 def wait_for_line(process: subprocess.Popen[bytes], marker: bytes, timeout: float) -> float:

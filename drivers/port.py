@@ -16,8 +16,15 @@ The worker:
 - retries a port that cannot be opened or that failed, after ``retry_s``,
   doubling up to ``retry_max_s`` while it stays away (a re-plugged USB
   adapter is found again by itself; an absent one is not hammered);
-- reports health words on changes only: ``OFFLINE`` when the port is gone,
-  whatever ``serve`` reports (``report("ok")``) otherwise;
+- reports health words on changes only: whatever ``serve`` reports
+  (``report("ok")``), and ``OFFLINE`` by one rule for every port device:
+  ``failures_offline`` (3) failed attempts in a row to reach it (a port that
+  does not open, a session that failed, an answer that did not come:
+  ``missed()``), and, for a device not heard from since the start, not
+  before ``grace_s`` (5 s) have passed: a clean start is never an outage,
+  and one lost answer is not either.  Until it is offline a lost port is
+  retried every ``retry_s``, so a real unplug is seen within about
+  ``(failures_offline - 1) * retry_s`` after the first failure;
 - stops within a bounded time: ``stop()`` wakes any ``pause`` and calls
   ``interrupt(port)`` for a read that blocks.
 
@@ -34,6 +41,7 @@ import logging
 import os
 import termios
 import threading
+import time
 from collections.abc import Callable
 from typing import Generic, Protocol, TypeVar
 
@@ -41,6 +49,8 @@ import serial
 
 ONLINE = "ok"
 OFFLINE = "offline"
+FAILURES_OFFLINE = 3  # failed attempts in a row before a device counts as offline
+GRACE_S = 5.0  # after start, a device not heard from yet is not offline before this
 
 PORT_ERRORS: tuple[type[BaseException], ...] = (OSError, termios.error)
 """What a vanishing port raises: OSError (pyserial's SerialException is one) and termios.error,
@@ -95,6 +105,8 @@ class PortWorker(Generic[PortT]):
         *,
         retry_s: float = 0.5,
         retry_max_s: float = 2.0,
+        failures_offline: int = FAILURES_OFFLINE,
+        grace_s: float = GRACE_S,
     ) -> None:
         self.name = name
         self._opener = opener
@@ -102,6 +114,10 @@ class PortWorker(Generic[PortT]):
         self.retry_s = retry_s
         self.retry_max_s = max(retry_max_s, retry_s)
         self.health: str | None = None  # None until the first report
+        self.failures_offline = max(1, failures_offline)
+        self.grace_s = grace_s
+        self.failures = 0  # failed attempts to reach the device since it last answered
+        self._started_at = time.monotonic()
         self._port: PortT | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -111,6 +127,7 @@ class PortWorker(Generic[PortT]):
     # -- life cycle (any thread) -------------------------------------------
 
     def start(self) -> None:
+        self._started_at = time.monotonic()
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self._thread.start()
 
@@ -152,8 +169,18 @@ class PortWorker(Generic[PortT]):
         self._wake.clear()
         return self._stop.is_set()
 
+    def missed(self) -> bool:
+        """One failed attempt to reach the device; True when it now counts as offline."""
+        self.failures += 1
+        in_grace = self.health is None and time.monotonic() - self._started_at < self.grace_s
+        if self.failures >= self.failures_offline and not in_grace:
+            self.report(OFFLINE)
+        return self.health == OFFLINE
+
     def report(self, word: str) -> None:
         """The device's health word; passed on when it changed."""
+        if word != OFFLINE:
+            self.failures = 0
         if word != self.health:
             self.health = word
             self.log.info("%s: %s", self.name, "answering" if word == ONLINE else word)
@@ -167,9 +194,10 @@ class PortWorker(Generic[PortT]):
             came_up = self._session()
             if self._stop.is_set():
                 return
-            self.report(OFFLINE)
             if came_up:
-                delay = self.retry_s  # it worked until now: try again soon, then back off
+                self.missed()  # the port failed under a working device: the first miss
+            if self.health != OFFLINE:
+                delay = self.retry_s  # not (yet) offline: try again soon, then back off
             if self.pause(delay):
                 return
             delay = min(delay * 2, self.retry_max_s)
@@ -179,9 +207,9 @@ class PortWorker(Generic[PortT]):
         try:
             port = self._opener()
         except PORT_ERRORS as exc:
-            if self.health != OFFLINE:  # once an outage, not at each retry
+            was_offline = self.health == OFFLINE
+            if self.missed() and not was_offline:  # once an outage, not at each retry
                 self.log.warning("%s: port cannot be opened: %s", self.name, exc)
-            self.report(OFFLINE)
             self.while_closed()
             return False
         self._port = port
@@ -194,7 +222,11 @@ class PortWorker(Generic[PortT]):
             self.log.exception("%s: port failed; closing it", self.name)
         finally:
             self._close()
-        return self.health not in (None, OFFLINE)
+        if self.health in (None, OFFLINE):
+            if not self._stop.is_set():
+                self.missed()  # opened, but the device never answered in this session
+            return False
+        return True
 
     def _close(self) -> None:
         port, self._port = self._port, None

@@ -9,8 +9,9 @@ right after each), polls ``DLE EOT 1/2/4`` every ``poll_s``.
 
 A missed answer is not an outage: a poll without a status byte within
 ``timeout_s`` is asked again at once, and only ``misses_offline`` misses in
-a row make the printer ``offline`` (a printer switched off is seen within
-``misses_offline * timeout_s``).  Bytes on the status line that are not
+a row make the printer ``offline`` (the rule of every port device,
+``drivers.port``: failures in a row, and none during the start-up grace; a
+printer switched off is seen within ``misses_offline * timeout_s``).  Bytes on the status line that are not
 status bytes are noise and skipped.  A printer that never answers status
 requests (some USB ones) is driven with ``status_queries=False``: then only
 a failing port makes it ``offline``.  When the port vanishes (USB unplugged)
@@ -46,7 +47,16 @@ from drivers.escpos import (
     first_status_byte,
     status_request,
 )
-from drivers.port import OFFLINE, ONLINE, PORT_ERRORS, PortWorker, lock_exclusively, open_serial
+from drivers.port import (
+    FAILURES_OFFLINE,
+    GRACE_S,
+    OFFLINE,
+    ONLINE,
+    PORT_ERRORS,
+    PortWorker,
+    lock_exclusively,
+    open_serial,
+)
 
 log = logging.getLogger(__name__)
 
@@ -201,9 +211,6 @@ class PrintResult:
     status: str
 
 
-MISSES_OFFLINE = 3  # status polls in a row without an answer before the printer counts as offline
-
-
 class PrinterPort(PortWorker[Transport]):
     """One thread that owns the printer: ``submit`` jobs; hear back through the callbacks.
 
@@ -220,14 +227,22 @@ class PrinterPort(PortWorker[Transport]):
         on_status: Callable[[str], None],
         on_result: Callable[[PrintResult], None],
         status_queries: bool = True,
-        misses_offline: int = MISSES_OFFLINE,
+        misses_offline: int = FAILURES_OFFLINE,
+        grace_s: float = GRACE_S,
     ) -> None:
-        super().__init__("printer", opener, on_status, retry_s=poll_s, retry_max_s=max(poll_s, 5.0))
+        super().__init__(
+            "printer",
+            opener,
+            on_status,
+            retry_s=min(poll_s, 0.5),  # a pulled cable: three quick tries, then offline
+            retry_max_s=max(poll_s, 5.0),
+            failures_offline=misses_offline,
+            grace_s=grace_s,
+        )
         self.poll_s = poll_s
         self.timeout_s = timeout_s
         self._on_result = on_result
         self.status_queries = status_queries  # False: a printer that never answers DLE EOT
-        self.misses_offline = max(1, misses_offline)
         self._jobs: queue.SimpleQueue[PrintJob] = queue.SimpleQueue()
         self.noise_bytes = 0
         self.missed_answers = 0  # polls without an answer (each asked again at once)
@@ -287,7 +302,7 @@ class PrinterPort(PortWorker[Transport]):
             port.read(64, 0)  # raises once the device is gone
             self.report(ONLINE)  # all we can know: the port is there and takes bytes
             return False
-        for _ in range(self.misses_offline):
+        for _ in range(self.failures_offline):
             status, noise = read_status(port, self.timeout_s)
             if noise:
                 self.noise_bytes += noise
@@ -297,5 +312,6 @@ class PrinterPort(PortWorker[Transport]):
                 return True
             self.missed_answers += 1
             log.debug("printer: no status answer within %.2f s; asking again", self.timeout_s)
-        self.report(OFFLINE)
+            if self.missed():  # the port worker's rule: misses in a row, none in the start-up grace
+                return False
         return False

@@ -34,16 +34,15 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import tomlkit
-from tomlkit.exceptions import ConvertError
-from tomlkit.items import Table
+from typing import TYPE_CHECKING, Any
 
 from edge.clock import rfc3339
 from edge.config import SCHEMA, ConfigError
 from edge.core import CommandError, Core, Timer
 from edge.layers import LOCAL_ONLY, Layers, Unit, nested, units
+
+if TYPE_CHECKING:
+    import tomlkit
 from edge.settings import CommandsSettings, Settings, to_dict
 
 log = logging.getLogger(__name__)
@@ -401,6 +400,8 @@ def remote_edit(layers: Layers, wanted: dict[str, Any]) -> Layers:
     removed from ``wanted`` falls back to the installer's value, or the default); values that
     did not change keep their place and comments.
     """
+    import tomlkit  # only when the configuration changes: ~1 MiB an idle daemon does not carry
+
     base, old, new = units(layers.base), units(layers.remote), units(wanted)
     target = {unit: value for unit, value in new.items() if base.get(unit, _ABSENT) != value}
     document = tomlkit.parse(layers.remote_text)
@@ -417,6 +418,9 @@ _ABSENT = object()
 
 
 def _put(document: tomlkit.TOMLDocument, unit: Unit, value: Any) -> None:
+    import tomlkit
+    from tomlkit.exceptions import ConvertError
+
     table: Any = document
     for part in unit[:-1]:
         if part not in table:
@@ -432,12 +436,16 @@ def _put(document: tomlkit.TOMLDocument, unit: Unit, value: Any) -> None:
 
 def _inline(value: dict[str, Any]) -> Any:
     """A table value (commands.public_keys) written inline next to its neighbours."""
+    import tomlkit
+
     inline = tomlkit.inline_table()
     inline.update(value)
     return inline
 
 
 def _remove(document: tomlkit.TOMLDocument, unit: Unit) -> None:
+    from tomlkit.items import Table
+
     tables: list[Any] = [document]
     for part in unit[:-1]:
         tables.append(tables[-1][part])

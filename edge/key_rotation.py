@@ -25,11 +25,10 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from edge.clock import rfc3339
 from edge.config_change import ConfigChanges, Replace
 from edge.core import CommandError, CommandTable, Core
+from edge.protocol import PublicKey, VerifyKey
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +58,7 @@ class KeyRotation:
         core: Core,
         changes: ConfigChanges,
         configured: Mapping[str, str],
-        keys: dict[str, Ed25519PublicKey],
+        keys: dict[str, VerifyKey],
         signer: Callable[[], str],
     ) -> None:
         self.core = core
@@ -142,9 +141,9 @@ class KeyRotation:
         self.changes.write_now({"commands": {"public_keys": Replace(table)}})
 
 
-def _public_key(text: Any) -> Ed25519PublicKey:
+def _public_key(text: Any) -> VerifyKey:
     try:
-        return Ed25519PublicKey.from_public_bytes(base64.b64decode(text, validate=True))
+        return PublicKey(base64.b64decode(text, validate=True))
     except (binascii.Error, ValueError, TypeError):
         raise CommandError(
             "bad_arguments", "public_key must be a base64 raw 32-byte Ed25519 public key"

@@ -30,11 +30,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+# cryptography (its Rust extension and libcrypto: ~9 MiB resident) is imported where a key is
+# first used, not at start: an idle hall that gets no signed message never loads it.
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 # ---- names and topics -------------------------------------------------------------
 
@@ -234,17 +235,43 @@ def secret_file_problem(path: str) -> str | None:
 
 def public_key_b64(key: Ed25519PrivateKey) -> str:
     """The form a public key takes in the configuration: base64 of its raw 32 bytes."""
+    from cryptography.hazmat.primitives import serialization
+
     raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return base64.b64encode(raw).decode()
 
 
-def load_public_keys(configured: Mapping[str, str]) -> tuple[dict[str, Ed25519PublicKey], list[str]]:
+class VerifyKey(Protocol):
+    """What checking a signature needs of a public key (Ed25519PublicKey, PublicKey)."""
+
+    def verify(self, signature: bytes, data: bytes) -> None: ...
+
+
+class PublicKey:
+    """A raw 32-byte Ed25519 public key, made a cryptography key at its first ``verify``."""
+
+    def __init__(self, raw: bytes) -> None:
+        if len(raw) != 32:
+            raise ValueError("an Ed25519 public key is 32 bytes")
+        self.raw = raw
+        self._key: Ed25519PublicKey | None = None
+
+    def verify(self, signature: bytes, data: bytes) -> None:
+        """As Ed25519PublicKey.verify: InvalidSignature when it does not match."""
+        if self._key is None:
+            from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+            self._key = Ed25519PublicKey.from_public_bytes(self.raw)
+        self._key.verify(signature, data)
+
+
+def load_public_keys(configured: Mapping[str, str]) -> tuple[dict[str, VerifyKey], list[str]]:
     """The usable keys by kid, and a problem line for each configured key that is not one."""
-    keys: dict[str, Ed25519PublicKey] = {}
+    keys: dict[str, VerifyKey] = {}
     problems = []
     for kid, text in configured.items():
         try:
-            keys[kid] = Ed25519PublicKey.from_public_bytes(base64.b64decode(text, validate=True))
+            keys[kid] = PublicKey(base64.b64decode(text, validate=True))
         except (binascii.Error, ValueError, TypeError):
             problems.append(f"{kid}: not a base64 raw 32-byte Ed25519 public key")
     return keys, problems
@@ -255,6 +282,9 @@ def generate_private_key(path: Path) -> str:
 
     Raises FileExistsError rather than overwrite a key that devices may already trust.
     """
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(
@@ -268,6 +298,9 @@ def generate_private_key(path: Path) -> str:
 
 def read_private_key(path: str) -> Ed25519PrivateKey:
     """An Ed25519 private key from a PEM file only this user can read; ValueError says why not."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     problem = secret_file_problem(path)
     if problem:
         raise ValueError(f"signing key {path} {problem}")
@@ -339,8 +372,10 @@ def open_envelope(payload: bytes, max_body_bytes: int) -> Envelope | Refusal:
 _UNPAIRED = re.compile(r"[\ud800-\udfff]")
 
 
-def check_signature(envelope: Envelope, keys: Mapping[str, Ed25519PublicKey]) -> Refusal | None:
+def check_signature(envelope: Envelope, keys: Mapping[str, VerifyKey]) -> Refusal | None:
     """None when ``envelope.sig`` is the signature of its body by the key named ``kid``."""
+    from cryptography.exceptions import InvalidSignature  # loaded with the first signed message
+
     key = keys.get(envelope.kid)
     if key is None:
         # The kid is whatever the sender wrote: only its escaped start goes into a log or answer.
@@ -352,9 +387,7 @@ def check_signature(envelope: Envelope, keys: Mapping[str, Ed25519PublicKey]) ->
     return None
 
 
-def verify_envelope(
-    payload: bytes, keys: Mapping[str, Ed25519PublicKey], max_body_bytes: int
-) -> Envelope | Refusal:
+def verify_envelope(payload: bytes, keys: Mapping[str, VerifyKey], max_body_bytes: int) -> Envelope | Refusal:
     """The envelope whose body the named key signed, or why not (no side effects)."""
     envelope = open_envelope(payload, max_body_bytes)
     if isinstance(envelope, Refusal):

@@ -29,10 +29,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeGuard
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from edge.logs import mask_phone
-from edge.protocol import SNAPSHOT_KINDS, Refusal, load_public_keys, verify_envelope
+from edge.protocol import SNAPSHOT_KINDS, Refusal, VerifyKey, load_public_keys, verify_envelope
 from edge.settings import Settings
 from edge.storage import Storage
 
@@ -125,7 +123,7 @@ class Trust:
     """What a snapshot must satisfy, besides its schema, before it counts."""
 
     site: str
-    keys: Mapping[str, Ed25519PublicKey]  # the platform's, by kid
+    keys: Mapping[str, VerifyKey]  # the platform's, by kid
     accept_unsigned: bool = False
     card_key_id: str = ""  # the cards snapshot's hash.key_id must be this; "" = not checked
 

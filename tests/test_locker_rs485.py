@@ -8,6 +8,7 @@ from hallsim.rfid import SimReader
 from locker_hall import KEY, UIDS, card_key, hand_cards
 from support import wait_for
 
+from drivers.port import GRACE_S
 from drivers.rfid import card_hash
 from edge.locker.compartments import CardTapped
 from edge.messages import ScreenLine
@@ -76,7 +77,8 @@ def test_board_silent_since_start_refuses_taps_with_a_line(tmp_path, make_hall):
             what="the tap refused",
         )
         assert board.unlocks == []
-        assert hall.core.components.get("locker") == "offline"
+        # offline once the boards' start-up grace is over (drivers/port.py: the rule of every port)
+        wait_for(lambda: hall.core.components.get("locker") == "offline", GRACE_S + 5, what="offline")
     finally:
         hall.close()
         board.stop()

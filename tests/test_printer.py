@@ -9,7 +9,7 @@ from hallsim.printer import SimPrinter
 from support import wait_for
 
 from drivers import escpos
-from drivers.port import PortInUse
+from drivers.port import GRACE_S, PortInUse
 from drivers.printer import FileTransport, PrinterPort, PrintResult, open_transport, read_status
 
 
@@ -184,7 +184,7 @@ def test_a_surprise_from_the_port_fails_the_job_and_the_port_carries_on(sim):
 def test_absent_port_is_offline_not_a_crash(tmp_path):
     port, seen = make_port(str(tmp_path / "no-such-printer"))
     try:
-        wait_for(lambda: seen.states == ["offline"], 5)
+        wait_for(lambda: seen.states == ["offline"], GRACE_S + 5)  # after the start-up grace
         port.submit("A001", b"data")
         wait_for(lambda: seen.failed == [("A001", "offline")], 5)
     finally:

@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from edge.clock import rfc3339
 from edge.protocol import (
     CLOCK_SKEW,
@@ -21,6 +19,7 @@ from edge.protocol import (
     MAX_LIFETIME,
     LoneSurrogate,
     Refusal,
+    VerifyKey,
     check_signature,
     claimed_id,
     loads_text,
@@ -51,7 +50,7 @@ class Command:
 
 def verify(
     payload: bytes,
-    keys: Mapping[str, Ed25519PublicKey],
+    keys: Mapping[str, VerifyKey],
     *,
     device: str,
     now: datetime,
