@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gpiozero import Device
-from gpiozero.pins.mock import MockFactory
+from hall_rig import Hall
 from hallsim.speaker import SimSpeaker, read_index
 from support import make_config, on_core, wait_for
 
@@ -22,7 +21,6 @@ from edge.messages import Announce
 from edge.phrases import call_words, pause_words
 from edge.settings import VolumeSettings
 from edge.storage import Storage
-from edge.tickets.feature import TicketsFeature
 from edge.voice.clips import RATE, read_wav
 from edge.voice.feature import VoiceFeature, volume_at
 
@@ -31,14 +29,55 @@ SPEED = 40.0  # the simulated speaker sounds 40 times faster than real time: sam
 CALL_PIN, RECALL_PIN, A_PIN = 16, 20, 5
 
 
-class Hall:
-    """Storage, core and the voice (and, with ``tickets=True``, the tickets feature on MockFactory pins)."""
+class VoiceHall(Hall):
+    """A hall with the voice (and the tickets feature, on conftest's MockFactory pins, when asked)
+    and the simulated speaker it talks to."""
 
-    def __init__(self, tmp_path: Path, voice: dict[str, Any], tickets: bool = False) -> None:
-        self.speaker = SimSpeaker(tmp_path / "speaker.sock", tmp_path / "speaker", speed=SPEED).start()
-        overrides: dict[str, Any] = {
-            "voice": {"enabled": True, "socket": str(tmp_path / "speaker.sock"), "volume": ALL_DAY, **voice}
-        }
+    def __init__(self, folder: Path, features: Any, overrides: dict[str, Any] | None, **options: Any) -> None:
+        self.speaker = SimSpeaker(folder / "speaker.sock", folder / "speaker", speed=SPEED).start()
+        self._speaker_on = True
+        super().__init__(folder, features, overrides, **options)
+
+    def stop(self) -> None:
+        super().stop()
+        if self._speaker_on:  # a hall made again in the same folder gets a speaker of its own
+            self._speaker_on = False
+            self.speaker.stop()
+
+    @property
+    def voice(self) -> VoiceFeature:
+        return self.feature("voice")
+
+    def status(self) -> dict[str, Any]:
+        return self.on_core(self.voice.status)
+
+    def ready(self) -> None:
+        wait_for(lambda: self.status()["speaker"] == "ok", 30, "the clips made and the speaker found")
+
+    def say(self, *announcements: Announce) -> None:
+        """All at once on the core thread: the first starts playing, the rest wait behind it."""
+        self.on_core(lambda: [self.core.dispatch(a) for a in announcements])
+
+    def played(self) -> list[str]:
+        return [entry["words"] for entry in read_index(self.speaker.folder)]
+
+    def recorded(self, prefix: str) -> list[dict[str, Any]]:
+        """The data of every recorded event whose type starts with ``prefix`` (from the database)."""
+        with sqlite3.connect(Path(self.config.storage.dir) / "hall-edge.db") as conn:
+            rows = conn.execute("SELECT type, payload FROM outbox ORDER BY seq").fetchall()
+        return [json.loads(p)["data"] for t, p in rows if t.startswith(prefix)]
+
+
+@pytest.fixture
+def voice_hall(tmp_path, make_hall):
+    """``voice_hall(voice overrides, tickets=False, folder="hall")``: conftest's ``make_hall`` with
+    the voice, a simulated speaker and, with ``tickets``, one key and one window (number 3)."""
+
+    def make(voice: dict[str, Any] | None = None, tickets: bool = False, folder: str = "hall") -> VoiceHall:
+        where = tmp_path / folder
+        where.mkdir(parents=True, exist_ok=True)
+        speaker = {"socket": str(where / "speaker.sock"), "volume": ALL_DAY}
+        overrides: dict[str, Any] = {"voice": {"enabled": True, **speaker, **(voice or {})}}
         if tickets:
             overrides["queue"] = {
                 "enabled": True,
@@ -46,66 +85,10 @@ class Hall:
                 "categories": [{"code": "A", "name": "求职登记", "pin": A_PIN}],
                 "windows": [{"number": 3, "call_pin": CALL_PIN, "recall_pin": RECALL_PIN, "skip_pin": 21}],
             }
-        self.config = make_config(tmp_path, overrides)
-        self.storage = Storage(self.config.storage.dir)
-        self.core = Core(self.config, self.storage, Clock(self.config.time.zone, "synced"))
-        self.voice = VoiceFeature(self.config)
-        self.features: list[Any] = [self.voice]
-        if tickets:
-            self.features.append(TicketsFeature(self.config))
-        for feature in self.features:
-            feature.start(self.core)
-        self.core.start()
-        self.stopped = False
+        features = ["voice", "tickets"] if tickets else ["voice"]
+        return make_hall(features, overrides, folder=where, rig=VoiceHall)
 
-    def stop(self) -> None:
-        if self.stopped:
-            return
-        self.stopped = True
-        self.core.stop()
-        for feature in reversed(self.features):
-            feature.stop()
-        self.storage.close()
-        self.speaker.stop()
-
-    def status(self) -> dict[str, Any]:
-        return on_core(self.core, self.voice.status)
-
-    def ready(self) -> None:
-        wait_for(lambda: self.status()["speaker"] == "ok", 30, "the clips made and the speaker found")
-
-    def say(self, *announcements: Announce) -> None:
-        """All at once on the core thread: the first starts playing, the rest wait behind it."""
-        on_core(self.core, lambda: [self.core.dispatch(a) for a in announcements])
-
-    def played(self) -> list[str]:
-        return [entry["words"] for entry in read_index(self.speaker.folder)]
-
-    def events(self, prefix: str) -> list[dict[str, Any]]:
-        with sqlite3.connect(Path(self.config.storage.dir) / "hall-edge.db") as conn:
-            rows = conn.execute("SELECT type, payload FROM outbox ORDER BY seq").fetchall()
-        return [json.loads(p)["data"] for t, p in rows if t.startswith(prefix)]
-
-
-@pytest.fixture
-def make_hall(tmp_path):
-    halls: list[Hall] = []
-
-    def make(voice: dict[str, Any] | None = None, tickets: bool = False, folder: str = "hall") -> Hall:
-        hall = Hall(tmp_path / folder, voice or {}, tickets)
-        halls.append(hall)
-        return hall
-
-    yield make
-    for hall in halls:
-        hall.stop()
-
-
-@pytest.fixture
-def pins():
-    Device.pin_factory = MockFactory()
-    yield Device.pin_factory
-    Device.pin_factory.reset()
+    return make
 
 
 def samples(path: Path) -> array.array[int]:
@@ -118,13 +101,13 @@ def words(*ws: str) -> str:
     return " ".join(ws)
 
 
-def test_a_call_key_is_announced_twice_after_a_chime_with_the_ticket_read_sign_by_sign(make_hall, pins):
-    hall = make_hall(tickets=True)
+def test_a_call_key_is_announced_twice_after_a_chime_with_the_ticket_read_sign_by_sign(voice_hall, pins):
+    hall = voice_hall(tickets=True)
     hall.ready()
     click = pins.pin(A_PIN)
     click.drive_low()
     click.drive_high()
-    wait_for(lambda: hall.events("ticket.issued"), 5, "the ticket")
+    wait_for(lambda: hall.recorded("ticket.issued"), 5, "the ticket")
     call = pins.pin(CALL_PIN)
     call.drive_low()
     call.drive_high()
@@ -138,8 +121,8 @@ def test_a_call_key_is_announced_twice_after_a_chime_with_the_ticket_read_sign_b
     assert status["recent"][-1]["outcome"] == "played"
 
 
-def test_announcements_play_one_at_a_time_in_order_and_a_waiting_recall_is_not_queued_twice(make_hall):
-    hall = make_hall()
+def test_announcements_play_one_at_a_time_in_order_and_a_waiting_recall_is_not_queued_twice(voice_hall):
+    hall = voice_hall()
     hall.ready()
     hall.say(
         Announce(call_words("A001", 1), key="ticket:A001"),
@@ -160,8 +143,8 @@ def test_announcements_play_one_at_a_time_in_order_and_a_waiting_recall_is_not_q
     assert (status["played"], status["merged"], status["waiting"]) == (4, 1, 0)
 
 
-def test_a_full_queue_drops_the_oldest_waiting_announcement_and_counts_it(make_hall):
-    hall = make_hall({"queue_max": 2})
+def test_a_full_queue_drops_the_oldest_waiting_announcement_and_counts_it(voice_hall):
+    hall = voice_hall({"queue_max": 2})
     hall.ready()
     hall.say(*(Announce(call_words(f"A00{n}", 1), key=f"ticket:A00{n}") for n in range(1, 6)))
     wait_for(lambda: len(hall.played()) == 3, 30, "three announcements")
@@ -175,8 +158,8 @@ def test_a_full_queue_drops_the_oldest_waiting_announcement_and_counts_it(make_h
     assert [r["outcome"] for r in status["recent"]][:2] == ["dropped", "dropped"]
 
 
-def test_outside_opening_hours_nothing_is_said(make_hall):
-    hall = make_hall({"volume": [{"at": "00:00", "percent": 0}]})
+def test_outside_opening_hours_nothing_is_said(voice_hall):
+    hall = voice_hall({"volume": [{"at": "00:00", "percent": 0}]})
     hall.ready()
     hall.say(Announce(call_words("A001", 1)))
     status = hall.status()
@@ -192,9 +175,9 @@ def test_volume_follows_the_time_of_day() -> None:
     assert volume_at((), datetime(2026, 3, 2, 3, 0)) == 100
 
 
-def test_half_volume_is_half_as_loud(make_hall):
-    loud = make_hall(folder="loud")
-    quiet = make_hall({"volume": [{"at": "00:00", "percent": 50}]}, folder="quiet")
+def test_half_volume_is_half_as_loud(voice_hall):
+    loud = voice_hall(folder="loud")
+    quiet = voice_hall({"volume": [{"at": "00:00", "percent": 50}]}, folder="quiet")
     for hall in (loud, quiet):
         hall.ready()
         hall.say(Announce(call_words("A001", 1)))
@@ -217,87 +200,65 @@ def write_tone(path: Path, seconds: float, rate: int = 44100, channels: int = 2)
         wav.writeframes(frames.tobytes())
 
 
-def test_recorded_clips_override_the_default_voice_and_bad_ones_fall_back_with_one_alarm(make_hall, tmp_path):
+def test_recorded_clips_override_the_default_voice_and_bad_ones_fall_back_with_one_alarm(
+    voice_hall, tmp_path
+):
     recorded = tmp_path / "recorded"
     recorded.mkdir()
     write_tone(recorded / "qing.wav", 1.0)  # a bureau's recording: 44.1 kHz stereo, converted on reading
     (recorded / "hao.wav").write_bytes(b"this is not a wav file")
-    hall = make_hall({"clips_dir": str(recorded)})
+    hall = voice_hall({"clips_dir": str(recorded)})
     hall.ready()
     clips = hall.status()["clips"]
     assert (clips["recorded"], clips["unavailable"]) == (1, [])
     assert clips["unreadable"] == ["hao.wav: unreadable (file does not start with RIFF id)"]
-    alarms = hall.events("alarm.voice_clips")
+    alarms = hall.recorded("alarm.voice_clips")
     assert len(alarms) == 1 and alarms[0]["state"] == "fallback" and "dao.wav" in alarms[0]["missing"]
     hall.say(Announce(("请", "号")), Announce(("请", "号")))
     wait_for(lambda: len(hall.played()) == 2, 30, "both")
     assert hall.played() == ["请 号", "请 号"]  # 号 in the default voice: nothing left out
-    assert len(hall.events("alarm.voice_clips")) == 1
+    assert len(hall.recorded("alarm.voice_clips")) == 1
     hall.stop()  # a restart with the same clips is no news: the alarm is not raised again
-    again = make_hall({"clips_dir": str(recorded)})
+    again = voice_hall({"clips_dir": str(recorded)})
     again.ready()
-    assert len(again.events("alarm.voice_clips")) == 1
+    assert len(again.recorded("alarm.voice_clips")) == 1
     (recorded / "hao.wav").unlink()
     again.stop()  # one clip fewer: that is news
-    third = make_hall({"clips_dir": str(recorded)})
+    third = voice_hall({"clips_dir": str(recorded)})
     third.ready()
-    alarms = third.events("alarm.voice_clips")
+    alarms = third.recorded("alarm.voice_clips")
     assert len(alarms) == 2 and "hao.wav" in alarms[1]["missing"] and alarms[1]["unreadable"] == []
     tone = read_wav(recorded / "qing.wav")
     assert abs(len(tone) / 2 / RATE - 1.0) < 0.05  # the recording kept its length through the conversion
 
 
-def test_without_a_sound_card_the_hall_keeps_calling_and_alarms_once(tmp_path, pins):
-    config = make_config(
-        tmp_path,
-        {
-            "voice": {"enabled": True, "alsa_device": "hall_edge_no_such_card", "volume": ALL_DAY},
-            "queue": {
-                "enabled": True,
-                "bounce_ms": 0,
-                "categories": [{"code": "A", "name": "求职登记", "pin": A_PIN}],
-                "windows": [{"number": 1, "call_pin": CALL_PIN, "recall_pin": RECALL_PIN, "skip_pin": 21}],
-            },
-        },
-    )
-    storage = Storage(config.storage.dir)
-    core = Core(config, storage, Clock(config.time.zone, "synced"))
-    voice, tickets = VoiceFeature(config), TicketsFeature(config)  # aplay, on a card this machine lacks
-    for feature in (voice, tickets):
-        feature.start(core)
-    core.start()
-    try:
-        wait_for(lambda: core.components.get("speaker") == "no_device", 30, "the speaker probe")
-        for pin in (A_PIN, A_PIN, CALL_PIN, RECALL_PIN, CALL_PIN):
-            pins.pin(pin).drive_low()
-            pins.pin(pin).drive_high()
-        wait_for(lambda: on_core(core, voice.status)["failed"] == 3, 30, "three announcements tried")
-        with sqlite3.connect(Path(config.storage.dir) / "hall-edge.db") as conn:
-            types = [t for (t,) in conn.execute("SELECT type FROM outbox ORDER BY seq")]
-        assert types.count("ticket.called") == 2 and types.count("ticket.recalled") == 1
-        assert types.count("alarm.speaker") == 1
-        assert on_core(core, voice.status)["speaker"] == "no_device"
-    finally:
-        core.stop()
-        tickets.stop()
-        voice.stop()
-        storage.close()
+def test_without_a_sound_card_the_hall_keeps_calling_and_alarms_once(voice_hall, pins):
+    no_card = {"socket": "", "alsa_device": "hall_edge_no_such_card"}  # aplay, on a card this machine lacks
+    hall = voice_hall(no_card, tickets=True)
+    wait_for(lambda: hall.core.components.get("speaker") == "no_device", 30, "the speaker probe")
+    for pin in (A_PIN, A_PIN, CALL_PIN, RECALL_PIN, CALL_PIN):
+        pins.pin(pin).drive_low()
+        pins.pin(pin).drive_high()
+    wait_for(lambda: hall.status()["failed"] == 3, 30, "three announcements tried")
+    assert len(hall.recorded("ticket.called")) == 2 and len(hall.recorded("ticket.recalled")) == 1
+    assert len(hall.recorded("alarm.speaker")) == 1
+    assert hall.status()["speaker"] == "no_device"
 
 
-def test_a_restart_still_without_a_sound_card_raises_no_second_alarm(make_hall):
+def test_a_restart_still_without_a_sound_card_raises_no_second_alarm(voice_hall):
     no_card = {"socket": "", "alsa_device": "hall_edge_no_such_card"}
     for _start in range(2):
-        hall = make_hall(no_card)
+        hall = voice_hall(no_card)
         hall.say(Announce(call_words("A001", 1)))
         # The probe is reported before the sound that follows it fails.
         wait_for(lambda hall=hall: hall.status()["failed"] == 1, 30, "the announcement tried")
         assert hall.status()["speaker"] == "no_device"
-        assert len(hall.events("alarm.speaker")) == 1
+        assert len(hall.recorded("alarm.speaker")) == 1
         hall.stop()
 
 
-def test_an_announcement_with_a_word_outside_the_vocabulary_is_refused_not_said(make_hall):
-    hall = make_hall()
+def test_an_announcement_with_a_word_outside_the_vocabulary_is_refused_not_said(voice_hall):
+    hall = voice_hall()
     hall.ready()
     hall.say(Announce(("请", "hello")), Announce(("请",), repeat=0), Announce(("请",), repeat=1))
     wait_for(hall.played, 30, "the good one")
