@@ -2,8 +2,8 @@
 
 Measured in one run, on this machine:
 
-- ``latency broker->frame``: a paho client publishes a jobs snapshot (QoS 1,
-  retained) with one job more to a private mosquitto; the daemon's link
+- ``latency broker->frame``: a paho client publishes a jobs snapshot signed
+  with the platform key (QoS 1, retained) with one job more to a private mosquitto; the daemon's link
   (edge.link) receives and validates it and posts ``SnapshotUpdated``; the
   display renders the new job's page (marked 新) and shows it on the luma
   dummy device, whose frame mirror sends it to ``hallsim.screen.SimScreen``.
@@ -25,7 +25,6 @@ Measured in one run, on this machine:
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import threading
@@ -43,6 +42,7 @@ from luma.led_matrix.device import max7219
 from PIL import Image
 from rig import add_cpu_option, cpu_fraction_label, daemon_cpu, percentile, use_cpu_fraction, wait_until
 from rig import make_config as minimal_config
+from support import signed_snapshot
 
 from edge.clock import Clock
 from edge.core import Core
@@ -199,13 +199,14 @@ def latency_broker(trials: int) -> list[float] | None:
             wait_until(lambda: rig.link.online, 10)
             entries: list[dict] = [job(0)]
             publisher.publish(
-                topic, json.dumps(snapshot(entries, generated)), qos=1, retain=True
+                topic, signed_snapshot(snapshot(entries, generated), SITE), qos=1, retain=True
             ).wait_for_publish()
             settled(rig, job(0)["id"])  # the first snapshot ever: nothing in it is "new"
             samples = []
             for i in range(1, trials + 1):
                 entries = [*entries[-20:], job(i)]
-                payload = json.dumps(snapshot(entries, generated + timedelta(seconds=i)))
+                # signed before the clock starts: the platform signs, not the hall
+                payload = signed_snapshot(snapshot(entries, generated + timedelta(seconds=i)), SITE)
                 start = rig.clock_mark.arm()
                 publisher.publish(topic, payload, qos=1, retain=True)
                 samples.append(rig.clock_mark.wait() - start)

@@ -2,19 +2,22 @@
 
 A private mosquitto (persistent), the fake central (hallsim.central) and
 ``hall-edge run`` as its own process (all peripherals off).  A publisher
-sends the controller invalid jobs payloads at ``--rate`` per second (each
-becomes an ``error.invalid_payload`` event: the daemon's own way of making
-events, no test hook).  The daemon is killed with SIGKILL at a random moment
-(0.05-1.5 s after its start, so during start, drain and idle alike) and
-started again, ``--runs`` times; during run ``--broker-restart-at`` the broker
-is restarted in the middle of the run.  At the end the daemon runs until the
-central has everything and is stopped cleanly; then its database is read
-(the daemon no longer runs) for the last seq it gave.
+sends the controller signed ``status`` commands at ``--rate`` per second
+(each becomes an ``audit.command`` event: the daemon's own way of making
+events, no test hook; audit events are never rate-limited nor dropped,
+unlike ``error.invalid_payload``, which is recorded at most 30 a minute).
+The daemon is killed with SIGKILL at a random moment (0.05-1.5 s after its
+start, so during start, drain and idle alike) and started again, ``--runs``
+times; during run ``--broker-restart-at`` the broker is restarted in the
+middle of the run.  At the end the daemon runs until the central has
+everything and is stopped cleanly; then its database is read (the daemon
+no longer runs) for the last seq it gave.
 
 Checks: the central has every seq from 1 to the last (no gap: nothing
 lost), one event_id per seq (no seq given twice), the outbox is empty, and
-every payload sent made its event (the link acknowledges a received
-message only after the core handled it, so a kill loses no input either).
+every command sent made its event, found by command id at the central
+(the link acknowledges a received message only after the core handled it,
+so a kill loses no input either).
 Duplicates before de-duplication (resends after a kill) are counted.
 
 Also measured: process start -> online (birth seen live at the platform)
@@ -38,10 +41,12 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import rig
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hallsim.broker import Mosquitto
 from hallsim.central import Central
 from paho.mqtt.enums import CallbackAPIVersion
@@ -50,8 +55,10 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from edge.progress import Progress
+from edge.protocol import public_key_b64, sign
 
 SITE, DEVICE = "trial", "hall-01"
+KID = "kill9-trial"
 
 
 class StateWatch:
@@ -99,12 +106,14 @@ class StateWatch:
 
 
 class Publisher(threading.Thread):
-    """Invalid jobs payloads at a steady rate: each one is an error.invalid_payload event."""
+    """Signed ``status`` commands at a steady rate: each one is an ``audit.command`` event."""
 
     def __init__(self, port: int, rate: float) -> None:
         super().__init__(daemon=True)
         self.rate = rate
         self.sent = 0
+        self.ids: list[str] = []
+        self.key = Ed25519PrivateKey.generate()  # the daemon trusts its public half as KID
         self.stopping = threading.Event()
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id="trial-publisher", protocol=mqtt.MQTTv5
@@ -116,8 +125,28 @@ class Publisher(threading.Thread):
     def run(self) -> None:
         while not self.stopping.wait(1 / self.rate):
             if self.client.is_connected():
-                self.client.publish(f"lgsc/v1/{SITE}/jobs", f"not json {self.sent}".encode(), qos=1)
+                command_id = f"k9-{self.sent:08d}"
+                self.client.publish(f"lgsc/v1/{SITE}/{DEVICE}/cmd", self.command(command_id), qos=1)
+                self.ids.append(command_id)
                 self.sent += 1
+
+    def command(self, command_id: str) -> bytes:
+        """A ``status`` command that outlives the kills it may wait out (15 min is the most allowed)."""
+        now = datetime.now().astimezone().replace(microsecond=0)
+        body = {
+            "id": command_id,
+            "name": "status",
+            "device": f"{SITE}/{DEVICE}",
+            "issued_at": now.isoformat(),
+            "expires_at": (now + timedelta(minutes=10)).isoformat(),
+            "issuer": "kill9-trial",
+            "args": {},
+        }
+        return sign(json.dumps(body), self.key, KID)
+
+    @property
+    def public_key(self) -> str:
+        return public_key_b64(self.key)
 
     def stop(self) -> None:
         self.stopping.set()
@@ -175,15 +204,19 @@ def trial(  # noqa: PLR0917 - a script's knobs
     broker = Mosquitto(folder / "broker").start()
     central = Central("127.0.0.1", broker.port, SITE, DEVICE, folder / "central").start()
     watch = StateWatch(broker.port)
+    publisher = Publisher(broker.port, rate)
     config = rig.write_config(
         folder,
-        {"mqtt": {"port": broker.port, "reconnect_cap_s": cap}, "logging": {"level": "warning"}},
+        {
+            "mqtt": {"port": broker.port, "reconnect_cap_s": cap},
+            "logging": {"level": "warning"},
+            "commands": {"public_keys": {KID: publisher.public_key}},
+        },
         site=SITE,
         device=DEVICE,
     )
     state = folder / "state"
     log = folder / "daemon.log"
-    publisher = Publisher(broker.port, rate)
     # The controller's persistent session exists from its first subscription on: before that
     # the broker has nobody to keep the payloads for.
     process = start_daemon(config, log)
@@ -233,14 +266,18 @@ def trial(  # noqa: PLR0917 - a script's knobs
         watch.close()
         central.stop()
         broker.stop()
-    seqs = [e["seq"] for e in central.events()]
+    events = central.events()
+    seqs = [e["seq"] for e in events]
+    # A command remembered but killed before its audit.command would be refused as a replay when
+    # the broker delivers it again: that refusal (with its id) is its event then.
+    audited = {e.get("data", {}).get("id") for e in events if e.get("type", "").startswith("audit.command")}
     return {
         "runs": runs,
         "kills": runs,
-        "payloads_sent": publisher.sent,
+        "commands_sent": publisher.sent,
         "events_recorded": last,
         "events_at_central": report["received"],
-        "inputs_without_event": max(publisher.sent - last, 0),
+        "inputs_without_event": len(set(publisher.ids) - audited),
         "lost": len(set(range(1, last + 1)) - set(seqs)),
         "gaps": report["gaps"],
         "seq_given_twice": len(seqs) - len(set(seqs)),
@@ -275,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--runs", type=int, default=100, help="daemon starts, each ended by SIGKILL")
     parser.add_argument("--broker-restart-at", type=int, default=None, help="run index (default: the middle)")
-    parser.add_argument("--rate", type=float, default=100.0, help="invalid payloads per second")
+    parser.add_argument("--rate", type=float, default=100.0, help="signed status commands per second")
     parser.add_argument("--cap", type=float, default=2.0, help="mqtt.reconnect_cap_s for the daemon")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--birth-samples", type=int, default=5, help="broker restarts at the end, timed")
@@ -294,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{result['events_at_central']} at the central, lost {result['lost']}, gaps {result['gaps']}, "
         f"seq given twice {result['seq_given_twice']}, "
         f"resent duplicates {result['duplicates_before_dedup']}, "
-        f"payloads sent {result['payloads_sent']} (without event: {result['inputs_without_event']})"
+        f"commands sent {result['commands_sent']} (without event: {result['inputs_without_event']})"
     )
     print(f"start -> online: {result['start_to_online_s']}")
     print(
