@@ -67,7 +67,8 @@ def config_for(folder: Path, port: int, inflight: int) -> object:
     return rig.make_config(
         folder,
         {
-            "mqtt": {"port": port, "max_inflight": inflight},
+            # No pacing: this measures how fast the drain can go (the fleet paces it).
+            "mqtt": {"port": port, "max_inflight": inflight, "flush_rate_per_s": 0.0},
             "storage": {"dir": str(folder), "outbox_max_events": 10000000, "outbox_max_bytes": 10000000000},
         },
         site="bench",

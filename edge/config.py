@@ -75,6 +75,10 @@ def _category_code(value: str) -> str | None:
     return None if len(value) == 1 and "A" <= value <= "Z" else "one capital letter A-Z"
 
 
+def _code_or_none(value: str) -> str | None:
+    return None if value == "" else _category_code(value)
+
+
 def _public_keys_check(value: dict) -> str | None:
     """Each kid names a base64 raw 32-byte Ed25519 public key (kids are TOML bare keys)."""
     for kid, key in value.items():
@@ -123,6 +127,12 @@ SCHEMA: dict[str, Any] = {
         "session_expiry_s": Key(int, 172800, check=between(86400, 4294967295, "seconds, >= 1 day")),
         "reconnect_cap_s": Key(float, 60.0, check=between(1, 3600, "seconds")),
         "max_inflight": Key(int, 100, check=between(1, 65535, "messages")),
+        "flush_rate_per_s": Key(
+            float,
+            100.0,
+            "most events a second sent from a backlog (0: no limit); a province's halls back together",
+            check=between(0, 1000000, "events a second"),
+        ),
         "max_payload_bytes": Key(int, 262144, check=between(1024, 16777216, "bytes")),
         "telemetry_interval_s": Key(float, 60.0, check=between(1, 86400, "seconds")),
     },
@@ -241,6 +251,15 @@ SCHEMA: dict[str, Any] = {
             "service time per worker for the wait estimate until today's calls give one",
             check=between(10, 3600, "seconds"),
         ),
+        "rating_s": Key(
+            float,
+            30.0,
+            "after a finish the window's rating keys (好差评) wait this long; then the ticket stays unrated",
+            check=between(3, 600, "seconds"),
+        ),
+        "closing_at": Key(
+            str, "18:00", "the daily report (report.daily) is made at this hall local time", check=hhmm_check
+        ),
         "wait_text": Key(str, "请在休息区等候 注意呼叫及大屏显示信息"),
         "void_text": Key(str, "过号无效 请重新取号"),
         "categories": TableList(
@@ -263,6 +282,23 @@ SCHEMA: dict[str, Any] = {
                 "call_pin": PIN,
                 "recall_pin": PIN,
                 "skip_pin": PIN,
+                "finish_pin": PIN,
+                "pause_pin": _pin("暂停/恢复: pauses the window; pressed again, resumes it"),
+                "hold_pin": PIN,
+                "bring_back_pin": PIN,
+                "transfer_pin": PIN,
+                "transfer_to": Key(
+                    str,
+                    "",
+                    "the category code the transfer key sends the current ticket to",
+                    check=_code_or_none,
+                ),
+                "serves": Key(list, [], "category codes this window calls; [] = every category"),
+                "rate5_pin": _pin("rating keypad (好差评): 非常满意"),
+                "rate4_pin": _pin("rating keypad: 满意"),
+                "rate3_pin": _pin("rating keypad: 基本满意"),
+                "rate2_pin": _pin("rating keypad: 不满意"),
+                "rate1_pin": _pin("rating keypad: 非常不满意"),
             },
             default=[{"number": 1, "call_pin": 16, "recall_pin": 20, "skip_pin": 21}],
         ),
@@ -438,6 +474,7 @@ def _cross_checks(cfg: Settings) -> list[str]:
         errors.append("mqtt.key_file: a client certificate needs both cert_file and key_file")
     errors += _unique(cfg.queue.categories, "code", "queue.categories")
     errors += _unique(cfg.queue.windows, "number", "queue.windows")
+    errors += _window_categories(cfg)
     errors += _unique(cfg.locker.compartments, "number", "locker.compartments")
     errors += _unique(cfg.locker.compartments, "tool_id", "locker.compartments")
     errors += conflicts(cfg)  # a pin or port wired twice (edge.wiring: the one list)
@@ -475,4 +512,18 @@ def _unique(items: Sequence[object], field: str, where: str) -> list[str]:
         if value in seen:
             errors.append(f"{where}[{index}].{field}: {value!r} is not unique (also {where}[{seen[value]}])")
         seen.setdefault(value, index)
+    return errors
+
+
+def _window_categories(cfg: Settings) -> list[str]:
+    """A window's transfer target and the categories it serves must be this hall's categories."""
+    codes = {c.code for c in cfg.queue.categories}
+    known = ", ".join(sorted(codes))
+    errors = []
+    for i, w in enumerate(cfg.queue.windows):
+        if w.transfer_to and w.transfer_to not in codes:
+            errors.append(f"queue.windows[{i}].transfer_to: {w.transfer_to!r} is not a category ({known})")
+        for code in w.serves:
+            if code not in codes:
+                errors.append(f"queue.windows[{i}].serves: {code!r} is not a category ({known})")
     return errors

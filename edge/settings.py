@@ -36,6 +36,7 @@ class MqttSettings:
     session_expiry_s: int
     reconnect_cap_s: float
     max_inflight: int
+    flush_rate_per_s: float
     max_payload_bytes: int
     telemetry_interval_s: float
 
@@ -113,6 +114,11 @@ class PrinterSettings:
     qr_url: str
 
 
+WINDOW_ACTIONS = ("call", "recall", "skip", "finish", "pause", "hold", "bring_back", "transfer")
+RATE_KEYS = ("rate5", "rate4", "rate3", "rate2", "rate1")  # 非常满意 满意 基本满意 不满意 非常不满意
+"""The window caller's keys and its rating keypad's, each ``<action>_pin`` in ``[[queue.windows]]``."""
+
+
 @dataclass(frozen=True)
 class CategorySettings:
     """One ``[[queue.categories]]``: a service and its ticket key."""
@@ -130,6 +136,23 @@ class WindowSettings:
     call_pin: int
     recall_pin: int
     skip_pin: int
+    finish_pin: int
+    pause_pin: int
+    hold_pin: int
+    bring_back_pin: int
+    transfer_pin: int
+    transfer_to: str
+    serves: tuple[str, ...]
+    rate5_pin: int
+    rate4_pin: int
+    rate3_pin: int
+    rate2_pin: int
+    rate1_pin: int
+
+    def key_pins(self) -> dict[str, int]:
+        """The window's connected keys: action ("call", "bring_back", "rate5", ...) -> BCM pin."""
+        pins = {action: getattr(self, f"{action}_pin") for action in (*WINDOW_ACTIONS, *RATE_KEYS)}
+        return {key: pin for key, pin in pins.items() if pin >= 0}
 
 
 @dataclass(frozen=True)
@@ -143,6 +166,8 @@ class QueueSettings:
     stuck_after_s: float
     call_seconds: float
     service_s_default: float
+    rating_s: float
+    closing_at: str
     wait_text: str
     void_text: str
     categories: tuple[CategorySettings, ...]

@@ -60,9 +60,9 @@ def _queue(config: Settings) -> list[Wire]:
     ]
     wires.append(Wire("priority key", "gpio", q.priority_pin, "queue.priority_pin", KEY, "priority"))
     for i, w in enumerate(q.windows):
-        for action in ("call", "recall", "skip"):
+        for action, pin in w.key_pins().items():  # the window caller and its rating keypad
             setting, key = f"queue.windows[{i}].{action}_pin", f"window{w.number}.{action}"
-            wires.append(Wire(f"{action} {w.number}", "gpio", getattr(w, f"{action}_pin"), setting, KEY, key))
+            wires.append(Wire(f"{action} {w.number}", "gpio", pin, setting, KEY, key))
     return wires
 
 

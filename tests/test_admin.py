@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from command_rig import CommandHall
 from hallsim.broker import free_port
-from support import run_bench, wait_for
+from support import on_core, run_bench, wait_for
 
 from edge import admin
 from edge.config import load
@@ -228,3 +228,25 @@ def test_what_a_device_answers_never_drives_the_terminal(hall, capsys):
     for stream in (printed.out, printed.err):
         assert not any(ch in stream for ch in "\x1b\x07\r"), repr(stream)
     assert "\\x1b[2J" in printed.err
+
+
+def test_report_prints_a_days_queue_figures_as_a_table_or_csv(make_hall, broker, capsys):
+    """Issue 14: `hall-admin report SITE/DEVICE` asks the controller (signed queue.report) and prints
+    the figures per category and window; --csv gives the same rows to a spreadsheet."""
+    hall = make_hall(None, {"queue": {"enabled": True}}, rig=CommandHall, port=broker.port)
+    hall.start()
+    tickets = hall.feature("tickets")
+    day = on_core(hall.core, lambda: tickets.issue("A") and tickets.queue.current_day()[0])
+    on_core(hall.core, lambda: (tickets.call(1), tickets.finish(1), tickets.rate(1, 5)))
+    assert admin.main(["report", hall.target, "--day", day, *hall.admin_flags()]) == admin.EXIT_OK
+    table = capsys.readouterr().out
+    assert table.startswith(f"queue report {day}")
+    header, row_a = table.splitlines()[1:3]
+    assert "非常满意" in header and "wait p90 s" in header
+    assert row_a.split()[:5] == ["A", "1", "1", "1", "0"]  # issued, called, served, no-show
+    assert admin.main(["report", hall.target, "--day", day, "--csv", *hall.admin_flags()]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[0].startswith("day,kind,name,issued,called,served,no_show,transferred,wait_mean")
+    assert rows[1].startswith(f"{day},category,A,1,1,1,0,0,")
+    assert rows[1].endswith(",1,0,0,0,0,0")  # one 非常满意, none unrated
+    assert admin.main(["report", hall.target, "--day", "30/11", *hall.admin_flags()]) == admin.EXIT_USAGE

@@ -200,6 +200,56 @@ def test_unreachable_broker_does_not_block_start_or_stop(tmp_path, make_hall):
     assert time.monotonic() - started < 1.5
 
 
+def test_a_backlog_is_sent_at_the_flush_rate_not_all_at_once(tmp_path, make_hall, own_broker, site):
+    """300 events recorded offline, mqtt.flush_rate_per_s = 100: the first second's worth goes
+    at once, the other 200 over at least 2 s (a province's halls back together do not pour
+    their backlogs into the broker and the platform's queue in the same moment)."""
+    rig = start_link(make_hall, tmp_path, own_broker.port, site, reconnect_cap_s=1.0, flush_rate_per_s=100.0)
+    watcher = Watcher(own_broker.port, site)
+    try:
+        wait_for(lambda: rig.feature("link").online, what="online")
+        own_broker.stop()
+        wait_for(lambda: not rig.feature("link").online, what="offline")
+        rig.on_core(lambda: [rig.core.emit("rental.denied", {"reason": "limit"}) for _ in range(300)])
+        back = time.monotonic()
+        own_broker.start()
+        wait_for(lambda: len({e["seq"] for e in watcher.events()}) == 300, 30, "the backlog delivered")
+        assert time.monotonic() - back >= 1.9
+        assert sorted({e["seq"] for e in watcher.events()}) == list(range(1, 301))
+    finally:
+        watcher.close()
+        rig.stop()
+
+
+def test_the_link_reconnects_when_paho_ends_its_thread_during_loop_stop(
+    tmp_path, make_hall, own_broker, site
+):
+    """paho 2.2's network thread clears its handle as it ends, and a loop_stop() in that moment
+    raises AttributeError. That ended the link's own thread: the hall never came back (1 of
+    1,000 controllers at a broker restart in bench/fleet.py). Here paho's loop_stop raises
+    what it raises in that race, once, after doing its work."""
+    rig = start_link(make_hall, tmp_path, own_broker.port, site, reconnect_cap_s=1.0)
+    try:
+        wait_for(lambda: rig.feature("link").online, what="online")
+        client = rig.feature("link").connection.client
+        paho_loop_stop = client.loop_stop
+        raised = []
+
+        def loop_stop_in_the_race():
+            result = paho_loop_stop()
+            if not raised:
+                raised.append(True)
+                raise AttributeError("'NoneType' object has no attribute 'join'")
+            return result
+
+        client.loop_stop = loop_stop_in_the_race
+        own_broker.restart()
+        wait_for(lambda: raised and rig.feature("link").online, what="online again after the race")
+        assert rig.feature("link").connection.reconnects >= 1
+    finally:
+        rig.stop()
+
+
 def test_backoff_is_full_jitter_capped_and_resets_after_a_good_connection():
     from edge.link.connection import Backoff
 
@@ -208,13 +258,28 @@ def test_backoff_is_full_jitter_capped_and_resets_after_a_good_connection():
     for _ in range(6):
         ceilings.append(backoff.next_delay())
     assert ceilings == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
-    backoff.stayed_up(5)  # a short connection: keep backing off
+    assert backoff.after_connection(5) == 4.0  # a short connection: keep backing off
+    assert backoff.after_connection(31) == 4.0  # a good one: spread over min(cap, 10 s)
     assert backoff.next_delay() == 4.0
-    backoff.stayed_up(31)
-    assert backoff.next_delay() == 0.5
     jittered = Backoff(cap_s=60.0)
     delays = [jittered.next_delay() for _ in range(200)]
     assert all(0 <= d <= 60 for d in delays) and len(set(delays)) > 150  # spread, not lockstep
+
+
+def test_a_broker_restart_does_not_bring_every_hall_back_in_the_same_second():
+    """Every hall's good connection ends at the same moment when the broker restarts; their
+    first retries spread over 10 s (with 0.5 s * 2^0, as before, all came within 0.5 s), and
+    the backoff goes on above that window."""
+    from edge.link.connection import Backoff
+
+    first_retries = [Backoff(cap_s=60.0).after_connection(3600) for _ in range(1000)]
+    per_second = [sum(1 for d in first_retries if s <= d < s + 1) for s in range(10)]
+    assert max(first_retries) <= 10.0 and max(per_second) < 200  # ~100 a second, not 1,000
+    assert min(per_second) > 50
+    highest = Backoff(cap_s=60.0, rng=lambda: 1.0)
+    assert highest.after_connection(3600) == 10.0
+    assert highest.next_delay() == 16.0  # then 0.5 s * 2^5: the next step above the window
+    assert Backoff(cap_s=1.0, rng=lambda: 1.0).after_connection(3600) == 1.0  # never over the cap
 
 
 def test_daemon_with_the_link_stops_within_two_seconds(tmp_path, broker, site, watcher):

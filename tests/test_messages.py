@@ -370,7 +370,7 @@ def documented_commands() -> dict[str, set[str]]:
         if len(cells) != 3 or not cells[0].startswith("`") or cells[0] == "`command`":
             continue
         args = {word for word in re.findall(r"`([^`]+)`", cells[1]) if re.fullmatch(r"[a-z_]+", word)}
-        for command in re.findall(r"`([a-z.]+)`", cells[0]):
+        for command in re.findall(r"`([a-z._]+)`", cells[0]):
             found[command] = args
     return found
 

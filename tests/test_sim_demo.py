@@ -257,3 +257,30 @@ def test_demo_with_an_rs485_lock_board_and_the_select_buttons(tmp_path, stop_dem
     assert ok("plug", "locks", data=data).strip() == "locks plugged in"
     demo.send_signal(signal.SIGTERM)
     assert demo.wait(15) == 0
+
+
+def test_the_window_caller_verbs_drive_the_daemon(tmp_path, stop_demo):
+    """Issue 14: finish, rate, pause, resume, hold, bring-back and transfer from hall-sim, each
+    answered with what the daemon did (its event at the fake central)."""
+    data = tmp_path / "data"
+    demo = start_demo(data)
+    stop_demo(demo)
+    running_sim(data, demo)
+    for code in ("A", "A", "B"):
+        ok("press", code, data=data)
+    wait_for(lambda: sim_status(data)["central"]["by_type"].get("ticket.issued") == 3, 15, "three tickets")
+    assert "called A001" in ok("call", "1", data=data)
+    assert "finished A001" in ok("finish", "1", data=data)
+    assert "rating of A001: 5 (非常满意)" in ok("rate", "1", "5", data=data)
+    assert "no rating recorded" in ok("rate", "1", "2", data=data)
+    assert "paused" in ok("pause", "1", data=data)
+    assert "already paused" in ok("pause", "1", data=data)
+    assert "the window is paused" in ok("call", "1", data=data)
+    assert "resumed" in ok("resume", "1", data=data)
+    assert "called A002" in ok("call", "1", data=data)
+    assert "holds A002 aside" in ok("hold", "1", data=data)
+    assert "called B001" in ok("call", "1", data=data)
+    assert "brought back A002" in ok("bring-back", "1", data=data)
+    assert "transfer refused (bad_arguments)" in ok("transfer", "1", "Z", data=data)
+    assert "transferred A002 to D" in ok("transfer", "1", "D", data=data)
+    assert "called A002" in ok("call", "1", data=data)  # transferred, it waits again (window 1 calls D)

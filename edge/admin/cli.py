@@ -6,6 +6,7 @@
     hall-admin status [qinshui]
     hall-admin snapshot qinshui/hall-01 -o screen.png
     hall-admin events qinshui/hall-01 --follow
+    hall-admin report qinshui/hall-01 --day 2026-11-30 [--csv]
 
 Broker settings and the signing key come from ``~/.config/hall-admin.toml``
 (or ``--config FILE``); flags override the file.  See docs/operator.md.
@@ -32,7 +33,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from edge.admin.render import event_line, find_png, fleet_rows, fleet_table, readable
+from edge.admin.render import (
+    event_line,
+    find_png,
+    fleet_rows,
+    fleet_table,
+    readable,
+    report_csv,
+    report_table,
+)
 from edge.admin.session import Outcome, Session, collect_states, send, split_device
 from edge.admin.settings import (
     DEFAULT_CONFIG,
@@ -147,6 +156,12 @@ def _parser() -> Parser:
         help="without --follow: listen this many seconds (default 5); only events sent meanwhile show",
     )
     events.set_defaults(action=cmd_events)
+
+    report = sub.add_parser("report", parents=[common], help="a day's queue figures (signed queue.report)")
+    report.add_argument("target", metavar="SITE/DEVICE")
+    report.add_argument("--day", help="YYYY-MM-DD (default: the controller's current queue day)")
+    report.add_argument("--csv", action="store_true", help="print CSV instead of a table")
+    report.set_defaults(action=cmd_report)
     return parser
 
 
@@ -237,6 +252,25 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise AdminError(EXIT_LOCAL, f"{args.out}: {exc.strerror}") from None
     print(f"{args.out}: {len(png)} bytes")
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    if args.day is not None:
+        try:
+            datetime.strptime(args.day, "%Y-%m-%d")
+        except ValueError:
+            raise AdminError(EXIT_USAGE, f"--day {args.day!r}: expected YYYY-MM-DD") from None
+    outcome = run_send(args, "queue.report", {"day": args.day} if args.day else {})
+    if outcome.exit_code != EXIT_OK:
+        error = outcome.result.get("error") or {}
+        show(f"hall-admin: report {error.get('code')}: {error.get('message')}", sys.stderr)
+        return outcome.exit_code
+    report = outcome.result.get("result") or {}
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False))
+    else:
+        show(report_csv(report) if args.csv else report_table(report))
     return EXIT_OK
 
 

@@ -108,3 +108,92 @@ def event_line(payload: bytes, as_json: bool) -> str:
         return json.dumps(event, ensure_ascii=False)
     data = json.dumps(event.get("data", {}), ensure_ascii=False, separators=(",", ":"))
     return f"{event.get('at', '?')}  #{event.get('seq', '?')}  {event.get('type', '?')}  {data}"
+
+
+REPORT_COLUMNS = [
+    ("issued", "issued"),
+    ("called", "called"),
+    ("served", "served"),
+    ("no_show", "no-show"),
+    ("transferred", "transf."),
+    ("wait_mean", "wait mean s"),
+    ("wait_p90", "wait p90 s"),
+    ("service_mean", "service mean s"),
+    ("service_p90", "service p90 s"),
+    ("r5", "非常满意"),
+    ("r4", "满意"),
+    ("r3", "基本满意"),
+    ("r2", "不满意"),
+    ("r1", "非常不满意"),
+    ("unrated", "unrated"),
+]
+
+
+def report_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """One flat row per category and per window of a ``queue.report`` / ``report.daily``."""
+    rows = []
+    for kind, table in (
+        ("category", report.get("categories") or {}),
+        ("window", report.get("windows") or {}),
+    ):
+        for name, figures in table.items():
+            wait, service = figures.get("wait_s") or {}, figures.get("service_s") or {}
+            ratings = figures.get("ratings") or {}
+            rows.append(
+                {
+                    "day": report.get("day"),
+                    "kind": kind,
+                    "name": name if kind == "category" else f"window {name}",
+                    "issued": figures.get("issued", ""),
+                    "called": figures.get("called"),
+                    "served": figures.get("served"),
+                    "no_show": figures.get("no_show"),
+                    "transferred": figures.get("transferred"),
+                    "wait_mean": wait.get("mean"),
+                    "wait_p90": wait.get("p90"),
+                    "service_mean": service.get("mean"),
+                    "service_p90": service.get("p90"),
+                    **{f"r{level}": ratings.get(str(level), 0) for level in range(5, 0, -1)},
+                    "unrated": figures.get("unrated"),
+                }
+            )
+    return rows
+
+
+def report_table(report: dict[str, Any]) -> str:
+    """The day's figures as a text table: categories, then windows, then issued/served per hour."""
+    rows = report_rows(report)
+    head = ["", *(title for _, title in REPORT_COLUMNS)]
+    body = [[row["name"], *("-" if row[key] in (None, "") else str(row[key]) for key, _ in REPORT_COLUMNS)]
+            for row in rows]  # fmt: skip
+    lines = [f"queue report {report.get('day')}", *_aligned([head, *body])]
+    hours = report.get("hours") or {}
+    if hours:
+        per_hour = [[f"{hour}:00", str(v.get("issued")), str(v.get("served"))] for hour, v in hours.items()]
+        lines += ["", *_aligned([["hour", "issued", "served"], *per_hour])]
+    return "\n".join(lines)
+
+
+def report_csv(report: dict[str, Any]) -> str:
+    """The same rows as CSV (one header line), for a spreadsheet."""
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.DictWriter(
+        out, ["day", "kind", "name", *(key for key, _ in REPORT_COLUMNS)], lineterminator="\n"
+    )
+    writer.writeheader()
+    writer.writerows(report_rows(report))
+    return out.getvalue().rstrip("\n")
+
+
+def _aligned(table: list[list[str]]) -> list[str]:
+    widths = [max(_width(row[i]) for row in table) for i in range(len(table[0]))]
+    return ["  ".join(cell + " " * (widths[i] - _width(cell)) for i, cell in enumerate(row)).rstrip()
+            for row in table]  # fmt: skip
+
+
+def _width(text: str) -> int:
+    """Columns a terminal gives ``text``: a Chinese character takes two."""
+    return sum(2 if ord(sign) > 0x2E80 else 1 for sign in text)

@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 
 BACKOFF_BASE_S = 0.5
 RESET_AFTER_S = 30.0  # a connection that lasted this long was a good one: start backoff afresh
+# After a good connection ended, the first retry is spread over this window (capped by
+# mqtt.reconnect_cap_s): a broker restart ends every hall's connection at the same moment.
+RECONNECT_SPREAD_S = 10.0
 CONNECT_TIMEOUT_S = 5.0
 
 
@@ -62,7 +65,8 @@ PAHO_LOG.addFilter(_EndOfLoop())
 
 
 class Backoff:
-    """Exponential backoff with full jitter (AWS architecture blog's "Full Jitter")."""
+    """Exponential backoff with full jitter (AWS architecture blog's "Full Jitter"), and a spread
+    first retry after a good connection ended (``after_connection``)."""
 
     def __init__(
         self,
@@ -70,11 +74,13 @@ class Backoff:
         base_s: float = BACKOFF_BASE_S,
         reset_after_s: float = RESET_AFTER_S,
         rng: Callable[[], float] = random.random,
+        spread_s: float = RECONNECT_SPREAD_S,
     ) -> None:
         self.cap_s = cap_s
         self.base_s = base_s
         self.reset_after_s = reset_after_s
         self.rng = rng
+        self.spread_s = spread_s
         self.attempt = 0
 
     def next_delay(self) -> float:
@@ -82,9 +88,22 @@ class Backoff:
         self.attempt += 1
         return self.rng() * ceiling
 
-    def stayed_up(self, seconds: float) -> None:
-        if seconds >= self.reset_after_s:
-            self.attempt = 0
+    def after_connection(self, lasted_s: float) -> float:
+        """The delay before reconnecting after a connection that lasted ``lasted_s`` ended.
+
+        A short one (flapping) goes on backing off. A good one starts afresh, but not at
+        ``base_s``: a broker restart ends every hall's good connection at the same moment, and
+        with the same small first ceiling a whole province would reconnect within half a
+        second (measured by bench/fleet.py). So the first retry is spread over ``spread_s``
+        (at most ``cap_s``) and the backoff goes on from the first step above that window.
+        """
+        if lasted_s < self.reset_after_s:
+            return self.next_delay()
+        window = min(self.cap_s, self.spread_s)
+        self.attempt = 0
+        while self.attempt < 30 and self.base_s * 2**self.attempt < window:
+            self.attempt += 1
+        return self.rng() * window
 
 
 @dataclass(frozen=True)
@@ -169,14 +188,20 @@ class Connection:
     def _run(self) -> None:
         while not self._stopping.is_set():
             self._session_over.clear()
-            if self._connect_once():
-                self._serve()
+            try:
+                if self._connect_once():
+                    self._serve()
+            except Exception:
+                # This thread is the hall's only link: whatever a connection raised, the next
+                # one is tried (after the backoff) rather than the link ending for good.
+                log.exception("mqtt connection failed unexpectedly; reconnecting")
             if self._stopping.is_set():
                 break
             if self._up_since is not None:
-                self.backoff.stayed_up(time.monotonic() - self._up_since)
+                delay = self.backoff.after_connection(time.monotonic() - self._up_since)
                 self._up_since = None
-            delay = self.backoff.next_delay()
+            else:
+                delay = self.backoff.next_delay()
             log.info("mqtt reconnect in %.2f s", delay)
             self._stopping.wait(delay)
 
@@ -206,7 +231,19 @@ class Connection:
         try:
             self._session_over.wait()
         finally:
+            self._stop_paho_thread()
+
+    def _stop_paho_thread(self) -> None:
+        """``loop_stop``, which races with paho 2.2's thread ending by itself: when the
+        connection ends, that thread clears ``client._thread`` in its last step, and a
+        ``loop_stop`` between its own check and its ``join`` raises AttributeError ('NoneType'
+        has no 'join'). Then the thread is ending already and nothing is left to stop. Seen
+        with 1,000 controllers at a broker restart (bench/fleet.py): it ended this thread and
+        that hall never reconnected."""
+        try:
             self.client.loop_stop()
+        except AttributeError:
+            log.debug("paho's network thread ended by itself during loop_stop")
 
     # -- paho callbacks (network thread) ----------------------------------------
 

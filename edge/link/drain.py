@@ -9,11 +9,18 @@ After each (re)connect the window starts small and grows by one per
 acknowledgement (up to ``mqtt.max_inflight``), so that a fleet flushing its
 backlogs after a broker restart does not hit the broker all at once; a
 healthy link reaches the full window within a few round trips.
+
+A backlog is also paced: at most ``mqtt.flush_rate_per_s`` events a second
+(a token bucket holding one second's worth), so that a province's halls coming
+back together after an outage each send their backlog over time rather than
+all at once into the broker and the platform's queue. Live traffic (tens of
+events an hour) never meets the limit.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 
@@ -38,6 +45,9 @@ class Drain:
         topic_for_kind: Callable[[str], str],
         max_inflight: int,
         call_later: Callable[[float, Callable[[], None]], object],
+        *,
+        rate_per_s: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.outbox = outbox
         self.publish = publish
@@ -53,6 +63,11 @@ class Drain:
         self.published = 0
         self.failed = 0
         self._flush_scheduled = False
+        self.rate_per_s = rate_per_s  # 0: no limit
+        self.clock = clock
+        self.tokens = max(rate_per_s, 1.0)
+        self._tokens_at = clock()
+        self._paced = False  # a fill is scheduled for when the next token is there
 
     def connected(self) -> None:
         """A new connection: start the window small, resend from the oldest unacknowledged row."""
@@ -74,15 +89,38 @@ class Drain:
         while len(self.inflight) < self.window:
             if not self.ready and not self._read_ahead():
                 return
-            event = self.ready.popleft()
             if self.inflight:
                 if in_flight_seqs is None:
                     in_flight_seqs = set(self.inflight.values())
-                if event.seq in in_flight_seqs:
+                if self.ready[0].seq in in_flight_seqs:
+                    self.ready.popleft()
                     continue  # paho is resending this one itself
+            if not self._take_token():
+                return
+            event = self.ready.popleft()
             mid = self.publish(self.topic_for_kind(event.kind), event.payload)
             self.inflight[mid] = event.seq
             self.published += 1
+
+    def _take_token(self) -> bool:
+        """One event's worth of the rate; without one, fill again when the next is there."""
+        if self.rate_per_s <= 0:
+            return True
+        now = self.clock()
+        burst = max(self.rate_per_s, 1.0)
+        self.tokens = min(burst, self.tokens + (now - self._tokens_at) * self.rate_per_s)
+        self._tokens_at = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        if not self._paced:
+            self._paced = True
+            self.call_later((1.0 - self.tokens) / self.rate_per_s, self._paced_fill)
+        return False
+
+    def _paced_fill(self) -> None:
+        self._paced = False
+        self.fill()
 
     def _read_ahead(self) -> bool:
         rows = self.outbox.pending(self.cursor, FETCH_ROWS)

@@ -173,7 +173,12 @@ class LinkFeature:
         core.outbox.set_limits(core.config.storage.outbox_max_events, core.config.storage.outbox_max_bytes)
         self.store = snapshots.SnapshotStore(core.storage)
         self.drain = Drain(
-            core.outbox, self._publish_event, self.topics.event, self.mqtt.max_inflight, core.call_later
+            core.outbox,
+            self._publish_event,
+            self.topics.event,
+            self.mqtt.max_inflight,
+            core.call_later,
+            rate_per_s=self.mqtt.flush_rate_per_s,
         )
         core.subscribe(BrokerConnected, self._on_connected)
         core.subscribe(BrokerDisconnected, self._on_disconnected)

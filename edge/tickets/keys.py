@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class KeyPressed:
-    key: str  # "A".."Z", "priority", "window1.call", "window1.recall", "window1.skip"
+    key: str  # "A".."Z", "priority", "window1.call" (any WINDOW_ACTIONS), "window1.rate5".."window1.rate1"
     at: float  # time.monotonic() of the press (for latency figures)
 
 

@@ -61,12 +61,40 @@ MIGRATIONS = [
     );
     CREATE INDEX tickets_by_state ON tickets (day, round, state, priority, id)
     """,
+    # The window caller (issue 14): services a ticket waits for, transfers, holds, ratings, and one
+    # log row per act on a ticket, which the daily report reads (a restart changes no figure).
+    """
+    ALTER TABLE tickets ADD COLUMN service TEXT;
+    UPDATE tickets SET service = category;
+    ALTER TABLE tickets ADD COLUMN for_window INTEGER;
+    ALTER TABLE tickets ADD COLUMN rating INTEGER;
+    CREATE TABLE ticket_log (
+        id INTEGER PRIMARY KEY,
+        day TEXT NOT NULL,
+        ticket_id INTEGER,
+        action TEXT NOT NULL,
+        window INTEGER,
+        at REAL NOT NULL,
+        value REAL
+    );
+    CREATE INDEX ticket_log_by_day ON ticket_log (day, ticket_id, id);
+    CREATE TABLE window_state (
+        window INTEGER PRIMARY KEY,
+        paused_at REAL
+    );
+    CREATE TABLE daily_reports (
+        day TEXT PRIMARY KEY,
+        made_at REAL NOT NULL
+    )
+    """,
 ]
 
-# Ticket states: waiting -> called -> served (the window called the next one)
+# Ticket states: waiting -> called -> served (finished, or the window called the next one)
 #                                  -> skipped (no-show; may be recalled later)
+#                                  -> held (挂起: set aside at its window, brought back ahead of the queue)
+#                                  -> waiting again (转移: transferred to another service or window)
 # Tickets still open when the queue day ends become 'closed'.
-OPEN_STATES = ("waiting", "called", "skipped")
+OPEN_STATES = ("waiting", "called", "skipped", "held")
 RECENT_SERVICES = 20  # service times averaged for the wait estimate
 LONGEST_SERVICE_S = 3600.0  # a window left on one ticket over lunch says nothing about service time
 
@@ -74,7 +102,7 @@ Emit = Callable[[str, dict[str, Any]], object]
 
 
 class QueueError(Exception):
-    """A call, recall or skip that cannot be done; ``code`` is machine-readable."""
+    """An act on the queue that cannot be done (nothing changed); ``code`` is machine-readable."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -102,6 +130,21 @@ class Called:
     recalls: int = 0
 
 
+@dataclass(frozen=True)
+class Finished:
+    ticket: str
+    window: int
+    service_s: float
+
+
+@dataclass(frozen=True)
+class Transferred:
+    ticket: str
+    window: int
+    to_category: str | None
+    to_window: int | None
+
+
 def business_day(now: datetime, reset_at: str) -> str:
     """The date whose queue day ``now`` belongs to: before ``reset_at`` it is still yesterday's."""
     hours, minutes = (int(part) for part in reset_at.split(":"))
@@ -124,6 +167,8 @@ class TicketQueue:
         default_service_s: float = 180.0,
         windows: int = 1,
         clock_synced: Callable[[], bool] = lambda: True,
+        serves: dict[int, tuple[str, ...]] | None = None,
+        categories: tuple[str, ...] = (),
     ) -> None:
         self.storage = storage
         self.emit = emit
@@ -133,6 +178,8 @@ class TicketQueue:
         self.default_service_s = default_service_s
         self.windows = max(1, windows)
         self.clock_synced = clock_synced
+        self.serves = serves or {}  # window -> the categories it calls; a window not named calls all
+        self.categories = categories  # () = any category (tests that build a bare queue)
         storage.migrate("tickets", MIGRATIONS)
 
     # -- the queue day ---------------------------------------------------
@@ -197,9 +244,9 @@ class TicketQueue:
             label = ticket_label(category, number)
             ahead = self._waiting_ahead(conn, day, round_, priority)
             conn.execute(
-                "INSERT INTO tickets (day, round, ticket, category, number, priority, issued_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (day, round_, label, category, number, int(priority), now.timestamp()),
+                "INSERT INTO tickets (day, round, ticket, category, service, number, priority, issued_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (day, round_, label, category, category, number, int(priority), now.timestamp()),
             )
             estimate = ahead * self.service_time_s() / self.windows
             self.emit(
@@ -261,15 +308,15 @@ class TicketQueue:
     # -- calling ---------------------------------------------------------
 
     def call_next(self, window: int, now: datetime) -> Called | None:
-        """Finish the window's current ticket and call the next one (None: nobody waits)."""
+        """Finish the window's current ticket and call the next one (None: nobody waits).
+
+        A paused window calls nobody (``window_paused``), and keeps its current ticket."""
         with self.storage.transaction() as conn:
             day, round_ = self.today(now)
-            conn.execute(
-                "UPDATE tickets SET state = 'served', finished_at = ?"
-                " WHERE day = ? AND round = ? AND state = 'called' AND window = ?",
-                (now.timestamp(), day, round_, window),
-            )
-            row = self._pick_next(conn, day, round_)
+            if self.paused_at(window) is not None:
+                raise QueueError("window_paused", f"window {window} is paused (暂停服务); resume it first")
+            self._finish_current(conn, window, now, "call")
+            row = self._pick_next(conn, day, round_, window)
             if row is None:
                 return None
             ticket_id, label, priority, issued_at = row
@@ -278,24 +325,32 @@ class TicketQueue:
                 "UPDATE queue_day SET priority_in_row = ? WHERE id = 1", (in_row + 1 if priority else 0,)
             )
             conn.execute(
-                "UPDATE tickets SET state = 'called', window = ?, called_at = ? WHERE id = ?",
+                "UPDATE tickets SET state = 'called', window = ?, called_at = ?, for_window = NULL"
+                " WHERE id = ?",
                 (window, now.timestamp(), ticket_id),
             )
             wait_s = max(0.0, now.timestamp() - issued_at)
+            self._log(conn, ticket_id, "called", window, now, value=wait_s)
             self.emit(
                 "ticket.called",
                 {"ticket": label, "window": window, "wait_s": round(wait_s, 1), "priority": bool(priority)},
             )
         return Called(label, window, wait_s)
 
-    def _pick_next(self, conn: sqlite3.Connection, day: str, round_: int) -> tuple | None:
-        """Oldest priority ticket first, but after priority_max_in_row of them one normal ticket."""
+    def _pick_next(self, conn: sqlite3.Connection, day: str, round_: int, window: int) -> tuple | None:
+        """Oldest priority ticket first, but after priority_max_in_row of them one normal ticket.
+
+        Only tickets this window may call: those sent to it, and those of a service it serves that
+        were not sent to another window; a transferred ticket keeps its place by issue time (its id)."""
+        serves = self.serves.get(window, ())
+        mine = f" AND service IN ({', '.join('?' * len(serves))})" if serves else ""
         oldest = (
             "SELECT id, ticket, priority, issued_at FROM tickets"
-            " WHERE day = ? AND round = ? AND state = 'waiting' AND priority = ? ORDER BY id LIMIT 1"
+            " WHERE day = ? AND round = ? AND state = 'waiting' AND priority = ?"
+            f" AND (for_window = ? OR (for_window IS NULL{mine})) ORDER BY id LIMIT 1"
         )
-        first_priority = conn.execute(oldest, (day, round_, 1)).fetchone()
-        first_normal = conn.execute(oldest, (day, round_, 0)).fetchone()
+        first_priority = conn.execute(oldest, (day, round_, 1, window, *serves)).fetchone()
+        first_normal = conn.execute(oldest, (day, round_, 0, window, *serves)).fetchone()
         if first_priority is None or first_normal is None:
             return first_priority or first_normal
         in_row = conn.execute("SELECT priority_in_row FROM queue_day WHERE id = 1").fetchone()[0]
@@ -329,11 +384,7 @@ class TicketQueue:
                 raise QueueError("recall_limit", f"ticket {label} was recalled {recalls} times already")
             if explicit:
                 # The window moves on from whatever it was serving before taking this one back.
-                conn.execute(
-                    "UPDATE tickets SET state = 'served', finished_at = ?"
-                    " WHERE day = ? AND round = ? AND state = 'called' AND window = ? AND id != ?",
-                    (now.timestamp(), day, round_, window, ticket_id),
-                )
+                self._finish_current(conn, window, now, "recall", keep=ticket_id)
             conn.execute(
                 "UPDATE tickets SET window = ?, recalls = recalls + 1,"
                 # a skipped ticket that comes back starts its service now
@@ -341,6 +392,7 @@ class TicketQueue:
                 " state = 'called', finished_at = NULL WHERE id = ?",
                 (window, now.timestamp(), ticket_id),
             )
+            self._log(conn, ticket_id, "recalled", window, now)
             self.emit("ticket.recalled", {"ticket": label, "window": window, "recalls": recalls + 1})
         return Called(label, window, max(0.0, now.timestamp() - issued_at), recalls + 1)
 
@@ -348,19 +400,205 @@ class TicketQueue:
         """The window's called ticket did not come: skipped (过号), it can be recalled later."""
         with self.storage.transaction() as conn:
             day, round_ = self.today(now)
-            row = conn.execute(
-                "SELECT id, ticket FROM tickets"
-                " WHERE day = ? AND round = ? AND state = 'called' AND window = ?",
-                (day, round_, window),
-            ).fetchone()
-            if row is None:
-                raise QueueError("nothing_called", f"window {window} has no called ticket to skip")
+            ticket_id, label = self._current(conn, window, day, round_, "skip")[:2]
             conn.execute(
                 "UPDATE tickets SET state = 'skipped', finished_at = ? WHERE id = ?",
-                (now.timestamp(), row[0]),
+                (now.timestamp(), ticket_id),
             )
-            self.emit("ticket.skipped", {"ticket": row[1], "window": window})
-        return row[1]
+            self._log(conn, ticket_id, "skipped", window, now)
+            self.emit("ticket.skipped", {"ticket": label, "window": window})
+        return label
+
+    def finish(self, window: int, now: datetime) -> Finished:
+        """办结: the window's called ticket is served; its service time is call -> now."""
+        with self.storage.transaction() as conn:
+            day, round_ = self.today(now)
+            self._current(conn, window, day, round_, "finish")
+            finished = self._finish_current(conn, window, now, "finish")
+        assert finished is not None  # _current found the called ticket in this transaction
+        return finished
+
+    def called_ticket(self, window: int) -> str | None:
+        """The ticket the window serves now (called today), if any."""
+        day, round_ = self.current_day()
+        row = self.storage.execute(
+            "SELECT ticket FROM tickets WHERE day = ? AND round = ? AND state = 'called' AND window = ?",
+            (day, round_, window),
+        ).fetchone()
+        return row[0] if row else None
+
+    def _current(self, conn: sqlite3.Connection, window: int, day: str, round_: int, act: str) -> tuple:
+        """The window's called ticket: (id, label, called_at, category), or QueueError nothing_called."""
+        row = conn.execute(
+            "SELECT id, ticket, called_at, category FROM tickets"
+            " WHERE day = ? AND round = ? AND state = 'called' AND window = ?",
+            (day, round_, window),
+        ).fetchone()
+        if row is None:
+            raise QueueError("nothing_called", f"window {window} has no called ticket to {act}")
+        return tuple(row)
+
+    def _finish_current(
+        self, conn: sqlite3.Connection, window: int, now: datetime, by: str, keep: int | None = None
+    ) -> Finished | None:
+        """Mark the window's called ticket served (``by`` finish, or the next call or recall)."""
+        day, round_ = self.current_day()
+        row = conn.execute(
+            "SELECT id, ticket, called_at FROM tickets"
+            " WHERE day = ? AND round = ? AND state = 'called' AND window = ? AND id IS NOT ?",
+            (day, round_, window, keep),
+        ).fetchone()
+        if row is None:
+            return None
+        ticket_id, label, called_at = row
+        service_s = max(0.0, now.timestamp() - (called_at or now.timestamp()))
+        conn.execute(
+            "UPDATE tickets SET state = 'served', finished_at = ? WHERE id = ?", (now.timestamp(), ticket_id)
+        )
+        self._log(conn, ticket_id, "finished", window, now, value=service_s)
+        self.emit(
+            "ticket.finished", {"ticket": label, "window": window, "service_s": round(service_s, 1), "by": by}
+        )
+        return Finished(label, window, service_s)
+
+    def transfer(
+        self, window: int, now: datetime, to_category: str | None = None, to_window: int | None = None
+    ) -> Transferred:
+        """转移: the window's called ticket waits again, for another service or another window, in its
+        place by issue time.  A target this hall does not have is refused and the ticket stays called."""
+        if (to_category is None) == (to_window is None):
+            raise QueueError("bad_target", "transfer to a category or to a window, one of the two")
+        if to_category is not None and self.categories and to_category not in self.categories:
+            known = ", ".join(self.categories)
+            raise QueueError("unknown_category", f"category {to_category!r} does not exist here ({known})")
+        if to_category is not None and not any(self._window_serves(w, to_category) for w in self._windows()):
+            raise QueueError("no_window_serves", f"no window calls category {to_category}")
+        if to_window is not None and to_window not in self._windows():
+            known = ", ".join(str(w) for w in self._windows())
+            raise QueueError("unknown_window", f"window {to_window} does not exist here ({known})")
+        if to_window == window:
+            raise QueueError("same_window", f"the ticket is already at window {window}")
+        with self.storage.transaction() as conn:
+            day, round_ = self.today(now)
+            ticket_id, label, _called_at, category = self._current(conn, window, day, round_, "transfer")
+            conn.execute(
+                "UPDATE tickets SET state = 'waiting', window = NULL, called_at = NULL,"
+                " service = COALESCE(?, service), for_window = ? WHERE id = ?",
+                (to_category, to_window, ticket_id),
+            )
+            self._log(conn, ticket_id, "transferred", window, now)
+            target: dict[str, Any] = {"to_category": to_category} if to_category else {"to_window": to_window}
+            self.emit(
+                "ticket.transferred", {"ticket": label, "window": window, "category": category, **target}
+            )
+        return Transferred(label, window, to_category, to_window)
+
+    def _windows(self) -> list[int]:
+        return sorted(self.serves) or list(range(1, self.windows + 1))
+
+    def _window_serves(self, window: int, category: str) -> bool:
+        serves = self.serves.get(window, ())
+        return not serves or category in serves
+
+    def hold(self, window: int, now: datetime) -> str:
+        """挂起: the called ticket is set aside at this window (the worker fetches a document)."""
+        with self.storage.transaction() as conn:
+            day, round_ = self.today(now)
+            ticket_id, label = self._current(conn, window, day, round_, "hold")[:2]
+            conn.execute("UPDATE tickets SET state = 'held' WHERE id = ?", (ticket_id,))
+            self._log(conn, ticket_id, "held", window, now)
+            self.emit("ticket.held", {"ticket": label, "window": window})
+        return label
+
+    def bring_back(self, window: int, now: datetime, label: str | None = None) -> Called:
+        """回呼: call the window's held ticket (the oldest, or ``label``) again, ahead of the queue.
+
+        The ticket the window serves meanwhile is finished first; the service time of the held one
+        still counts from its first call at this window."""
+        with self.storage.transaction() as conn:
+            day, round_ = self.today(now)
+            row = conn.execute(
+                "SELECT id, ticket, issued_at FROM tickets WHERE day = ? AND round = ? AND state = 'held'"
+                " AND window = ? AND ticket = COALESCE(?, ticket) ORDER BY called_at, id LIMIT 1",
+                (day, round_, window, label),
+            ).fetchone()
+            if row is None:
+                which = f"ticket {label}" if label else "no ticket"
+                raise QueueError(
+                    "nothing_held", f"window {window} holds {which}" + (" aside" if label else "")
+                )
+            ticket_id, label, issued_at = row
+            self._finish_current(conn, window, now, "bring_back")
+            conn.execute("UPDATE tickets SET state = 'called' WHERE id = ?", (ticket_id,))
+            self._log(conn, ticket_id, "brought_back", window, now)
+            self.emit("ticket.brought_back", {"ticket": label, "window": window})
+        return Called(label, window, max(0.0, now.timestamp() - issued_at))
+
+    # -- windows ---------------------------------------------------------
+
+    def paused_at(self, window: int) -> float | None:
+        row = self.storage.execute(
+            "SELECT paused_at FROM window_state WHERE window = ?", (window,)
+        ).fetchone()
+        return row[0] if row else None
+
+    def set_paused(self, window: int, paused: bool, now: datetime) -> bool:
+        """暂停服务 / 恢复服务; False when the window already was so (no event then)."""
+        with self.storage.transaction() as conn:
+            self.today(now)
+            since = self.paused_at(window)
+            if (since is not None) == paused:
+                return False
+            conn.execute(
+                "INSERT INTO window_state (window, paused_at) VALUES (?, ?)"
+                " ON CONFLICT(window) DO UPDATE SET paused_at = excluded.paused_at",
+                (window, now.timestamp() if paused else None),
+            )
+            action = "paused" if paused else "resumed"
+            self._log(conn, None, action, window, now)
+            data: dict[str, Any] = {"window": window}
+            if since is not None:
+                data["paused_s"] = round(now.timestamp() - since, 1)
+            self.emit(f"window.{action}", data)
+        return True
+
+    # -- ratings (好差评) -------------------------------------------------
+
+    def rate(self, window: int, label: str, level: int, now: datetime) -> bool:
+        """Record the worker's rating of the service just finished; False if it was rated already."""
+        with self.storage.transaction() as conn:
+            day, round_ = self.current_day()
+            row = conn.execute(
+                "SELECT id, rating, category FROM tickets WHERE day = ? AND round = ? AND ticket = ?",
+                (day, round_, label),
+            ).fetchone()
+            if row is None or row[1] is not None:
+                return False
+            conn.execute("UPDATE tickets SET rating = ? WHERE id = ?", (level, row[0]))
+            self._log(conn, row[0], "rated", window, now, value=level)
+            self.emit("ticket.rated", {"ticket": label, "window": window, "level": level, "category": row[2]})
+        return True
+
+    def rating_ignored(self, window: int, now: datetime) -> None:
+        """A rating key pressed with no finished ticket waiting for one: counted for the report."""
+        with self.storage.transaction() as conn:
+            self._log(conn, None, "rating_ignored", window, now)
+
+    def _log(  # noqa: PLR0917 (one row's columns, named at every call site by their order)
+        self,
+        conn: sqlite3.Connection,
+        ticket_id: int | None,
+        action: str,
+        window: int,
+        now: datetime,
+        value: float | None = None,
+    ) -> None:
+        """One row per act on a ticket, in the act's transaction: what the daily report counts."""
+        day = self.current_day()[0]
+        conn.execute(
+            "INSERT INTO ticket_log (day, ticket_id, action, window, at, value) VALUES (?, ?, ?, ?, ?, ?)",
+            (day, ticket_id, action, window, now.timestamp(), value),
+        )
 
     # -- figures ---------------------------------------------------------
 
@@ -390,6 +628,15 @@ class TicketQueue:
                 (day, round_),
             )
         }
+        held: dict[str, list[str]] = {}
+        for window, ticket in self.storage.execute(
+            "SELECT window, ticket FROM tickets WHERE day = ? AND round = ? AND state = 'held' ORDER BY id",
+            (day, round_),
+        ):
+            held.setdefault(str(window), []).append(ticket)
+        paused = [
+            w for (w,) in self.storage.execute("SELECT window FROM window_state WHERE paused_at IS NOT NULL")
+        ]
         return {
             "day": day,
             "round": round_,
@@ -397,4 +644,6 @@ class TicketQueue:
             "service_time_s": round(self.service_time_s(), 1),
             "categories": categories,
             "windows": windows,
+            "held": held,
+            "paused_windows": sorted(paused),
         }

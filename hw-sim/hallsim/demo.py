@@ -211,6 +211,12 @@ class Demo:
         self._started.append(part)
         return part
 
+    def broker_address(self) -> tuple[str, int]:
+        """The broker the daemon talks to (for the verbs that send signed commands)."""
+        if not self._broker:
+            raise ControlError("the broker is not running")
+        return _broker_address(self._broker)
+
     def _start_broker(self) -> tuple[str, int]:
         if self.broker_url:
             return _broker_address(self.broker_url)

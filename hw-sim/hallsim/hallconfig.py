@@ -38,7 +38,18 @@ CATEGORIES = [
 UNLOCK_TIMEOUT_S = 30.0  # locker.unlock_timeout_s: a released lock that nobody opens locks again
 PRIORITY_PIN = 12
 BUZZER_PIN = 18
-WINDOWS = [{"number": 1, "call_pin": 16, "recall_pin": 20, "skip_pin": 21}]
+# Window 1's caller (finish, 暂停/恢复, hold, bring back) and its rating keypad (好差评, 非常满意 ..
+# 非常不满意) take the pins this demo leaves free: ID EEPROM 0/1, I2C 2/3, SPI 8/10/11 (the demo's
+# screen is the mirror, not a MAX7219) and UART 14/15 (the reader is on a pty).  A real hall with
+# the locker on GPIO has no such pins to spare (docs/queue.md).  Transfer has no key here (a key
+# cannot name its target): `hall-sim transfer 1 D` sends the signed queue.transfer.
+WINDOWS = [
+    {
+        "number": 1, "call_pin": 16, "recall_pin": 20, "skip_pin": 21,
+        "finish_pin": 0, "pause_pin": 1, "hold_pin": 2, "bring_back_pin": 3,
+        "rate5_pin": 8, "rate4_pin": 10, "rate3_pin": 11, "rate2_pin": 14, "rate1_pin": 15,
+    }
+]  # fmt: skip
 COMPARTMENTS: list[dict[str, Any]] = [
     {
         "number": 1,

@@ -17,13 +17,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from hallsim.commander import send
 from hallsim.control import ControlError, Verb
 from hallsim.device import Device
 from hallsim.hallconfig import (
+    ADMIN_KID,
     BUZZER_PIN,
     CARDS,
     CATEGORIES,
+    DEVICE,
     PRIORITY_PIN,
+    SITE,
     UNLOCK_TIMEOUT_S,
     WINDOWS,
 )
@@ -34,7 +38,22 @@ if TYPE_CHECKING:
 
 PRINTER_WORDS = ("ok", "paper-low", "paper-out", "cover-open", "offline")
 CABLES = ("printer", "reader", "screen", "locks", "speaker")
-WINDOW_ACTIONS = ("call", "recall", "skip")
+WINDOW_ACTIONS = ("call", "recall", "skip", "finish", "pause", "hold", "bring_back")
+WINDOW_EVENTS: dict[str, tuple[str, ...]] = {
+    "call": ("ticket.called",),
+    "recall": ("ticket.recalled",),
+    "skip": ("ticket.skipped",),
+    "finish": ("ticket.finished",),
+    "pause": ("window.paused", "window.resumed"),
+    "hold": ("ticket.held",),
+    "bring_back": ("ticket.brought_back",),
+}
+NOTHING_SAID = {
+    "call": "window {number}: call pressed, no ticket called: nobody is waiting (`hall-sim press A`)",
+    "bring_back": "window {number}: bring-back pressed, nothing brought back: the window holds no ticket",
+    "pause": "window {number}: 暂停/恢复 pressed, no change seen",
+}
+LEVELS = {"5": "非常满意", "4": "满意", "3": "基本满意", "2": "不满意", "1": "非常不满意"}
 EVENT_WAIT_S = 3.0  # a key's event reaches the fake central in well under a second
 
 
@@ -50,7 +69,22 @@ VERBS = [
     VerbSpec("call", "call WINDOW", "a staff key at window WINDOW: call the next ticket"),
     VerbSpec("recall", "recall WINDOW", "call the window's ticket again"),
     VerbSpec("skip", "skip WINDOW", "the called worker did not come (过号)"),
-    VerbSpec("hold", "hold KEY", "hold a key down (A, priority, call 1, ...): try the stuck-key alarm"),
+    VerbSpec("finish", "finish WINDOW", "the window's service is done (办结): the rating keypad waits"),
+    VerbSpec("pause", "pause WINDOW", "the window stops taking calls (暂停服务)"),
+    VerbSpec("resume", "resume WINDOW", "the window takes calls again (恢复服务)"),
+    VerbSpec(
+        "transfer", "transfer WINDOW CATEGORY|WINDOW", "send the window's ticket on (转移, a signed command)"
+    ),
+    VerbSpec(
+        "bring-back", "bring-back WINDOW", "call the window's held ticket again, ahead of the queue (回呼)"
+    ),
+    VerbSpec("rate", "rate WINDOW LEVEL", "the worker presses rating key LEVEL: 5 非常满意 .. 1 非常不满意"),
+    VerbSpec(
+        "hold",
+        "hold WINDOW | hold KEY",
+        "hold WINDOW: set the window's ticket aside (挂起); hold KEY (A, priority, call 1, ...): hold a key"
+        " down to try the stuck-key alarm",
+    ),
     VerbSpec("release", "release [KEY]", "let go of a held key (all of them without KEY)"),
     VerbSpec("tap", "tap CARD", "hold a card at the locker's reader (a sample name from sim.json or a UID)"),
     VerbSpec("select", "select N", "press compartment N's select button (选择键), then tap within 15 s"),
@@ -114,6 +148,8 @@ def _keys() -> dict[str, int]:
     for window in WINDOWS:
         for action in WINDOW_ACTIONS:
             keys[f"{action} {window['number']}"] = window[f"{action}_pin"]
+        for level in LEVELS:
+            keys[f"rate {window['number']} {level}"] = window[f"rate{level}_pin"]
     return keys
 
 
@@ -140,6 +176,12 @@ class HallVerbs:
             "call": lambda a: self.window(a, "call"),
             "recall": lambda a: self.window(a, "recall"),
             "skip": lambda a: self.window(a, "skip"),
+            "finish": lambda a: self.window(a, "finish"),
+            "pause": lambda a: self.pause(a, paused=True),
+            "resume": lambda a: self.pause(a, paused=False),
+            "transfer": self.transfer,
+            "bring-back": lambda a: self.window(a, "bring_back"),
+            "rate": self.rate,
             "hold": self.hold,
             "release": self.release,
             "tap": self.tap,
@@ -180,44 +222,128 @@ class HallVerbs:
         return f"pressed {'priority, then ' if priority else ''}{code} (GPIO {pins[code]})"
 
     def window(self, args: list[str], action: str) -> str:
-        windows = {str(w["number"]): w for w in WINDOWS}
-        if len(args) != 1 or args[0] not in windows:
-            raise ControlError(f"which window? one of {', '.join(windows)}")
-        number, pin = int(args[0]), int(windows[args[0]][f"{action}_pin"])
-        central = self.demo.devices.central
-        if central is None:
+        number = self._window_number(args, 1, f"{action} WINDOW")
+        pin = int(self._window(number)[f"{action}_pin"])
+        if self.demo.devices.central is None:
             self.board.click(pin)
             return (
                 f"window {number}: {action} (GPIO {pin}); which ticket is not known without the fake central"
             )
+        event = self._press_for_event(pin, number, WINDOW_EVENTS[action])
+        if event is None and action == "call" and self._paused(number):
+            return f"window {number}: call pressed, not called: the window is paused (`resume {number}`)"
+        if event is None:
+            said = NOTHING_SAID.get(action, "window {number}: {action} pressed, nothing to {action}: {why}")
+            return said.format(number=number, action=action, why="the window has no called ticket")
+        return self._window_said(number, event)
+
+    def pause(self, args: list[str], paused: bool) -> str:
+        """暂停/恢复 is one key: press it only when the window is not already so."""
+        number = self._window_number(args, 1, "pause WINDOW" if paused else "resume WINDOW")
+        if self._paused(number) == paused:
+            return f"window {number} is already {'paused' if paused else 'serving'}"
+        return self.window(args, "pause")
+
+    def rate(self, args: list[str]) -> str:
+        number = self._window_number(args, 2, "rate WINDOW LEVEL")
+        if args[1] not in LEVELS:
+            raise ControlError(f"which level? 5 非常满意 .. 1 非常不满意, not {args[1]!r}")
+        pin = int(self._window(number)[f"rate{args[1]}_pin"])
+        event = self._press_for_event(pin, number, ("ticket.rated",))
+        if event is None:
+            return (
+                f"window {number}: rating key {args[1]} ({LEVELS[args[1]]}, GPIO {pin}) pressed; no rating"
+                " recorded: no finished ticket waits for one (ignored and counted in status)"
+            )
+        return self._window_said(number, event)
+
+    def transfer(self, args: list[str]) -> str:
+        """The window's current ticket to another category (a letter) or window (a number)."""
+        number = self._window_number(args, 2, "transfer WINDOW CATEGORY|WINDOW")
+        target = args[1]
+        arguments: dict[str, Any] = {"window": number}
+        if target.isdigit():
+            arguments["to_window"] = int(target)
+        else:
+            arguments["category"] = target.upper()
+        answer = self.command("queue.transfer", arguments)
+        if not answer.get("ok"):
+            error = answer.get("error") or {}
+            return f"window {number}: transfer refused ({error.get('code')}): {error.get('message')}"
+        result = answer.get("result") or {}
+        return f"window {number} transferred {result.get('ticket')} to {target.upper()} (keeps its place)"
+
+    def command(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
+        host, port = self.demo.broker_address()
+        try:
+            return send(host, port, SITE, DEVICE, self.demo.paths.admin_key, ADMIN_KID, name, args)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise ControlError(f"{name}: {exc}") from None
+
+    @staticmethod
+    def _window(number: int) -> dict[str, Any]:
+        return next(w for w in WINDOWS if w["number"] == number)
+
+    @staticmethod
+    def _window_number(args: list[str], count: int, usage: str) -> int:
+        windows = [str(w["number"]) for w in WINDOWS]
+        if args and args[0] not in windows:
+            raise ControlError(f"which window? one of {', '.join(windows)}")
+        if len(args) != count:
+            raise ControlError(f"usage: hall-sim {usage}")
+        return int(args[0])
+
+    def _paused(self, number: int) -> bool | None:
+        """The window's pause state by the events the fake central received (None: not known)."""
+        central = self.demo.devices.central
+        if central is None:
+            return None
+        states = [e["type"] == "window.paused" for e in central.events()
+                  if e.get("type") in ("window.paused", "window.resumed")
+                  and (e.get("data") or {}).get("window") == number]  # fmt: skip
+        return states[-1] if states else False
+
+    def _press_for_event(self, pin: int, number: int, event_types: tuple[str, ...]) -> dict[str, Any] | None:
+        """Click ``pin`` and wait for the event it causes at window ``number`` (None: none came)."""
+        central = self.demo.devices.central
+        if central is None:
+            self.board.click(pin)
+            return None
         seen = {e.get("event_id") for e in central.events()}
         self.board.click(pin)
-        event_type = {"call": "ticket.called", "recall": "ticket.recalled", "skip": "ticket.skipped"}[action]
         deadline = time.monotonic() + EVENT_WAIT_S
         while time.monotonic() < deadline:
             for event in central.events():
                 data = event.get("data") or {}
                 if (
                     event.get("event_id") not in seen
-                    and event.get("type") == event_type
+                    and event.get("type") in event_types
                     and data.get("window") == number
                 ):
-                    return self._window_said(number, action, data)
+                    return event
             threading.Event().wait(0.05)
-        if action == "call":
-            return f"window {number}: call pressed, no ticket called: nobody is waiting (`hall-sim press A`)"
-        return f"window {number}: {action} pressed, nothing to {action}: the window has no called ticket"
+        return None
 
     @staticmethod
-    def _window_said(number: int, action: str, data: dict[str, Any]) -> str:
+    def _window_said(number: int, event: dict[str, Any]) -> str:
+        data = event.get("data") or {}
         ticket = data.get("ticket")
-        if action == "call":
-            return f"window {number} called {ticket} (waited {data.get('wait_s', 0):.0f} s)"
-        if action == "recall":
-            return f"window {number} recalled {ticket} (recall {data.get('recalls')})"
-        return f"window {number} skipped {ticket} (过号)"
+        said = {
+            "ticket.called": f"called {ticket} (waited {data.get('wait_s', 0):.0f} s)",
+            "ticket.recalled": f"recalled {ticket} (recall {data.get('recalls')})",
+            "ticket.skipped": f"skipped {ticket} (过号)",
+            "ticket.finished": f"finished {ticket} (办结, served {data.get('service_s', 0):.0f} s)",
+            "ticket.held": f"holds {ticket} aside (挂起)",
+            "ticket.brought_back": f"brought back {ticket} (回呼)",
+            "ticket.rated": f"rating of {ticket}: {data.get('level')} ({LEVELS.get(str(data.get('level')))})",
+            "window.paused": "paused (暂停服务)",
+            "window.resumed": "resumed (恢复服务)",
+        }
+        return f"window {number} {said.get(str(event.get('type')), event.get('type'))}"
 
     def hold(self, args: list[str]) -> str:
+        if len(args) == 1 and args[0].isdigit():  # hold WINDOW: 挂起 the window's ticket
+            return self.window(args, "hold")
         name = _key_name(args)
         pin = _keys()[name]
         self.board.press(pin)
