@@ -12,7 +12,7 @@ import re
 
 import pytest
 from display_support import UNIFONT
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from support import fuzz
 
@@ -125,5 +125,6 @@ def test_every_table_text_keeps_the_rules_at_other_panel_widths(room):
 
 @fuzz(200)
 @given(st.text(alphabet="本周四下午三点元天时人号，。：（）“”《》 0123456789AbcWiFi*-/:", max_size=60))
+@example("000000000 ”。。。")  # a space before a closing mark was a break: the row began with ”
 def test_any_text_keeps_the_rules(text):
     _check_rows(text, 128)
