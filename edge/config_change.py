@@ -325,6 +325,8 @@ def _expand_dotted(table: dict[str, Any]) -> dict[str, Any]:
         target = out
         for part in parts[:-1]:
             target = target.setdefault(part, {})
+            if not isinstance(target, dict):  # {"a": 1, "a.b": 2}: a value and a table at one key
+                raise CommandError("bad_arguments", f"{key}: {part!r} is both a value and a table")
         target[parts[-1]] = _expand_dotted(value) if isinstance(value, dict) else value
     return out
 

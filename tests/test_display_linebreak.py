@@ -12,8 +12,9 @@ import re
 
 import pytest
 from display_support import UNIFONT
-from hypothesis import given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
+from support import fuzz
 
 from edge.display.linebreak import CLOSING, OPENING, atoms, break_lines
 from edge.display.render import Glyphs
@@ -122,7 +123,8 @@ def test_every_table_text_keeps_the_rules_at_other_panel_widths(room):
         _check_rows(text, room)
 
 
-@settings(max_examples=200, deadline=None)
+@fuzz(200)
 @given(st.text(alphabet="本周四下午三点元天时人号，。：（）“”《》 0123456789AbcWiFi*-/:", max_size=60))
+@example("000000000 ”。。。")  # a space before a closing mark was a break: the row began with ”
 def test_any_text_keeps_the_rules(text):
     _check_rows(text, 128)

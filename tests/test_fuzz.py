@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from support import PLATFORM_KID, fuzz, json_values, platform_public_key, signed_snapshot
 
@@ -141,6 +141,7 @@ def test_any_configuration_document_is_settings_or_a_config_error(doc):
 @given(
     st.dictionaries(st.sampled_from(["key", "value", "changes", "other"]) | st.text(max_size=6), json_values)
 )
+@example(args={"changes": {"": None, ".": None}})  # a value and a table at one key crashed (long mode)
 def test_any_config_set_arguments_are_a_change_or_bad_arguments(args):
     """The pure steps of config.set: the change, the merge, the remote file, its validation."""
     try:

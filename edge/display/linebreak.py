@@ -51,7 +51,10 @@ def atoms(text: str) -> list[str]:
         if piece in OPENING or (opening and piece == " "):
             opening += piece  # an opening mark stays with what it opens, across a stray space
         elif glued and not opening and piece[0] in CLOSING:
-            glued[-1] += piece  # a closing mark never starts a row
+            spaces = ""
+            while len(glued) > 1 and glued[-1] == " ":  # "9 ”": no break at the space before the mark
+                spaces += glued.pop()
+            glued[-1] += spaces + piece  # a closing mark never starts a row
         else:
             glued.append(opening + piece)
             opening = ""
