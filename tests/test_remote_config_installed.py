@@ -51,6 +51,9 @@ def interpreter() -> tuple[str, str]:
     the same version, with this environment's packages.
     """
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    folders = [REPO.resolve(), *REPO.resolve().parents]
+    if not all(os.stat(folder).st_mode & 0o001 for folder in folders):  # e.g. a checkout in a 0700 mktemp folder
+        pytest.skip(f"the source tree {REPO} is not readable by the account {SERVICE}")
     for candidate in (Path(sys.executable), Path("/usr/bin") / version, Path("/usr/local/bin") / version):
         if candidate.exists() and reachable_by_others(candidate):
             return str(candidate), os.pathsep.join([str(REPO), *site.getsitepackages()])

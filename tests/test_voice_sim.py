@@ -16,7 +16,7 @@ def test_the_demo_keeps_each_announcement_as_played_and_status_shows_the_last(tm
         sim = running_sim(data, demo)
         assert sim["speaker"] == str(data / "speaker")
         ok("press", "A", data=data)
-        wait_for(lambda: sim_status(data)["printer"]["tickets"], 20, "a ticket")
+        wait_for(lambda: sim_status(data)["printer"]["tickets"], 60, "a ticket")
         ok("call", "1", data=data)
         speaker = wait_for(lambda: (s := sim_status(data)["speaker"])["played"] and s, 30, "the announcement")
         assert speaker["overlaps"] == 0
