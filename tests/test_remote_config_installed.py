@@ -52,7 +52,8 @@ def interpreter() -> tuple[str, str]:
     """
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     folders = [REPO.resolve(), *REPO.resolve().parents]
-    if not all(os.stat(folder).st_mode & 0o001 for folder in folders):  # e.g. a checkout in a 0700 mktemp folder
+    # e.g. a checkout in a 0700 mktemp folder
+    if not all(os.stat(folder).st_mode & 0o001 for folder in folders):
         pytest.skip(f"the source tree {REPO} is not readable by the account {SERVICE}")
     for candidate in (Path(sys.executable), Path("/usr/bin") / version, Path("/usr/local/bin") / version):
         if candidate.exists() and reachable_by_others(candidate):
