@@ -433,6 +433,15 @@ SCHEMA: dict[str, Any] = {
             doc="volume by time of day, each until the next; none = 100 % all day",
         ),
     },
+    "console": {
+        "enabled": Key(bool, False, "the staff console: web pages for windows and locker (docs/console.md)"),
+        "listen": Key(list, [], "IP addresses of this controller to listen on (the hall LAN's), none = off"),
+        "port": Key(int, 8443, check=port_check),
+        "tls_cert_file": Key(str, "", "PEM certificate (docs/console.md makes one); '' = plain HTTP"),
+        "tls_key_file": Key(str, "", "its private key", secret_file=True),
+        "plain_http": Key(list, [], "listen addresses allowed without TLS: explicit LAN addresses only"),
+        "closing_at": Key(str, "", "sessions end at this hall time; '' = queue.closing_at"),
+    },
 }
 
 
@@ -479,6 +488,7 @@ def _cross_checks(cfg: Settings) -> list[str]:
     errors += _unique(cfg.locker.compartments, "tool_id", "locker.compartments")
     errors += conflicts(cfg)  # a pin or port wired twice (edge.wiring: the one list)
     errors += _secret_file_problems(cfg)
+    errors += _console_listen(cfg)
     if cfg.locker.enabled and not cfg.rfid.enabled:
         errors.append("locker.enabled: true is not possible with rfid.enabled = false (cards open it)")
     if cfg.rfid.enabled and not cfg.rfid.card_key_file:
@@ -526,4 +536,37 @@ def _window_categories(cfg: Settings) -> list[str]:
         for code in w.serves:
             if code not in codes:
                 errors.append(f"queue.windows[{i}].serves: {code!r} is not a category ({known})")
+    return errors
+
+
+def _console_listen(cfg: Settings) -> list[str]:
+    """The console listens only on addresses named, each an IP literal; plain HTTP only on the
+    addresses ``console.plain_http`` names (never a wildcard), else it needs a certificate."""
+    console = cfg.console
+    if not console.enabled:
+        return []
+    errors = []
+    if not console.listen:
+        errors.append("console.listen: name the hall LAN address(es) to listen on (e.g. 192.168.1.20)")
+    tls = bool(console.tls_cert_file and console.tls_key_file)
+    if bool(console.tls_cert_file) != bool(console.tls_key_file):
+        errors.append("console.tls_cert_file and console.tls_key_file: give both or neither")
+    for key, addresses in (("listen", console.listen), ("plain_http", console.plain_http)):
+        for address in addresses:
+            try:
+                ip = ipaddress.ip_address(address)
+            except ValueError:
+                errors.append(f"console.{key}: {address!r} is not an IP address")
+                continue
+            if key == "plain_http" and ip.is_unspecified:
+                errors.append(f"console.plain_http: {address!r} is every address, not one LAN address")
+    if console.closing_at and hhmm_check(console.closing_at):
+        errors.append(f"console.closing_at: {console.closing_at!r} is not a time of day HH:MM")
+    if not tls:
+        for address in console.listen:
+            if address not in console.plain_http:
+                errors.append(
+                    f"console.listen: {address} has no TLS certificate: set console.tls_cert_file and"
+                    f' tls_key_file, or allow plain HTTP there with console.plain_http = ["{address}"]'
+                )
     return errors

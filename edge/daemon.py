@@ -50,6 +50,9 @@ def feature_factories() -> list[FeatureFactory]:
     from edge import locker
 
     factories.append(locker.build)
+    from edge import console  # last: every command it offers is registered when it starts serving
+
+    factories.append(console.build)
     return factories
 
 

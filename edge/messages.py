@@ -7,6 +7,7 @@ Drivers and the network thread post these; features subscribe to them with
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -43,6 +44,22 @@ class CommandReceived:
     payload: bytes
     response_topic: str | None = None
     correlation_data: bytes | None = None
+
+
+@dataclass(frozen=True)
+class LocalCommand:
+    """A command from a person on this controller (the staff console), already authenticated there.
+
+    The commands feature runs it exactly as a signed command (the same registered handler, the
+    same ``audit.command`` event with ``issuer``, e.g. ``console:w1``); ``deliver`` gets the
+    result payload ``cmd/result`` would carry, on the core thread (it must only hand it over).
+    """
+
+    id: str
+    name: str
+    args: dict[str, Any]
+    issuer: str
+    deliver: Callable[[bytes], None]
 
 
 class LinkPort(Protocol):

@@ -19,6 +19,8 @@ import base64
 import binascii
 import contextlib
 import difflib
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -487,3 +489,57 @@ def set_nodelay(sock: object) -> None:
     # Only latency is at stake: a socket that refuses the option is used as it is.
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+# ---- staff console passwords (console.account; `hall-admin console-account` makes them) ----------
+# scrypt (memory-hard, in the standard library through OpenSSL): n=2^14, r=8 takes 16 MiB and
+# ~50 ms on a desktop core, ~0.3 s on a Pi 3's; a guess from a stolen database costs as much.
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+_SCRYPT_MAXMEM = 64 * 1024 * 1024
+
+
+def hash_password(password: str, salt: bytes | None = None) -> str:
+    """``scrypt$N$r$p$salt$hash`` (salt and hash base64): what ``console.account`` stores."""
+    salt = salt if salt is not None else os.urandom(16)
+    digest = _scrypt(password, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P)
+    return "$".join(["scrypt", str(SCRYPT_N), str(SCRYPT_R), str(SCRYPT_P), _b64(salt), _b64(digest)])
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+    return hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, maxmem=_SCRYPT_MAXMEM, dklen=32)
+
+
+def _parse_hash(stored: str) -> tuple[int, int, int, bytes, bytes] | str:
+    parts = stored.split("$")
+    if len(parts) != 6 or parts[0] != "scrypt":
+        return "not scrypt$N$r$p$salt$hash"
+    try:
+        n, r, p = int(parts[1]), int(parts[2]), int(parts[3])
+        salt, digest = base64.b64decode(parts[4], validate=True), base64.b64decode(parts[5], validate=True)
+    except (ValueError, binascii.Error):
+        return "N, r, p must be numbers and salt, hash base64"
+    if n < 2**14 or n > 2**17 or n & (n - 1) or not 1 <= r <= 16 or not 1 <= p <= 4:
+        return "N must be a power of 2 from 16384 to 131072, r 1-16 and p 1-4"
+    if len(salt) < 16 or len(digest) != 32:
+        return "the salt must have 16 bytes or more and the hash 32"
+    return n, r, p, salt, digest
+
+
+def password_hash_problem(stored: object) -> str | None:
+    """Why ``stored`` is not a usable password hash, or None."""
+    if not isinstance(stored, str) or len(stored) > 300:
+        return "not a password hash (made by hall-admin console-account)"
+    parsed = _parse_hash(stored)
+    return parsed if isinstance(parsed, str) else None
+
+
+def check_password(password: str, stored: str) -> bool:
+    parsed = _parse_hash(stored)
+    if isinstance(parsed, str):
+        return False
+    n, r, p, salt, digest = parsed
+    return hmac.compare_digest(_scrypt(password, salt, n, r, p), digest)

@@ -262,6 +262,17 @@ class VoiceSettings:
 
 
 @dataclass(frozen=True)
+class ConsoleSettings:
+    enabled: bool
+    listen: tuple[str, ...]
+    port: int
+    tls_cert_file: str
+    tls_key_file: str
+    plain_http: tuple[str, ...]
+    closing_at: str
+
+
+@dataclass(frozen=True)
 class Settings:
     """The whole configuration file (``edge.config.load``)."""
 
@@ -283,6 +294,7 @@ class Settings:
     commands: CommandsSettings
     health: HealthSettings
     voice: VoiceSettings
+    console: ConsoleSettings
 
 
 class _Dataclass(Protocol):

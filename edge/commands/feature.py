@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -24,7 +25,7 @@ from edge.commands.generic import GenericCommands, record_start
 from edge.commands.verify import Command, verify
 from edge.core import CommandError, Core, RegisteredCommand
 from edge.logs import mask_personal
-from edge.messages import CommandReceived
+from edge.messages import CommandReceived, LocalCommand
 from edge.protocol import (
     CLOCK_SKEW,
     UNAUTHENTICATED,
@@ -60,6 +61,7 @@ class Reply:
 
     response_topic: str | None = None
     correlation_data: bytes | None = None
+    local: Callable[[bytes], None] | None = None  # a LocalCommand's answer: to its caller only
 
 
 class CommandsFeature:
@@ -97,6 +99,7 @@ class CommandsFeature:
             core, self.changes, self.config.commands.public_keys, self.keys, self._signer
         )
         core.subscribe(CommandReceived, self.on_command)
+        core.subscribe(LocalCommand, self.on_local_command)
         self.generic = GenericCommands(core, self.changes, self.rotation, lambda: self.current)
         for name, (handler, accepted) in {**self.generic.handlers(), **self.rotation.commands()}.items():
             core.register_command(name, handler, args=accepted)
@@ -140,6 +143,21 @@ class CommandsFeature:
             self.refuse(refusal, reply)
             return
         self._run(outcome, handler, reply)
+
+    def on_local_command(self, message: LocalCommand) -> None:
+        """A staff member's action on the console: authenticated there, run and audited here
+        through the same path as a signed command (one handler, one ``audit.command``)."""
+        now = self.core.clock.now()
+        body = {"issuer": message.issuer, "name": message.name, "args": message.args}
+        args = dict(message.args)
+        command = Command(message.id, message.name, message.issuer, now, now, args, "local", body)
+        reply = Reply(local=message.deliver)
+        handler = self.core.command(message.name)
+        if handler is None:
+            why = f"no command {message.name!r} here"
+            self.refuse(Refusal("unknown_command", why, message.id, message.name), reply)
+            return
+        self._run(command, handler, reply)
 
     def _run(self, command: Command, handler: RegisteredCommand, reply: Reply) -> None:
         self.current = (command, reply)
@@ -192,6 +210,9 @@ class CommandsFeature:
         self.publish(error_payload(command_id, code, message), Reply(topic, correlation))
 
     def publish(self, payload: bytes, reply: Reply) -> None:
+        if reply.local is not None:
+            reply.local(payload)
+            return
         link = self.core.link
         if link is None:
             log.warning("no link: a command result (%d bytes) is not sent", len(payload))
