@@ -35,7 +35,8 @@ from types import FrameType
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from hallsim.broker import Mosquitto
+from hallsim import commander
+from hallsim.broker import Mosquitto, free_port
 from hallsim.central import Central
 from hallsim.control import (
     SIM_JSON,
@@ -48,13 +49,16 @@ from hallsim.control import (
 )
 from hallsim.device import Part
 from hallsim.hallconfig import (
+    ADMIN_KID,
     CARD_KEY_ID,
+    CONSOLE_ACCOUNTS,
     DEVICE,
     PLATFORM_KID,
     SITE,
     Paths,
     Ports,
     compartments,
+    console_password_hash,
     daemon_config,
     make_keys,
     publish_samples,
@@ -165,6 +169,7 @@ class Demo:
         self._lock_fd: int | None = None
         self._broker = ""
         self._started: list[Part] = []  # stopped in reverse order
+        self.console_port = 0
 
     # -- start ------------------------------------------------------------------
 
@@ -190,7 +195,9 @@ class Demo:
             SimSpeaker(self.paths.sock("speaker.sock"), self.data / "speaker", self.speaker_speed)
         )
         public_key = make_keys(self.paths)
-        config = daemon_config(self.paths, host, port, public_key, self.devices.ports())
+        self.console_port = free_port()
+        ports = self.devices.ports()
+        config = daemon_config(self.paths, host, port, public_key, ports, console_port=self.console_port)
         self.paths.config.write_text(render_toml(config), encoding="utf-8")
         self._write_sim("starting")
         if self.with_central:
@@ -205,6 +212,27 @@ class Demo:
         self.control = self._started_part(ControlServer(self.paths.sock("control.sock"), self.verbs.table()))
         self.daemon.start()
         self._write_sim("running")
+        threading.Thread(target=self._set_console_accounts, name="console-accounts", daemon=True).start()
+
+    def _set_console_accounts(self) -> None:
+        """The sample accounts, by the signed console.account as bureau IT sets them (retried
+        until the daemon is online)."""
+        host, port = self.broker_address()
+        for account in CONSOLE_ACCOUNTS:
+            secret = console_password_hash(account["password"])
+            args = {"action": "set", "id": account["user"], "name": account["name"], "role": account["role"],
+                    "windows": account["windows"], "password_hash": secret}  # fmt: skip
+            for _ in range(30):
+                if self.stop_requested.is_set():
+                    return
+                try:
+                    answer = commander.send(host, port, SITE, DEVICE, self.paths.admin_key, ADMIN_KID,
+                                            "console.account", args, timeout_s=5.0)  # fmt: skip
+                except (OSError, TimeoutError):
+                    continue
+                if not answer.get("ok"):
+                    _warn(f"console account {account['user']}: {answer.get('error')}")
+                break
 
     def _started_part(self, part: PartT) -> PartT:
         part.start()
@@ -233,6 +261,7 @@ class Demo:
             daemon_pid=self.daemon.pid,
             ports=self.devices.ports(),
             central=self.devices.central is not None,
+            console_port=self.console_port,
         )
         write_json(self.data / SIM_JSON, document)
 
@@ -297,6 +326,8 @@ class Demo:
             f"  speaker     announcements kept in {self.data / 'speaker'}",
             f"  locks       {f'RS-485 board on {d.ports().locks}' if d.locks else 'GPIO, door switches'}",
             "  buttons, select buttons and buzzer on the simulated GPIO pins",
+            f"  console     http://127.0.0.1:{self.console_port}/  (staff pages; accounts in sim.json)",
+            *(f"              {a['user']} / {a['password']}  ({a['role']})" for a in CONSOLE_ACCOUNTS),
         ]
         tries = (
             (f"{me} press A", "take a ticket for 求职登记"),

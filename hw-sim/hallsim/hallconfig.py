@@ -106,6 +106,33 @@ CARDS: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 
 
+# The staff console's sample accounts (docs/console.md), one per role; set by the demo with the
+# signed console.account command, the hash made here (scrypt, the format docs/console.md gives).
+CONSOLE_ACCOUNTS: list[dict[str, Any]] = [
+    {"user": "w1", "password": "demo-window-1", "role": "window", "name": "一号窗口", "windows": [1]},
+    {"user": "locker", "password": "demo-locker", "role": "locker", "name": "工具柜管理员", "windows": []},
+    {"user": "boss", "password": "demo-supervisor", "role": "supervisor", "name": "大厅主管", "windows": []},
+]
+
+
+def console_password_hash(password: str) -> str:
+    """``scrypt$N$r$p$salt$hash`` with N=2^14, r=8, p=1, 16 random salt bytes, 32-byte hash."""
+    import hashlib
+
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1, maxmem=64 * 2**20, dklen=32)
+    return "$".join(
+        ["scrypt", "16384", "8", "1", base64.b64encode(salt).decode(), base64.b64encode(digest).decode()]
+    )
+
+
+def console_document(port: int) -> dict[str, Any] | None:
+    if not port:
+        return None
+    accounts = [{"user": a["user"], "password": a["password"], "role": a["role"]} for a in CONSOLE_ACCOUNTS]
+    return {"url": f"http://127.0.0.1:{port}/", "accounts": accounts}
+
+
 @dataclass(frozen=True)
 class Paths:
     """Where one demo keeps its things (all under its data folder, sockets maybe elsewhere)."""
@@ -223,7 +250,7 @@ def ed25519_public_key(path: Path) -> str:
 
 
 def daemon_config(
-    paths: Paths, host: str, port: int, public_key: str, ports: Ports
+    paths: Paths, host: str, port: int, public_key: str, ports: Ports, *, console_port: int = 0
 ) -> dict[str, dict[str, Any]]:
     """``hall-edge.toml`` for the simulated hall, as tables of keys (see ``render_toml``)."""
     return {
@@ -267,12 +294,19 @@ def daemon_config(
             "socket": ports.speaker,
             "volume": [{"at": "00:00", "percent": 80}],  # all day, like the screen
         },
+        "console": {
+            "enabled": bool(console_port),
+            "listen": ["127.0.0.1"],
+            "port": console_port or 8443,
+            "plain_http": ["127.0.0.1"],  # loopback only: the demo is one machine
+        },
     }
 
 
 def sim_document(
-    paths: Paths, *, broker: str, state: str, daemon_pid: int | None, ports: Ports, central: bool
-) -> dict[str, Any]:
+    paths: Paths, *, broker: str, state: str, daemon_pid: int | None, ports: Ports, central: bool,
+    console_port: int = 0,
+) -> dict[str, Any]:  # fmt: skip
     """``DIR/sim.json``: what a script needs to drive the simulation."""
     return {
         "state": state,
@@ -304,6 +338,7 @@ def sim_document(
             "compartments": compartments(bool(ports.locks)),
         },
         "locks": {"kind": "rs485", "port": ports.locks} if ports.locks else "gpio",
+        "console": console_document(console_port),
     }
 
 
