@@ -31,7 +31,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--cpu-fraction", type=float, default=None, metavar="F")
+    parser.add_argument("--rss", action="store_true", help="only: idle daemon RSS, console off vs on")
     args = parser.parse_args()
+    if args.rss:
+        return idle_rss()
     with tempfile.TemporaryDirectory(prefix="console-bench-") as folder:
         hall = Hall(Path(folder))
         try:
@@ -84,6 +87,32 @@ def run(hall: Hall, rounds: int, fraction: float | None) -> int:
         f"| POST /window/1/call -> LED frame | {len(latencies)} | {percentile(latencies, 0.5):.0f}"
         f" | {percentile(latencies, 0.99):.0f} | {max(latencies):.0f} | {rss:.1f} |"
     )
+    return 0
+
+
+def idle_rss() -> int:
+    """The same daemon (queue, two windows, no peripherals) with the console off and on, idle for
+    5 s after ready: what enabling the console costs before anyone logs in."""
+    import subprocess
+
+    import rig
+    from hallsim.broker import free_port
+
+    print("| daemon, idle 5 s after ready | RSS MiB |")
+    print("|---|---|")
+    for enabled in (False, True):
+        with tempfile.TemporaryDirectory(prefix="console-rss-") as folder:
+            console = {"enabled": enabled, "listen": ["127.0.0.1"], "port": free_port(),
+                       "plain_http": ["127.0.0.1"]}  # fmt: skip
+            queue = {"enabled": True, "windows": [{"number": 1}, {"number": 2}]}
+            config = rig.write_config(Path(folder), {"queue": queue, "console": console})
+            process = subprocess.Popen(rig.daemon_command(config), stderr=subprocess.PIPE)
+            try:
+                rig.wait_for_line(process, b'msg="ready', 30)
+                time.sleep(5)
+                print(f"| console {'on' if enabled else 'off'} | {rss_kib(process.pid) / 1024:.1f} |")
+            finally:
+                rig.stop(process)
     return 0
 
 
