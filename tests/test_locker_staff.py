@@ -4,7 +4,10 @@ attributed to the staff member who acted, kept across restarts and as the contra
 from __future__ import annotations
 
 import json
+import shutil
+import sqlite3
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,6 +31,17 @@ def act(hall: LockerHall, name: str, **args: Any) -> dict[str, Any]:
     handler = hall.core.command(name)
     assert handler is not None, name
     return hall.on_core(lambda: handler(args, {"issuer": STAFF}))
+
+
+def files_after_kill_9(hall: LockerHall, folder: Path) -> Path:
+    """The database as a kill -9 leaves it: the files copied while the daemon runs (process memory
+    gone, a half-written WAL frame ignored by SQLite as after a real kill)."""
+    folder.mkdir()
+    state = Path(hall.config.storage.dir)
+    for name in ("hall-edge.db", "hall-edge.db-wal"):
+        if (state / name).exists():
+            shutil.copyfile(state / name, folder / name)
+    return folder / "hall-edge.db"
 
 
 def tools(hall: LockerHall) -> dict[str, dict[str, Any]]:
@@ -73,7 +87,7 @@ def test_an_overdue_tool_is_shown_overdue(tmp_path, make_hall):
     assert (status["counts"]["overdue"], status["counts"]["out"]) == (1, 0)
 
 
-def test_a_tool_missing_from_stock_is_written_off_by_the_staff_member_and_stays_so(hall):
+def test_a_tool_missing_from_stock_is_written_off_by_the_staff_member_and_stays_so(hall, tmp_path):
     written = act(hall, "locker.write_off", compartment=3, note="柜内无工具 联系 13812345678")
     assert written == {
         "tool_id": "T-drill-01", "compartment": 3, "state": "written_off", "from": "in_stock",
@@ -90,7 +104,16 @@ def test_a_tool_missing_from_stock_is_written_off_by_the_staff_member_and_stays_
     with pytest.raises(CommandError) as again:
         act(hall, "locker.write_off", tool_id="T-drill-01")
     assert again.value.code == "already_written_off"
-    hall.restart()  # the write-off is on disk, with its ledger row
+    # kill -9 now: what is on the disk (the database and its WAL, copied as they are) has it all.
+    killed = files_after_kill_9(hall, tmp_path / "killed")
+    with sqlite3.connect(killed) as db:
+        assert db.execute("SELECT state FROM locker_tools WHERE tool_id = 'T-drill-01'").fetchone() == (
+            "written_off",
+        )
+        assert db.execute("SELECT COUNT(*) FROM outbox WHERE type = 'audit.tool_written_off'").fetchone() == (
+            1,
+        )
+    hall.restart()
     assert tools(hall)["T-drill-01"]["state"] == "written_off"
     history = hall.on_core(lambda: hall.locker.ledger.history("T-drill-01"))
     assert (history[-1]["action"], history[-1]["worker"]) == ("written_off", STAFF)
