@@ -476,7 +476,9 @@ class TicketsFeature:
         """queue.status: what the caller screens show (docs/queue.md); ``window`` for one window."""
         only = self._window_arg(args) if args.get("window") is not None else None
         now = self.core.clock.now()
-        day, round_ = self.queue.today(now)  # a screen left open overnight shows the new day
+        day, round_ = self.queue.current_day()
+        if business_day(now, self.q.reset_at) != day:  # a screen left open overnight shows the new day
+            day, round_ = self.queue.today(now)  # (a write: only when the day has turned)
         hall = QueuePlan(self.categories, {w.number: w.serves for w in self.q.windows}, self.transfer_to)
         return caller_board(
             hall,

@@ -563,8 +563,11 @@ class TicketQueue:
         rows = self.storage.execute(
             "SELECT t.ticket, t.category, t.service, t.priority, t.state, t.issued_at, t.window,"
             " t.for_window, t.called_at, t.finished_at, t.recalls,"
-            " EXISTS (SELECT 1 FROM ticket_log l WHERE l.ticket_id = t.id AND l.action = 'transferred'),"
-            " (SELECT MAX(l.at) FROM ticket_log l WHERE l.ticket_id = t.id AND l.action = 'held')"
+            # l.day first: the log's index (day, ticket_id), whatever months of log it holds
+            " EXISTS (SELECT 1 FROM ticket_log l"
+            " WHERE l.day = t.day AND l.ticket_id = t.id AND l.action = 'transferred'),"
+            " (SELECT MAX(l.at) FROM ticket_log l"
+            " WHERE l.day = t.day AND l.ticket_id = t.id AND l.action = 'held')"
             f" FROM tickets t WHERE t.day = ? AND t.round = ? AND t.state IN {OPEN_STATES} ORDER BY t.id",
             (day, round_),
         ).fetchall()
