@@ -62,6 +62,8 @@ class Day:
         self.paused: set[int] = set()
         self.issued_by_hour: Counter[str] = Counter()
         self.served_by_hour: Counter[str] = Counter()
+        self.waits_by_hour: defaultdict[str, list[float]] = defaultdict(list)  # of first calls
+        self.first_called: set[str] = set()
         self.acts: Counter[str] = Counter()
         span = (at(CLOSE) - at(OPEN)).total_seconds() * 0.92  # the last arrivals half an hour before closing
         for moment in sorted(rng.uniform(0, span) for _ in range(tickets)):
@@ -120,6 +122,9 @@ class Day:
             self.push(now + timedelta(seconds=30), "free", window)
             return
         self.acts["call"] += 1
+        if called_ticket.ticket not in self.first_called:  # a transferred ticket is called again
+            self.first_called.add(called_ticket.ticket)
+            self.waits_by_hour[f"{now.hour:02d}"].append(called_ticket.wait_s)
         self.serve(now, window, called_ticket.ticket)
 
     def _called(self, window: int) -> str:
@@ -304,6 +309,18 @@ def compare(report: dict[str, Any], counted: dict[str, Any]) -> list[str]:
     return problems
 
 
+def hour_log(day: Day, hour: str) -> dict[str, Any]:
+    """One hour of the chart as the simulation itself saw it (issued, served, first calls' waits)."""
+    waits = day.waits_by_hour.get(hour, [])
+    return {
+        "issued": day.issued_by_hour[hour],
+        "served": day.served_by_hour[hour],
+        "called": len(waits),
+        "wait_mean_s": round(sum(waits) / len(waits), 1) if waits else None,
+        "wait_max_s": round(max(waits), 1) if waits else None,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tickets", type=int, default=500)
@@ -327,8 +344,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         print("report.daily (report) against counts from the events (events):")
         problems = compare(report, from_events(storage))
-        hours = {h: {"issued": day.issued_by_hour[h], "served": day.served_by_hour[h]}
-                 for h in sorted(set(day.issued_by_hour) | set(day.served_by_hour))}  # fmt: skip
+        logged = set(day.issued_by_hour) | set(day.served_by_hour) | set(day.waits_by_hour)
+        hours = {h: hour_log(day, h) for h in sorted(logged)}
         print("  per hour: report / the simulation's own log")
         for hour in sorted(set(hours) | set(report["hours"])):
             mine, theirs = report["hours"].get(hour), hours.get(hour)

@@ -47,6 +47,14 @@ class CommandError(Exception):
         self.message = message
 
 
+def acting_staff(body: dict[str, Any]) -> str:
+    """Who acts through a command: its body's ``issuer`` (the signer of a remote command, or the
+    staff member the console logged in), ``remote`` when it names nobody.  Identity comes from
+    whoever authenticated the command, never from an argument anyone could write."""
+    issuer = body.get("issuer")
+    return issuer.strip() if isinstance(issuer, str) and issuer.strip() else "remote"
+
+
 CommandHandler = Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]
 """(args, command body) -> result; raises CommandError."""
 

@@ -338,7 +338,8 @@ def test_commands_refuse_bad_arguments(hall):
     with pytest.raises(CommandError) as unknown:
         hall.command("queue.recall", window=2, ticket="Z999")
     assert unknown.value.code == "unknown_ticket"
-    assert hall.command("queue.call", window=2) == {"window": 2, "ticket": None}
+    assert hall.command("queue.call", window=2) == {
+        "window": 2, "ticket": None, "reason": "nobody_waiting", "finished": None}  # fmt: skip
 
 
 def test_reset_command_starts_numbers_again(hall):

@@ -164,7 +164,11 @@ def test_the_daily_report_matches_what_happened_and_survives_a_restart(storage):
     assert (w1["called"], w1["served"], w1["transferred"], w1["ratings_ignored"]) == (2, 1, 1, 1)
     assert (w2["called"], w2["served"], w2["no_show"]) == (2, 1, 1)
     assert w2["service_s"]["mean"] == 120.0
-    assert report["hours"] == {"09": {"issued": 3, "served": 1}, "10": {"issued": 0, "served": 1}}
+    # The day's chart: per hour issued, served, and the wait of the tickets first called then.
+    assert report["hours"] == {
+        "09": {"issued": 3, "served": 1, "called": 2, "wait_mean_s": 900.0, "wait_max_s": 1200.0},
+        "10": {"issued": 0, "served": 1, "called": 1, "wait_mean_s": 3600.0, "wait_max_s": 3600.0},
+    }
 
 
 def test_p90_is_the_nearest_rank():

@@ -25,9 +25,10 @@ from typing import Any
 
 from drivers.lockboard import LockBoards
 from drivers.rfid import CardReader
-from edge.core import CommandError, Core, Timer
+from edge.core import CommandError, Core, Timer, acting_staff
 from edge.locker import compartments as hw
-from edge.locker.ledger import LENDABLE, Ledger, Session, Tool
+from edge.locker.board import LockerState, locker_board
+from edge.locker.ledger import LENDABLE, Ledger, Session, Tool, is_overdue
 from edge.logs import mask_phone
 from edge.messages import Buzz, ScreenLine, ScreenLineEnded, SnapshotUpdated
 from edge.settings import Settings
@@ -44,6 +45,7 @@ DENIAL_LINES = {
     "timeout": "柜门未打开 已重新上锁",
 }
 RESULTS = ("ok", "damaged", "lost")
+NOTE_MAX = 500
 SETTLE_S = 0.15
 TAP_WAIT_S = 3.0  # how long a tap waits for the locker to settle after a start
 LINE_S = 6.0  # a result (denied, returned...) stays at most this long; the next tap replaces it
@@ -90,6 +92,11 @@ class LockerFeature:
         core.register_command(
             "locker.inspect", self._cmd_inspect, args=("tool_id", "compartment", "result", "note")
         )
+        core.register_command("locker.status", self._cmd_status, args=())
+        core.register_command(
+            "locker.write_off", self._cmd_write_off, args=("tool_id", "compartment", "note")
+        )
+        core.register_command("locker.repaired", self._cmd_repaired, args=("tool_id", "compartment", "note"))
         core.register_status("locker", self.status)
         self.compartments, self.boards = hw.build(self.settings, core.post)
         core.set_component("locker", "ok")
@@ -374,7 +381,7 @@ class LockerFeature:
             if tool.state != "out" or tool.out_epoch is None:
                 continue
             out.add(tool.rental_id)
-            if now - tool.out_epoch > limit_s:
+            if is_overdue(tool, now, limit_s):
                 facts = {
                     "rental_id": tool.rental_id,
                     "worker": tool.worker,
@@ -407,18 +414,71 @@ class LockerFeature:
 
     def _cmd_inspect(self, args: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
         tool = self._tool_from_args(args)
-        result, note = args.get("result"), args.get("note", "")
+        result, note = args.get("result"), _note_arg(args)
         if result not in RESULTS:
             raise CommandError("bad_arguments", "result must be one of ok, damaged, lost")
-        if not isinstance(note, str) or len(note) > 500:
-            raise CommandError("bad_arguments", "note must be text of at most 500 characters")
+        if result == "lost" and tool.state == LENDABLE:
+            return self._cmd_write_off(args, body)  # found missing from stock: that is a write-off
         if tool.state not in ("pending_inspection", "repair"):
             raise CommandError(
-                "bad_state", f"tool {tool.tool_id} is {tool.state}, not waiting for inspection"
+                "bad_state",
+                f"tool {tool.tool_id} is {tool.state}, not waiting for inspection"
+                " (a tool missing from stock: locker.write_off)",
             )
-        inspector = str(body.get("issuer") or "remote")
-        # Free text goes into an event: a phone number in it is masked like in a log line.
-        return self.ledger.inspect(tool, result, inspector, mask_phone(note))
+        return self.ledger.inspect(tool, result, acting_staff(body), note)
+
+    def _cmd_write_off(self, args: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+        """报损 a tool that is not out: found missing from stock, lost after its return, beyond repair."""
+        tool = self._tool_from_args(args)
+        note = _note_arg(args)
+        if tool.state == "out":
+            raise CommandError(
+                "tool_out",
+                f"tool {tool.tool_id} is out on rental {tool.rental_id} with {tool.worker}:"
+                " it is written off when it comes back (locker.inspect result=lost)",
+            )
+        if tool.state == "written_off":
+            raise CommandError("already_written_off", f"tool {tool.tool_id} is written off already")
+        self._refuse_if_unlocked(tool)
+        done = self.ledger.write_off(tool, acting_staff(body), note)
+        keep = ("tool_id", "compartment", "from", "by", "note", "rental_id")
+        return {**{key: done[key] for key in keep}, "state": "written_off"}
+
+    def _cmd_repaired(self, args: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+        """A tool back from repair is in stock again (an ok inspection of a tool in repair)."""
+        tool = self._tool_from_args(args)
+        note = _note_arg(args)
+        if tool.state != "repair":
+            raise CommandError("not_in_repair", f"tool {tool.tool_id} is {tool.state}, not in repair")
+        done = self.ledger.inspect(tool, "ok", acting_staff(body), note)
+        return {
+            "tool_id": tool.tool_id,
+            "compartment": tool.compartment,
+            "state": "in_stock",
+            "by": done["inspector"],
+            "note": note,
+            "rental_id": tool.rental_id,
+        }
+
+    def _refuse_if_unlocked(self, tool: Tool) -> None:
+        """A compartment unlocked for a card right now: its tool is about to change hands."""
+        session = self.sessions.get(tool.compartment)
+        if session is not None:
+            raise CommandError(
+                "busy", f"compartment {tool.compartment} is unlocked for a {session.kind} right now"
+            )
+
+    def _cmd_status(self, _args: dict[str, Any], _body: dict[str, Any]) -> dict[str, Any]:
+        """locker.status: every tool with its state, door and counts (docs/locker.md)."""
+        state = LockerState(
+            tools=list(self.ledger.tools.values()),
+            last_acts=self.ledger.last_acts(),
+            compartments=set(self.compartments),
+            doors=dict(self.door_known),
+            sessions=dict(self.sessions),
+            alarms=list(self.ledger.alarms),
+        )
+        return locker_board(state, self.core.clock.now(), self.cfg.loan_hours)
 
     def _tool_from_args(self, args: dict[str, Any]) -> Tool:
         tool_id, number = args.get("tool_id"), args.get("compartment")
@@ -485,3 +545,12 @@ class LockerFeature:
         timer = timers.pop(number, None)
         if timer is not None:
             timer.cancel()
+
+
+def _note_arg(args: dict[str, Any]) -> str:
+    """A staff note: optional text of at most NOTE_MAX characters.  It goes into events, so a phone
+    number in it is masked like in a log line."""
+    note = args.get("note", "")
+    if not isinstance(note, str) or len(note) > NOTE_MAX:
+        raise CommandError("bad_arguments", f"note must be text of at most {NOTE_MAX} characters")
+    return mask_phone(note.strip())

@@ -75,6 +75,15 @@ MIGRATIONS = [
 ]
 
 LENDABLE = "available"
+# The states as staff name them (locker.status, audit.tool_written_off); the table keeps its words.
+STATE_NAMES = {
+    LENDABLE: "in_stock",
+    "out": "out",
+    "pending_inspection": "awaiting_inspection",
+    "repair": "in_repair",
+    "written_off": "written_off",
+}
+STAFF_ACTS = ("inspected", "repair", "repaired", "written_off")  # ledger actions whose worker is staff
 
 
 @dataclass
@@ -86,6 +95,21 @@ class Tool:
     rental_id: str | None
     worker: str | None = None  # the borrower while out
     out_epoch: float | None = None
+
+
+def is_overdue(tool: Tool, now: float, loan_s: float) -> bool:
+    """Out longer than the loan time (``now`` epoch seconds)."""
+    return tool.state == "out" and tool.out_epoch is not None and now - tool.out_epoch > loan_s
+
+
+@dataclass(frozen=True)
+class LastAct:
+    """A tool's latest ledger row: when it entered its state, and who (worker or staff) did it."""
+
+    action: str
+    at: str
+    worker: str | None
+    detail: str | None
 
 
 @dataclass(frozen=True)
@@ -186,6 +210,14 @@ class Ledger:
         return [
             dict(zip(("at", "action", "rental_id", "worker", "detail"), row, strict=True)) for row in rows
         ]
+
+    def last_acts(self) -> dict[str, LastAct]:
+        """Each tool's latest ledger row."""
+        rows = self.db.execute(
+            "SELECT tool_id, action, at, worker, detail FROM locker_ledger"
+            " WHERE id IN (SELECT MAX(id) FROM locker_ledger GROUP BY tool_id)"
+        ).fetchall()
+        return {row[0]: LastAct(*row[1:]) for row in rows}
 
     # -- sessions -----------------------------------------------------------------
 
@@ -299,13 +331,15 @@ class Ledger:
     def inspect(self, tool: Tool, result: str, inspector: str, note: str) -> dict[str, Any]:
         """ok -> lendable again; damaged -> repair; lost -> written off."""
         new_state = {"ok": LENDABLE, "damaged": "repair", "lost": "written_off"}[result]
-        data = {
+        data: dict[str, Any] = {
             "rental_id": tool.rental_id,
             "tool_id": tool.tool_id,
             "result": result,
             "inspector": inspector,
             "note": note,
         }
+        if tool.state == "repair" and result == "ok":
+            data["repaired"] = True  # back from repair (locker.repaired)
         with self.db.transaction() as conn:
             if tool.rental_id:
                 conn.execute(
@@ -320,6 +354,28 @@ class Ledger:
             self._set_tool(tool.tool_id, new_state, tool.rental_id)
             self.core.emit("rental.inspected", data)
         tool.state = new_state
+        return data
+
+    def write_off(self, tool: Tool, by: str, note: str) -> dict[str, Any]:
+        """报损: a tool not out (in stock but found missing, awaiting inspection, in repair) is never
+        lent again.  One awaiting inspection has its rental's inspection recorded as lost too."""
+        data = {
+            "tool_id": tool.tool_id,
+            "tool_type": tool.tool_type,
+            "compartment": tool.compartment,
+            "from": STATE_NAMES[tool.state],
+            "by": by,
+            "note": note,
+            "rental_id": tool.rental_id,
+        }
+        with self.db.transaction():
+            if tool.state == "pending_inspection" and tool.rental_id:
+                self.inspect(tool, "lost", by, note)  # the ledger rows and the new state with it
+            else:
+                self._ledger(tool.tool_id, "written_off", tool.rental_id, by, note or None)
+                self._set_tool(tool.tool_id, "written_off", tool.rental_id)
+            self.core.emit("audit.tool_written_off", data)
+        tool.state = "written_off"
         return data
 
     # -- alarms: one event when an incident starts, one when it clears ---------------

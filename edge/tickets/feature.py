@@ -24,6 +24,7 @@ from edge.core import CommandError, Core
 from edge.messages import Announce, Buzz, ScreenCall, ScreenCallEnded, ScreenLine, ScreenLineEnded
 from edge.phrases import RATE_PROMPT, call_words, pause_words, resume_words
 from edge.settings import Settings
+from edge.tickets.board import QueuePlan, caller_board
 from edge.tickets.keys import KeyPressed, KeyReleased, Keys, KeyStuck
 from edge.tickets.layout import TicketText, test_page_bytes, ticket_bytes
 from edge.tickets.queue import Issued, QueueError, TicketQueue, business_day
@@ -118,6 +119,7 @@ class TicketsFeature:
         core.register_command("queue.hold", self.cmd_hold, args=("window",))
         core.register_command("queue.bring_back", self.cmd_bring_back, args=("window", "ticket"))
         core.register_command("queue.report", self.cmd_report, args=("day",))
+        core.register_command("queue.status", self.cmd_status, args=("window",))
         core.register_command("printer.test", self.cmd_printer_test, args=())
         core.register_status("queue", self.status)
         core.every(DAY_CHECK_S, self._on_day_check)
@@ -272,23 +274,31 @@ class TicketsFeature:
 
     # -- calling ---------------------------------------------------------
 
-    def call(self, window: int) -> str | None:
+    def call(self, window: int) -> dict[str, Any]:
+        """呼叫: what the window called (``ticket`` None with ``reason`` nobody_waiting) and the
+        ticket the call finished (``finished``)."""
         serving = self.queue.called_ticket(window)
         called = self.queue.call_next(window, self.core.clock.now())
         self._after_finish(window, serving, prompt=False)  # the next call finished it
         if called is None:
             self._call_left_screen(window)
-            return None
+            return {"ticket": None, "reason": "nobody_waiting", "finished": serving}
         self._announce(called.ticket, window)
-        return called.ticket
+        return {
+            "ticket": called.ticket,
+            "category": called.category,
+            "priority": called.priority,
+            "wait_s": round(called.wait_s, 1),
+            "finished": serving,
+        }
 
-    def recall(self, window: int, ticket: str | None = None) -> str:
+    def recall(self, window: int, ticket: str | None = None) -> dict[str, Any]:
         serving = self.queue.called_ticket(window)
         called = self.queue.recall(window, self.core.clock.now(), ticket)
-        if serving != called.ticket:
-            self._after_finish(window, serving, prompt=False)  # the window moved on to a skipped one
+        finished = serving if serving != called.ticket else None
+        self._after_finish(window, finished, prompt=False)  # the window moved on to a skipped one
         self._announce(called.ticket, window)
-        return called.ticket
+        return {"ticket": called.ticket, "recalls": called.recalls, "finished": finished}
 
     def skip(self, window: int) -> str:
         ticket = self.queue.skip(window, self.core.clock.now())
@@ -296,12 +306,12 @@ class TicketsFeature:
         self.core.dispatch(ScreenLineEnded("printer", f"ticket:{ticket}"))
         return ticket
 
-    def finish(self, window: int) -> str:
+    def finish(self, window: int) -> dict[str, Any]:
         """办结: the service is done; the rating keypad waits for the worker's press."""
         finished = self.queue.finish(window, self.core.clock.now())
         self._call_left_screen(window)
         self._after_finish(window, finished.ticket, prompt=True)
-        return finished.ticket
+        return {"ticket": finished.ticket, "service_s": round(finished.service_s, 1)}
 
     def set_paused(self, window: int, paused: bool) -> bool:
         changed = self.queue.set_paused(window, paused, self.core.clock.now())
@@ -334,12 +344,12 @@ class TicketsFeature:
         self._call_left_screen(window)
         return ticket
 
-    def bring_back(self, window: int, ticket: str | None = None) -> str:
+    def bring_back(self, window: int, ticket: str | None = None) -> dict[str, Any]:
         serving = self.queue.called_ticket(window)
         called = self.queue.bring_back(window, self.core.clock.now(), ticket)
         self._after_finish(window, serving, prompt=False)
         self._announce(called.ticket, window)
-        return called.ticket
+        return {"ticket": called.ticket, "finished": serving}
 
     # -- 好差评 ratings ---------------------------------------------------
 
@@ -428,22 +438,21 @@ class TicketsFeature:
         return self._window_act(args, self.call)
 
     def cmd_recall(self, args: dict[str, Any], _body: dict[str, Any]) -> dict[str, Any]:
-        window = self._window_arg(args)
         ticket = _ticket_arg(args)
-        try:
-            return {"window": window, "ticket": self.recall(window, ticket)}
-        except QueueError as exc:
-            raise CommandError(exc.code, exc.message) from None
+        return self._window_act(args, lambda window: self.recall(window, ticket))
 
     def cmd_skip(self, args: dict[str, Any], _body: dict[str, Any]) -> dict[str, Any]:
         return self._window_act(args, self.skip)
 
-    def _window_act(self, args: dict[str, Any], act: Callable[[int], object]) -> dict[str, Any]:
+    def _window_act(self, args: dict[str, Any], act: Callable[[int], dict[str, Any] | str]) -> dict[str, Any]:
+        """Run a caller act for the ``window`` argument: its answer, or the queue's refusal
+        (nothing changed) as the command's error."""
         window = self._window_arg(args)
         try:
-            return {"window": window, "ticket": act(window)}
+            done = act(window)
         except QueueError as exc:
             raise CommandError(exc.code, exc.message) from None
+        return {"window": window, **(done if isinstance(done, dict) else {"ticket": done})}
 
     def cmd_finish(self, args: dict[str, Any], _body: dict[str, Any]) -> dict[str, Any]:
         return self._window_act(args, self.finish)
@@ -460,12 +469,27 @@ class TicketsFeature:
         return {"window": window, "paused": False, "changed": self.set_paused(window, False)}
 
     def cmd_bring_back(self, args: dict[str, Any], _body: dict[str, Any]) -> dict[str, Any]:
-        window = self._window_arg(args)
         ticket = _ticket_arg(args)
-        try:
-            return {"window": window, "ticket": self.bring_back(window, ticket)}
-        except QueueError as exc:
-            raise CommandError(exc.code, exc.message) from None
+        return self._window_act(args, lambda window: self.bring_back(window, ticket))
+
+    def cmd_status(self, args: dict[str, Any], _body: dict[str, Any]) -> dict[str, Any]:
+        """queue.status: what the caller screens show (docs/queue.md); ``window`` for one window."""
+        only = self._window_arg(args) if args.get("window") is not None else None
+        now = self.core.clock.now()
+        day, round_ = self.queue.current_day()
+        if business_day(now, self.q.reset_at) != day:  # a screen left open overnight shows the new day
+            day, round_ = self.queue.today(now)  # (a write: only when the day has turned)
+        hall = QueuePlan(self.categories, {w.number: w.serves for w in self.q.windows}, self.transfer_to)
+        return caller_board(
+            hall,
+            self.queue.open_tickets(),
+            day=day,
+            round_=round_,
+            now=now,
+            paused=self.queue.paused_windows(),
+            next_up={w: self.queue.next_ticket(w) for w in sorted(self.windows) if only in (None, w)},
+            only=only,
+        )
 
     def cmd_transfer(self, args: dict[str, Any], _body: dict[str, Any]) -> dict[str, Any]:
         """queue.transfer {window, category: "D"} or {window, to_window: 3}."""

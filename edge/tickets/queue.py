@@ -128,6 +128,27 @@ class Called:
     window: int
     wait_s: float
     recalls: int = 0
+    category: str = ""  # the service it was called for
+    priority: bool = False
+
+
+@dataclass(frozen=True)
+class OpenTicket:
+    """A ticket of the current queue day still in the queue's hands (what a caller screen shows)."""
+
+    ticket: str
+    issued_for: str  # the letter it was issued with
+    service: str  # the service it waits for now (another after a transfer)
+    priority: bool
+    state: str  # one of OPEN_STATES
+    issued_at: float
+    window: int | None  # called, held or skipped at
+    for_window: int | None  # transferred to this window
+    called_at: float | None
+    finished_at: float | None  # for a skipped ticket: when it was skipped
+    recalls: int
+    transferred: bool
+    held_at: float | None
 
 
 @dataclass(frozen=True)
@@ -319,7 +340,7 @@ class TicketQueue:
             row = self._pick_next(conn, day, round_, window)
             if row is None:
                 return None
-            ticket_id, label, priority, issued_at = row
+            ticket_id, label, priority, issued_at, service = row
             in_row = conn.execute("SELECT priority_in_row FROM queue_day WHERE id = 1").fetchone()[0]
             conn.execute(
                 "UPDATE queue_day SET priority_in_row = ? WHERE id = 1", (in_row + 1 if priority else 0,)
@@ -335,7 +356,7 @@ class TicketQueue:
                 "ticket.called",
                 {"ticket": label, "window": window, "wait_s": round(wait_s, 1), "priority": bool(priority)},
             )
-        return Called(label, window, wait_s)
+        return Called(label, window, wait_s, category=service, priority=bool(priority))
 
     def _pick_next(self, conn: sqlite3.Connection, day: str, round_: int, window: int) -> tuple | None:
         """Oldest priority ticket first, but after priority_max_in_row of them one normal ticket.
@@ -345,7 +366,7 @@ class TicketQueue:
         serves = self.serves.get(window, ())
         mine = f" AND service IN ({', '.join('?' * len(serves))})" if serves else ""
         oldest = (
-            "SELECT id, ticket, priority, issued_at FROM tickets"
+            "SELECT id, ticket, priority, issued_at, service FROM tickets"
             " WHERE day = ? AND round = ? AND state = 'waiting' AND priority = ?"
             f" AND (for_window = ? OR (for_window IS NULL{mine})) ORDER BY id LIMIT 1"
         )
@@ -534,6 +555,56 @@ class TicketQueue:
             self.emit("ticket.brought_back", {"ticket": label, "window": window})
         return Called(label, window, max(0.0, now.timestamp() - issued_at))
 
+    # -- what a caller screen reads ----------------------------------------
+
+    def open_tickets(self) -> list[OpenTicket]:
+        """The current queue day's waiting, called, held and skipped tickets, in issue order."""
+        day, round_ = self.current_day()
+        rows = self.storage.execute(
+            "SELECT t.ticket, t.category, t.service, t.priority, t.state, t.issued_at, t.window,"
+            " t.for_window, t.called_at, t.finished_at, t.recalls,"
+            # l.day first: the log's index (day, ticket_id), whatever months of log it holds
+            " EXISTS (SELECT 1 FROM ticket_log l"
+            " WHERE l.day = t.day AND l.ticket_id = t.id AND l.action = 'transferred'),"
+            " (SELECT MAX(l.at) FROM ticket_log l"
+            " WHERE l.day = t.day AND l.ticket_id = t.id AND l.action = 'held')"
+            f" FROM tickets t WHERE t.day = ? AND t.round = ? AND t.state IN {OPEN_STATES} ORDER BY t.id",
+            (day, round_),
+        ).fetchall()
+        return [
+            OpenTicket(
+                ticket=row[0],
+                issued_for=row[1],
+                service=row[2],
+                priority=bool(row[3]),
+                state=row[4],
+                issued_at=row[5],
+                window=row[6],
+                for_window=row[7],
+                called_at=row[8],
+                finished_at=row[9],
+                recalls=row[10],
+                transferred=bool(row[11]),
+                held_at=row[12],
+            )
+            for row in rows
+        ]
+
+    def next_ticket(self, window: int) -> str | None:
+        """The ticket ``call_next`` would call at ``window`` now (None: nobody, or it is paused);
+        a read, the same choice the call makes."""
+        if self.paused_at(window) is not None:
+            return None
+        day, round_ = self.current_day()
+        row = self._pick_next(self.storage.conn, day, round_, window)
+        return row[1] if row else None
+
+    def paused_windows(self) -> dict[int, float]:
+        """Paused window -> since when (epoch seconds)."""
+        return dict(
+            self.storage.execute("SELECT window, paused_at FROM window_state WHERE paused_at IS NOT NULL")
+        )
+
     # -- windows ---------------------------------------------------------
 
     def paused_at(self, window: int) -> float | None:
@@ -634,9 +705,7 @@ class TicketQueue:
             (day, round_),
         ):
             held.setdefault(str(window), []).append(ticket)
-        paused = [
-            w for (w,) in self.storage.execute("SELECT window FROM window_state WHERE paused_at IS NOT NULL")
-        ]
+        paused = self.paused_windows()
         return {
             "day": day,
             "round": round_,

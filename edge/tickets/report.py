@@ -14,7 +14,9 @@ Every figure is per category (the category a ticket was *issued* for, its letter
 - ``ratings``: ``{"5": n, ..., "1": n}`` and ``unrated`` (served, not rated);
   per window also ``ratings_ignored`` (rating keys pressed with nothing to rate).
 
-``hours`` gives per hour of the hall's day (local time, "08".."17") the tickets issued and served.
+``hours`` gives per hour of the hall's day (local time, "08".."17") the tickets issued and served,
+the tickets first called in that hour and the mean and longest wait (issue -> first call) of those:
+the chart of the day.  Hours with nothing issued, called or served are left out.
 Used on the core thread (closing time, the ``queue.report`` command); ``daily_reports`` remembers
 which days were reported, so a report is made once per day, whatever restarts.
 """
@@ -89,6 +91,7 @@ def daily_report(storage: Storage, day: str, zone: tzinfo) -> dict[str, Any]:
     windows: defaultdict[int, Tally] = defaultdict(Tally)
     issued_by_hour: Counter[str] = Counter()
     served_by_hour: Counter[str] = Counter()
+    waits_by_hour: defaultdict[str, list[float]] = defaultdict(list)
     tickets: dict[int, _Ticket] = {}
     for ticket_id, category, issued_at in storage.execute(
         "SELECT id, category, issued_at FROM tickets WHERE day = ? ORDER BY id", (day,)
@@ -111,6 +114,7 @@ def daily_report(storage: Storage, day: str, zone: tzinfo) -> dict[str, Any]:
                 per_category.called += 1
                 per_category.waits.append(value)
                 per_window.waits.append(value)
+                waits_by_hour[_hour(at, zone)].append(value)
             if window not in ticket.calls:
                 ticket.calls.add(window)
                 per_window.called += 1
@@ -135,12 +139,22 @@ def daily_report(storage: Storage, day: str, zone: tzinfo) -> dict[str, Any]:
         if ticket.last_skip is not None and not ticket.served:
             categories[ticket.category].no_show += 1
             windows[ticket.last_skip].no_show += 1
-    hours = sorted(set(issued_by_hour) | set(served_by_hour))
+    hours = sorted(set(issued_by_hour) | set(served_by_hour) | set(waits_by_hour))
     return {
         "day": day,
         "categories": {code: categories[code].figures(window=False) for code in sorted(categories)},
         "windows": {str(w): windows[w].figures(window=True) for w in sorted(windows)},
-        "hours": {h: {"issued": issued_by_hour[h], "served": served_by_hour[h]} for h in hours},
+        "hours": {h: _hour_figures(issued_by_hour[h], served_by_hour[h], waits_by_hour[h]) for h in hours},
+    }
+
+
+def _hour_figures(issued: int, served: int, waits: list[float]) -> dict[str, Any]:
+    return {
+        "issued": issued,
+        "served": served,
+        "called": len(waits),
+        "wait_mean_s": round(sum(waits) / len(waits), 1) if waits else None,
+        "wait_max_s": round(max(waits), 1) if waits else None,
     }
 
 
