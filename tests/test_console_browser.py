@@ -95,3 +95,48 @@ def press(driver, element_id: str) -> None:
         return True
 
     wait_for(click, 20, f"button {element_id}")
+
+
+def test_locker_staff_inspect_a_returned_tool_and_write_off_a_missing_one(make_hall, browser, tmp_path):
+    from locker_hall import LockerHall, locker_config
+    from selenium.webdriver.common.by import By
+    from test_locker_staff import return_tool
+
+    overrides = {**locker_config(tmp_path), "console": console_overrides()["console"]}
+    hall = make_hall(["commands", "locker", "console"], overrides, rig=LockerHall)
+    add_accounts(hall, "lk")
+    hall.checkout("W1", 1)
+    return_tool(hall, "W1", 1)
+    url = console_url(hall)
+    browser.get(url + "login")
+    browser.find_element(By.ID, "user").send_keys("lk")
+    browser.find_element(By.ID, "password").send_keys(PASSWORDS["lk"])
+    browser.find_element(By.ID, "login").click()
+    wait_for(lambda: browser.current_url.endswith("/locker"), 20, "the locker page")
+    wait_for(lambda: "待检查" in browser.page_source, 20, "the returned hammer awaiting inspection")
+    note = "<b>刃口完好</b>"
+    type_into(browser, "note-T-hammer-01", note)
+    press(browser, "inspect-ok-T-hammer-01")
+    wait_for(lambda: "已检查 T-hammer-01" in browser.page_source, 20, "the inspection's message")
+    row = browser.find_element(By.ID, "tool-T-hammer-01")
+    assert "在库" in row.text, (row.text, hall.data("rental.inspected"))
+    press(browser, "write_off-T-drill-01")  # found missing from stock
+    wait_for(lambda: "已报损 T-drill-01" in browser.page_source, 20, "the write-off's message")
+    assert "已报损" in browser.find_element(By.ID, "tool-T-drill-01").text
+    shot(browser, "locker")
+    audit = [(a["name"], a["issuer"], a["ok"]) for a in hall.data("audit.command")]
+    assert audit == [("locker.inspect", "console:lk", True), ("locker.write_off", "console:lk", True)]
+
+
+def type_into(driver, element_id: str, text: str) -> None:
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    def typed() -> bool:
+        try:
+            driver.find_element(By.ID, element_id).send_keys(text)
+        except (StaleElementReferenceException, NoSuchElementException):
+            return False
+        return True
+
+    wait_for(typed, 20, f"field {element_id}")
