@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from console_support import Client
 from support import wait_for
 
 
@@ -105,6 +106,11 @@ def test_demo_comes_up_takes_verbs_and_stops_everything_on_sigterm(tmp_path, sto
     assert oct((data / "card.key").stat().st_mode & 0o777) == "0o600"
     assert oct(Path(sim["admin_key"]).stat().st_mode & 0o777) == "0o600"
     assert "worker" in sim["cards"]
+    # The staff console, with the sample accounts the demo sets by signed console.account.
+    console = Client(sim["console"]["url"])
+    boss = next(a for a in sim["console"]["accounts"] if a["role"] == "supervisor")
+    wait_for(lambda: console.login(boss["user"], boss["password"]).status == 303, 60, "the console login")
+    assert {a["role"] for a in sim["console"]["accounts"]} == {"window", "locker", "supervisor"}
     daemon_pid = sim["daemon_pid"]
     broker_port = int(sim["broker"].rsplit(":", 1)[1])
     assert not gone(daemon_pid)
