@@ -90,8 +90,13 @@ def stop_demo():
     yield demos.append
     for demo in demos:
         if demo.poll() is None:
-            demo.kill()
-            demo.wait()
+            # SIGTERM: the demo stops its daemon first; a SIGKILL alone left the daemon orphaned.
+            demo.send_signal(signal.SIGTERM)
+            try:
+                demo.wait(20)
+            except subprocess.TimeoutExpired:
+                demo.kill()
+                demo.wait()
 
 
 def test_demo_comes_up_takes_verbs_and_stops_everything_on_sigterm(tmp_path, stop_demo):
