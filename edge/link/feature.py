@@ -28,7 +28,7 @@ from edge import __version__, snapshots, telemetry
 from edge.clock import rfc3339
 from edge.core import ComponentChanged, Core
 from edge.link.connection import Connection, Routes
-from edge.link.drain import Drain
+from edge.link.drain import RETRY_CAP_S, RETRY_FIRST_S, Delivery, Drain
 from edge.messages import CommandReceived, LinkStatus, SnapshotUpdated
 from edge.outbox import Event
 from edge.protocol import STATE_SCHEMA, Topics, usable_response_topic
@@ -100,7 +100,7 @@ class LinkFeature:
         self.topics = Topics(config.site, config.device)
         self.client_id = f"lgsc-{config.site}-{config.device}"
         self._online = False
-        self._acks: deque[tuple[int, bool]] = deque()
+        self._acks: deque[tuple[int, Delivery]] = deque()
         self._acks_posted = False
         self.connection: Connection | None = None
         self.core: Core  # set by start()
@@ -109,6 +109,8 @@ class LinkFeature:
         self.first_online_s: float | None = None
         self.last_connect_at: datetime | None = None
         self.births = 0
+        self._birth_mid: int | None = None
+        self._birth_retry_s = RETRY_FIRST_S
         self._fill_posted = False
         self.trust, self.key_problems = snapshots.trust_from(config)
         # Anyone who can publish on the site's topics can send junk: one event each would fill
@@ -147,8 +149,17 @@ class LinkFeature:
 
     def republish_birth(self) -> None:
         if self._online:
-            self._connection().publish(self.topics.state, self._birth(), retain=True)
+            self._birth_mid = self._connection().publish(self.topics.state, self._birth(), retain=True)
             self.births += 1
+
+    def _birth_heard(self, delivery: Delivery) -> None:
+        """A birth nobody was subscribed for (PUBACK 0x10: the platform not yet back on a broker
+        that lost its session) is published again later, so the platform learns the state."""
+        if delivery != "unheard" or not self.mqtt.retry_no_subscribers:
+            self._birth_retry_s = RETRY_FIRST_S
+            return
+        self.core.call_later(self._birth_retry_s, self.republish_birth)
+        self._birth_retry_s = min(self._birth_retry_s * 2, RETRY_CAP_S)
 
     def resync(self) -> None:
         """The ``sync`` command: snapshots again from the broker, the birth, the outbox."""
@@ -179,6 +190,7 @@ class LinkFeature:
             self.mqtt.max_inflight,
             core.call_later,
             rate_per_s=self.mqtt.flush_rate_per_s,
+            retry_unheard=self.mqtt.retry_no_subscribers,
         )
         core.subscribe(BrokerConnected, self._on_connected)
         core.subscribe(BrokerDisconnected, self._on_disconnected)
@@ -244,8 +256,8 @@ class LinkFeature:
             return
         core.post(InboundHandled(message.mid, message.qos, connection.generation))
 
-    def _on_puback(self, mid: int, ok: bool) -> None:
-        self._acks.append((mid, ok))
+    def _on_puback(self, mid: int, delivery: Delivery) -> None:
+        self._acks.append((mid, delivery))
         if not self._acks_posted:
             # One wake-up for all acks that arrive before the core gets to them.
             self._acks_posted = True
@@ -281,7 +293,12 @@ class LinkFeature:
         self._acks_posted = False
         acks = []
         while self._acks:
-            acks.append(self._acks.popleft())
+            mid, delivery = self._acks.popleft()
+            if mid == self._birth_mid:
+                self._birth_mid = None
+                self._birth_heard(delivery)
+            else:
+                acks.append((mid, delivery))
         self.drain.acknowledged(acks)
 
     def _on_event_recorded(self, _event: Event) -> None:
