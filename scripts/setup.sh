@@ -10,7 +10,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 # ca-certificates: pip needs it for HTTPS; systemd: systemd-analyze checks our unit files.
 # espeak-ng: the voice's default clips; alsa-utils: aplay, the voice's output.
-APT_PACKAGES="mosquitto fonts-unifont xfonts-wqy python3 python3-venv python3-pip ca-certificates systemd espeak-ng alsa-utils"
+APT_PACKAGES="mosquitto fonts-unifont xfonts-wqy python3 python3-venv python3-pip ca-certificates systemd espeak-ng alsa-utils faketime"
 missing=""
 for pkg in $APT_PACKAGES; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing="$missing $pkg"
