@@ -223,7 +223,7 @@ def main() -> int:
     parser.add_argument("--cli-n", type=int, default=20, help="runs of the hall-admin console script")
     rig.add_cpu_option(parser)
     args = parser.parse_args()
-    rig.apply_cpu_option(args, "admin round trip")
+    rig.apply_cpu_option(args, "round trips")
     print(f"machine: {os.cpu_count()} cores; mosquitto on loopback; QoS 1; daemon = hall-edge run (process)")
     variants = [
         (Mosquitto, "mosquitto defaults; raw echo clients with paho defaults (Nagle on)"),
