@@ -22,8 +22,25 @@ platform's side and from the daemon's database (read-only copy):
   a tool ``out`` iff its rental is open);
 - the outbox is empty, the daemon is up and READY (its birth seen by the platform).
 
-Not done yet: jumping the clock (the daemon has no clock hook for a simulator yet, and faketime is
-not installed here).  What the disk-full periods cost is printed: the ``alarm.disk_full`` events
+- jump the clock: the daemon's view of the wall clock moves forward (10 min - 6 h) or back
+  (1 min - 12 h: across midnight in the hall's zone), the monotonic clock untouched, as an NTP
+  step or ``date -s`` does.  The daemon runs under libfaketime (Debian package ``faketime``,
+  ``LD_PRELOAD``) with ``FAKETIME_TIMESTAMP_FILE`` that this run rewrites (``FAKETIME_NO_CACHE``)
+  and ``FAKETIME_DONT_FAKE_MONOTONIC=1``.  Why this way: it changes what every ``time.time()`` and
+  ``datetime.now()`` of the daemon sees and nothing of the machine (``date -s`` would move the
+  clock of everyone on a shared machine); a time namespace (``unshare --time``) virtualises only
+  CLOCK_MONOTONIC and CLOCK_BOOTTIME, not the wall clock; a clock hook in the daemon would cover
+  only the calls that go through it.  Caveat: with the monotonic clock left real, libfaketime
+  0.9.10 makes ``time.sleep`` fail (EINVAL); the daemon never sleeps that way (it waits on
+  events and queues), which the run itself shows.  Without libfaketime that fault is left out
+  and said so.
+
+Checks added for the jumps: no ticket number given twice in a day (above), the platform's events
+in seq order whatever their ``at`` says (backward ``at`` steps counted), the ``clock`` field what
+the configuration says (``time.clock``; a process's faked clock cannot change the kernel's NTP
+state, so a jump alone must not change it), and no ``alarm.tool_overdue`` (no loan in a run this
+short is overdue: one would be false, from a loan measured on the jumped wall clock).
+What the disk-full periods cost is printed: the ``alarm.disk_full`` events
 and whether anything recorded went missing (the checks above hold through them).
 A failed run keeps its folder (daemon log, database copy, the platform's events).
 
@@ -33,6 +50,7 @@ A failed run keeps its folder (daemon log, database copy, the platform's events)
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -59,6 +77,7 @@ from support import fill_disk
 
 from edge.protocol import read_private_key, sign
 
+LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1")  # Debian: faketime
 KILL_SPACING_S = 35.0  # systemd's start limit (4 starts in 120 s) must not end the run
 _pause = threading.Event()  # never set: an interruptible sleep
 
@@ -78,6 +97,18 @@ class Chaos:
         self.state = work / "data" / "state"
         self.disk = self._mount_storage()
         self.disk_full_s = 0.0
+        self.faketime = work / "faketime"  # the daemon's clock offset, read at every clock call
+        self.clock_offset_s = 0
+        self.jumps: Counter[str] = Counter()
+        self.can_jump = LIBFAKETIME.exists()
+        if self.can_jump:
+            self.faketime.write_text("+0\n")
+            self.demo.daemon.env |= {
+                "LD_PRELOAD": str(LIBFAKETIME),
+                "FAKETIME_TIMESTAMP_FILE": str(self.faketime),
+                "FAKETIME_NO_CACHE": "1",
+                "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+            }
 
     def _mount_storage(self) -> bool:
         """A small tmpfs as the daemon's storage.dir, so that the run can fill it; False if not root."""
@@ -146,8 +177,8 @@ class Chaos:
 
     def inject(self) -> None:
         while not self.done.wait(self.random.uniform(3, 12)):
-            fault = self.random.choice(["kill9", "broker", "printer", "reader", "disk"])
-            if fault == "disk" and not self.disk:
+            fault = self.random.choice(["kill9", "broker", "printer", "reader", "disk", "clock"])
+            if (fault == "disk" and not self.disk) or (fault == "clock" and not self.can_jump):
                 fault = "broker"
             if fault == "kill9" and time.monotonic() - self.last_kill < KILL_SPACING_S:
                 fault = "broker"
@@ -164,6 +195,8 @@ class Chaos:
                 self.done.wait(self.random.uniform(3, 10))
                 filler.unlink()
                 self.disk_full_s += time.monotonic() - began
+            elif fault == "clock":
+                self.jump_clock()
             elif fault == "broker":
                 assert self.demo.mosquitto is not None
                 self.demo.mosquitto.restart()
@@ -174,6 +207,18 @@ class Chaos:
                 self.done.wait(self.random.uniform(1, 6))
                 device.plug()
             self.faults[fault] += 1
+
+    def jump_clock(self) -> None:
+        """Step the daemon's wall clock forward or back (staying within a day of the real one)."""
+        if self.random.random() < 0.5:
+            step = round(self.random.uniform(600, 6 * 3600))
+        else:
+            step = -round(self.random.uniform(60, 12 * 3600))
+        if abs(self.clock_offset_s + step) > 24 * 3600:
+            step = -step
+        self.clock_offset_s += step
+        self.faketime.write_text(f"{self.clock_offset_s:+d}\n")
+        self.jumps["forward" if step > 0 else "back"] += 1
 
     # -- the end -------------------------------------------------------------------------------------
 
@@ -192,6 +237,13 @@ class Chaos:
                 if central.report()["received"] == received and self.outbox_depth() == 0:
                     return
             _pause.wait(0.5)
+
+    def demo_clock_mode(self) -> str:
+        """``time.clock`` of the daemon's configuration ('synced', 'unsynced' or 'auto')."""
+        import tomllib
+
+        table = tomllib.loads(self.demo.paths.config.read_text(encoding="utf-8"))
+        return str(table.get("time", {}).get("clock", "auto"))
 
     @property
     def database(self) -> Path:
@@ -227,13 +279,15 @@ def check(chaos: Chaos) -> list[tuple[str, bool, str]]:
     rows: list[tuple[str, bool, str]] = []
 
     tickets = db.execute("SELECT day, ticket FROM tickets").fetchall()
-    sent_tickets = {e["data"]["ticket"] for e in events if e.get("type") == "ticket.issued"}
-    missing = sorted({t for _, t in tickets} - sent_tickets)
+    # Counted, not a set: after a clock jump back across midnight a number is given again on
+    # another day, and each of those tickets must have reached the platform.
+    sent_tickets = Counter(e["data"]["ticket"] for e in events if e.get("type") == "ticket.issued")
+    missing = sorted((Counter(t for _, t in tickets) - sent_tickets).elements())
     rows.append(
         (
             "every ticket recorded reached the platform",
             not missing,
-            f"{len(tickets)} recorded, {len(sent_tickets)} at the platform, missing {missing[:5]}",
+            f"{len(tickets)} recorded, {sent_tickets.total()} at the platform, missing {missing[:5]}",
         )
     )
     per_day = Counter(tickets)
@@ -272,6 +326,36 @@ def check(chaos: Chaos) -> list[tuple[str, bool, str]]:
             "no duplicate after de-dup (one event id per seq)",
             not doubled,
             f"{report['received']} unique, {report['duplicates']} resends dropped",
+        )
+    )
+    (epoch,) = db.execute("SELECT value FROM storage_meta WHERE name = 'epoch'").fetchone()
+    current = [e for e in events if e.get("epoch") == epoch]  # central.events(): in seq order
+    seqs = [e["seq"] for e in current]
+    backward = sum(1 for a, b in itertools.pairwise(current) if b.get("at", "") < a.get("at", ""))
+    rows.append(
+        (
+            "events in seq order whatever the clock said",
+            seqs == list(range(1, len(seqs) + 1)) if seqs else False,
+            f"{len(seqs)} events 1..{seqs[-1] if seqs else '-'}; `at` earlier than the previous"
+            f" seq's: {backward}; jumps {dict(chaos.jumps) or 'none'}, offset at the end"
+            f" {chaos.clock_offset_s:+d} s, last `at` {current[-1]['at'] if current else '-'}",
+        )
+    )
+    configured = chaos.demo_clock_mode()
+    clocks = Counter(str(e.get("clock")) for e in events)
+    rows.append(
+        (
+            "`clock` field truthful (what time.clock says)",
+            set(clocks) <= {configured},
+            f"time.clock = {configured}; events by clock: {dict(clocks)}",
+        )
+    )
+    overdue = [e for e in events if e.get("type") == "alarm.tool_overdue"]
+    rows.append(
+        (
+            "no false overdue alarm",
+            not overdue,
+            f"alarm.tool_overdue: {len(overdue)} {[e['data'].get('tool_id') for e in overdue][:5]}",
         )
     )
     depth = chaos.outbox_depth()
@@ -336,6 +420,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("faults: " + ", ".join(f"{k} {v}" for k, v in sorted(chaos.faults.items())))
     print(cost if chaos.disk else "disk full: not run (mounting a tmpfs needs root)")
+    if not chaos.can_jump:
+        print(f"clock jumps: not run (no {LIBFAKETIME}: apt-get install faketime)")
     width = max(len(r[0]) for r in rows)
     for name, ok, detail in rows:
         print(f"{'ok  ' if ok else 'FAIL'}  {name:<{width}}  {detail}")

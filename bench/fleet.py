@@ -236,12 +236,13 @@ class Platform:
                 self.arrived[body["event_id"]] = now
                 self.recorded_at[body["event_id"]] = body["at"]
 
-    def births_since(self, since: float) -> dict[str, float]:
-        """Each device's first live birth after ``since``."""
+    def births_between(self, since: float, until: float = math.inf) -> dict[str, float]:
+        """Each device's first live birth after ``since`` and before ``until`` (the next break:
+        a birth after the outage is not one back from the restart)."""
         first: dict[str, float] = {}
         with self.lock:
             for device, at in self.births:
-                if at > since and device not in first:
+                if since < at < until and device not in first:
                     first[device] = at
         return first
 
@@ -579,7 +580,7 @@ def scenario(
         }
         workers.append(Worker(spec))
     started = [w.answer(600) for w in workers]
-    all_up = wait_until(lambda: len(platform.births_since(t_launch)) == n, args.back_timeout_s)
+    all_up = wait_until(lambda: len(platform.births_between(t_launch)) == n, args.back_timeout_s)
     print(
         f"{n} controllers in {len(workers)} processes, all online: {all_up} "
         f"({time.monotonic() - t_launch:.1f} s)",
@@ -599,7 +600,7 @@ def scenario(
     _pause.wait(args.steady_s)
     print("broker restart", flush=True)
     r_down, r_back, _ = broker_break(0)
-    restart_all_back = wait_until(lambda: len(platform.births_since(r_down)) == n, args.back_timeout_s)
+    restart_all_back = wait_until(lambda: len(platform.births_between(r_down)) == n, args.back_timeout_s)
     print(
         f"  all births back: {restart_all_back} ({time.monotonic() - r_back:.1f} s after the broker)",
         flush=True,
@@ -607,7 +608,7 @@ def scenario(
     _pause.wait(args.steady_s)
     print(f"broker away for {args.outage_s} s", flush=True)
     o_down, o_back, o_back_wall = broker_break(args.outage_s)
-    outage_all_back = wait_until(lambda: len(platform.births_since(o_down)) == n, args.back_timeout_s)
+    outage_all_back = wait_until(lambda: len(platform.births_between(o_down)) == n, args.back_timeout_s)
     print(
         f"  all births back: {outage_all_back} ({time.monotonic() - o_back:.1f} s after the broker)",
         flush=True,
@@ -669,8 +670,8 @@ def figures_of(
     o_down, o_back, o_back_wall = outage
     r_connects = [t for t in (first_after(c, r_down) for c in connects.values()) if t is not None]
     o_connects = [t for t in (first_after(c, o_down) for c in connects.values()) if t is not None]
-    r_births = platform.births_since(r_down)
-    o_births = platform.births_since(o_down)
+    r_births = platform.births_between(r_down, o_down)
+    o_births = platform.births_between(o_down)
     r_all_back = round(max(r_births.values()) - r_back, 3) if len(r_births) == n else None
     o_all_back = round(max(o_births.values()) - o_back, 3) if len(o_births) == n else None
     with platform.lock:

@@ -317,7 +317,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--birth-samples", type=int, default=5, help="broker restarts at the end, timed")
     parser.add_argument("--keep", action="store_true", help="keep the trial folder even when all is well")
+    rig.add_cpu_option(parser)
     args = parser.parse_args(argv)
+    rig.apply_cpu_option(args, "kill -9 trial")
     restart_at = args.runs // 2 if args.broker_restart_at is None else args.broker_restart_at
     result = trial(args.runs, restart_at, args.rate, args.cap, args.seed, args.birth_samples)
     ok = (

@@ -39,7 +39,7 @@ from typing import Any
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 from hallsim.printer import SimPrinter
-from rig import make_config, wait_until
+from rig import add_cpu_option, apply_cpu_option, daemon_cpu, make_config, wait_until
 
 from drivers.printer import open_transport, read_status
 from edge.clock import Clock
@@ -123,8 +123,9 @@ def soak(args: argparse.Namespace, folder: Path) -> list[Phase]:
     storage = Storage(config.storage.dir)
     core = Core(config, storage, Clock(config.time.zone, "synced"))
     tickets = TicketsFeature(config)
-    tickets.start(core)
-    core.start()
+    with daemon_cpu():  # the daemon's threads (core, printer driver) on --cpu-fraction, the printer not
+        tickets.start(core)
+        core.start()
     # Another daemon with the same configuration polls at the same rate; started right after the
     # driver's first poll, its polls fall in step with the driver's, as two daemons' do.
     second = SecondPoller(printer.port, args.poll, args.timeout) if args.second_poller else None
@@ -212,7 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--poll", type=float, default=2.0, help="printer.status_poll_s")
     parser.add_argument("--timeout", type=float, default=0.5, help="printer.status_timeout_s")
     parser.add_argument("--second-poller", action="store_true", help="another process polls the same port")
+    add_cpu_option(parser)
     args = parser.parse_args(argv)
+    apply_cpu_option(args, "printer soak")
     print(
         f"printer soak: {args.duration:g} s (idle {args.duration / 2:g} s, then busy with a press every "
         f"{args.press_every:g} s); status poll {args.poll:g} s, answer timeout {args.timeout:g} s"

@@ -87,6 +87,12 @@ def _remove_slice(group: Path) -> None:
         group.rmdir()
 
 
+def apply_cpu_option(args: argparse.Namespace, bench: str) -> None:
+    """After ``add_cpu_option``: make the slice asked for and say which speed this run is at."""
+    use_cpu_fraction(args.cpu_fraction)
+    print(f"{bench}: {cpu_fraction_label()}", flush=True)
+
+
 def cpu_fraction_label() -> str:
     if _slice is None:
         return "full speed"

@@ -133,6 +133,11 @@ SCHEMA: dict[str, Any] = {
             "most events a second sent from a backlog (0: no limit); a province's halls back together",
             check=between(0, 1000000, "events a second"),
         ),
+        "retry_no_subscribers": Key(
+            bool,
+            True,
+            "keep an event the broker had no subscriber for (PUBACK 0x10) and send it again later",
+        ),
         "max_payload_bytes": Key(int, 262144, check=between(1024, 16777216, "bytes")),
         "telemetry_interval_s": Key(float, 60.0, check=between(1, 86400, "seconds")),
     },

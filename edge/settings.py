@@ -37,6 +37,7 @@ class MqttSettings:
     reconnect_cap_s: float
     max_inflight: int
     flush_rate_per_s: float
+    retry_no_subscribers: bool
     max_payload_bytes: int
     telemetry_interval_s: float
 

@@ -11,7 +11,8 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # ca-certificates: pip needs it for HTTPS; systemd: systemd-analyze checks our unit files.
 # espeak-ng: the voice's default clips; alsa-utils: aplay, the voice's output.
 # chromium, chromium-driver: the staff console's browser tests (selenium drives Debian's browser).
-APT_PACKAGES="mosquitto fonts-unifont xfonts-wqy python3 python3-venv python3-pip ca-certificates systemd espeak-ng alsa-utils chromium chromium-driver"
+# faketime: bench/chaos.py jumps the daemon's wall clock.
+APT_PACKAGES="mosquitto fonts-unifont xfonts-wqy python3 python3-venv python3-pip ca-certificates systemd espeak-ng alsa-utils chromium chromium-driver faketime"
 missing=""
 for pkg in $APT_PACKAGES; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing="$missing $pkg"

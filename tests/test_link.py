@@ -385,3 +385,44 @@ def test_a_callback_that_raises_does_not_end_the_network_thread(tmp_path, broker
         sender.loop_stop()
     finally:
         connection.stop(None)
+
+
+def test_an_event_nobody_was_subscribed_for_is_kept_and_reaches_the_platform_later(
+    tmp_path, make_hall, own_broker, site
+):
+    """ejabberd after its restart (and mosquitto with no platform session) answers PUBACK 0x10
+    "no matching subscribers", a success code: the event went to nobody. It stays in the
+    outbox and is sent again until the platform has subscribed (own_broker: the session
+    broker has the contract recorder subscribed to everything)."""
+    rig = start_link(make_hall, tmp_path, own_broker.port, site)
+    watcher: Watcher | None = None
+    try:
+        wait_for(lambda: rig.feature("link").online, what="online")
+        rig.emit("rental.denied", {"reason": "unknown_card"})
+        wait_for(lambda: rig.feature("link").drain.unheard >= 1, what="a PUBACK 0x10")
+        assert rig.on_core(rig.core.outbox.depth) == 1
+        watcher = Watcher(own_broker.port, site)
+        wait_for(watcher.events, 30, "the kept event at the platform")
+        assert watcher.events()[0]["type"] == "rental.denied"
+        # The birth went to nobody as well: published again, so the platform hears it live.
+        wait_for(
+            lambda: [m for m in watcher.messages if m.topic.endswith("/state") and not m.retain],
+            30,
+            "a live birth",
+        )
+        wait_for(lambda: rig.on_core(rig.core.outbox.depth) == 0, what="the row deleted once delivered")
+    finally:
+        if watcher:
+            watcher.close()
+        rig.stop()
+
+
+def test_with_retry_no_subscribers_off_an_unheard_event_is_deleted(tmp_path, make_hall, own_broker, site):
+    rig = start_link(make_hall, tmp_path, own_broker.port, site, retry_no_subscribers=False)
+    try:
+        wait_for(lambda: rig.feature("link").online, what="online")
+        rig.emit("rental.denied", {"reason": "unknown_card"})
+        wait_for(lambda: rig.on_core(rig.core.outbox.depth) == 0, what="the row deleted on PUBACK 0x10")
+        assert rig.feature("link").drain.unheard == 0
+    finally:
+        rig.stop()

@@ -78,6 +78,12 @@ def pki(tmp_path_factory):
     }
 
 
+def connection_attempts(rig) -> int:
+    """Failed attempts so far (the client is built on the link's own thread, after READY)."""
+    connection = rig.feature("link").connection
+    return connection.backoff.attempt if connection is not None else 0
+
+
 def test_tls_with_a_client_certificate(tmp_path, make_hall, pki):
     tls = (pki["ca"], pki["server_cert"], pki["server_key"])
     with Mosquitto(tmp_path / "broker", tls=tls) as broker:
@@ -124,7 +130,7 @@ def test_tls_with_username_and_password_file(tmp_path, make_hall, pki):
         )
         try:
             # Refused by the broker: no birth, keeps trying, never crashes, no offline news each try.
-            wait_for(lambda: refused.feature("link").connection.backoff.attempt >= 2, what="refused attempts")
+            wait_for(lambda: connection_attempts(refused) >= 2, what="refused attempts")
             assert not refused.feature("link").online and refused.seen[LinkStatus] == []
         finally:
             refused.stop()
@@ -146,7 +152,7 @@ def test_untrusted_broker_certificate_is_refused(tmp_path, make_hall, pki):
     with Mosquitto(tmp_path / "broker", tls=tls) as broker:
         rig = start_link(make_hall, tmp_path, broker.tls_port, unique_site(), tls=True, ca_file=other)
         try:
-            wait_for(lambda: rig.feature("link").connection.backoff.attempt >= 1, what="a failed handshake")
+            wait_for(lambda: connection_attempts(rig) >= 1, what="a failed handshake")
             assert not rig.feature("link").online
         finally:
             rig.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -66,6 +67,7 @@ def start_demo(data: Path, *extra: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # its own process group, killed whole at teardown
     )
 
 
@@ -84,19 +86,63 @@ def running_sim(data: Path, demo: subprocess.Popen[str]) -> dict:
     return wait_for(ready, 20, "sim.json with state running")
 
 
+def descendants(pid: int) -> list[int]:
+    """Every living process below ``pid`` (the daemon and mosquitto run in their own sessions,
+    out of the demo's process group), from /proc's children lists."""
+    found: list[int] = []
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except FileNotFoundError:
+        return found
+    for task in tasks:
+        try:
+            children = (task / "children").read_text().split()
+        except FileNotFoundError:
+            continue
+        for child in map(int, children):
+            found += [child, *descendants(child)]
+    return found
+
+
+def started_with(text: str) -> list[int]:
+    """Processes whose command line holds ``text`` (a test's own data folder: a daemon or a
+    mosquitto left by a demo that died before it could stop them)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if text.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+    return found
+
+
+def kill_tree(demo: subprocess.Popen[str]) -> None:
+    """SIGKILL the demo, its process group and every session below it, whatever state it is in
+    (also what it started, found by the data folder in their command lines, if it is dead)."""
+    data = str(demo.args[demo.args.index("--data") + 1])
+    pids = [*descendants(demo.pid), *started_with(data)]
+    for group in {demo.pid, *pids}:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, signal.SIGKILL)
+    for pid in [demo.pid, *pids]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    demo.wait()
+
+
 @pytest.fixture
 def stop_demo():
+    """The demos a test started; at teardown, pass or fail, the demo and everything it started
+    is killed (a failed assertion must not leave a daemon and a broker running)."""
     demos: list[subprocess.Popen[str]] = []
     yield demos.append
     for demo in demos:
         if demo.poll() is None:
-            # SIGTERM: the demo stops its daemon first; a SIGKILL alone left the daemon orphaned.
+            # SIGTERM first: the demo stops its daemon and broker cleanly; then nothing may survive.
             demo.send_signal(signal.SIGTERM)
-            try:
-                demo.wait(20)
-            except subprocess.TimeoutExpired:
-                demo.kill()
-                demo.wait()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                demo.wait(15)
+        kill_tree(demo)
 
 
 def test_demo_comes_up_takes_verbs_and_stops_everything_on_sigterm(tmp_path, stop_demo):
@@ -295,3 +341,21 @@ def test_the_window_caller_verbs_drive_the_daemon(tmp_path, stop_demo):
     assert "transfer refused (bad_arguments)" in ok("transfer", "1", "Z", data=data)
     assert "transferred A002 to D" in ok("transfer", "1", "D", data=data)
     assert "called A002" in ok("call", "1", data=data)  # transferred, it waits again (window 1 calls D)
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL])
+def test_a_killed_demo_leaves_no_daemon_or_broker_behind(tmp_path, stop_demo, how):
+    """SIGTERM stops the demo in order; SIGKILL gives it no chance, and its daemon and mosquitto
+    (in sessions of their own, out of the demo's process group) end by the parent-death signal."""
+    data = tmp_path / "data"
+    demo = start_demo(data)
+    stop_demo(demo)
+    sim = running_sim(data, demo)
+    children = descendants(demo.pid)
+    daemon_pid = sim["daemon_pid"]
+    broker_port = int(sim["broker"].rsplit(":", 1)[1])
+    assert daemon_pid in children and len(children) >= 2  # the daemon and mosquitto
+    os.kill(demo.pid, how)
+    demo.wait(15)
+    wait_for(lambda: all(gone(pid) for pid in children), 15, "the demo's daemon and mosquitto gone")
+    assert not listening(broker_port)

@@ -37,6 +37,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from edge.link.drain import Delivery
 from edge.protocol import set_nodelay
 from edge.schema import read_secret
 from edge.settings import MqttSettings
@@ -106,6 +107,18 @@ class Backoff:
         return self.rng() * window
 
 
+NO_MATCHING_SUBSCRIBERS = 0x10
+
+
+def delivery_of(reason: Any) -> Delivery:
+    """What a PUBACK's reason code says about the message (MQTT 3.1.1 has none: delivered)."""
+    if reason.is_failure:
+        return "refused"
+    if reason.value == NO_MATCHING_SUBSCRIBERS:
+        return "unheard"
+    return "delivered"
+
+
 @dataclass(frozen=True)
 class Routes:
     """Where the network thread sends what it hears (each must only post to the core)."""
@@ -113,7 +126,7 @@ class Routes:
     connected: Callable[[bool], None]  # session_present
     disconnected: Callable[[str], None]  # reason
     message: Callable[[mqtt.MQTTMessage], None]
-    published: Callable[[int, bool], None]  # mid, ok
+    published: Callable[[int, Delivery], None]  # mid, what the PUBACK says
 
 
 class Connection:
@@ -274,7 +287,7 @@ class Connection:
 
     def _on_publish(self, client: mqtt.Client, _userdata: Any, mid: int, reason: Any, _props: Any) -> None:
         with self._guard(client):
-            self.routes.published(mid, not reason.is_failure)
+            self.routes.published(mid, delivery_of(reason))
 
     @contextlib.contextmanager
     def _guard(self, client: mqtt.Client) -> Iterator[None]:

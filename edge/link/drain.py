@@ -15,6 +15,14 @@ A backlog is also paced: at most ``mqtt.flush_rate_per_s`` events a second
 back together after an outage each send their backlog over time rather than
 all at once into the broker and the platform's queue. Live traffic (tens of
 events an hour) never meets the limit.
+
+A PUBACK "no matching subscribers" (0x10) is a success code in MQTT 5, but it
+says nobody received the event: ejabberd answers it for everything published
+after its restart until the platform has subscribed again (it keeps no MQTT
+session over a restart). With ``mqtt.retry_no_subscribers`` (the default) such
+a row stays in the outbox and the drain sends the unacknowledged rows again
+after a backoff (1 s, doubling to 60 s, back to 1 s after a delivered one),
+without reconnecting.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Literal
 
 from edge.outbox import Event, Outbox
 
@@ -32,6 +41,12 @@ START_WINDOW = 8
 ACK_BATCH = 256  # delete after this many acknowledgements ...
 ACK_DELAY_S = 0.05  # ... or this long after the first one, whichever comes first
 FETCH_ROWS = 256
+RETRY_FIRST_S = 1.0  # a row nobody received: first resend after this ...
+RETRY_CAP_S = 60.0  # ... doubling up to this
+
+Delivery = Literal["delivered", "refused", "unheard"]
+"""What a PUBACK says: received by the broker and routed, refused (reason >= 0x80), or accepted
+with "no matching subscribers" (0x10: nobody got it)."""
 
 Publish = Callable[[str, bytes], int]
 """(topic, payload) -> mid, QoS 1."""
@@ -47,6 +62,7 @@ class Drain:
         call_later: Callable[[float, Callable[[], None]], object],
         *,
         rate_per_s: float = 0.0,
+        retry_unheard: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.outbox = outbox
@@ -68,6 +84,10 @@ class Drain:
         self.tokens = max(rate_per_s, 1.0)
         self._tokens_at = clock()
         self._paced = False  # a fill is scheduled for when the next token is there
+        self.retry_unheard = retry_unheard
+        self.unheard = 0  # rows kept because nobody subscribed (0x10), all along
+        self._retry_s = RETRY_FIRST_S
+        self._retry_scheduled = False
 
     def connected(self) -> None:
         """A new connection: start the window small, resend from the oldest unacknowledged row."""
@@ -129,14 +149,18 @@ class Drain:
             self.ready.extend(rows)
         return bool(rows)
 
-    def acknowledged(self, acks: list[tuple[int, bool]]) -> None:
-        """PUBACKs (mid, ok) from the network thread, batched."""
-        for mid, ok in acks:
+    def acknowledged(self, acks: list[tuple[int, Delivery]]) -> None:
+        """PUBACKs (mid, what it says) from the network thread, batched."""
+        for mid, delivery in acks:
             seq = self.inflight.pop(mid, None)
             if seq is None:
                 continue  # a birth, result or telemetry message
-            if ok:
+            if delivery == "delivered" or (delivery == "unheard" and not self.retry_unheard):
                 self.acked.append(seq)
+                self._retry_s = RETRY_FIRST_S
+            elif delivery == "unheard":
+                self.unheard += 1
+                self._schedule_retry(seq)
             else:
                 # Refused by the broker (e.g. not authorised): kept, sent again on the next connect.
                 self.failed += 1
@@ -147,6 +171,30 @@ class Drain:
         elif self.acked and not self._flush_scheduled:
             self._flush_scheduled = True
             self.call_later(ACK_DELAY_S, self.flush)
+        self.fill()
+
+    def _schedule_retry(self, seq: int) -> None:
+        """Nobody subscribed when ``seq`` arrived: keep it and send the kept rows again later."""
+        if self._retry_scheduled:
+            return
+        log.warning(
+            "broker had no subscriber for event seq=%d (no platform session); it stays in the"
+            " outbox and is sent again in %.0f s",
+            seq,
+            self._retry_s,
+        )
+        self._retry_scheduled = True
+        self.call_later(self._retry_s, self._resend_kept)
+        self._retry_s = min(self._retry_s * 2, RETRY_CAP_S)
+
+    def _resend_kept(self) -> None:
+        """Read the outbox again from its oldest row (what is in flight is skipped)."""
+        self._retry_scheduled = False
+        if not self.online:
+            return  # the next connect reads from the oldest row anyway
+        self.flush()
+        self.cursor = 0
+        self.ready.clear()
         self.fill()
 
     def flush(self) -> None:

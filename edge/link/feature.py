@@ -7,33 +7,43 @@ signed commands (handed to the commands feature unverified).
 
 The paho network thread (``connection.py``) only posts to the core; all
 state, the outbox and the snapshot store are touched on the core thread.
+
+paho (with urllib.request, http.client, email and ssl: ~0.3 s of CPU on a Pi 3
+core) is imported, and the client built, on the ``mqtt-open`` thread once the
+core runs, that is after READY=1: READY says the hall works (keys, printer,
+screen, locker), never that the platform is reachable; the link connects in the
+background either way.  What the connection needs from files (the password,
+the TLS files) is still read at start, so a file that cannot be used fails the
+feature before READY as it did.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
-
-import paho.mqtt.client as mqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
+from typing import TYPE_CHECKING, Any
 
 from edge import __version__, snapshots, telemetry
 from edge.clock import rfc3339
 from edge.core import ComponentChanged, Core
-from edge.link.connection import Connection, Routes
-from edge.link.drain import Drain
+from edge.link.drain import RETRY_CAP_S, RETRY_FIRST_S, Delivery, Drain
 from edge.messages import CommandReceived, LinkStatus, SnapshotUpdated
 from edge.outbox import Event
 from edge.protocol import STATE_SCHEMA, Topics, usable_response_topic
 from edge.ratelimit import RateLimit, Throttle
-from edge.settings import Settings
+from edge.schema import read_secret
+from edge.settings import MqttSettings, Settings
+
+if TYPE_CHECKING:
+    import paho.mqtt.client as mqtt
+
+    from edge.link.connection import Connection
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +110,7 @@ class LinkFeature:
         self.topics = Topics(config.site, config.device)
         self.client_id = f"lgsc-{config.site}-{config.device}"
         self._online = False
-        self._acks: deque[tuple[int, bool]] = deque()
+        self._acks: deque[tuple[int, Delivery]] = deque()
         self._acks_posted = False
         self.connection: Connection | None = None
         self.core: Core  # set by start()
@@ -109,6 +119,11 @@ class LinkFeature:
         self.first_online_s: float | None = None
         self.last_connect_at: datetime | None = None
         self.births = 0
+        self._birth_mid: int | None = None
+        self._lock = threading.Lock()  # self.connection and _closing: mqtt-open vs stop
+        self._closing = False
+        self._opener: threading.Thread | None = None
+        self._birth_retry_s = RETRY_FIRST_S
         self._fill_posted = False
         self.trust, self.key_problems = snapshots.trust_from(config)
         # Anyone who can publish on the site's topics can send junk: one event each would fill
@@ -137,6 +152,9 @@ class LinkFeature:
         if not usable_response_topic(response_topic):
             log.warning("command response topic refused (wildcard, $ or empty)")
             return
+        from paho.mqtt.packettypes import PacketTypes  # loaded by the connection already
+        from paho.mqtt.properties import Properties
+
         props = Properties(PacketTypes.PUBLISH)
         if correlation_data is not None:
             props.CorrelationData = correlation_data
@@ -147,8 +165,17 @@ class LinkFeature:
 
     def republish_birth(self) -> None:
         if self._online:
-            self._connection().publish(self.topics.state, self._birth(), retain=True)
+            self._birth_mid = self._connection().publish(self.topics.state, self._birth(), retain=True)
             self.births += 1
+
+    def _birth_heard(self, delivery: Delivery) -> None:
+        """A birth nobody was subscribed for (PUBACK 0x10: the platform not yet back on a broker
+        that lost its session) is published again later, so the platform learns the state."""
+        if delivery != "unheard" or not self.mqtt.retry_no_subscribers:
+            self._birth_retry_s = RETRY_FIRST_S
+            return
+        self.core.call_later(self._birth_retry_s, self.republish_birth)
+        self._birth_retry_s = min(self._birth_retry_s * 2, RETRY_CAP_S)
 
     def resync(self) -> None:
         """The ``sync`` command: snapshots again from the broker, the birth, the outbox."""
@@ -160,16 +187,8 @@ class LinkFeature:
 
     def start(self, core: Core) -> None:
         self.core = core
-        # The client first: a TLS or password file that cannot be used fails here, before wiring.
-        routes = Routes(
-            connected=lambda present: core.post(BrokerConnected(present)),
-            disconnected=lambda reason: core.post(BrokerDisconnected(reason)),
-            message=self._route_message,
-            published=self._on_puback,
-        )
-        self.connection = Connection(
-            self.mqtt, self.client_id, self.topics.subscriptions(), (self.topics.state, OFFLINE), routes
-        )
+        # The files first: a TLS or password file that cannot be used fails here, before wiring.
+        check_connection_files(self.mqtt)
         core.outbox.set_limits(core.config.storage.outbox_max_events, core.config.storage.outbox_max_bytes)
         self.store = snapshots.SnapshotStore(core.storage)
         self.drain = Drain(
@@ -179,6 +198,7 @@ class LinkFeature:
             self.mqtt.max_inflight,
             core.call_later,
             rate_per_s=self.mqtt.flush_rate_per_s,
+            retry_unheard=self.mqtt.retry_no_subscribers,
         )
         core.subscribe(BrokerConnected, self._on_connected)
         core.subscribe(BrokerDisconnected, self._on_disconnected)
@@ -193,14 +213,53 @@ class LinkFeature:
         core.every(self.mqtt.telemetry_interval_s, self._publish_telemetry)
         self._post_cached_snapshots()
         core.link = self
-        self.connection.start()
+        core_runs = threading.Event()
+        core.call_soon(core_runs.set)  # the first thing the core thread does: READY follows
+        self._opener = threading.Thread(target=self._open, args=(core_runs,), name="mqtt-open", daemon=True)
+        self._opener.start()
+
+    def _open(self, core_runs: threading.Event) -> None:
+        """Import paho, build the client and start connecting, once the core runs (mqtt-open)."""
+        while not core_runs.wait(0.5):
+            if self._closing:
+                return
+        core = self.core
+        try:
+            from edge.link.connection import Connection, Routes
+
+            routes = Routes(
+                connected=lambda present: core.post(BrokerConnected(present)),
+                disconnected=lambda reason: core.post(BrokerDisconnected(reason)),
+                message=self._route_message,
+                published=self._on_puback,
+            )
+            connection = Connection(
+                self.mqtt, self.client_id, self.topics.subscriptions(), (self.topics.state, OFFLINE), routes
+            )
+        except Exception as exc:  # e.g. a TLS file that is not a certificate: no link, the hall runs
+            log.exception("the mqtt client could not be built; running without the link")
+            reason = type(exc).__name__
+            core.call_soon(lambda: self._failed(reason))
+            return
+        with self._lock:
+            if self._closing:
+                return
+            self.connection = connection
+            connection.start()
+
+    def _failed(self, reason: str) -> None:
+        self.core.emit("error.feature_failed", {"feature": self.name, "reason": reason})
+        self.core.set_component(self.name, "failed")
 
     def stop(self) -> None:
         """Say offline (retained), then disconnect: the will is for unclean ends only."""
         if self.core.stopped.is_set():
             self.invalid_payloads.flush()  # what was only counted (the core has ended: storage is ours)
-        if self.connection is not None:
-            self.connection.stop(last_words=(self.topics.state, OFFLINE))
+        with self._lock:
+            self._closing = True  # a client still being built is not started
+            connection = self.connection
+        if connection is not None:
+            connection.stop(last_words=(self.topics.state, OFFLINE))
         self._online = False
 
     def status(self) -> dict[str, Any]:
@@ -244,8 +303,8 @@ class LinkFeature:
             return
         core.post(InboundHandled(message.mid, message.qos, connection.generation))
 
-    def _on_puback(self, mid: int, ok: bool) -> None:
-        self._acks.append((mid, ok))
+    def _on_puback(self, mid: int, delivery: Delivery) -> None:
+        self._acks.append((mid, delivery))
         if not self._acks_posted:
             # One wake-up for all acks that arrive before the core gets to them.
             self._acks_posted = True
@@ -281,7 +340,12 @@ class LinkFeature:
         self._acks_posted = False
         acks = []
         while self._acks:
-            acks.append(self._acks.popleft())
+            mid, delivery = self._acks.popleft()
+            if mid == self._birth_mid:
+                self._birth_mid = None
+                self._birth_heard(delivery)
+            else:
+                acks.append((mid, delivery))
         self.drain.acknowledged(acks)
 
     def _on_event_recorded(self, _event: Event) -> None:
@@ -433,6 +497,20 @@ class LinkFeature:
         if self.connection is None:
             raise RuntimeError("link not started")
         return self.connection
+
+
+def check_connection_files(cfg: MqttSettings) -> None:
+    """Read what the client will need from files (the password, the TLS files): one that is
+    missing, unreadable or (a secret) readable by others raises here, at start."""
+    if cfg.username:
+        read_secret(cfg.password_file)
+    if cfg.tls:
+        for path in (cfg.ca_file, cfg.cert_file):
+            if path:
+                with open(path, "rb"):
+                    pass
+        if cfg.key_file:
+            read_secret(cfg.key_file)
 
 
 def _response_properties(message: mqtt.MQTTMessage) -> tuple[str | None, bytes | None]:

@@ -9,6 +9,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from hallsim.supervise import die_with_parent
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -33,6 +35,7 @@ class Mosquitto:
         persistence: bool = True,
         *,
         own_session: bool = False,
+        tied_to_parent: bool = False,
     ) -> None:
         self.folder = Path(folder or tempfile.mkdtemp(prefix="hall-broker-"))
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -43,6 +46,8 @@ class Mosquitto:
         self.persistence = persistence
         # The demo's broker must not get the terminal's Ctrl-C: the daemon stops first, then it.
         self.own_session = own_session
+        # ... and must not outlive the demo killed with SIGKILL (supervise.die_with_parent).
+        self.tied_to_parent = tied_to_parent
         self.process: subprocess.Popen[bytes] | None = None
         self.binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
@@ -89,8 +94,9 @@ class Mosquitto:
 
     def start(self, timeout: float = 10.0) -> Mosquitto:
         conf = self._conf()
+        command = [self.binary, "-c", str(conf)]
         self.process = subprocess.Popen(
-            [self.binary, "-c", str(conf)],
+            die_with_parent(command) if self.tied_to_parent else command,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             start_new_session=self.own_session,

@@ -149,6 +149,7 @@ class Demo:
         locks: str = "gpio",
         *,
         speaker_speed: float = 1.0,
+        tied_to_parent: bool = False,
     ) -> None:
         self.data = find_data_dir(str(data) if data else None)
         self.paths = Paths(self.data, _socket_dir(self.data))
@@ -161,8 +162,15 @@ class Demo:
         self.mosquitto: Mosquitto | None = None
         self.board: PinBoard | None = None
         self.control: ControlServer | None = None
+        # tied_to_parent: the daemon and mosquitto get SIGTERM when this process dies, even by
+        # SIGKILL; only for a demo whose main thread starts them (main(), not chaos.py's threads).
+        self.tied_to_parent = tied_to_parent
         self.daemon = DaemonProcess(
-            self.paths.config, self.paths.daemon_log, daemon_env(self.paths.sock("pins.sock")), echo_logs
+            self.paths.config,
+            self.paths.daemon_log,
+            daemon_env(self.paths.sock("pins.sock")),
+            echo_logs,
+            tied_to_parent=tied_to_parent,
         )
         self.verbs = HallVerbs(self)
         self.stop_requested = threading.Event()
@@ -250,7 +258,8 @@ class Demo:
             return _broker_address(self.broker_url)
         if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
             raise RuntimeError("mosquitto is not installed: run `bash scripts/setup.sh`, or pass --broker")
-        self.mosquitto = self._started_part(Mosquitto(self.data / "broker", own_session=True))
+        broker = Mosquitto(self.data / "broker", own_session=True, tied_to_parent=self.tied_to_parent)
+        self.mosquitto = self._started_part(broker)
         return "127.0.0.1", self.mosquitto.port
 
     def _write_sim(self, state: str) -> None:
@@ -380,6 +389,7 @@ def main(argv: list[str] | None = None) -> int:
         echo_logs=args.logs,
         locks=args.locks,
         speaker_speed=args.speaker_speed,
+        tied_to_parent=True,
     )
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:

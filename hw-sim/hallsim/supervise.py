@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,6 +23,17 @@ READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 5.0
 START_LIMIT_BURST = 4  # as in systemd/hall-edge.service: a 5th start within 120 s is refused
 START_LIMIT_S = 120.0
+
+
+def die_with_parent(command: list[str]) -> list[str]:
+    """``command`` that gets SIGTERM when the process that started it dies, even by SIGKILL
+    (the kernel's parent-death signal, set by util-linux ``setpriv`` before it execs).
+
+    The signal follows the *thread* that started the child: only for children started from a
+    thread that lives as long as the process (the demo's main thread).  A child in its own
+    session (so that Ctrl-C reaches the demo first) would otherwise outlive a killed demo."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--", *command] if setpriv else command
 
 
 def daemon_command(config: Path) -> list[str]:
@@ -51,8 +63,17 @@ class StartLimit:
 class DaemonProcess:
     """``hall-edge run --config CONFIG`` with ``env`` added, its output appended to ``log_path``."""
 
-    def __init__(self, config: Path, log_path: Path, env: dict[str, str], echo_logs: bool = False) -> None:
+    def __init__(
+        self,
+        config: Path,
+        log_path: Path,
+        env: dict[str, str],
+        echo_logs: bool = False,
+        *,
+        tied_to_parent: bool = False,
+    ) -> None:
         self.config = config
+        self.tied_to_parent = tied_to_parent  # die_with_parent: only if started from the main thread
         self.log_path = log_path
         self.env = env
         self.echo_logs = echo_logs
@@ -87,8 +108,9 @@ class DaemonProcess:
     def _launch(self) -> None:
         env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
         env.pop("NOTIFY_SOCKET", None)  # the demo is not systemd
+        command = daemon_command(self.config)
         process = subprocess.Popen(
-            daemon_command(self.config),
+            die_with_parent(command) if self.tied_to_parent else command,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             env=env,
