@@ -237,6 +237,11 @@ class CommandsSettings:
 
 
 @dataclass(frozen=True)
+class ReleasesSettings:
+    public_keys: Mapping[str, str]
+
+
+@dataclass(frozen=True)
 class HealthSettings:
     overheat_c: float
     check_interval_s: float
@@ -281,6 +286,7 @@ class Settings:
     locker: LockerSettings
     snapshots: SnapshotsSettings
     commands: CommandsSettings
+    releases: ReleasesSettings
     health: HealthSettings
     voice: VoiceSettings
 
