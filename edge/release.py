@@ -123,6 +123,8 @@ def version_key(version: str) -> tuple[Any, ...]:
         release.pop()
     # A final release sorts after its pre-releases; a .dev before everything else of its kind.
     pre = (("a", "b", "rc").index(pre_kind), int(pre_number)) if pre_kind else (3, 0)
+    if dev and not pre_kind and not post:
+        pre = (-1, 0)  # 1.0.dev1 comes before 1.0a1, as in PEP 440
     return (tuple(release), pre, int(post) if post else -1, int(dev) if dev else 1 << 62)
 
 

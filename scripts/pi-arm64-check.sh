@@ -9,8 +9,8 @@
 # 1. debootstrap an arm64 Debian bookworm root (Debian's debootstrap + qemu-user-static; the
 #    kernel runs the arm64 binaries through qemu via binfmt_misc);
 # 2. build a bundle for aarch64 with a throw-away release key (hall-admin release build);
-# 3. inside the root, as a new Pi would: take the hall-edge wheel out of the bundle, run its
-#    installer from it (`python3 -m edge install --bundle`), which builds
+# 3. inside the root, as a new Pi would: from a copy of the source tree (it brings the unit, the
+#    udev rules and the docs) `python3 -m edge install --bundle`, which builds
 #    /opt/hall-edge/releases/VERSION/venv from the bundle's aarch64 wheels with no network;
 # 4. `hall-edge selftest --print` and the given tests with the installed release's Python.
 # Prints how long each phase took; the log of each phase is in WORKDIR.
@@ -66,6 +66,10 @@ phase "bundle $(basename "$BUNDLE"): $(du -h "$BUNDLE" | cut -f1)"
 rm -rf "$ROOTFS/srv/hall-edge" && mkdir -p "$ROOTFS/srv/hall-edge" "$ROOTFS/srv/bundle"
 (cd "$REPO" && tar cf - tests docs systemd firmware_config pyproject.toml README.md bench) |
     tar xf - -C "$ROOTFS/srv/hall-edge"
+# The installer's own copy of the tree (as an operator unpacks the source next to the bundle).
+rm -rf "$ROOTFS/srv/source" && mkdir -p "$ROOTFS/srv/source"
+(cd "$REPO" && tar cf - --exclude=__pycache__ edge drivers hw-sim docs systemd firmware_config pyproject.toml README.md) |
+    tar xf - -C "$ROOTFS/srv/source"
 cp "$BUNDLE" "$ROOTFS/srv/bundle/"
 for fs in proc sys dev; do mountpoint -q "$ROOTFS/$fs" || mount --bind "/$fs" "$ROOTFS/$fs"; done
 trap 'for fs in dev sys proc; do umount -l "$ROOTFS/$fs" 2>/dev/null || true; done' EXIT
@@ -73,9 +77,8 @@ cp /etc/resolv.conf "$ROOTFS/etc/resolv.conf"
 
 phase "installing the bundle in the arm64 root (log: $WORK/install.log)"
 chroot "$ROOTFS" sh -ec '
-    cd /srv/bundle
-    rm -rf opt && tar xf hall-edge-*.tar --wildcards "wheels/hall_edge-*"
-    PYTHONPATH=$(ls wheels/hall_edge-*.whl) python3 -m edge install --bundle hall-edge-*.tar
+    cd /srv/source
+    python3 -m edge install --bundle /srv/bundle/hall-edge-*.tar
     ls -l /opt/hall-edge /opt/hall-edge/releases
 ' >"$WORK/install.log" 2>&1 || { tail -20 "$WORK/install.log"; exit 1; }
 tail -12 "$WORK/install.log"
