@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Any
 
-from edge.protocol import Envelope, VerifyKey, check_signature, signature_b64
+from edge.protocol import Envelope, VerifyKey, check_signature, escaped, signature_b64
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -308,6 +308,13 @@ def _check_signature(raw: bytes, signature: bytes, trusted_keys: Mapping[str, Ve
         raise ReleaseRefused("malformed_bundle", "manifest.sig needs string fields kid, alg and sig")
     if sig["alg"] != ALGORITHM:
         raise ReleaseRefused("malformed_bundle", f"manifest.sig: alg {sig['alg'][:32]!r} is not ed25519")
+    if sig["kid"] not in trusted_keys:  # decided before cryptography loads: a bare Pi's first
+        # install runs on the system's Python, which may lack it (python3-cryptography)
+        raise ReleaseRefused(
+            "unknown_release_key",
+            f"no public key {escaped(sig['kid'][:64])!r} is configured in releases.public_keys"
+            " (the bundle's signer)",
+        )
     # The same check as a signed command's: the signature covers the exact bytes of the text.
     refusal = check_signature(Envelope(text, sig["kid"], sig["sig"]), trusted_keys)
     if refusal is None:
