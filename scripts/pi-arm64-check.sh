@@ -74,6 +74,8 @@ cp "$BUNDLE" "$ROOTFS/srv/bundle/"
 for fs in proc sys dev; do mountpoint -q "$ROOTFS/$fs" || mount --bind "/$fs" "$ROOTFS/$fs"; done
 trap 'for fs in dev sys proc; do umount -l "$ROOTFS/$fs" 2>/dev/null || true; done' EXIT
 cp /etc/resolv.conf "$ROOTFS/etc/resolv.conf"
+# This machine's CAs (a proxy's own CA, if any) for pip in the root: only the test tools need it.
+cp /etc/ssl/certs/ca-certificates.crt "$ROOTFS/etc/ssl/certs/ca-certificates.crt"
 
 phase "installing the bundle in the arm64 root (log: $WORK/install.log)"
 chroot "$ROOTFS" sh -ec '
