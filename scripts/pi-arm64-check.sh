@@ -71,7 +71,7 @@ rm -rf "$ROOTFS/srv/source" && mkdir -p "$ROOTFS/srv/source"
 (cd "$REPO" && tar cf - --exclude=__pycache__ edge drivers hw-sim docs systemd firmware_config pyproject.toml README.md) |
     tar xf - -C "$ROOTFS/srv/source"
 cp "$BUNDLE" "$ROOTFS/srv/bundle/"
-for fs in proc sys dev; do mountpoint -q "$ROOTFS/$fs" || mount --bind "/$fs" "$ROOTFS/$fs"; done
+for fs in proc sys dev; do mountpoint -q "$ROOTFS/$fs" || mount --rbind "/$fs" "$ROOTFS/$fs"; done  # rbind: /dev/pts for the serial tests
 trap 'for fs in dev sys proc; do umount -l "$ROOTFS/$fs" 2>/dev/null || true; done' EXIT
 cp /etc/resolv.conf "$ROOTFS/etc/resolv.conf"
 # This machine's CAs (a proxy's own CA, if any) for pip in the root: only the test tools need it.
