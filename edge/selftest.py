@@ -6,7 +6,7 @@ exit if anything failed.  Run it as the service user with the service
 stopped (it opens the same ports and pins the daemon would hold):
 
     sudo systemctl stop hall-edge
-    sudo -u hall-edge /opt/hall-edge/venv/bin/hall-edge selftest --print
+    sudo -u hall-edge /opt/hall-edge/bin/hall-edge selftest --print
     sudo systemctl start hall-edge
 
 Checks (only for what the configuration enables): printer answers DLE EOT

@@ -238,6 +238,11 @@ class CommandsSettings:
 
 
 @dataclass(frozen=True)
+class ReleasesSettings:
+    public_keys: Mapping[str, str]
+
+
+@dataclass(frozen=True)
 class HealthSettings:
     overheat_c: float
     check_interval_s: float
@@ -293,6 +298,7 @@ class Settings:
     locker: LockerSettings
     snapshots: SnapshotsSettings
     commands: CommandsSettings
+    releases: ReleasesSettings
     health: HealthSettings
     voice: VoiceSettings
     console: ConsoleSettings

@@ -74,10 +74,28 @@ def test_example_parses_to_the_defaults():
     assert to_dict(parse(EXAMPLE.read_text(encoding="utf-8"))) == defaults(SCHEMA)
 
 
-def test_check_config_accepts_the_example():
+def test_check_config_fails_on_the_unedited_examples_placeholders_and_only_warns_when_asked():
     result = check_config(str(EXAMPLE))
+    assert result.returncode == 1
+    assert "3 problem(s)" in result.stderr
+    assert "site, device: 'qinshui/hall-01' is the example's placeholder" in result.stderr
+    assert "mqtt.host: 'localhost' is the example's placeholder" in result.stderr
+    assert "commands.public_keys: none is set" in result.stderr
+    warned = check_config("--placeholders", "warn", str(EXAMPLE))
+    assert warned.returncode == 0, warned.stderr
+    assert "ok" in warned.stdout and warned.stderr.count("warning:") == 3
+
+
+def test_check_config_accepts_an_edited_example(tmp_path):
+    text = EXAMPLE.read_text().replace('site = "qinshui"', 'site = "yangcheng"')
+    text = text.replace('host = "localhost"', 'host = "mqtt.example.cn"')
+    head, tail = text.split("[commands]\n")
+    keys = 'public_keys = { it-1 = "' + "A" * 43 + '=" }'
+    text = head + "[commands]\n" + tail.replace("public_keys = {}", keys, 1)
+    path = tmp_path / "hall-edge.toml"
+    path.write_text(text)
+    result = check_config(str(path))
     assert result.returncode == 0, result.stderr
-    assert "ok" in result.stdout
 
 
 def test_empty_file_means_all_defaults():

@@ -105,6 +105,7 @@ CASES = [
     Case("hall-edge check-config a.toml --config b.toml"),
     Case("hall-edge check-config missing.toml"),
     Case("hall-edge check-config typo.toml"),
+    Case("hall-edge check-config hall-edge.example.toml"),  # unedited: its placeholders
     Case("hall-edge run --config missing.toml", subprocess=True),
     Case("hall-edge selftest --config missing.toml"),
     # hall-admin: the command line
@@ -234,6 +235,8 @@ def wired_demo(folder: Path) -> Iterator[Path]:
 def _files(work: Path, home: Path) -> None:
     """What the wrong inputs name: a config with mistakes, keys in the wrong form or mode."""
     (work / "typo.toml").write_text('[display]\nbrightnes = 90\n[mqtt]\nport = "8883"\n')
+    example = (ROOT / "firmware_config/hall-edge.example.toml").read_text()
+    (work / "hall-edge.example.toml").write_text(example)
     (work / "a.toml").write_text("")
     keys = home / ".config" / "hall-admin"
     public = generate_private_key(keys / "it-2026a.key")  # where keygen puts it by default
