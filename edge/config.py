@@ -433,6 +433,36 @@ SCHEMA: dict[str, Any] = {
             doc="volume by time of day, each until the next; none = 100 % all day",
         ),
     },
+    "releases": {
+        "public_keys": Key(
+            dict,
+            {},
+            "kid = base64 Ed25519 public key of a release signer (not a command key); docs/releases.md",
+            check=_public_keys_check,
+        ),
+    },
+    "update": {
+        "root": Key(str, "/opt/hall-edge", "the releases' folder: releases/VERSION, current, previous"),
+        "allow_http_hosts": Key(
+            list, [], "LAN mirrors that may serve bundles over plain HTTP (the signature still counts)"
+        ),
+        "ca_file": Key(str, "", "CA for the bundle server's certificate; '' = the system's CAs"),
+        "timeout_s": Key(
+            float, 30.0, "bundle download: connect and each read", check=between(1, 600, "seconds")
+        ),
+        "ready_within_s": Key(
+            float,
+            90.0,
+            "after the switch: the new release must be READY this soon",
+            check=between(5, 3600, "seconds"),
+        ),
+        "health_deadline_s": Key(
+            float,
+            180.0,
+            "after the switch: roll back unless online, draining and healthy this soon",
+            check=between(5, 3600, "seconds"),
+        ),
+    },
 }
 
 

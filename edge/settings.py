@@ -262,6 +262,21 @@ class VoiceSettings:
 
 
 @dataclass(frozen=True)
+class ReleasesSettings:
+    public_keys: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class UpdateSettings:
+    root: str
+    allow_http_hosts: tuple[str, ...]
+    ca_file: str
+    timeout_s: float
+    ready_within_s: float
+    health_deadline_s: float
+
+
+@dataclass(frozen=True)
 class Settings:
     """The whole configuration file (``edge.config.load``)."""
 
@@ -283,6 +298,8 @@ class Settings:
     commands: CommandsSettings
     health: HealthSettings
     voice: VoiceSettings
+    releases: ReleasesSettings
+    update: UpdateSettings
 
 
 class _Dataclass(Protocol):
