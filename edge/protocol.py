@@ -343,8 +343,12 @@ class Envelope:
 def sign(body: str | bytes, key: Ed25519PrivateKey, kid: str) -> bytes:
     """The envelope payload: the signature covers exactly the UTF-8 bytes of ``body``."""
     body_bytes = body.encode("utf-8") if isinstance(body, str) else body
-    signature = base64.b64encode(key.sign(body_bytes)).decode()
-    return dumps({"body": body_bytes.decode("utf-8"), "kid": kid, "sig": signature})
+    return dumps({"body": body_bytes.decode("utf-8"), "kid": kid, "sig": signature_b64(body_bytes, key)})
+
+
+def signature_b64(data: bytes, key: Ed25519PrivateKey) -> str:
+    """The Ed25519 signature of exactly ``data``, base64: an envelope's ``sig``, a release's too."""
+    return base64.b64encode(key.sign(data)).decode()
 
 
 def open_envelope(payload: bytes, max_body_bytes: int) -> Envelope | Refusal:
