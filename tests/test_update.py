@@ -10,9 +10,11 @@ that is not about the build copies it into its root, where the update finds it i
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import sqlite3
+import tarfile
 import threading
 import uuid
 from collections.abc import Iterator
@@ -28,14 +30,13 @@ from update_rig import (
     BROKEN_LINK,
     CRASHES,
     RELEASE_KID,
-    Bundle,
     BundleServer,
     Service,
     described,
     make_bundle,
     outcome,
     release_public_key,
-    test_certificate,
+    server_certificate,
     update_events,
     wait_state,
 )
@@ -57,9 +58,11 @@ class Kit:
         self.folder = folder
         self.www = folder / "www"
         self.www.mkdir()
-        self.cert, key = test_certificate(folder)
+        self.cert, key = server_certificate(folder)
         self.server = BundleServer(self.www, self.cert, key)
-        self.bundles = {version: make_bundle(self.www, version, extra=extra) for version, extra in BUILDS.items()}
+        self.bundles = {
+            version: make_bundle(self.www, version, extra=extra) for version, extra in BUILDS.items()
+        }
         self.template = folder / "template"
         self._built: set[str] = set()
         self._lock = threading.Lock()
@@ -103,6 +106,7 @@ class Controller:
 
     def __init__(self, folder: Path, kit: Kit, port: int, **update: Any) -> None:
         self.kit = kit
+        self.port = port
         self.root = folder / "root"
         self.site = "t" + uuid.uuid4().hex[:10]
         self.topic = f"lgsc/v1/{self.site}/hall-01"
@@ -150,8 +154,6 @@ class Controller:
             "issuer": "it-test",
             "args": args,
         }
-        import json
-
         self.watcher.publish(f"{self.topic}/cmd", sign(json.dumps(body), self.key, KID))
         return command_id
 
@@ -165,7 +167,7 @@ class Controller:
     def admin_flags(self) -> list[str]:
         path = self.root.parent / "hall-admin.toml"
         path.write_text(
-            f'[broker]\nhost = "127.0.0.1"\nport = {self.watcher.client._port}\ntls = false\n'
+            f'[broker]\nhost = "127.0.0.1"\nport = {self.port}\ntls = false\n'
             f'[signing]\nkey_file = "{self.key_path}"\nkid = "{KID}"\nissuer = "it-test"\n'
         )
         return ["--config", str(path)]
@@ -198,7 +200,17 @@ def test_an_update_is_installed_switched_to_and_confirmed(controller: Controller
     bundle = kit.bundles["0.2.0"]
     kit.server.cut_once[bundle.path.name] = bundle.size // 2
     args = [f"--arg={key}={value}" for key, value in bundle.args(kit.server).items()]
-    code = admin(["send", f"{controller.site}/hall-01", "update", *args, "--wait-timeout", "60", *controller.admin_flags()])
+    code = admin(
+        [
+            "send",
+            f"{controller.site}/hall-01",
+            "update",
+            *args,
+            "--wait-timeout",
+            "60",
+            *controller.admin_flags(),
+        ]
+    )
     printed = capsys.readouterr()
     assert code == 0, printed
     assert "confirmed" in printed.out and "0.2.0" in printed.out, printed
@@ -230,7 +242,9 @@ def test_a_release_that_fails_its_health_check_rolls_back_by_itself(controller: 
     wait_state(controller.watcher, controller.topic, "0.1.0")
     assert current_version(controller.root) == "0.1.0"
     result = wait_for(
-        lambda: [b for b in controller.watcher.bodies("/cmd/result") if b.get("id") == command_id and not b["ok"]],
+        lambda: [
+            b for b in controller.watcher.bodies("/cmd/result") if b.get("id") == command_id and not b["ok"]
+        ],
         15,
         "the second result",
     )
@@ -255,7 +269,9 @@ def test_bad_bundles_and_commands_are_refused_with_their_reason_and_change_nothi
     good = kit.bundles["0.2.0"]
     tampered = www / "tampered-0.2.0.tar"
     data = bytearray(good.path.read_bytes())
-    data[-1500] ^= 0xFF  # a byte inside the wheel: the manifest's hash no longer fits
+    with tarfile.open(good.path) as tar:
+        wheel = next(member for member in tar.getmembers() if member.name.startswith("wheels/"))
+    data[wheel.offset_data + 100] ^= 0xFF  # a byte of the wheel: the manifest's hash no longer fits
     tampered.write_bytes(bytes(data))
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -281,10 +297,6 @@ def test_bad_bundles_and_commands_are_refused_with_their_reason_and_change_nothi
         assert_unchanged(controller, "0.0.9")
 
 
-def _bundle_file(bundle: Bundle) -> Path:
-    return bundle.path
-
-
 KILL_STEPS = [
     # (where the daemon dies, what must follow)
     ("update-downloaded", "0.1.0", ("update.failed", "interrupted")),
@@ -302,21 +314,16 @@ def test_a_kill_at_any_step_leaves_a_working_release_that_says_what_happened(
     controller: Controller, kit: Kit, step: str, ends_on: str, expected: tuple[str, str | None]
 ) -> None:
     kit.place(controller.root, "0.2.0")  # built already: the kill, not the build, is tested
-    if step != "update-probation":  # the kill is in the old release's run
-        controller.service.env_once = {}
-    restarts = controller.service.starts
-    # The daemon that runs the step must carry the stop; the old one runs download .. switch,
-    # the new one probation and confirming: set it for the start that will run it.
-    os.environ.pop("HALL_EDGE_RELEASE_STOP_AT", None)
-    if step in ("update-probation", "update-confirming"):
-        controller.service.env_once = {"HALL_EDGE_RELEASE_STOP_AT": step}
-    else:
+    stop_at = {"HALL_EDGE_RELEASE_STOP_AT": step}
+    if step in ("update-probation", "update-confirming"):  # steps of the new release's first start
+        controller.service.env_once = stop_at
+    else:  # steps of the running 0.1.0: start it again with the stop
         controller.service.stop()
         controller.service = Service(controller.root, controller.config, controller.root.parent / "s2.log")
-        controller.service.env_once = {"HALL_EDGE_RELEASE_STOP_AT": step}
+        controller.service.env_once = stop_at
         controller.service.start()
         wait_state(controller.watcher, controller.topic, "0.1.0")
-        restarts = controller.service.starts
+    restarts = controller.service.starts
     command_id = controller.send("update", kit.bundles["0.2.0"].args(kit.server))
     final = outcome(controller.watcher, command_id, 60)
     assert (final["type"], final["data"].get("reason")) == expected, final

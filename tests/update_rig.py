@@ -120,7 +120,14 @@ def make_bundle(
     data = wheel.read_bytes()
     files = {f"wheels/{wheel.name}": FileEntry(hashlib.sha256(data).hexdigest(), len(data))}
     built_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    raw = manifest_bytes(version, min_replaces, built_at, "3.11", ["aarch64", "armv7l", "x86_64"], files)
+    raw = manifest_bytes(
+        version=version,
+        min_replaces=min_replaces,
+        built_at=built_at,
+        python="3.11",
+        platforms=["aarch64", "armv7l", "x86_64"],
+        files=files,
+    )
     members = {
         "manifest.json": raw,
         "manifest.sig": signature_bytes(raw, key, kid),
@@ -150,7 +157,7 @@ CRASHES = {"hall_edge_crash.pth": "import sys; sys.argv[1:2] == ['run'] and __im
 # ---- the HTTPS server ------------------------------------------------------------------------
 
 
-def test_certificate(folder: Path) -> tuple[Path, Path]:
+def server_certificate(folder: Path) -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1 (also the CA the controller trusts): (cert, key)."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bundles.test")])
@@ -288,8 +295,11 @@ class Service:
                 with self._lock:
                     if self._stopping.is_set():
                         return
-                    self.process = self._spawn(argv)
-                code = self.process.wait()
+                    try:
+                        self.process = self._spawn(argv)
+                    except OSError:  # no such program: systemd's status 203/EXEC
+                        self.process = None
+                code = self.process.wait() if self.process is not None else 203
                 if code != 0 and not may_fail:
                     failed = True
                     self.exits.append(code)

@@ -472,11 +472,11 @@ class HealthGate:
             self.updates.confirm(row)
 
     def failed_features(self) -> list[str]:
-        components = self.core.components
+        """Features that failed to start here but not on the old release (absent there: it ran)."""
         return sorted(
             name
-            for name, state in self.baseline.items()
-            if state != "failed" and components.get(name) == "failed"
+            for name, state in self.core.components.items()
+            if state == "failed" and self.baseline.get(name) != "failed"
         )
 
     def missing(self) -> list[str]:
