@@ -298,24 +298,30 @@ def test_bad_bundles_and_commands_are_refused_with_their_reason_and_change_nothi
 
 
 KILL_STEPS = [
-    # (where the daemon dies, what must follow)
-    ("update-downloaded", "0.1.0", ("update.failed", "interrupted")),
-    ("update-installed", "0.1.0", ("update.failed", "interrupted")),
-    ("update-marked", "0.1.0", ("update.failed", "interrupted")),
-    ("update-switched", "0.2.0", ("update.confirmed", None)),
-    ("update-probation", "0.1.0", ("update.failed", "crashed")),
-    ("update-confirming", "0.2.0", ("update.confirmed", None)),
+    # (where the daemon dies, the release asked for, the one running at the end, what it reports)
+    ("update-downloaded", "0.2.0", "0.1.0", ("update.failed", "interrupted")),
+    ("venv", "0.2.0", "0.1.0", ("update.failed", "interrupted")),  # inside install_release: a real build
+    ("update-installed", "0.2.0", "0.1.0", ("update.failed", "interrupted")),
+    ("update-marked", "0.2.0", "0.1.0", ("update.failed", "interrupted")),
+    ("update-switched", "0.2.0", "0.2.0", ("update.confirmed", None)),
+    ("update-probation", "0.2.0", "0.1.0", ("update.failed", "crashed")),
+    ("update-confirming", "0.2.0", "0.2.0", ("update.confirmed", None)),
+    ("update-rolling-back", "0.3.0", "0.1.0", ("update.failed", "unhealthy")),
 ]
+NEW_RELEASE_STEPS = ("update-probation", "update-confirming", "update-rolling-back")
 
 
-@pytest.mark.slow  # ~4-8 s a step on an idle 2-core machine
-@pytest.mark.parametrize(("step", "ends_on", "expected"), KILL_STEPS, ids=[s[0] for s in KILL_STEPS])
+@pytest.mark.slow  # 2-8 s a step on an idle 2-core machine, ~35 s in all
+@pytest.mark.parametrize(
+    ("step", "version", "ends_on", "expected"), KILL_STEPS, ids=[s[0] for s in KILL_STEPS]
+)
 def test_a_kill_at_any_step_leaves_a_working_release_that_says_what_happened(
-    controller: Controller, kit: Kit, step: str, ends_on: str, expected: tuple[str, str | None]
+    controller: Controller, kit: Kit, step: str, version: str, ends_on: str, expected: tuple[str, str | None]
 ) -> None:
-    kit.place(controller.root, "0.2.0")  # built already: the kill, not the build, is tested
+    if step != "venv":  # built already: the kill, not the build, is tested
+        kit.place(controller.root, version)
     stop_at = {"HALL_EDGE_RELEASE_STOP_AT": step}
-    if step in ("update-probation", "update-confirming"):  # steps of the new release's first start
+    if step in NEW_RELEASE_STEPS:  # steps of the new release's first start
         controller.service.env_once = stop_at
     else:  # steps of the running 0.1.0: start it again with the stop
         controller.service.stop()
@@ -324,10 +330,14 @@ def test_a_kill_at_any_step_leaves_a_working_release_that_says_what_happened(
         controller.service.start()
         wait_state(controller.watcher, controller.topic, "0.1.0")
     restarts = controller.service.starts
-    command_id = controller.send("update", kit.bundles["0.2.0"].args(kit.server))
+    command_id = controller.send("update", kit.bundles[version].args(kit.server))
     final = outcome(controller.watcher, command_id, 60)
     assert (final["type"], final["data"].get("reason")) == expected, final
     assert controller.service.starts > restarts
     wait_state(controller.watcher, controller.topic, ends_on)
     assert current_version(controller.root) == ends_on
+    if ends_on == "0.1.0":
+        assert read_marker(controller.root) is None
+    if step in ("venv", "update-installed"):  # a release never switched to is not left half-made
+        assert not release_dir(controller.root, version).exists()
     wait_for(lambda: controller.pending() is None, 15, "the outcome reported")
