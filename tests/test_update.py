@@ -312,12 +312,11 @@ NEW_RELEASE_STEPS = ("update-probation", "update-confirming", "update-rolling-ba
 
 
 @pytest.mark.slow  # 2-8 s a step on an idle 2-core machine, ~35 s in all
-@pytest.mark.parametrize(
-    ("step", "version", "ends_on", "expected"), KILL_STEPS, ids=[s[0] for s in KILL_STEPS]
-)
+@pytest.mark.parametrize("case", KILL_STEPS, ids=[s[0] for s in KILL_STEPS])
 def test_a_kill_at_any_step_leaves_a_working_release_that_says_what_happened(
-    controller: Controller, kit: Kit, step: str, version: str, ends_on: str, expected: tuple[str, str | None]
+    controller: Controller, kit: Kit, case: tuple[str, str, str, tuple[str, str | None]]
 ) -> None:
+    step, version, ends_on, expected = case
     if step != "venv":  # built already: the kill, not the build, is tested
         kit.place(controller.root, version)
     stop_at = {"HALL_EDGE_RELEASE_STOP_AT": step}
