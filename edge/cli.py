@@ -11,7 +11,7 @@ from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
 from edge import __version__, logs
-from edge.config import ConfigError, load
+from edge.config import ConfigError, load, placeholder_problems
 from edge.protocol import Parser
 from edge.storage import StorageError
 
@@ -40,6 +40,13 @@ def _parser() -> Parser:
     check = sub.add_parser("check-config", help="validate a configuration file; exit 1 on any problem")
     check.add_argument("path", nargs="?", help="TOML file (the same as --config)")
     check.add_argument("--config", help=f"TOML file (default {DEFAULT_CONFIG})")
+    check.add_argument(
+        "--placeholders",
+        choices=("fail", "warn"),
+        default="fail",
+        help="the example's placeholder site/device, broker and empty command keys: fail (default)"
+        " or only warn (the installer, before the file is edited)",
+    )
     check.set_defaults(action=cmd_check_config)
 
     ver = sub.add_parser("version", help="print the version")
@@ -49,9 +56,12 @@ def _parser() -> Parser:
     inst.add_argument("--root", help="install into this folder instead of the running system")
     inst.add_argument("--source", help="source tree (default: the one this program runs from)")
     inst.add_argument(
+        "--bundle", metavar="FILE", help="install the program from this release bundle (no network)"
+    )
+    inst.add_argument(
         "--no-venv",
         action="store_true",
-        help="no virtualenv: a launcher for this Python (tests, development)",
+        help="no virtualenv: the source on the system's Python and packages (images, tests)",
     )
     inst.set_defaults(action=_later("edge.install", "cmd_install"))
     uninst = sub.add_parser("uninstall", help="remove the service; configuration and data stay")
@@ -89,10 +99,16 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     path = args.config or args.path or DEFAULT_CONFIG
     try:
         layers = Layers.read(path)
-        layers.settings()
+        settings = layers.settings()
     except ConfigError as exc:
         print(exc.report(), file=sys.stderr)
         return 1
+    placeholders = placeholder_problems(settings)
+    if placeholders and args.placeholders == "fail":
+        print(ConfigError(path, placeholders).report(), file=sys.stderr)
+        return 1
+    for problem in placeholders:
+        print(f"{path}: warning: {problem}", file=sys.stderr)
     remote = sorted(layers.sources().items())
     changed = [key for key, source in remote if source == str(layers.remote_path)]
     if changed:

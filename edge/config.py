@@ -403,6 +403,15 @@ SCHEMA: dict[str, Any] = {
             check=between(2, 3600, "seconds"),
         ),
     },
+    "releases": {
+        "public_keys": Key(
+            dict,
+            {},
+            "kid = base64 Ed25519 public key of a release key (hall-admin keygen --release): the"
+            " signer of update bundles; never a command key (docs/releases.md)",
+            check=_public_keys_check,
+        ),
+    },
     "health": {
         "overheat_c": Key(float, 80.0, check=between(40, 110, "degrees C")),
         "check_interval_s": Key(float, 60.0, check=between(1, 3600, "seconds")),
@@ -431,14 +440,6 @@ SCHEMA: dict[str, Any] = {
                 {"at": "21:00", "percent": 0},
             ],
             doc="volume by time of day, each until the next; none = 100 % all day",
-        ),
-    },
-    "releases": {
-        "public_keys": Key(
-            dict,
-            {},
-            "kid = base64 Ed25519 public key of a release signer (not a command key); docs/releases.md",
-            check=_public_keys_check,
         ),
     },
     "update": {
@@ -517,6 +518,30 @@ def _cross_checks(cfg: Settings) -> list[str]:
         if not isinstance(key, str):
             errors.append(f"commands.public_keys.{kid}: {key!r} is not a base64 string")
     return errors
+
+
+def placeholder_problems(cfg: Settings) -> list[str]:
+    """What still holds the example's placeholders (the schema's defaults): a valid file that
+    cannot work in a hall.  ``check-config`` fails on them (the installer only warns: it runs
+    before the operator edits the file); parse and load accept them, as tests and the demo do."""
+    problems = []
+    site, device = SCHEMA["site"].default, SCHEMA["device"].default
+    if (cfg.site, cfg.device) == (site, device):
+        problems.append(
+            f"site, device: '{site}/{device}' is the example's placeholder; set this controller's"
+            " names as the platform knows them (its MQTT topics are lgsc/v1/SITE/DEVICE)"
+        )
+    if cfg.mqtt.host == SCHEMA["mqtt"]["host"].default:
+        problems.append(
+            f"mqtt.host: {cfg.mqtt.host!r} is the example's placeholder (no broker runs on the"
+            " controller); set the platform broker's host name or address"
+        )
+    if not cfg.commands.public_keys:
+        problems.append(
+            "commands.public_keys: none is set, so no signed command (status, config.set, update)"
+            " is accepted; add bureau IT's key: kid = public key, from `hall-admin keygen`"
+        )
+    return problems
 
 
 def _secret_file_problems(cfg: Settings) -> list[str]:

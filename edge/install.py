@@ -6,9 +6,13 @@ looks at what is there and changes only what differs, so running it again
 
 1. the device groups (gpio, spi, dialout, lp, audio) and the system user
    ``hall-edge`` in them;
-2. the package in its own virtualenv ``/opt/hall-edge/venv`` (with the
-   system site packages, so Raspberry Pi OS's lgpio/spidev are found) and
-   the docs in ``/opt/hall-edge/docs``;
+2. the program as a release ``/opt/hall-edge/releases/VERSION`` with its own
+   virtualenv (system site packages, so Raspberry Pi OS's lgpio/spidev are
+   found), built from a signed bundle (``--bundle``, no network) or from the
+   checkout, and the link ``/opt/hall-edge/current`` switched to it
+   (edge/releases.py: the layout the ``update`` command uses too); the
+   launcher ``/opt/hall-edge/bin/hall-edge`` and the docs in
+   ``/opt/hall-edge/docs``;
 3. the systemd unit (enabled, not started), the udev rules;
 4. ``/etc/hall-edge/hall-edge.toml`` from the example if there is none
    (an existing configuration is never overwritten; the current example is
@@ -20,32 +24,46 @@ looks at what is there and changes only what differs, so running it again
 ``--root DIR`` installs into a folder instead (tests, building an SD-card
 image): users and groups are written to ``DIR/etc/passwd`` and
 ``DIR/etc/group``, and nothing on the running system is touched (no
-useradd, systemctl, udevadm or chown).  ``uninstall`` removes the program,
+useradd, systemctl, udevadm or chown).  Every path written into the tree is
+the one it has on the card (``/opt/hall-edge/...``), never this machine's.  ``uninstall`` removes the program,
 unit and rules but keeps configuration and data unless ``--purge``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import grp
 import os
 import pwd
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge import __version__
 from edge.progress import Progress
+from edge.release import Manifest, ReleaseRefused, read_bundle
+from edge.releases import PYTHON as RELEASE_PYTHON
+from edge.releases import (
+    ReleaseError,
+    base_python,
+    current_version,
+    install_release,
+    install_source,
+    locked,
+    prune,
+    switch_to,
+)
 
 USER = "hall-edge"
 DEVICE_GROUPS = ("gpio", "spi", "dialout", "lp", "audio")  # audio: the voice's aplay
-PREFIX = "/opt/hall-edge"
-VENV = f"{PREFIX}/venv"
-LAUNCHER = f"{VENV}/bin/hall-edge"
+PREFIX = "/opt/hall-edge"  # edge/releases.py: releases/VERSION/venv, current, previous
+OLD_VENV = f"{PREFIX}/venv"  # before releases: removed once a release is current
+LAUNCHER = f"{PREFIX}/bin/hall-edge"
+RUNNING_PYTHON = f"{PREFIX}/current/venv/bin/python"  # what the unit runs, through the link
 UNIT = "/etc/systemd/system/hall-edge.service"
 UNIT_WANTS = "/etc/systemd/system/multi-user.target.wants/hall-edge.service"
 UDEV_RULES = "/etc/udev/rules.d/99-hall-edge.rules"
@@ -354,6 +372,7 @@ class Options:
     source: Path
     venv: bool = True
     purge: bool = False
+    bundle: Path | None = None
 
 
 def source_tree(given: str | None) -> Path:
@@ -377,18 +396,29 @@ def step_accounts(target: Target, report: Report) -> None:
 
 
 def step_program(target: Target, options: Options, report: Report) -> None:
-    if options.venv:
-        _install_venv(target, options.source, report)
+    root = target.path(PREFIX)
+    before = current_version(root)
+    python = releases_python(target)
+    if options.bundle is not None:
+        manifest = _verified_bundle(target, options.bundle, report)
+        install_release(root, options.bundle, manifest, python=python, logical_root=PREFIX)
+        version = manifest.version
     else:
-        script = (
-            "#!/bin/sh\n"
-            "# Written by `hall-edge install --no-venv`: runs hall-edge from its source tree\n"
-            f"# with the Python that ran the installer ({sys.executable}).\n"
-            f'export PYTHONPATH="{options.source}${{PYTHONPATH:+:$PYTHONPATH}}"\n'
-            f'exec "{sys.executable}" -m edge "$@"\n'
+        version, _built = install_source(
+            root, options.source, python=python, logical_root=PREFIX, venv=options.venv
         )
-        changed = write_if_different(target.path(LAUNCHER), script.encode(), 0o755)
-        report.add(changed, "program", f"{LAUNCHER} -> {sys.executable} (--no-venv)")
+    with locked(root):
+        switch_to(root, version)
+        pruned = prune(root, keep=2)
+    how = "bundle" if options.bundle else "checkout" if options.venv else "checkout, --no-venv"
+    report.add(before != version, "program", f"{PREFIX}/current -> releases/{version} ({how})")
+    if pruned:
+        report.notes.append("removed old releases " + ", ".join(pruned) + " (the last two are kept)")
+    if remove(target.path(OLD_VENV)):
+        report.notes.append(f"removed {OLD_VENV} (the layout before releases)")
+    launcher = f'#!/bin/sh\n# the current release (hall-edge install)\nexec {RUNNING_PYTHON} -m edge "$@"\n'
+    changed = write_if_different(target.path(LAUNCHER), launcher.encode(), 0o755)
+    report.add(changed, "program", f"{LAUNCHER} (runs the current release)")
     changed = False
     docs = options.source / "docs"
     for doc in sorted(path for path in docs.rglob("*") if path.is_file()):  # pages link img/ and schemas/
@@ -397,37 +427,34 @@ def step_program(target: Target, options: Options, report: Report) -> None:
     report.add(changed, "docs", f"{PREFIX}/docs")
 
 
-def _install_venv(target: Target, source: Path, report: Report) -> None:
-    venv = target.path(VENV)
-    before = _installed_version(venv)
-    if not (venv / "bin" / "python").exists():
-        _run_tool(target, sys.executable, "-m", "venv", "--system-site-packages", str(venv))
-    with tempfile.TemporaryDirectory(prefix="hall-edge-build-") as build:
-        # Built from a copy: setuptools writes build/ and *.egg-info into the tree it builds.
-        tree = shutil.copytree(source, Path(build) / "src", ignore=_NOT_PACKAGED)
-        pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--upgrade"]
-        _run_tool(target, *pip, str(tree))
-    after = _installed_version(venv)
-    report.add(before != after, "program", f"{VENV}: hall-edge {after} (was {before or 'none'})")
+def releases_python(target: Target) -> str:
+    """The Python the release venvs are built on: the Pi's /usr/bin/python3 (under --root too:
+    the tree must name the card's Python, not this machine's), else this one's base."""
+    return RELEASE_PYTHON if target.real or Path(RELEASE_PYTHON).exists() else base_python()
 
 
-_NOT_PACKAGED = shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "__pycache__", ".ruff_cache")
+def _verified_bundle(target: Target, bundle: Path, report: Report) -> Manifest:
+    """The bundle's manifest, its signature checked against the release keys of the target's
+    configuration; a first install (no key configured yet) checks the hashes only and says so."""
+    from edge.config import ConfigError, load
+    from edge.protocol import load_public_keys
 
-
-def _run_tool(target: Target, *argv: str) -> None:
-    """venv and pip write only below the target folder, so they may run under --root too."""
-    result = subprocess.run(argv, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        tail = " | ".join((result.stderr or result.stdout).strip().splitlines()[-5:])
-        raise InstallError(f"{' '.join(argv[:4])} ... failed ({result.returncode}): {tail}")
-
-
-def _installed_version(venv: Path) -> str | None:
-    tool = venv / "bin" / "hall-edge"
-    if not tool.exists():
-        return None
-    result = subprocess.run([str(tool), "version"], capture_output=True, text=True, check=False)
-    return result.stdout.strip() or None
+    configured: dict[str, str] = {}
+    if target.path(CONFIG).exists():
+        # A broken file is named by the config step; without keys the signature is only reported.
+        with contextlib.suppress(ConfigError):
+            configured = dict(load(target.path(CONFIG)).releases.public_keys)
+    keys, _problems = load_public_keys(configured)
+    try:
+        manifest = read_bundle(bundle, keys, unsigned_ok=not keys)
+    except ReleaseRefused as refused:
+        raise InstallError(f"bundle {bundle} refused: {refused.reason}: {refused.message}") from None
+    if not manifest.signed:
+        report.notes.append(
+            f"bundle signed by {manifest.kid!r}, not checked: no releases.public_keys configured yet"
+            " (file hashes checked); set them before the first `update`"
+        )
+    return manifest
 
 
 def step_unit(target: Target, source: Path, report: Report) -> None:
@@ -487,8 +514,9 @@ def lay_out(target: Target, path: str) -> None:
 
 
 def _check_existing(config: Path, report: Report) -> None:
-    """A broken configuration is named; a good one gets its udev and boot hints (edge.wiring)."""
-    from edge.config import ConfigError, load
+    """A broken configuration is named; a good one gets its placeholders (to set before the
+    first start: only a warning here, the file is new) and its udev and boot hints."""
+    from edge.config import ConfigError, load, placeholder_problems
     from edge.wiring import install_hints
 
     try:
@@ -496,6 +524,7 @@ def _check_existing(config: Path, report: Report) -> None:
     except ConfigError as exc:
         report.notes.append(f"{CONFIG} has {len(exc.errors)} problem(s): run `hall-edge check-config`")
         return
+    report.notes += [f"set before starting: {problem}" for problem in placeholder_problems(settings)]
     report.notes += [f"wiring: {hint}" for hint in install_hints(settings)]
 
 
@@ -514,7 +543,7 @@ def install(options: Options) -> Report:
     steps: list[tuple[str, Callable[[], None]]] = [
         ("user and groups", lambda: step_accounts(target, report)),
         (
-            "program (a virtualenv and pip: the slow step)" if options.venv else "program (launcher)",
+            "program (a release with its virtualenv: the slow step)" if options.venv else "program (source)",
             lambda: step_program(target, options, report),
         ),
         ("systemd unit", lambda: step_unit(target, options.source, report)),
@@ -562,9 +591,12 @@ def _require_root(target: Target, doing: str) -> None:
 
 def cmd_install(args: argparse.Namespace) -> int:
     try:
-        options = Options(args.root, source_tree(args.source), venv=not args.no_venv)
+        bundle = Path(args.bundle).resolve() if args.bundle else None
+        options = Options(args.root, source_tree(args.source), venv=not args.no_venv, bundle=bundle)
+        if bundle is not None and args.no_venv:
+            raise InstallError("--bundle and --no-venv exclude each other: a bundle always gets its venv")
         report = install(options)
-    except (InstallError, OSError) as exc:
+    except (InstallError, ReleaseError, OSError) as exc:
         print(f"hall-edge install: {exc}", file=sys.stderr)
         return 1
     where = f" into {args.root}" if args.root else ""

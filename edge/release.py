@@ -58,7 +58,9 @@ REFUSAL_REASONS = (
 )
 
 _FILE_NAME = re.compile(r"wheels/[A-Za-z0-9][A-Za-z0-9._+-]*\.(whl|tar\.gz)")
-_VERSION = re.compile(r"(\d+(?:\.\d+)*)(?:(a|b|rc)(\d+))?(?:\.post(\d+))?(?:\.dev(\d+))?")
+_VERSION = re.compile(
+    r"(\d+(?:\.\d+)*)(?:(a|b|rc)(\d+))?(?:\.post(\d+))?(?:\.dev(\d+))?(?:\+([a-z0-9]+(?:\.[a-z0-9]+)*))?"
+)
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -89,6 +91,7 @@ class Manifest:
     files: Mapping[str, FileEntry]
     kid: str
     raw: bytes
+    signed: bool = True  # False only from read_bundle(..., unsigned_ok=True) with an unknown kid
 
     @property
     def wheels(self) -> list[str]:
@@ -106,12 +109,15 @@ class Manifest:
 def version_key(version: str) -> tuple[Any, ...]:
     """A sort key for ``1.2.3``, ``1.2.3rc1``, ``1.2.3.post1``, ``1.2.3.dev2`` (a PEP 440 subset).
 
+    A local label (``0.1.0+src.1a2b3c4d``: a release the installer built from a checkout) does
+    not order: ``0.1.0+src.x`` is the same version as ``0.1.0``.
+
     ValueError for anything else: a version we cannot order is never compared by accident.
     """
     found = _VERSION.fullmatch(version)
     if found is None:
         raise ValueError(f"{version!r} is not a version like 0.2.0 or 0.2.0rc1")
-    release_text, pre_kind, pre_number, post, dev = found.groups()
+    release_text, pre_kind, pre_number, post, dev, _local = found.groups()
     release = [int(part) for part in release_text.split(".")]
     while len(release) > 1 and release[-1] == 0:  # 0.2 == 0.2.0
         release.pop()
@@ -129,20 +135,34 @@ def compare_versions(a: str, b: str) -> int:
 # ---- reading a bundle --------------------------------------------------------------------------
 
 
-def read_bundle(path: str | Path, trusted_keys: Mapping[str, VerifyKey]) -> Manifest:
+def read_bundle(
+    path: str | Path, trusted_keys: Mapping[str, VerifyKey], *, unsigned_ok: bool = False
+) -> Manifest:
     """The verified manifest of the bundle at ``path``; ReleaseRefused says why it is not one.
 
     ``trusted_keys``: the release keys by kid (``protocol.load_public_keys`` of
     ``releases.public_keys``).  Checked in this order, so the first failing
     check names the refusal: the tar's members (names and kinds), the
     signature, the manifest's fields, then every file's size and sha256.
+
+    ``unsigned_ok``: only for the installer run by root on a bundle root
+    carried to the Pi, before any release key is configured: a kid that is not
+    trusted is let through (``Manifest.signed`` False), everything else is
+    checked.  A bad signature by a trusted key is refused all the same.  The
+    ``update`` command never sets it.
     """
     with _open_tar(path) as tar:
         members = _plain_members(tar)
         raw = _read_member(tar, members, MANIFEST, MAX_MANIFEST_BYTES)
         signature = _read_member(tar, members, SIGNATURE, 64 * 1024)
-        kid = _check_signature(raw, signature, trusted_keys)
-        manifest = _parse_manifest(raw, kid)
+        signed = True
+        try:
+            kid = _check_signature(raw, signature, trusted_keys)
+        except ReleaseRefused as refused:
+            if not (unsigned_ok and refused.reason == "unknown_release_key"):
+                raise
+            kid, signed = str(json.loads(signature)["kid"]), False
+        manifest = _parse_manifest(raw, kid, signed)
         listed = set(manifest.files)
         present = set(members) - {MANIFEST, SIGNATURE}
         if present - listed:
@@ -297,7 +317,7 @@ def _check_signature(raw: bytes, signature: bytes, trusted_keys: Mapping[str, Ve
     raise ReleaseRefused("bad_signature", refusal.message)
 
 
-def _parse_manifest(raw: bytes, kid: str) -> Manifest:
+def _parse_manifest(raw: bytes, kid: str, signed: bool) -> Manifest:
     """The signed manifest's fields; malformed_bundle when one is missing or of the wrong kind."""
     try:
         data = json.loads(raw)
@@ -337,6 +357,7 @@ def _parse_manifest(raw: bytes, kid: str) -> Manifest:
         files=entries,
         kid=kid,
         raw=raw,
+        signed=signed,
     )
 
 

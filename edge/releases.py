@@ -34,12 +34,14 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -235,35 +237,53 @@ def install_release(
 def install_source(
     root: Path,
     source: Path,
-    version: str,
     *,
     python: str = PYTHON,
     logical_root: str | None = None,
     venv: bool = True,
-) -> tuple[Path, bool]:
-    """Build ``releases/VERSION`` from a checkout; (its folder, whether it was built now).
+) -> tuple[str, bool]:
+    """Build a release from a checkout; (its version, whether it was built now).
 
+    Its version is the checkout's with the hash of its packaged files as a local
+    label (``0.1.0+src.1a2b3c4d5e6f``): installing an unchanged checkout again
+    changes nothing, a changed one becomes a new release beside the old one.
     With ``venv``: a virtualenv with the package and its dependencies from the
     package index (the network).  Without (``install --no-venv``: an image or a
-    test): the package's source copied to ``src/`` and a venv made by hand that
-    uses the system's Python and its packages (Debian's python3-*), no pip run.
+    test): the package's source copied to ``src/`` and a venv made by hand on
+    the system's Python and its packages (Debian's python3-*), no pip run.
     """
-    final = release_dir(root, version)
-    if final.is_dir():
-        return final, False
+    plain = source_version(source)
+    version = f"{plain}+src.{source_hash(source)}"
+    if release_dir(root, version).is_dir():
+        return version, False
     with locked(root), _partial(root, version) as partial:
         if venv:
             _make_venv(partial, python)
             tree = shutil.copytree(source, partial / "build", ignore=NOT_PACKAGED)
             # The operator's pip configuration (a mirror, a proxy) counts here: deps come from the index.
-            _run(
-                [str(partial / "venv/bin/python"), "-m", "pip", "install", "--no-compile", str(tree)],
-                isolated=False,
-            )
+            pip = [str(partial / "venv/bin/python"), "-m", "pip", "install", "--no-compile"]
+            _run([*pip, str(tree)], isolated=False)
             shutil.rmtree(tree)
         else:
-            _hand_made_venv(partial, source, logical(root, logical_root) / RELEASES / version)
-        return _finish(root, partial, version, logical_root, check=venv), True
+            _hand_made_venv(partial, source, plain)
+        _finish(root, partial, version, logical_root, expect=plain)
+    return version, True
+
+
+def source_version(source: Path) -> str:
+    """The version in a checkout's pyproject.toml."""
+    return str(tomllib.loads((source / "pyproject.toml").read_text())["project"]["version"])
+
+
+def source_hash(source: Path) -> str:
+    """12 hex digits of the sha256 over the packaged files' names and bytes."""
+    digest = hashlib.sha256()
+    files = [source / "pyproject.toml"]
+    for package in SOURCE_PACKAGES:
+        files += (p for p in (source / package).rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    for path in sorted(files):
+        digest.update(path.relative_to(source).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
 
 
 NOT_PACKAGED = shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "__pycache__", ".ruff_cache")
@@ -289,18 +309,17 @@ def _partial(root: Path, version: str) -> Iterator[Path]:
             shutil.rmtree(partial, ignore_errors=True)
 
 
-def _finish(root: Path, partial: Path, version: str, logical_root: str | None, check: bool = True) -> Path:
-    """Relocate, prove the venv runs, flush, rename into place; the release's folder.
-
-    ``check`` False for the hand-made venv: its .pth names where src/ will be, not where it is.
-    """
+def _finish(
+    root: Path, partial: Path, version: str, logical_root: str | None, expect: str | None = None
+) -> Path:
+    """Relocate, prove the venv runs (it says ``expect``), flush, rename into place; its folder."""
     final = release_dir(root, version)
     relocate(partial, logical(root, logical_root) / RELEASES / version)
     _step("relocated")
-    if check:
+    if Path(os.path.realpath(partial / "venv/bin/python")).exists():  # a venv for another machine: no
         found = _run([str(partial / "venv/bin/python"), "-m", "edge", "version"]).strip()
-        if found != version:
-            raise ReleaseError(f"the new release says it is {found!r}, not {version}")
+        if found != (expect or version):
+            raise ReleaseError(f"the new release says it is {found!r}, not {expect or version}")
     _step("checked")
     os.sync()  # every file of the release on disk before the rename makes it count
     os.replace(partial, final)
@@ -313,8 +332,12 @@ def _make_venv(partial: Path, python: str) -> None:
     _run([python, "-m", "venv", "--system-site-packages", str(partial / "venv")])
 
 
-def _hand_made_venv(partial: Path, source: Path, runs_at: Path) -> None:
-    """A venv without running Python: pyvenv.cfg, links to the system Python, a .pth to src/."""
+def _hand_made_venv(partial: Path, source: Path, version: str) -> None:
+    """A venv without running Python: pyvenv.cfg, links to the system Python, a .pth to src/.
+
+    The .pth names src/ relative to site-packages (Python joins it to the folder), and the
+    minimal dist-info gives ``hall-edge version`` its version: no absolute path anywhere.
+    """
     for package in SOURCE_PACKAGES:
         shutil.copytree(source / package, partial / "src" / Path(package).name, ignore=NOT_PACKAGED)
     venv = partial / "venv"
@@ -323,7 +346,10 @@ def _hand_made_venv(partial: Path, source: Path, runs_at: Path) -> None:
         (venv / "bin" / name).symlink_to(PYTHON)
     site = venv / "lib" / "python3.11" / "site-packages"
     site.mkdir(parents=True)
-    (site / "hall-edge-src.pth").write_text(f"{runs_at / 'src'}\n")
+    (site / "hall-edge-src.pth").write_text("../../../../src\n")
+    info = site / f"hall_edge-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: hall-edge\nVersion: {version}\n")
     (venv / "pyvenv.cfg").write_text(
         f"home = {Path(PYTHON).parent}\ninclude-system-site-packages = true\nversion = 3.11\n"
     )

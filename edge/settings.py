@@ -237,6 +237,11 @@ class CommandsSettings:
 
 
 @dataclass(frozen=True)
+class ReleasesSettings:
+    public_keys: Mapping[str, str]
+
+
+@dataclass(frozen=True)
 class HealthSettings:
     overheat_c: float
     check_interval_s: float
@@ -259,11 +264,6 @@ class VoiceSettings:
     alsa_device: str
     socket: str
     volume: tuple[VolumeSettings, ...]
-
-
-@dataclass(frozen=True)
-class ReleasesSettings:
-    public_keys: Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -296,9 +296,9 @@ class Settings:
     locker: LockerSettings
     snapshots: SnapshotsSettings
     commands: CommandsSettings
+    releases: ReleasesSettings
     health: HealthSettings
     voice: VoiceSettings
-    releases: ReleasesSettings
     update: UpdateSettings
 
 

@@ -140,6 +140,9 @@ def _parser() -> Parser:
 
     keygen = sub.add_parser("keygen", parents=[common], help="make a signing key pair")
     keygen.add_argument("-o", "--out", help="private key file (default ~/.config/hall-admin/KID.key)")
+    keygen.add_argument(
+        "--release", action="store_true", help="a release key (signs update bundles), not a command key"
+    )
     keygen.set_defaults(action=cmd_keygen)
 
     send_p = sub.add_parser("send", parents=[common], help="send a signed command and print its result")
@@ -194,11 +197,59 @@ def _parser() -> Parser:
     report.add_argument("--day", help="YYYY-MM-DD (default: the controller's current queue day)")
     report.add_argument("--csv", action="store_true", help="print CSV instead of a table")
     report.set_defaults(action=cmd_report)
+
+    release = sub.add_parser("release", help="build a signed release bundle (docs/releases.md)")
+    release_verbs = release.add_subparsers(dest="release_command")
+    build = release_verbs.add_parser("build", help="a bundle from this checkout, installable offline")
+    build.add_argument("--out", required=True, metavar="DIR", help="folder for hall-edge-VERSION.tar")
+    build.add_argument("--key", required=True, metavar="FILE", help="release key (keygen --release)")
+    build.add_argument("--kid", help="the release key's id (default: the key file's name, e.g. rel-2026a)")
+    build.add_argument(
+        "--platform",
+        action="append",
+        metavar="MACHINE",
+        help="aarch64, armv7l, x86_64 (repeatable; default: aarch64 and this machine's)",
+    )
+    build.add_argument("--source", default=".", metavar="DIR", help="the checkout (default: .)")
+    build.add_argument("--version", help="build as this version instead of pyproject.toml's (test fleets)")
+    build.add_argument("--min-replaces", default="0.1.0", help="oldest version it may replace (0.1.0)")
+    build.add_argument("--find-links", metavar="DIR", help="dependency wheels from this folder, no index")
+    build.set_defaults(action=cmd_release_build)
     return parser
 
 
+def cmd_release_build(args: argparse.Namespace) -> int:
+    from edge.admin.release import DEFAULT_PLATFORMS, BuildError, build_bundle, host_platform
+
+    kid = args.kid or Path(args.key).stem
+    if not NAME_RE.fullmatch(kid):
+        raise AdminError(EXIT_USAGE, f"--kid {kid!r}: use 1-32 characters from a-z, 0-9 and -")
+    platforms = args.platform or list(dict.fromkeys([*DEFAULT_PLATFORMS, host_platform()]))
+    try:
+        built = build_bundle(
+            Path(args.source).resolve(), Path(args.out), args.key, kid, platforms,
+            version=args.version, min_replaces=args.min_replaces, find_links=args.find_links,
+        )  # fmt: skip
+    except (BuildError, ValueError, OSError) as exc:
+        raise AdminError(EXIT_LOCAL, f"release build: {exc}") from None
+    size = built.path.stat().st_size
+    print(f"{built.path}: hall-edge {built.version} for {', '.join(built.platforms)}, signed by {kid}")
+    print(f"  {len(built.files)} files, {size / 1e6:.1f} MB, sha256 {sha256_file(built.path)}")
+    return EXIT_OK
+
+
+def sha256_file(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for chunk in iter(lambda: file.read(1 << 16), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def cmd_keygen(args: argparse.Namespace) -> int:
-    kid = args.kid or f"it-{datetime.now().strftime('%Y%m%d')}"
+    kid = args.kid or f"{'rel' if args.release else 'it'}-{datetime.now().strftime('%Y%m%d')}"
     if not NAME_RE.fullmatch(kid):
         raise AdminError(EXIT_USAGE, f"--kid {kid!r}: use 1-32 characters from a-z, 0-9 and -")
     out = Path(os.path.expanduser(args.out or f"~/.config/hall-admin/{kid}.key"))
@@ -210,6 +261,13 @@ def cmd_keygen(args: argparse.Namespace) -> int:
         raise AdminError(EXIT_LOCAL, f"{out}: {exc.strerror}") from None
     if args.json:
         print(json.dumps({"kid": kid, "public_key": public, "private_key_file": str(out)}))
+        return EXIT_OK
+    if args.release:
+        print(f"private key: {out} (mode 0600; keep it on the build machine only)")
+        print(f"public key:  {public}")
+        print("add to [releases] in each controller's /etc/hall-edge/hall-edge.toml:")
+        print(f'public_keys = {{ {kid} = "{public}" }}')
+        print(f"sign bundles with it: hall-admin release build --out dist --key {out}")
         return EXIT_OK
     print(f"private key: {out} (mode 0600; keep it on this machine only)")
     print(f"public key:  {public}")

@@ -240,9 +240,10 @@ def collect_states(session: Session, site: str | None, wait_s: float) -> dict[st
 # ---- long-running commands: the outcome after the restart ------------------------------------
 
 # The commands whose result only says "accepted, restarting": the outcome comes later as an event.
-LONG_RUNNING = {
-    "update": ("update", ("update.confirmed", "update.failed", "update.refused")),
-    "config.set": ("audit", ("audit.config_changed",)),
+# (name: (event kind, the event types that end it))
+LONG_RUNNING: dict[str, tuple[str, list[str]]] = {
+    "update": ("update", ["update.confirmed", "update.failed", "update.refused"]),
+    "config.set": ("audit", ["audit.config_changed"]),
 }
 
 

@@ -90,7 +90,6 @@ MIGRATIONS = [
 ]
 
 BEFORE_SWITCH = ("downloading", "verifying", "installing", "installed")
-ARGS = ("url", "sha256", "size", "version", "allow_downgrade")
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 INSTALL_FACTOR = 3  # a venv built from wheels takes about this many times the bundle's size
 SPACE_MARGIN = 32 * MIB  # left free after the update: the database and the logs go on
@@ -134,7 +133,7 @@ class Updates:
         core.register_status("update", self.status)
 
     def commands(self) -> CommandTable:
-        return {"update": (self.update, ARGS)}
+        return {"update": (self.update, ("url", "sha256", "size", "version", "allow_downgrade"))}
 
     def status(self) -> dict[str, Any]:
         row = self.pending()
