@@ -104,12 +104,21 @@ def kit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kit]:
 class Controller:
     """One controller on 0.1.0 under ``folder/root``, run by the systemd stand-in."""
 
-    def __init__(self, folder: Path, kit: Kit, port: int, **update: Any) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        kit: Kit,
+        port: int,
+        site: str | None = None,
+        device: str = "hall-01",
+        **update: Any,
+    ) -> None:
         self.kit = kit
         self.port = port
         self.root = folder / "root"
-        self.site = "t" + uuid.uuid4().hex[:10]
-        self.topic = f"lgsc/v1/{self.site}/hall-01"
+        self.site = site or "t" + uuid.uuid4().hex[:10]
+        self.device = device
+        self.topic = f"lgsc/v1/{self.site}/{device}"
         kit.place(self.root, "0.1.0")
         switch_to(self.root, "0.1.0")
         key_path = folder / "admin" / f"{KID}.key"
@@ -117,7 +126,7 @@ class Controller:
         public = generate_key(key_path)
         self.key = load_private_key(str(key_path))
         doc = config_document(folder, {"mqtt": {"port": port, "reconnect_cap_s": 1.0}}, site=self.site)
-        doc["device"] = "hall-01"
+        doc["device"] = device
         doc["commands"] = {"public_keys": {KID: public}}
         doc["releases"] = {"public_keys": {RELEASE_KID: release_public_key()}}
         doc["update"] = {
@@ -148,7 +157,7 @@ class Controller:
         body = {
             "id": command_id,
             "name": name,
-            "device": f"{self.site}/hall-01",
+            "device": f"{self.site}/{self.device}",
             "issued_at": now.isoformat(),
             "expires_at": (now + timedelta(minutes=5)).isoformat(),
             "issuer": "it-test",
@@ -340,3 +349,32 @@ def test_a_kill_at_any_step_leaves_a_working_release_that_says_what_happened(
     if step in ("venv", "update-installed"):  # a release never switched to is not left half-made
         assert not release_dir(controller.root, version).exists()
     wait_for(lambda: controller.pending() is None, 15, "the outcome reported")
+
+
+@pytest.mark.slow  # ~15 s: two controllers, one rollback
+def test_a_rollout_stops_at_the_first_controller_that_rolls_back(
+    tmp_path: Path, kit: Kit, broker: Any, capsys
+):
+    from edge.admin import main as admin
+
+    site = "t" + uuid.uuid4().hex[:10]
+    controllers = [
+        Controller(tmp_path / device, kit, broker.port, site=site, device=device)
+        for device in ("hall-01", "hall-02")
+    ]
+    try:
+        for ctl in controllers:
+            kit.place(ctl.root, "0.3.0")
+            ctl.start()
+        args = [f"--arg={key}={value}" for key, value in kit.bundles["0.3.0"].args(kit.server).items()]
+        code = admin(["rollout", site, *args, "--wait-timeout", "60", *controllers[0].admin_flags()])
+        printed = capsys.readouterr().out
+        assert code == 1, printed
+        rows = {line.split()[0]: line for line in printed.splitlines() if line.startswith(site)}
+        assert "rolled back: unhealthy" in rows[f"{site}/hall-01"], printed
+        assert "not started: the rollout stopped" in rows[f"{site}/hall-02"], printed
+        assert [current_version(ctl.root) for ctl in controllers] == ["0.1.0", "0.1.0"]
+        assert controllers[1].service.starts == 1  # never touched
+    finally:
+        for ctl in controllers:
+            ctl.close()
