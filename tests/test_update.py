@@ -378,3 +378,19 @@ def test_a_rollout_stops_at_the_first_controller_that_rolls_back(
     finally:
         for ctl in controllers:
             ctl.close()
+
+
+def test_plain_http_only_from_a_named_lan_mirror():
+    from edge.update.download import DownloadRefused, check_url
+
+    check_url("https://mirror.example/hall-edge-0.2.0.tar", ())
+    check_url("http://192.168.1.10/hall-edge-0.2.0.tar", ("192.168.1.10",))
+    for url, allowed in [
+        ("http://192.168.1.10/b.tar", ()),
+        ("http://evil.example/b.tar", ("192.168.1.10",)),
+        ("ftp://192.168.1.10/b.tar", ("192.168.1.10",)),
+        ("file:///etc/passwd", ()),
+    ]:
+        with pytest.raises(DownloadRefused) as refused:
+            check_url(url, allowed)
+        assert refused.value.reason == "insecure_url"

@@ -100,7 +100,14 @@ class CommandsFeature:
         )
         core.subscribe(CommandReceived, self.on_command)
         self.generic = GenericCommands(core, self.changes, self.rotation, lambda: self.current)
-        self.updates = Updates(core, self.config, self._send_error, lambda: self.current)
+        changes = self.changes
+        self.updates = Updates(
+            core,
+            self.config,
+            self._send_error,
+            lambda: self.current,
+            config_pending=lambda: changes.pending() is not None,
+        )
         handlers = {**self.generic.handlers(), **self.rotation.commands(), **self.updates.commands()}
         for name, (handler, accepted) in handlers.items():
             core.register_command(name, handler, args=accepted)

@@ -88,6 +88,9 @@ def fetch(
         try:
             _one_attempt(source, part, timeout_s, context, cancel)
             break
+        except DownloadRefused:
+            part.unlink(missing_ok=True)  # more than signed: nothing of it is worth resuming
+            raise
         except (OSError, urllib.error.URLError, TimeoutError) as exc:
             last_error = _describe(exc)
             log.warning("update download attempt %d failed: %s", attempt + 1, last_error)

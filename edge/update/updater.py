@@ -116,6 +116,7 @@ class Updates:
         settings: Settings,
         send_error: SendError,
         current: Callable[[], tuple[Any, Any] | None],
+        config_pending: Callable[[], bool] = lambda: False,
     ) -> None:
         self.core = core
         self.settings = settings.update
@@ -124,6 +125,7 @@ class Updates:
         self.release_keys, _problems = load_public_keys(settings.releases.public_keys)
         self.send_error = send_error
         self.current = current
+        self.config_pending = config_pending  # a config.set on probation: one restart story at a time
         self.gate: HealthGate | None = None
         self._report: Timer | None = None
         self._cancel = threading.Event()
@@ -164,6 +166,8 @@ class Updates:
             self._check_space(source.size)
             if self.pending() is not None:
                 raise DownloadRefused("busy", "another update is in progress")
+            if self.config_pending():
+                raise DownloadRefused("busy", "a configuration change is on probation: try again after it")
         except DownloadRefused as exc:
             self.core.emit("update.refused", {**facts, "reason": exc.reason, "detail": exc.message})
             raise CommandError(exc.reason, exc.message) from None
@@ -388,6 +392,7 @@ class Updates:
                 },
             )
         log.info("update id=%s confirmed: %s is healthy (%.1f s)", row["command_id"], row["version"], seconds)
+        shutil.rmtree(self.folder, ignore_errors=True)  # partial downloads of other updates
         try:
             with locked(self.root):
                 removed = prune(self.root, keep=2)
