@@ -201,9 +201,7 @@ class Updates:
         return {"accepted": True, "version": version, "from_version": __version__, "state": "downloading"}
 
     def _check_version(self, version: str, allow_downgrade: bool) -> None:
-        from edge.release import compare_versions
-
-        order = compare_versions(version, __version__)
+        order = _compare_with_running(version)
         if order == 0:
             raise DownloadRefused("same_version", f"{version} is the running release")
         if order < 0 and not allow_downgrade:
@@ -272,7 +270,7 @@ class Updates:
                     "version_mismatch", f"the signed bundle is {manifest.version}, the command says {version}"
                 )
             self._check_version(manifest.version, allow_downgrade)
-            if compare_versions(manifest.min_replaces, __version__) > 0:
+            if _compare_with_running(manifest.min_replaces) > 0:
                 raise DownloadRefused(
                     "not_replaceable",
                     f"{manifest.version} replaces {manifest.min_replaces} or newer; this is {__version__}:"
@@ -337,7 +335,10 @@ class Updates:
                 guard.clear_marker(self.root)  # the update it guarded is over
             return
         state = row["state"]
-        on_new = compare_versions(__version__, row["version"]) == 0
+        try:
+            on_new = compare_versions(__version__, row["version"]) == 0
+        except ValueError:  # a running version that is no release's: not the new one
+            on_new = __version__ == row["version"]
         if state in BEFORE_SWITCH:
             self._remove_unfinished(row["version"])
             self._finish(row, "update.failed", "interrupted", f"the controller restarted while {state}")
@@ -505,6 +506,20 @@ class HealthGate:
     def _stop(self) -> None:
         self._poll.cancel()
         self._deadline.cancel()
+
+
+def _compare_with_running(version: str) -> int:
+    """compare_versions(version, the running release); a running version we cannot order (a
+    source tree's 0.0.0+source) is refused rather than guessed."""
+    from edge.release import compare_versions
+
+    try:
+        return compare_versions(version, __version__)
+    except ValueError:
+        raise DownloadRefused(
+            "not_replaceable",
+            f"the running version {__version__!r} is not a release version: install a release on site",
+        ) from None
 
 
 def _step(name: str) -> None:
