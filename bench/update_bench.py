@@ -127,7 +127,7 @@ def table(name: str, values: list[float], unit: str) -> str:
         return f"{name:<48} -"
     mean = statistics.mean(values)
     return (
-        f"{name:<44} {mean:8.2f} {unit:<4} min {min(values):7.2f}  max {max(values):7.2f}  (n={len(values)})"
+        f"{name:<48} {mean:8.2f} {unit:<4} min {min(values):7.2f}  max {max(values):7.2f}  (n={len(values)})"
     )
 
 
