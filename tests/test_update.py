@@ -394,3 +394,15 @@ def test_plain_http_only_from_a_named_lan_mirror():
         with pytest.raises(DownloadRefused) as refused:
             check_url(url, allowed)
         assert refused.value.reason == "insecure_url"
+
+
+def test_a_bundle_the_server_does_not_have_fails_at_once_and_changes_nothing(
+    controller: Controller, kit: Kit
+):
+    args = kit.bundles["0.2.0"].args(kit.server)
+    command_id = controller.send("update", {**args, "url": kit.server.url("no-such-bundle.tar")})
+    final = outcome(controller.watcher, command_id, 20)
+    assert (final["type"], final["data"]["reason"]) == ("update.failed", "download_failed"), final
+    assert "HTTP 404" in final["data"]["detail"]
+    wait_for(lambda: controller.pending() is None, 10, "no update pending")
+    assert_unchanged(controller, "0.2.0")

@@ -92,6 +92,12 @@ def fetch(
             part.unlink(missing_ok=True)  # more than signed: nothing of it is worth resuming
             raise
         except (OSError, urllib.error.URLError, TimeoutError) as exc:
+            if (
+                isinstance(exc, urllib.error.HTTPError)
+                and 400 <= exc.code < 500
+                and exc.code not in (408, 429)
+            ):
+                raise DownloadFailed(f"{source.url}: {_describe(exc)}") from None  # asking again: the same
             last_error = _describe(exc)
             log.warning("update download attempt %d failed: %s", attempt + 1, last_error)
             if attempt + 1 < ATTEMPTS and cancel is not None:
