@@ -456,6 +456,28 @@ SCHEMA: dict[str, Any] = {
         "plain_http": Key(list, [], "listen addresses allowed without TLS: explicit LAN addresses only"),
         "closing_at": Key(str, "", "sessions end at this hall time; '' = queue.closing_at"),
     },
+    "update": {
+        "root": Key(str, "/opt/hall-edge", "the releases' folder: releases/VERSION, current, previous"),
+        "allow_http_hosts": Key(
+            list, [], "LAN mirrors that may serve bundles over plain HTTP (the signature still counts)"
+        ),
+        "ca_file": Key(str, "", "CA for the bundle server's certificate; '' = the system's CAs"),
+        "timeout_s": Key(
+            float, 30.0, "bundle download: connect and each read", check=between(1, 600, "seconds")
+        ),
+        "ready_within_s": Key(
+            float,
+            90.0,
+            "after the switch: the new release must be READY this soon",
+            check=between(5, 3600, "seconds"),
+        ),
+        "health_deadline_s": Key(
+            float,
+            180.0,
+            "after the switch: roll back unless online, draining and healthy this soon",
+            check=between(5, 3600, "seconds"),
+        ),
+    },
 }
 
 

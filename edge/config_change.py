@@ -40,6 +40,7 @@ from edge.clock import rfc3339
 from edge.config import SCHEMA, ConfigError
 from edge.core import CommandError, Core, Timer
 from edge.layers import LOCAL_ONLY, Layers, Unit, nested, units
+from edge.probation import when_online
 
 if TYPE_CHECKING:
     import tomlkit
@@ -200,7 +201,7 @@ class ConfigChanges:
                 return
         if row is not None and row["state"] == "rolled_back":
             self._record_rollback(row)
-        self._poll = self.core.every(CHECK_EVERY_S, self._report_when_online, first_after=0)
+        self._poll = when_online(self.core, self._report_rollback)
 
     def _start_probation(self, row: dict[str, Any]) -> None:
         deadline_s = row["deadline_s"] if row["deadline_s"] is not None else self.deadline_s
@@ -251,10 +252,7 @@ class ConfigChanges:
             self.core.emit("audit.config_changed", _event(row, rolled_back=True))
             self._set_state("reporting", row["reason"])
 
-    def _report_when_online(self) -> None:
-        link = self.core.link
-        if link is None or not link.online:
-            return
+    def _report_rollback(self) -> None:
         self._stop_timers()
         row = self.pending()
         if row is None:

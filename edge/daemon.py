@@ -109,7 +109,10 @@ class Daemon:
                 feature.start(self.core)
             return feature
         except Exception as exc:
-            name = getattr(feature, "name", getattr(factory, "__qualname__", "feature"))
+            # A factory that failed made no feature: its package names it (edge.link.build: link).
+            module = getattr(factory, "__module__", "") or ""
+            fallback = module.rsplit(".", 1)[-1] if module.startswith("edge.") else ""
+            name = getattr(feature, "name", fallback or getattr(factory, "__qualname__", "feature"))
             log.exception("feature %s failed to start; running without it", name)
             if feature is not None:
                 self._stop_feature(feature)

@@ -32,7 +32,15 @@ Unit = tuple[str, ...]
 
 # Moving these remotely would orphan the database or the device's identity on the platform, or
 # (secret files) send a secret somewhere new: a remote change may not set them (docs/operator.md).
-LOCAL_ONLY: tuple[str, ...] = ("site", "device", "storage.dir", *secret_paths(SCHEMA, files_only=True))
+# update.*: where releases go and which mirrors may skip TLS; releases.public_keys: who may sign one.
+LOCAL_ONLY: tuple[str, ...] = (
+    "site",
+    "device",
+    "storage.dir",
+    "update",
+    "releases.public_keys",
+    *secret_paths(SCHEMA, files_only=True),
+)
 
 
 def units(doc: dict[str, Any], schema: dict[str, Any] = SCHEMA, prefix: Unit = ()) -> dict[Unit, Any]:

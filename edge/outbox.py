@@ -46,8 +46,8 @@ MIGRATIONS = [
     "CREATE INDEX outbox_droppable ON outbox (keep, kind = 'alarm', seq)",
 ]
 
-EVENT_KINDS = ("rental", "ticket", "window", "report", "alarm", "audit", "error")
-KEPT_KINDS = ("rental", "ticket", "window", "report", "audit")  # never dropped at the storage cap
+EVENT_KINDS = ("rental", "ticket", "window", "report", "alarm", "audit", "error", "update")
+KEPT_KINDS = ("rental", "ticket", "window", "report", "audit", "update")  # never dropped at the storage cap
 DEFAULT_MAX_EVENTS = 200_000  # a week offline at a busy hall is ~20,000 events
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024
 _REARM_FRACTION = 0.9  # the cap alarm fires again only after the outbox fell below this

@@ -279,6 +279,16 @@ class ConsoleSettings:
 
 
 @dataclass(frozen=True)
+class UpdateSettings:
+    root: str
+    allow_http_hosts: tuple[str, ...]
+    ca_file: str
+    timeout_s: float
+    ready_within_s: float
+    health_deadline_s: float
+
+
+@dataclass(frozen=True)
 class Settings:
     """The whole configuration file (``edge.config.load``)."""
 
@@ -302,6 +312,7 @@ class Settings:
     health: HealthSettings
     voice: VoiceSettings
     console: ConsoleSettings
+    update: UpdateSettings
 
 
 class _Dataclass(Protocol):

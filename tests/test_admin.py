@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from command_rig import CommandHall
@@ -250,3 +251,74 @@ def test_report_prints_a_days_queue_figures_as_a_table_or_csv(make_hall, broker,
     assert rows[1].startswith(f"{day},category,A,1,1,1,0,0,")
     assert rows[1].endswith(",1,0,0,0,0,0")  # one 非常满意, none unrated
     assert admin.main(["report", hall.target, "--day", "30/11", *hall.admin_flags()]) == admin.EXIT_USAGE
+
+
+# ---- long-running commands: config.set and update wait for their outcome -----------------------
+
+
+def admin_in_thread(argv: list[str]) -> tuple[Any, dict[str, Any]]:
+    """Run hall-admin in a thread (the test plays systemd meanwhile); its exit code and output."""
+    import io
+    import threading
+    from contextlib import redirect_stderr, redirect_stdout
+
+    box: dict[str, Any] = {}
+    out, err = io.StringIO(), io.StringIO()
+
+    def run() -> None:
+        with redirect_stdout(out), redirect_stderr(err):
+            box["code"] = admin.main(argv)
+        box["out"], box["err"] = out.getvalue(), err.getvalue()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, box
+
+
+def test_send_config_set_waits_until_the_change_is_confirmed(hall):
+    """It used to exit at `restarting: yes`; whether the change held showed only in events and logs."""
+    argv = [
+        *("send", hall.target, "config.set", "--arg", "key=display.brightness", "--arg", "value=90"),
+        *hall.admin_flags(),
+        *("--wait-timeout", "30"),
+    ]
+    thread, box = admin_in_thread(argv)
+    hall.wait_exit()  # the daemon restarts to apply the change, as systemd would
+    hall.start()
+    thread.join(30)
+    assert box["code"] == 0, box
+    assert "waiting for the outcome" in box["out"]
+    assert "confirmed  config.set" in box["out"]
+
+
+def test_send_config_set_reports_a_rollback_with_its_reason_and_exits_1(hall):
+    argv = [
+        *("send", hall.target, "config.set", "--arg", "key=mqtt.port", "--arg", f"value={free_port()}"),
+        *hall.admin_flags(),
+        *("--wait-timeout", "30"),
+    ]
+    thread, box = admin_in_thread(argv)
+    hall.wait_exit()
+    hall.start(online=False)  # no broker on the new port
+    hall.wait_exit(timeout=15)  # rolled back after the probation (3 s)
+    hall.start()
+    thread.join(30)
+    assert box["code"] == 1, box
+    assert "rolled back  config.set" in box["err"]
+    assert "did not come online" in box["err"]
+
+
+def test_no_wait_returns_at_the_first_result(hall, capsys):
+    argv = [*("send", hall.target, "config.set", "--arg", "key=display.brightness", "--arg", "value=90")]
+    assert admin.main([*argv, "--no-wait", *hall.admin_flags()]) == 0
+    assert "restarting: yes" in capsys.readouterr().out
+
+
+def test_rollout_waves_are_one_then_a_share_then_the_rest():
+    from edge.admin.rollout import waves
+
+    devices = [f"s/hall-{n:02d}" for n in range(10)]
+    assert [len(wave) for wave in waves(devices, 0.25)] == [1, 3, 6]
+    assert waves(devices[:1], 0.25) == [devices[:1]]
+    assert [len(wave) for wave in waves(devices[:2], 0.25)] == [1, 1]
+    assert [len(wave) for wave in waves(devices, 1.0)] == [1, 9]

@@ -347,7 +347,8 @@ def test_unit_is_notify_with_watchdog_and_hardening():
         assert unit[key][0] in ("strict", "yes"), key
     # Nothing under /etc is writable (the trusted keys are there): the database and the remote
     # configuration file (config.set, keys.add) are in the state folder.
-    assert "ReadWritePaths" not in unit
+    # ... but the releases' root is: the updater builds a release and switches current there.
+    assert unit["ReadWritePaths"] == ["/opt/hall-edge"]
     assert unit["StateDirectory"] == ["hall-edge"]
     assert remote_path({}) == Path("/var/lib") / unit["StateDirectory"][0] / "hall-edge.remote.toml"
     # lgpio's notification FIFO goes to the working directory: it must be writable.
@@ -364,7 +365,7 @@ def test_the_commands_guard_knows_the_units_start_limit():
 
 def test_a_broken_config_stops_in_exec_start_pre_and_the_start_limit_ends_the_retries(tmp_path):
     unit = unit_settings()
-    assert unit["ExecStartPre"][0].endswith("check-config --config /etc/hall-edge/hall-edge.toml")
+    assert unit["ExecStartPre"][-1].endswith("check-config --config /etc/hall-edge/hall-edge.toml")
     burst = int(unit["StartLimitBurst"][0])
     restart_s = float(unit["RestartSec"][0])
     interval_s = float(unit["StartLimitIntervalSec"][0])

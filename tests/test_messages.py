@@ -372,7 +372,9 @@ def documented_commands() -> dict[str, set[str]]:
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
         if len(cells) != 3 or not cells[0].startswith("`") or cells[0] == "`command`":
             continue
-        args = {word for word in re.findall(r"`([^`]+)`", cells[1]) if re.fullmatch(r"[a-z_]+", word)}
+        args = {
+            word for word in re.findall(r"`([^`]+)`", cells[1]) if re.fullmatch(r"[a-z_][a-z0-9_]*", word)
+        }
         for command in re.findall(r"`([a-z._]+)`", cells[0]):
             found[command] = args
     return found

@@ -43,7 +43,19 @@ from edge.admin.render import (
     report_csv,
     report_table,
 )
-from edge.admin.session import Outcome, Session, collect_states, send, split_device
+from edge.admin.rollout import DEFAULT_WAIT_S, Rollout, rollout_table
+from edge.admin.session import (
+    LONG_RUNNING,
+    Final,
+    Outcome,
+    Session,
+    await_outcome,
+    collect_states,
+    send,
+    split_device,
+    waits_for_outcome,
+    watch_outcome,
+)
 from edge.admin.settings import (
     DEFAULT_CONFIG,
     EXIT_FAILED,
@@ -138,7 +150,27 @@ def _parser() -> Parser:
     send_p.add_argument("target", metavar="SITE/DEVICE")
     send_p.add_argument("name", metavar="NAME", help="e.g. status, display.message, config.set")
     send_p.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE", help="repeatable")
+    _wait_flags(send_p)
     send_p.set_defaults(action=cmd_send)
+
+    rollout = sub.add_parser(
+        "rollout",
+        parents=[common],
+        help="update a site's or the fleet's controllers in waves, stopping at the first failure",
+    )
+    rollout.add_argument("site", nargs="?", help="one market only (default: every site)")
+    rollout.add_argument(
+        "--arg", action="append", default=[], metavar="KEY=VALUE", help="the update's arguments"
+    )
+    rollout.add_argument(
+        "--fraction",
+        type=float,
+        default=0.25,
+        help="the second wave: this share of the controllers left after the first one (default 0.25)",
+    )
+    rollout.add_argument("--states-wait", type=float, default=3.0, help="longest wait for retained states")
+    _wait_flags(rollout, wait_flag=False)
+    rollout.set_defaults(action=cmd_rollout)
 
     status = sub.add_parser("status", parents=[common], help="fleet view from the retained state topics")
     status.add_argument("site", nargs="?", help="one market only")
@@ -262,6 +294,22 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _wait_flags(parser: argparse.ArgumentParser, wait_flag: bool = True) -> None:
+    if wait_flag:
+        parser.add_argument(
+            "--wait",
+            action=argparse.BooleanOptionalAction,
+            default=True,
+            help="update and config.set: wait for the outcome after the restart (default: wait)",
+        )
+    parser.add_argument(
+        "--wait-timeout",
+        type=float,
+        default=DEFAULT_WAIT_S,
+        help=f"longest wait for that outcome, seconds (default {DEFAULT_WAIT_S:g})",
+    )
+
+
 def run_send(args: argparse.Namespace, name: str, command_args: dict[str, Any]) -> Outcome:
     settings = load_settings(args.config, args)
     key = signing_key(settings)
@@ -275,7 +323,44 @@ def run_send(args: argparse.Namespace, name: str, command_args: dict[str, Any]) 
 def cmd_send(args: argparse.Namespace) -> int:
     split_device(args.target)  # a usage mistake is said before any key or broker problem
     command_args = parse_args(args.arg)
-    outcome = run_send(args, args.name, command_args)
+    waits = args.wait and args.name in LONG_RUNNING
+    if not waits:
+        outcome = run_send(args, args.name, command_args)
+        return _print_outcome(args, outcome)
+    settings = load_settings(args.config, args)
+    key = signing_key(settings)
+    session = Session(settings.broker, timeout_s=min(settings.timeout_s, 10.0))
+    try:
+        watch_outcome(session, args.target, args.name)
+        outcome = send(session, args.target, args.name, args=command_args, settings=settings, key=key)
+        code = _print_outcome(args, outcome)
+        if not waits_for_outcome(args.name, outcome.result):
+            return code
+        if not args.json:
+            show(f"waiting for the outcome (up to {args.wait_timeout:g} s; --no-wait does not wait)")
+        final = await_outcome(
+            session, str(outcome.result.get("id")), args.name, time.monotonic() + args.wait_timeout
+        )
+    finally:
+        session.close()
+    if args.json:
+        print(json.dumps({"outcome": final.word, "event": final.event}, ensure_ascii=False))
+    else:
+        show(final_line(args.name, args.target, final), None if final.exit_code == EXIT_OK else sys.stderr)
+    return final.exit_code
+
+
+def final_line(name: str, target: str, final: Final) -> str:
+    data = final.data
+    where = f"{final.word}  {name}  {target}  id {data.get('id')}  after {final.seconds:.0f} s"
+    if name == "update":
+        where += f"  {data.get('from_version')} -> {data.get('version')}"
+    if final.word != "confirmed":
+        where += f"\n  {data.get('reason')}: {data.get('detail', '')}".rstrip()
+    return where
+
+
+def _print_outcome(args: argparse.Namespace, outcome: Outcome) -> int:
     if args.json:
         print(json.dumps(outcome.result, ensure_ascii=False))
         return outcome.exit_code
@@ -290,6 +375,34 @@ def cmd_send(args: argparse.Namespace) -> int:
         show(f"{word}  {args.name}  {args.target}  id {result.get('id')}  {millis:.0f} ms", sys.stderr)
         show(f"  {error.get('code')}: {error.get('message')}", sys.stderr)
     return outcome.exit_code
+
+
+def cmd_rollout(args: argparse.Namespace) -> int:
+    if args.site and not NAME_RE.fullmatch(args.site):
+        raise AdminError(EXIT_USAGE, f"{args.site!r} is not a site name (1-32 of a-z, 0-9, -)")
+    if not 0 < args.fraction <= 1:
+        raise AdminError(EXIT_USAGE, f"--fraction {args.fraction:g}: give a share from 0 (not included) to 1")
+    command_args = parse_args(args.arg)
+    if not isinstance(command_args.get("version"), str):
+        raise AdminError(
+            EXIT_USAGE,
+            "give the update's arguments: --arg url=... --arg sha256=... --arg size=N --arg version=X",
+        )
+    settings = load_settings(args.config, args)
+    key = signing_key(settings)
+    session = Session(settings.broker, timeout_s=min(settings.timeout_s, 10.0))
+    try:
+        rollout = Rollout(
+            session, settings, key, command_args, fraction=args.fraction, wait_s=args.wait_timeout
+        )
+        rollout.plan(collect_states(session, args.site, args.states_wait))
+        if not rollout.rows:
+            raise AdminError(EXIT_FAILED, f"no controller found{' at ' + args.site if args.site else ''}")
+        code = rollout.run(lambda line: show(line) if not args.json else None)
+    finally:
+        session.close()
+    show(json.dumps(rollout.rows, ensure_ascii=False) if args.json else rollout_table(rollout.rows))
+    return code
 
 
 def cmd_status(args: argparse.Namespace) -> int:

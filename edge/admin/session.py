@@ -70,6 +70,7 @@ class Session:
         self.v5 = broker.protocol == "mqttv5"
         self.client_id = f"hall-admin-{secrets.token_hex(6)}"
         self.messages: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
+        self.set_aside: list[mqtt.MQTTMessage] = []  # read while waiting for something else
         self._connected = threading.Event()
         self._acked = threading.Event()
         self._failure = ""
@@ -209,8 +210,9 @@ def _await_result(session: Session, command_id: str, deadline: float) -> dict[st
             result = json.loads(message.payload)
         except ValueError:
             continue
-        if isinstance(result, dict) and result.get("id") == command_id:
+        if isinstance(result, dict) and result.get("id") == command_id and "ok" in result:
             return result
+        session.set_aside.append(message)  # perhaps an event that await_outcome wants
     raise AdminError(EXIT_TIMEOUT, f"no result for {command_id} in time (is the device online?)")
 
 
@@ -233,3 +235,93 @@ def collect_states(session: Session, site: str | None, wait_s: float) -> dict[st
         if isinstance(state, dict) and len(parts) == 5:
             states[f"{parts[2]}/{parts[3]}"] = state
     return states
+
+
+# ---- long-running commands: the outcome after the restart ------------------------------------
+
+# The commands whose result only says "accepted, restarting": the outcome comes later as an event.
+# (name: (event kind, the event types that end it))
+LONG_RUNNING: dict[str, tuple[str, list[str]]] = {
+    "update": ("update", ["update.confirmed", "update.failed", "update.refused"]),
+    "config.set": ("audit", ["audit.config_changed"]),
+}
+
+
+@dataclass(frozen=True)
+class Final:
+    """How a long-running command ended: ``confirmed``, ``rolled back``, ``refused`` (or timed out)."""
+
+    word: str
+    event: dict[str, Any]
+    seconds: float
+
+    @property
+    def exit_code(self) -> int:
+        return {"confirmed": EXIT_OK, "refused": EXIT_REFUSED}.get(self.word, EXIT_FAILED)
+
+    @property
+    def data(self) -> dict[str, Any]:
+        data = self.event.get("data")
+        return data if isinstance(data, dict) else {}
+
+
+def waits_for_outcome(name: str, result: dict[str, Any]) -> bool:
+    """Whether an ok result of ``name`` is only the start (a restart follows)."""
+    if name not in LONG_RUNNING or result.get("ok") is not True:
+        return False
+    answer = result.get("result") or {}
+    return bool(answer.get("accepted") or answer.get("restarting"))
+
+
+def watch_outcome(session: Session, target: str, name: str) -> None:
+    """Subscribe to the events that end ``name`` before sending it, so none is missed."""
+    site, device = split_device(target)
+    session.subscribe(Topics(site, device).event(LONG_RUNNING[name][0]))
+
+
+def await_outcome(session: Session, command_id: str, name: str, deadline: float) -> Final:
+    """The event that ends command ``command_id`` (after ``watch_outcome``); AdminError at the deadline."""
+    found = await_outcomes(session, {command_id}, name, deadline)
+    if command_id in found:
+        return found[command_id]
+    raise AdminError(
+        EXIT_TIMEOUT,
+        f"no outcome for {command_id} in time: the controller may still be on probation, or offline"
+        " (hall-admin events SITE/DEVICE shows what it reports)",
+    )
+
+
+def await_outcomes(session: Session, command_ids: set[str], name: str, deadline: float) -> dict[str, Final]:
+    """The outcomes of several commands of one kind, as they come; those found by the deadline."""
+    started = time.monotonic()
+    _kind, types = LONG_RUNNING[name]
+    found: dict[str, Final] = {}
+    while len(found) < len(command_ids) and (left := deadline - time.monotonic()) > 0:
+        if session.set_aside:
+            message = session.set_aside.pop(0)
+        else:
+            try:
+                message = session.messages.get(timeout=left)
+            except queue.Empty:
+                break
+        try:
+            event = json.loads(message.payload)
+        except ValueError:
+            continue
+        if not isinstance(event, dict) or event.get("type") not in types:
+            continue
+        data = event.get("data") or {}
+        if isinstance(data, dict) and data.get("id") in command_ids:
+            word = _outcome_word(event["type"], data)
+            found[data["id"]] = Final(word, event, time.monotonic() - started)
+    return found
+
+
+def _outcome_word(type_: str, data: dict[str, Any]) -> str:
+    if type_ == "update.confirmed":
+        return "confirmed"
+    if type_ == "update.refused":
+        return "refused"
+    if type_ == "update.failed":
+        return "rolled back" if data.get("reason") in ("unhealthy", "crashed") else "failed"
+    return "rolled back" if data.get("rolled_back") else "confirmed"  # audit.config_changed

@@ -37,6 +37,7 @@ from edge.protocol import (
 )
 from edge.ratelimit import RateLimit, Throttle
 from edge.settings import Settings
+from edge.update.updater import Updates
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class CommandsFeature:
         self.changes: config_change.ConfigChanges | None = None
         self.generic: GenericCommands | None = None
         self.rotation: key_rotation.KeyRotation | None = None
+        self.updates: Updates | None = None
         self.current: tuple[Command, Reply] | None = None  # the command being run, for config.set
         # Anyone who can publish on the cmd topic can cause refusals, and audit events are never
         # dropped at the outbox cap: they are recorded at a bounded rate, the rest summed up.
@@ -101,15 +103,27 @@ class CommandsFeature:
         core.subscribe(CommandReceived, self.on_command)
         core.subscribe(LocalCommand, self.on_local_command)
         self.generic = GenericCommands(core, self.changes, self.rotation, lambda: self.current)
-        for name, (handler, accepted) in {**self.generic.handlers(), **self.rotation.commands()}.items():
+        changes = self.changes
+        self.updates = Updates(
+            core,
+            self.config,
+            self._send_error,
+            lambda: self.current,
+            config_pending=lambda: changes.pending() is not None,
+        )
+        handlers = {**self.generic.handlers(), **self.rotation.commands(), **self.updates.commands()}
+        for name, (handler, accepted) in handlers.items():
             core.register_command(name, handler, args=accepted)
         self.prune()
         core.every(PRUNE_EVERY_S, self.prune)
         record_start(core.storage)
         self.changes.resume()
+        self.updates.resume()
 
     def stop(self) -> None:
         """Record the refusals still only counted (the core thread has ended: storage is ours)."""
+        if self.updates is not None:
+            self.updates.stop()  # a download in progress ends; the next start reports it interrupted
         if self.core.stopped.is_set():
             self.refusals.flush()
 
