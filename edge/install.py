@@ -410,6 +410,7 @@ def step_program(target: Target, options: Options, report: Report) -> None:
     with locked(root):
         switch_to(root, version)
         pruned = prune(root, keep=2)
+    _hand_releases_to_service(target, root)
     how = "bundle" if options.bundle else "checkout" if options.venv else "checkout, --no-venv"
     report.add(before != version, "program", f"{PREFIX}/current -> releases/{version} ({how})")
     if pruned:
@@ -425,6 +426,20 @@ def step_program(target: Target, options: Options, report: Report) -> None:
         relative = doc.relative_to(docs).as_posix()
         changed |= write_if_different(target.path(f"{PREFIX}/docs/{relative}"), doc.read_bytes(), 0o644)
     report.add(changed, "docs", f"{PREFIX}/docs")
+
+
+def _hand_releases_to_service(target: Target, root: Path) -> None:
+    """The service builds, switches and prunes releases itself (the signed ``update`` command),
+    so it owns the releases' root, the links and every release (docs/releases.md, "Limits":
+    the trade-off of a service that may write its own code).  The configuration and its
+    trusted keys stay root's."""
+    if not target.real:
+        return  # a card image: the account does not exist yet; `hall-edge install` on the Pi sets it
+    uid, gid = pwd.getpwnam(USER).pw_uid, grp.getgrnam(USER).gr_gid
+    releases = root / "releases"
+    for path in [root, releases, root / "current", root / "previous", *releases.rglob("*")]:
+        with contextlib.suppress(FileNotFoundError):
+            os.lchown(path, uid, gid)
 
 
 def releases_python(target: Target) -> str:
