@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -266,3 +266,52 @@ def test_the_config_allows_plain_http_only_on_named_addresses(tmp_path):
 
 def plain(address: str) -> dict:
     return {"enabled": True, "listen": [address], "plain_http": [address]}
+
+
+MARKUP_TITLE = "<script>alert(1)</script>"
+MARKUP_TEXT = "<b>x</b>"
+
+
+def test_markup_in_the_platforms_jobs_and_notices_is_text_on_the_device_page(make_hall, broker):
+    """The device page shows what the LED screen shows: platform text, escaped, never markup."""
+    from link_support import Watcher, unique_site
+    from support import JOB, signed_snapshot, wait_for
+
+    site = unique_site()
+    now = datetime.now(ZoneInfo("Asia/Shanghai"))
+    later = (now + timedelta(days=1)).isoformat(timespec="seconds")
+    job = {**JOB, "title": MARKUP_TITLE, "employer": MARKUP_TEXT, "expires_at": later,
+           "posted_at": now.isoformat(timespec="seconds"), "starts_at": later}  # fmt: skip
+    stamp = now.isoformat(timespec="seconds")
+    earlier = (now - timedelta(hours=1)).isoformat(timespec="seconds")
+    notice = {"id": "N1", "text": f"{MARKUP_TITLE} {MARKUP_TEXT}", "starts_at": earlier, "ends_at": later}
+    platform = Watcher(broker.port, site)
+    try:
+        jobs = {"schema": "lgsc.jobs/1", "generated_at": stamp, "jobs": [job]}
+        notices = {"schema": "lgsc.notices/1", "generated_at": stamp, "notices": [notice]}
+        platform.publish(f"lgsc/v1/{site}/jobs", signed_snapshot(jobs, site), retain=True)
+        platform.publish(f"lgsc/v1/{site}/notices", signed_snapshot(notices, site), retain=True)
+        all_day = {"open_from": "00:00", "open_until": "00:00", "night_from": "00:00", "night_until": "00:00"}
+        hall = make_hall(
+            ["commands", "link", "display", "console"],
+            {**console_overrides(), "mqtt": {"host": "127.0.0.1", "port": broker.port, "tls": False},
+             "display": {"enabled": True, "device": "dummy", "page_seconds": 1.0, **all_day}},
+            site=site, device="hall-01",
+        )  # fmt: skip
+        add_accounts(hall, "sup")
+        client = Client(console_url(hall))
+        client.login("sup")
+        seen: list[str] = []
+
+        def shown_both() -> bool:
+            seen.append(client.get("/device").text)
+            pages = "".join(seen)
+            return "&lt;script&gt;" in pages and "&lt;b&gt;x&lt;/b&gt;" in pages
+
+        wait_for(shown_both, 30, "the job's and the notice's markup on the device page, as text")
+        for page in seen:
+            assert "<script>alert" not in page and "<b>x" not in page, page
+        status = hall.on_core(lambda: hall.core.status()["display"])
+        assert status["jobs"] == 1 and status["notices"] == 1, status
+    finally:
+        platform.close()
