@@ -140,3 +140,81 @@ def type_into(driver, element_id: str, text: str) -> None:
         return True
 
     wait_for(typed, 20, f"field {element_id}")
+
+
+def log_in(driver, url: str, user: str, page: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver.get(url + "login")
+    driver.find_element(By.ID, "user").send_keys(user)
+    driver.find_element(By.ID, "password").send_keys(PASSWORDS[user])
+    driver.find_element(By.ID, "login").click()
+    wait_for(lambda: driver.current_url.endswith(page), 20, f"{page} ({driver.current_url})")
+
+
+def transfer(driver, target: str) -> None:
+    """Choose ``target`` in the transfer list and press 转移 (a focused list is not replaced live)."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    def chosen_and_pressed() -> bool:
+        try:
+            Select(driver.find_element(By.ID, "transfer-target")).select_by_value(target)
+            driver.find_element(By.ID, "btn-transfer").click()
+        except (StaleElementReferenceException, NoSuchElementException):
+            return False
+        return True
+
+    wait_for(chosen_and_pressed, 20, f"the transfer to {target}")
+
+
+def text_of(driver, element_id: str) -> str:
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    try:
+        return str(driver.find_element(By.ID, element_id).text)
+    except (StaleElementReferenceException, NoSuchElementException):
+        return ""
+
+
+def test_transfer_from_the_window_page_lands_at_the_other_window_then_the_category(make_hall, browser):
+    hall = make_hall(["commands", "tickets", "console"], console_overrides())
+    add_accounts(hall, "sup")
+    tickets = hall.feature("tickets")
+    for category in ("A", "B"):
+        hall.on_core(lambda c=category: tickets.issue(c))
+    url = console_url(hall)
+    log_in(browser, url, "sup", "/today")
+    browser.get(url + "window/1")
+    press(browser, "btn-call")
+    wait_for(lambda: "已呼叫 A001" in browser.page_source, 20, "the call's message")
+    transfer(browser, "window:2")
+    wait_for(lambda: "已转移 A001" in browser.page_source, 20, "the transfer's message")
+    wait_for(lambda: text_of(browser, "serving") == "—", 20, "window 1 serving nobody")
+    browser.get(url + "window/2")
+    wait_for(lambda: text_of(browser, "next") == "A001", 20, "A001 next at window 2")
+    press(browser, "btn-call")
+    wait_for(lambda: "已呼叫 A001" in browser.page_source, 20, "window 2 calling A001")
+    transfer(browser, "category:B")
+    wait_for(lambda: "已转移 A001" in browser.page_source, 20, "the second transfer's message")
+    b_name = next(c.name for c in hall.feature("console").settings.queue.categories if c.code == "B")
+    wait_for(lambda: "A001" in waiting_row(browser, b_name), 20, "A001 waiting among the B tickets")
+    moved = [(d["ticket"], d["window"], d.get("to_window"), d.get("to_category"))
+             for d in hall.data("ticket.transferred")]  # fmt: skip
+    assert moved == [("A001", 1, 2, None), ("A001", 2, None, "B")], moved
+    audit = [(a["name"], a["issuer"], a["ok"]) for a in hall.data("audit.command")]
+    assert audit.count(("queue.transfer", "console:sup", True)) == 2, audit
+
+
+def waiting_row(driver, name: str) -> str:
+    """The text of the waiting table's row for the category called ``name``."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    try:
+        rows = [str(r.text) for r in driver.find_elements(By.CSS_SELECTOR, "#waiting tr")]
+    except (StaleElementReferenceException, NoSuchElementException):
+        return ""
+    return " ".join(row for row in rows if row.startswith(name))
