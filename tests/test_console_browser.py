@@ -218,3 +218,39 @@ def waiting_row(driver, name: str) -> str:
     except (StaleElementReferenceException, NoSuchElementException):
         return ""
     return " ".join(row for row in rows if row.startswith(name))
+
+
+RATE_PINS = {5: 7, 4: 8, 3: 9, 2: 10, 1: 11}  # window 1's rating keypad (as tests/test_tickets_caller.py)
+
+
+def test_finish_in_the_browser_then_the_worker_rates_and_the_today_page_counts_it(make_hall, browser, pins):
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    keypad = {f"rate{level}_pin": pin for level, pin in RATE_PINS.items()}
+    queue = {"enabled": True, "rating_s": 60.0, "windows": [{"number": 1, **keypad}, {"number": 2}]}
+    hall = make_hall(["commands", "tickets", "console"], {**console_overrides(), "queue": queue})
+    add_accounts(hall, "w1")
+    tickets = hall.feature("tickets")
+    hall.on_core(lambda: tickets.issue("A"))
+    url = console_url(hall)
+    log_in(browser, url, "w1", "/window/1")
+    press(browser, "btn-call")
+    wait_for(lambda: "已呼叫 A001" in browser.page_source, 20, "the call's message")
+    press(browser, "btn-finish")
+    wait_for(lambda: "已办结 A001，请群众评价" in browser.page_source, 20, "the finish's message")
+    wait_for(lambda: hall.on_core(lambda: 1 in tickets.awaiting_rating), 20, "the keypad waiting")
+    pins.pin(RATE_PINS[4]).drive_low()  # the worker presses 满意 on the rating keypad
+    pins.pin(RATE_PINS[4]).drive_high()
+    rated = hall.wait_event("ticket.rated", timeout=20)
+    assert (rated[0]["ticket"], rated[0]["level"]) == ("A001", 4)
+    browser.get(url + "today")
+
+    def window_one_ratings() -> str:
+        try:  # the live part may be replaced between finding the cell and reading it
+            rows = browser.find_elements(By.XPATH, "//tr[td[1]='1号']/td[5]")
+            return str(rows[0].text) if rows else ""
+        except StaleElementReferenceException:
+            return ""
+
+    wait_for(lambda: window_one_ratings() == "0 / 1 / 0 / 0 / 0 · 0", 20, "window 1's 满意 on the today page")
