@@ -9,8 +9,11 @@ the time is from sending that POST to the first frame whose top rows are that ti
     .venv/bin/python bench/console_bench.py --rounds 60
     .venv/bin/python bench/console_bench.py --rounds 60 --cpu-fraction 0.125
 
+    .venv/bin/python bench/console_bench.py --rss
+
 Goals (issue 15): p99 <= 300 ms, <= 600 ms with the daemon on 1/8 of a core.  RSS: the daemon
-with the console on and one live page (event stream) open.
+with the console on and one live page (event stream) open; ``--rss`` compares the same daemon
+configuration with the console off and on (one client logged in, its live page open): <= +15 MiB.
 """
 
 from __future__ import annotations
@@ -26,15 +29,20 @@ from rig import percentile, rss_kib, wait_until
 from screen_burst import Hall
 from slowcpu import Throttle
 
+SETTLE_S = 10.0
+RSS_GOAL_MIB = 15  # issue 15: what the console with one open page may add to the daemon
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--cpu-fraction", type=float, default=None, metavar="F")
-    parser.add_argument("--rss", action="store_true", help="only: idle daemon RSS, console off vs on")
+    parser.add_argument(
+        "--rss", action="store_true", help="only: daemon RSS, console off vs on with one live page open"
+    )
     args = parser.parse_args()
     if args.rss:
-        return idle_rss()
+        return rss_off_on()
     with tempfile.TemporaryDirectory(prefix="console-bench-") as folder:
         hall = Hall(Path(folder))
         try:
@@ -90,30 +98,67 @@ def run(hall: Hall, rounds: int, fraction: float | None) -> int:
     return 0
 
 
-def idle_rss() -> int:
-    """The same daemon (queue, two windows, no peripherals) with the console off and on, idle for
-    5 s after ready: what enabling the console costs before anyone logs in."""
-    import subprocess
+def rss_off_on(settle_s: float = SETTLE_S) -> int:
+    """The demo hall's daemon, the same configuration but for ``console.enabled``: with the console
+    on, one browser-like client logged in as w1 with window 1's live page (its event stream) open;
+    then the daemon restarted with the console off.  RSS ``settle_s`` after each is ready."""
+    from console_support import Client  # tests/: the console tests' HTTP client (on the path via rig)
+    from hallsim.hallconfig import CONSOLE_ACCOUNTS
 
-    import rig
-    from hallsim.broker import free_port
-
-    print("| daemon, idle 5 s after ready | RSS MiB |")
-    print("|---|---|")
-    for enabled in (False, True):
-        with tempfile.TemporaryDirectory(prefix="console-rss-") as folder:
-            console = {"enabled": enabled, "listen": ["127.0.0.1"], "port": free_port(),
-                       "plain_http": ["127.0.0.1"]}  # fmt: skip
-            queue = {"enabled": True, "windows": [{"number": 1}, {"number": 2}]}
-            config = rig.write_config(Path(folder), {"queue": queue, "console": console})
-            process = subprocess.Popen(rig.daemon_command(config), stderr=subprocess.PIPE)
+    with tempfile.TemporaryDirectory(prefix="console-rss-") as folder:
+        hall = Hall(Path(folder))
+        try:
+            hall.ready()
+            time.sleep(settle_s)
+            on_idle = daemon_rss_mib(hall)  # what the login (scrypt) and the open page add after this
+            client = Client(f"http://127.0.0.1:{hall.demo.console_port}/")
+            account = CONSOLE_ACCOUNTS[0]  # w1, window 1
+            wait_until(
+                lambda: client.login(account["user"], account["password"]).status == 303,
+                60,
+                0.5,
+                "w1's login",
+            )
+            client.get("/window/1")
+            stream = client.stream("/events?view=window/1")
             try:
-                rig.wait_for_line(process, b'msg="ready', 30)
-                time.sleep(5)
-                print(f"| console {'on' if enabled else 'off'} | {rss_kib(process.pid) / 1024:.1f} |")
+                stream.next_event()
+                time.sleep(settle_s)
+                on = daemon_rss_mib(hall)
             finally:
-                rig.stop(process)
-    return 0
+                stream.close()
+            hall.demo.daemon.stop()
+            console_enabled(hall.demo.paths.config, False)
+            hall.demo.daemon.start()  # waits for its ready line
+            hall.ready()
+            time.sleep(settle_s)
+            off = daemon_rss_mib(hall)
+        finally:
+            hall.stop()
+    print(f"| demo hall daemon, {settle_s:g} s after ready | RSS MiB |")
+    print("|---|---|")
+    print(f"| console off | {off:.1f} |")
+    print(f"| console on, nobody logged in yet | {on_idle:.1f} |")
+    print(f"| console on, w1 logged in, window 1 live page (event stream) open | {on:.1f} |")
+    print(f"| difference (goal <= {RSS_GOAL_MIB} MiB) | {on - off:+.1f} |")
+    return 0 if on - off <= RSS_GOAL_MIB else 1
+
+
+def daemon_rss_mib(hall: Hall) -> float:
+    pid = hall.demo.daemon.pid
+    assert pid is not None
+    return rss_kib(pid) / 1024
+
+
+def console_enabled(config: Path, enabled: bool) -> None:
+    """Set ``enabled`` in the config's [console] table, every other line as it was."""
+    lines, table = config.read_text(encoding="utf-8").splitlines(), ""
+    for i, line in enumerate(lines):
+        if line.startswith("["):
+            table = line.strip()
+        elif table == "[console]" and line.split("=")[0].strip() == "enabled":
+            lines[i] = f"enabled = {'true' if enabled else 'false'}"
+    config.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
