@@ -84,13 +84,17 @@ def test_log_in_call_the_next_ticket_and_see_the_screen_show_it(make_hall, brows
 
 def press(driver, element_id: str) -> None:
     """Click a button of the live part, which the event stream may replace at any moment."""
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.common.exceptions import (
+        ElementNotInteractableException,
+        NoSuchElementException,
+        StaleElementReferenceException,
+    )
     from selenium.webdriver.common.by import By
 
     def click() -> bool:
         try:
             driver.find_element(By.ID, element_id).click()
-        except (StaleElementReferenceException, NoSuchElementException):
+        except (StaleElementReferenceException, NoSuchElementException, ElementNotInteractableException):
             return False
         return True
 
@@ -129,13 +133,17 @@ def test_locker_staff_inspect_a_returned_tool_and_write_off_a_missing_one(make_h
 
 
 def type_into(driver, element_id: str, text: str) -> None:
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.common.exceptions import (
+        ElementNotInteractableException,
+        NoSuchElementException,
+        StaleElementReferenceException,
+    )
     from selenium.webdriver.common.by import By
 
     def typed() -> bool:
         try:
             driver.find_element(By.ID, element_id).send_keys(text)
-        except (StaleElementReferenceException, NoSuchElementException):
+        except (StaleElementReferenceException, NoSuchElementException, ElementNotInteractableException):
             return False
         return True
 
@@ -154,7 +162,11 @@ def log_in(driver, url: str, user: str, page: str) -> None:
 
 def transfer(driver, target: str) -> None:
     """Choose ``target`` in the transfer list and press 转移 (a focused list is not replaced live)."""
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.common.exceptions import (
+        ElementNotInteractableException,
+        NoSuchElementException,
+        StaleElementReferenceException,
+    )
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
@@ -162,7 +174,7 @@ def transfer(driver, target: str) -> None:
         try:
             Select(driver.find_element(By.ID, "transfer-target")).select_by_value(target)
             driver.find_element(By.ID, "btn-transfer").click()
-        except (StaleElementReferenceException, NoSuchElementException):
+        except (StaleElementReferenceException, NoSuchElementException, ElementNotInteractableException):
             return False
         return True
 
@@ -170,12 +182,16 @@ def transfer(driver, target: str) -> None:
 
 
 def text_of(driver, element_id: str) -> str:
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.common.exceptions import (
+        ElementNotInteractableException,
+        NoSuchElementException,
+        StaleElementReferenceException,
+    )
     from selenium.webdriver.common.by import By
 
     try:
         return str(driver.find_element(By.ID, element_id).text)
-    except (StaleElementReferenceException, NoSuchElementException):
+    except (StaleElementReferenceException, NoSuchElementException, ElementNotInteractableException):
         return ""
 
 
@@ -210,12 +226,16 @@ def test_transfer_from_the_window_page_lands_at_the_other_window_then_the_catego
 
 def waiting_row(driver, name: str) -> str:
     """The text of the waiting table's row for the category called ``name``."""
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.common.exceptions import (
+        ElementNotInteractableException,
+        NoSuchElementException,
+        StaleElementReferenceException,
+    )
     from selenium.webdriver.common.by import By
 
     try:
         rows = [str(r.text) for r in driver.find_elements(By.CSS_SELECTOR, "#waiting tr")]
-    except (StaleElementReferenceException, NoSuchElementException):
+    except (StaleElementReferenceException, NoSuchElementException, ElementNotInteractableException):
         return ""
     return " ".join(row for row in rows if row.startswith(name))
 

@@ -7,6 +7,8 @@ part of a page (``*_live.html``) is rendered again for the event stream on every
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
 import re
 import threading
@@ -34,6 +36,20 @@ FLASH_MAX = 300
 INPUT_MAX = 500  # a field longer than this is refused here, before any command
 WINDOW_ACTIONS = ("call", "recall", "skip", "finish", "pause", "resume", "hold", "bring_back", "transfer")
 LOCKER_ACTIONS = ("inspect", "write_off", "repaired")
+
+
+def _big_buffers_outside_the_heap() -> None:
+    """scrypt's 16 MiB work buffer must go back to the system after each check.  glibc serves
+    a block that big by mmap, but after freeing one it raises its threshold to that size, and
+    from then on the buffer comes from the heap and stays: each login left the daemon about
+    17 MiB bigger (bench/console_bench.py --rss).  Pinning the threshold at glibc's default
+    keeps such blocks mapped and returned (musl has no mallopt: nothing to do there)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
+
+
+_M_MMAP_THRESHOLD = -3  # glibc's malloc.h
+_big_buffers_outside_the_heap()
 _DUMMY_HASH = hash_password("no such account")  # an unknown name costs as much time as a known one
 
 DONE = {
