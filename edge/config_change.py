@@ -40,7 +40,7 @@ from edge.clock import rfc3339
 from edge.config import SCHEMA, ConfigError
 from edge.core import CommandError, Core, Timer
 from edge.layers import LOCAL_ONLY, Layers, Unit, nested, units
-from edge.probation import when_online
+from edge.probation import pending_row, when_online
 
 if TYPE_CHECKING:
     import tomlkit
@@ -179,11 +179,7 @@ class ConfigChanges:
     # -- at start -------------------------------------------------------------
 
     def pending(self) -> dict[str, Any] | None:
-        cursor = self.core.storage.execute("SELECT * FROM config_pending WHERE singleton = 1")
-        row = cursor.fetchone()
-        if row is None:
-            return None
-        return dict(zip([c[0] for c in cursor.description], row, strict=True))
+        return pending_row(self.core.storage, "config_pending")
 
     def resume(self) -> None:
         """Continue a change that a restart interrupted (see the module docstring)."""

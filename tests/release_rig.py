@@ -25,12 +25,12 @@ from edge.release import FileEntry, manifest_bytes, signature_bytes
 REPO = Path(__file__).resolve().parents[1]
 ADMIN = "import sys; from edge.admin import main; sys.exit(main(sys.argv[1:]))"
 MAIN = """\
-import sys, time
+import signal, sys
 from importlib.metadata import version
 if sys.argv[1:2] == ["version"]:
     print(version("hall-edge"))
 elif sys.argv[1:2] == ["run"]:
-    time.sleep(3600)
+    signal.pause()  # a release that runs until it is stopped
 """
 
 

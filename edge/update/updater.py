@@ -51,7 +51,7 @@ from edge import __version__
 from edge.config_change import Origin, SendError
 from edge.core import CommandError, CommandTable, Core, Timer
 from edge.diskspace import MIB, free_bytes
-from edge.probation import when_online
+from edge.probation import pending_row, when_online
 from edge.protocol import load_public_keys
 from edge.settings import Settings
 from edge.update import guard
@@ -318,11 +318,7 @@ class Updates:
     # -- at start ---------------------------------------------------------------------
 
     def pending(self) -> dict[str, Any] | None:
-        cursor = self.core.storage.execute("SELECT * FROM update_pending WHERE singleton = 1")
-        row = cursor.fetchone()
-        if row is None:
-            return None
-        return dict(zip([c[0] for c in cursor.description], row, strict=True))
+        return pending_row(self.core.storage, "update_pending")
 
     def resume(self) -> None:
         """Carry on with an update that a restart interrupted, from what is running now."""
