@@ -221,9 +221,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=300, help="round trips per in-process method")
     parser.add_argument("--cli-n", type=int, default=20, help="runs of the hall-admin console script")
-    rig.add_cpu_option(parser)
+    rig.add_daemon_options(parser)
     args = parser.parse_args()
-    rig.apply_cpu_option(args, "round trips")
+    rig.apply_daemon_options(args, "round trips")
     print(f"machine: {os.cpu_count()} cores; mosquitto on loopback; QoS 1; daemon = hall-edge run (process)")
     variants = [
         (Mosquitto, "mosquitto defaults; raw echo clients with paho defaults (Nagle on)"),

@@ -40,7 +40,7 @@ from hallsim.screen import SimScreen
 from luma.core.interface.serial import noop
 from luma.led_matrix.device import max7219
 from PIL import Image
-from rig import add_cpu_option, cpu_fraction_label, daemon_cpu, percentile, use_cpu_fraction, wait_until
+from rig import add_daemon_options, cpu_fraction_label, daemon_cpu, percentile, use_cpu_fraction, wait_until
 from rig import make_config as minimal_config
 from support import signed_snapshot
 
@@ -350,7 +350,7 @@ def main() -> None:
     parser.add_argument("--render-n", type=int, default=500)
     parser.add_argument("--cpu-seconds", type=float, default=20.0)
     parser.add_argument("--latency-only", action="store_true", help="only the two latencies")
-    add_cpu_option(parser)
+    add_daemon_options(parser, in_process=True)
     args = parser.parse_args()
     use_cpu_fraction(args.cpu_fraction)
     print(f"display bench: {cpu_fraction_label()}")

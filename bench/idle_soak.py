@@ -255,9 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--busy", type=float, default=0.0, metavar="S", help="a key press and a tap every S s"
     )
-    rig.add_cpu_option(parser)
+    rig.add_daemon_options(parser)
     args = parser.parse_args(argv)
-    rig.use_cpu_fraction(args.cpu_fraction)
+    rig.apply_daemon_options(args, "idle soak")
     work = Path(tempfile.mkdtemp(prefix="hall-bench-soak-"))
     try:
         for line in soak(args.duration, args.interval, work, not args.minimal, args.busy):

@@ -7,8 +7,8 @@ sends the controller signed ``status`` commands at ``--rate`` per second
 events, no test hook; audit events are never rate-limited nor dropped,
 unlike ``error.invalid_payload``, which is recorded at most 30 a minute).
 The daemon is killed with SIGKILL at a random moment (0.05-1.5 s after its
-start, so during start, drain and idle alike) and started again, ``--runs``
-times; during run ``--broker-restart-at`` the broker is restarted in the
+start, times 8 on 1/8 of a core: during start, drain and idle alike) and
+started again, ``--runs`` times; during run ``--broker-restart-at`` the broker is restarted in the
 middle of the run.  At the end the daemon runs until the central has
 everything and is stopped cleanly; then its database is read (the daemon
 no longer runs) for the last seq it gave.
@@ -29,6 +29,7 @@ for every run, and broker back -> birth republished.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -174,6 +175,35 @@ def wait_quiet(central: Central, quiet_s: float = 1.5, timeout: float = 60.0) ->
         pause.wait(0.05)
 
 
+def audited_ids(central: Central) -> set[str]:
+    """Command ids with their event at the central.  A command remembered but killed before its
+    audit.command is refused as a replay when the broker delivers it again: that refusal (with
+    its id) is its event then."""
+    events = central.events()
+    return {e.get("data", {}).get("id") for e in events if e.get("type", "").startswith("audit.command")}
+
+
+def wait_delivered(central: Central, state: Path, sent: set[str], timeout: float = 600.0) -> None:
+    """Until every command sent has its event at the central and the outbox is empty, then quiet.
+
+    "Quiet for 1.5 s" alone is not enough on a slow CPU: a daemon on 1/8 of a core may spend
+    longer than that on the backlog of commands the broker kept for it before it sends anything.
+    """
+    pause = threading.Event()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sent <= audited_ids(central) and outbox_depth(state) == 0:
+            break
+        pause.wait(0.2)
+    wait_quiet(central)
+
+
+def outbox_depth(state: Path) -> int:
+    """Rows in the outbox, read while the daemon runs (WAL: a reader never blocks it)."""
+    with contextlib.closing(sqlite3.connect(f"file:{state / 'hall-edge.db'}?mode=ro", uri=True)) as conn:
+        return int(conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+
+
 def broker_restarts(broker: Mosquitto, watch: StateWatch, count: int, cap: float) -> list[float]:
     """Restart the broker under a running daemon ``count`` times: broker back -> birth, each."""
     samples = []
@@ -240,7 +270,9 @@ def trial(  # noqa: PLR0917 - a script's knobs
                 broker.start()
                 birth = watch.first_birth_after(back, timeout=3 * cap + 10)
                 broker_back_to_birth = birth - back if birth is not None else None
-            threading.Event().wait(rng.uniform(0.05, 1.5))
+            # During start, drain and idle alike, on the daemon's pace: on 1/8 of a core the start
+            # alone takes ~2 s, and a window of 1.5 s would only ever kill it while starting.
+            threading.Event().wait(rng.uniform(0.05, 1.5 * rig.slowdown()))
             process.send_signal(signal.SIGKILL)
             process.wait()
             birth = watch.first_birth_after(begin, timeout=0)
@@ -250,7 +282,7 @@ def trial(  # noqa: PLR0917 - a script's knobs
         process = start_daemon(config, log)
         begin = time.monotonic()
         watch.first_birth_after(begin, timeout=30)
-        wait_quiet(central)
+        wait_delivered(central, state, set(publisher.ids))
         restarts_to_birth = broker_restarts(broker, watch, birth_samples, cap)
         wait_quiet(central)
         process.send_signal(signal.SIGTERM)
@@ -268,9 +300,7 @@ def trial(  # noqa: PLR0917 - a script's knobs
         broker.stop()
     events = central.events()
     seqs = [e["seq"] for e in events]
-    # A command remembered but killed before its audit.command would be refused as a replay when
-    # the broker delivers it again: that refusal (with its id) is its event then.
-    audited = {e.get("data", {}).get("id") for e in events if e.get("type", "").startswith("audit.command")}
+    audited = audited_ids(central)
     return {
         "runs": runs,
         "kills": runs,
@@ -317,9 +347,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--birth-samples", type=int, default=5, help="broker restarts at the end, timed")
     parser.add_argument("--keep", action="store_true", help="keep the trial folder even when all is well")
-    rig.add_cpu_option(parser)
+    rig.add_daemon_options(parser)
     args = parser.parse_args(argv)
-    rig.apply_cpu_option(args, "kill -9 trial")
+    rig.apply_daemon_options(args, "kill -9 trial")
     restart_at = args.runs // 2 if args.broker_restart_at is None else args.broker_restart_at
     result = trial(args.runs, restart_at, args.rate, args.cap, args.seed, args.birth_samples)
     ok = (

@@ -225,7 +225,7 @@ def report(name: str, samples: list[float]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--taps", type=int, default=600)
-    rig.add_cpu_option(parser)
+    rig.add_daemon_options(parser, in_process=True)
     args = parser.parse_args(argv)
     rig.use_cpu_fraction(args.cpu_fraction)
     print(f"locker bench: {rig.cpu_fraction_label()}")

@@ -369,9 +369,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=100)
     parser.add_argument("--seed", type=int, default=7)
-    rig.add_cpu_option(parser)
+    rig.add_daemon_options(parser)
     args = parser.parse_args(argv)
-    rig.apply_cpu_option(args, "locker kill -9")
+    rig.apply_daemon_options(args, "locker kill -9")
     # A SIGTERM runs the clean-up below (daemon, broker), like Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with tempfile.TemporaryDirectory() as tmp:

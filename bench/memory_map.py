@@ -3,6 +3,7 @@ of bench/idle_soak.py), idle for ``--idle`` seconds, then its /proc/PID/smaps gr
 (Python heap and other anonymous memory, each shared library, each extension module).
 
     .venv/bin/python bench/memory_map.py --idle 15
+    .venv/bin/python bench/memory_map.py --idle 15 --installed   # as the installer lays it out
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--idle", type=float, default=15.0)
     parser.add_argument("--top", type=int, default=25)
+    rig.add_daemon_options(parser)
     args = parser.parse_args(argv)
+    rig.apply_daemon_options(args, "memory_map")
     work = Path(tempfile.mkdtemp(prefix="hall-bench-mem-"))
     broker = Mosquitto(work / "broker", persistence=False).start()
     notify = Notifications(work / "notify.sock")
@@ -56,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         hall.stop()
         broker.stop()
         shutil.rmtree(work, ignore_errors=True)
-    print(f"hall-edge run, every feature on, idle {args.idle:g} s ({rig.cpu_fraction_label()}):")
+    where = f"{rig.cpu_fraction_label()}, {rig.daemon_label()}"
+    print(f"hall-edge run, every feature on, idle {args.idle:g} s ({where}):")
     print(f"VmRSS {total / 1024:.1f} MiB")
     for name, kib in by_mapping.most_common(args.top):
         print(f"  {kib / 1024:6.2f} MiB  {name}")

@@ -137,9 +137,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--live-events", type=int, default=2000)
     parser.add_argument("--inflight", type=int, default=100, help="mqtt.max_inflight (the default)")
     parser.add_argument("--rounds", type=int, default=3, help="alternate the two this often; medians")
-    rig.add_cpu_option(parser)
+    rig.add_daemon_options(parser)
     args = parser.parse_args(argv)
-    rig.apply_cpu_option(args, "outbox drain")
+    rig.apply_daemon_options(args, "outbox drain")
     drains, plains, lives = [], [], []
     with tempfile.TemporaryDirectory(prefix="outbox-bench-") as tmp:
         folder = Path(tmp)

@@ -70,8 +70,12 @@ def figures(soak_s: float, n: int) -> list[Figure]:
     ]  # fmt: skip
 
 
-def run(figure: Figure, fraction: float | None, cache: dict[tuple[str, ...], str]) -> tuple[str, str]:
+def run(
+    figure: Figure, fraction: float | None, cache: dict[tuple[str, ...], str], installed: bool
+) -> tuple[str, str]:
     command = [sys.executable, str(HERE / figure.command[0]), *figure.command[1:]]
+    if installed:
+        command.append("--installed")
     if fraction is not None:
         command += ["--cpu-fraction", str(fraction)]
     key = tuple(command)
@@ -94,18 +98,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fraction", type=float, default=0.125, help="of one core (default 0.125)")
     parser.add_argument("--soak-minutes", type=float, default=1.0)
     parser.add_argument("-n", type=int, default=200, help="taps / presses per latency bench")
+    parser.add_argument("--installed", action="store_true", help="the daemon of an installed release (rig)")
     args = parser.parse_args(argv)
-    # As an installed package (pip, a .deb) has: bytecode compiled once. Without it, and with
-    # PYTHONDONTWRITEBYTECODE set, every daemon start compiles our sources again (~0.1 s of CPU at
-    # full speed, ~0.8 s on 1/8 of a core), which no Pi in a hall does.
-    subprocess.run([sys.executable, "-m", "compileall", "-q", "edge", "drivers"], cwd=HERE.parent, check=True)
     cache: dict[tuple[str, ...], str] = {}
     rows = []
     missed = 0
     label = f"1/{round(1 / args.fraction)} core"
     for figure in figures(args.soak_minutes * 60, args.n):
-        full, full_err = run(figure, None, cache)
-        slow, slow_err = run(figure, args.fraction, cache)
+        full, full_err = run(figure, None, cache, args.installed)
+        slow, slow_err = run(figure, args.fraction, cache, args.installed)
         met = _met(figure, slow)
         missed += not met
         rows.append((figure.name, full, slow, figure.goal, "met" if met else "NOT met"))

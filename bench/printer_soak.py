@@ -39,7 +39,7 @@ from typing import Any
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 from hallsim.printer import SimPrinter
-from rig import add_cpu_option, apply_cpu_option, daemon_cpu, make_config, wait_until
+from rig import add_daemon_options, apply_daemon_options, daemon_cpu, make_config, wait_until
 
 from drivers.printer import open_transport, read_status
 from edge.clock import Clock
@@ -213,9 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--poll", type=float, default=2.0, help="printer.status_poll_s")
     parser.add_argument("--timeout", type=float, default=0.5, help="printer.status_timeout_s")
     parser.add_argument("--second-poller", action="store_true", help="another process polls the same port")
-    add_cpu_option(parser)
+    add_daemon_options(parser, in_process=True)
     args = parser.parse_args(argv)
-    apply_cpu_option(args, "printer soak")
+    apply_daemon_options(args, "printer soak")
     print(
         f"printer soak: {args.duration:g} s (idle {args.duration / 2:g} s, then busy with a press every "
         f"{args.press_every:g} s); status poll {args.poll:g} s, answer timeout {args.timeout:g} s"

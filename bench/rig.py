@@ -46,14 +46,24 @@ CPU_ROOT = Path("/sys/fs/cgroup/cpu")  # cgroup v1 cpu controller, as ../shared/
 _slice: Path | None = None
 
 
-def add_cpu_option(parser: argparse.ArgumentParser) -> None:
-    """``--cpu-fraction F``: the daemon (not the simulator, not the bench) on F of one core."""
+def add_daemon_options(parser: argparse.ArgumentParser, in_process: bool = False) -> None:
+    """``--cpu-fraction F``: the daemon (not the simulator, not the bench) on F of one core;
+    ``--installed`` (benches that start ``hall-edge run``, not ``in_process`` ones): the daemon
+    of a release installed as the installer makes one."""
     parser.add_argument(
         "--cpu-fraction",
         type=float,
         default=None,
         metavar="F",
         help="run the daemon alone on F of one core (0.125 ~ a Raspberry Pi 3 core; cgroup v1 quota)",
+    )
+    if in_process:
+        return
+    parser.add_argument(
+        "--installed",
+        action="store_true",
+        help=f"run the daemon of a release of this checkout installed in {RELEASE_ROOT} (built if"
+        " missing): its own venv with only the runtime dependencies, bytecode compiled once",
     )
 
 
@@ -87,10 +97,24 @@ def _remove_slice(group: Path) -> None:
         group.rmdir()
 
 
-def apply_cpu_option(args: argparse.Namespace, bench: str) -> None:
-    """After ``add_cpu_option``: make the slice asked for and say which speed this run is at."""
+def apply_daemon_options(args: argparse.Namespace, bench: str) -> None:
+    """After ``add_daemon_options``: make the slice and the release asked for; say what this run is."""
     use_cpu_fraction(args.cpu_fraction)
-    print(f"{bench}: {cpu_fraction_label()}", flush=True)
+    if not hasattr(args, "installed"):  # the daemon's parts run in the bench's process
+        print(f"{bench}: {cpu_fraction_label()}", flush=True)
+        return
+    if args.installed:
+        use_installed_release()
+    print(f"{bench}: {cpu_fraction_label()}, {daemon_label()}", flush=True)
+
+
+def slowdown() -> float:
+    """How many times slower the daemon runs than at full speed (8 on 1/8 of a core): a bench
+    that times its moments on the daemon's pace (a kill "during start, drain and idle") scales
+    them by it."""
+    if _slice is None:
+        return 1.0
+    return int((_slice / "cpu.cfs_period_us").read_text()) / 1000
 
 
 def cpu_fraction_label() -> str:
@@ -116,10 +140,38 @@ def daemon_cpu() -> Iterator[None]:
         (CPU_ROOT / "tasks").write_text(tid)
 
 
+# ---- which hall-edge runs ---------------------------------------------------------------------
+
+RELEASE_ROOT = Path("/var/tmp/hall-bench-release")  # releases/VERSION/venv and current, as /opt/hall-edge
+_installed: Path | None = None  # current/venv/bin/hall-edge of RELEASE_ROOT, once --installed made it
+_compiled = False
+
+
+def use_installed_release() -> None:
+    """Install this checkout as a release in RELEASE_ROOT (edge.releases, as ``hall-edge install``
+    does; kept and reused while the sources are unchanged) and run the daemon from it."""
+    global _installed
+    from edge.releases import base_python, install_source, prune, switch_to
+
+    version, _built = install_source(RELEASE_ROOT, ROOT, python=base_python())
+    switch_to(RELEASE_ROOT, version)
+    prune(RELEASE_ROOT)
+    _installed = RELEASE_ROOT / "current" / "venv" / "bin" / "hall-edge"
+
+
+def daemon_label() -> str:
+    if _installed is None:
+        return "daemon from this checkout's venv"
+    return f"daemon of the installed release {_installed.resolve().parents[2].name}"
+
+
 def daemon_command(config: Path) -> list[str]:
-    """``hall-edge run`` of this interpreter's environment (``python -m edge`` without the script);
-    in the CPU slice (``use_cpu_fraction``) from its first instruction when one is set."""
-    script = Path(sys.executable).with_name("hall-edge")
+    """``hall-edge run`` of this interpreter's environment (``python -m edge`` without the script),
+    or of the installed release (``--installed``); in the CPU slice (``use_cpu_fraction``) from its
+    first instruction when one is set."""
+    script = _installed or Path(sys.executable).with_name("hall-edge")
+    if _installed is None:
+        compile_checkout()
     if script.exists():
         command = [str(script), "run", "--config", str(config)]
     else:
@@ -129,6 +181,17 @@ def daemon_command(config: Path) -> list[str]:
     # The shell moves itself into the slice, then becomes the daemon (same pid): nothing of the
     # daemon runs outside it, and its threads inherit it.
     return ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', str(_slice), *command]
+
+
+def compile_checkout() -> None:
+    """Bytecode for the checkout, once per bench, as an installed package has it.  Without it, and
+    with PYTHONDONTWRITEBYTECODE set (as on this machine), every daemon start would compile our
+    sources again: ~0.1 s of CPU at full speed, ~0.8 s on 1/8 of a core, which no Pi in a hall does."""
+    global _compiled
+    if not _compiled:
+        folders = ["edge", "drivers", "hw-sim"]
+        subprocess.run([sys.executable, "-m", "compileall", "-q", *folders], cwd=ROOT, check=True)
+        _compiled = True
 
 
 def wait_for_line(process: subprocess.Popen[bytes], marker: bytes, timeout: float) -> float:

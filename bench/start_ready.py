@@ -111,10 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("-n", type=int, default=10, help="daemon starts (default 10)")
     parser.add_argument("--idle", type=float, default=10.0, help="seconds idle before reading RSS")
-    rig.add_cpu_option(parser)
+    rig.add_daemon_options(parser)
     args = parser.parse_args(argv)
-    rig.use_cpu_fraction(args.cpu_fraction)
-    print(f"start -> ready: {rig.cpu_fraction_label()}")
+    rig.apply_daemon_options(args, "start -> ready")
 
     work = Path(tempfile.mkdtemp(prefix="hall-bench-start-"))
     broker = Mosquitto(work / "broker", persistence=False).start()

@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presses", type=int, default=500)
     parser.add_argument("--latency-only", action="store_true", help="skip the bytes comparison")
-    rig.add_cpu_option(parser)
+    rig.add_daemon_options(parser, in_process=True)
     args = parser.parse_args(argv)
     rig.use_cpu_fraction(args.cpu_fraction)
     print(f"ticket bench: {rig.cpu_fraction_label()}")

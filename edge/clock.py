@@ -7,7 +7,6 @@ clock may be far off, and every event says so (``"clock": "unsynced"``).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import time
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -24,7 +23,9 @@ class _Timex(ctypes.Structure):
 def kernel_clock_synced() -> bool:
     """The kernel's own answer (adjtimex), the same one timedatectl reports as NTPSynchronized."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        # The C library the process already has: ctypes.util.find_library("c") would run
+        # ``ldconfig -p`` (a fork of the whole daemon) at every check.
+        libc = ctypes.CDLL(None, use_errno=True)
         tx = _Timex()
         state = libc.adjtimex(ctypes.byref(tx))
     except (OSError, AttributeError):

@@ -140,6 +140,7 @@ class Core:
         self._commands: dict[str, RegisteredCommand] = {}
         self._status: dict[str, Callable[[], Any]] = {}
         self._accepting = True
+        self._cut_short = False  # stop(): the backlog took too long, end after the message in hand
         self._thread: threading.Thread | None = None
         self.heartbeat = time.monotonic()  # last time the loop turned: the watchdog reads it
         self.stopped = threading.Event()
@@ -239,19 +240,34 @@ class Core:
             while True:
                 self.heartbeat = time.monotonic()
                 message = self._next(self._run_due_timers())
-                if message is _STOP:
+                if message is _STOP or self._cut_short:
                     break
                 if message is not None:
                     self._handle(message)
         finally:
             self.stopped.set()
 
-    def stop(self, timeout: float = 2.0) -> None:
-        """Stop intake, let the core finish the message in hand, and wait for it."""
+    def stop(self, timeout: float = 2.0) -> bool:
+        """Stop intake and wait for the core thread; True once it has ended.
+
+        What was queued before the stop is handled for up to ``timeout``; after that only the
+        message in hand is finished, and the rest is left: an unhandled MQTT message was never
+        acknowledged, so the broker delivers it again after the restart.  On a slow Pi with a
+        backlog of commands this keeps a stop short and, above all, ends the core thread before
+        the database is closed under it (``Daemon.stop``).  A handler that hangs is waited for
+        once more, then given up on (False).
+        """
         self._accepting = False
         self._inbox.put(_STOP)
-        if self._thread is not None and self._thread is not threading.current_thread():
+        if self._thread is None or self._thread is threading.current_thread():
+            return True
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._cut_short = True
+            left = self._inbox.qsize()
+            log.warning("stopping with %d queued message(s) unhandled: the time to stop is up", left)
             self._thread.join(timeout)
+        return not self._thread.is_alive()
 
     def _handle(self, message: Any) -> None:
         if isinstance(message, _Call):

@@ -128,10 +128,15 @@ class Daemon:
 
     def stop(self) -> None:
         sdnotify.notify("STOPPING=1")
-        self.core.stop()
+        core_ended = self.core.stop()
         for feature in reversed(self.features):
             self._stop_feature(feature)
-        self.storage.close()
+        if core_ended:
+            self.storage.close()
+        else:
+            # Closing a SQLite connection that another thread is inside of can crash the process;
+            # what is committed is on disk either way, and the process exit closes the file.
+            log.warning("the core thread is still in a handler: the database is left open for the exit")
         log.info("stopped")
 
     def catch_signals(self) -> None:

@@ -18,7 +18,6 @@ import argparse
 import base64
 import binascii
 import contextlib
-import difflib
 import hashlib
 import hmac
 import json
@@ -149,6 +148,8 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     name: a configuration key, a command or its argument, a verb, an option.  (hall-sim, which
     imports nothing of edge, has its own.)
     """
+    import difflib  # only for a mistyped name: not in every process's memory
+
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
 

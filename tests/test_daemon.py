@@ -176,6 +176,49 @@ def test_sigterm_finishes_the_event_in_hand_before_storage_closes(tmp_path, rest
     assert types == ["ticket.issued"]
 
 
+class StuckFeature:
+    """A handler still writing when the stop's time is up (a card that stalls for seconds)."""
+
+    name = "stuck"
+
+    def __init__(self) -> None:
+        self.in_hand = threading.Event()
+        self.release = threading.Event()
+        self.recorded = threading.Event()
+
+    def start(self, core: Core) -> None:
+        self.core = core
+        core.subscribe(Work, self.on_work)
+
+    def on_work(self, work: Work) -> None:
+        self.in_hand.set()
+        self.release.wait(10)
+        self.core.emit("ticket.issued", {"ticket": work.ticket})
+        self.recorded.set()
+
+    def stop(self) -> None:
+        pass
+
+
+def test_a_stop_that_gives_up_on_a_busy_handler_leaves_the_database_open_under_it(tmp_path, caplog):
+    feature = StuckFeature()
+    config = make_config(tmp_path)
+    daemon = Daemon(config, factories=[lambda _config: feature])
+    daemon.start()
+    daemon.core.post(Work("A001"))
+    assert feature.in_hand.wait(5)
+    daemon.stop()  # core.stop gives up after 2 x 2 s
+    assert "database is left open" in caplog.text
+    feature.release.set()
+    assert feature.recorded.wait(5)  # its write still lands: no closed database under it
+
+    daemon.storage.close()
+    storage = Storage(config.storage.dir)
+    types = [row[0] for row in storage.execute("SELECT type FROM outbox ORDER BY seq")]
+    storage.close()
+    assert "ticket.issued" in types
+
+
 class BrokenFeature:
     name = "broken"
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+import shutil
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from display_support import (
@@ -21,10 +24,11 @@ from display_support import (
 )
 from hypothesis import given
 from hypothesis import strategies as st
+from PIL import Image, ImageDraw
 from support import fuzz
 
 from edge.display.content import read_jobs, read_notices
-from edge.display.render import Glyphs
+from edge.display.render import Glyphs, LabelGlyphs
 from edge.display.text import clean, mask_contact, wage_text
 
 PLAIN = {**BRICKLAYER, "urgent": False}
@@ -450,3 +454,36 @@ def test_a_very_long_screen_line_is_cut_and_its_last_row_shown_whole():
     assert len(lines) == 2 and lines[-1].endswith("…")
     art = rotation.current.art
     assert art.scrollers and rotation.current.until == pytest.approx(10.0)
+
+
+# ---- the label font, kept as cells -------------------------------------------------------------
+
+LABEL_TEXTS = st.text(alphabet="新急公告更新于 0123456789:□?\tAB停用", max_size=14)
+
+
+@fuzz(150)
+@given(text=LABEL_TEXTS, mode=st.sampled_from(["1", "L", "RGB"]))
+def test_a_label_pasted_from_kept_cells_is_pixel_for_pixel_the_font_drawing_it(text, mode):
+    font, kept = Glyphs(WQY12, 12), LabelGlyphs(WQY12, 12)
+    assert kept.width(text) == font.width(text)
+    assert kept.showable(text) == font.showable(text)
+    frames = []
+    for glyphs in (font, kept):
+        frame = Image.new(mode, (200, 20))
+        glyphs.draw(
+            ImageDraw.Draw(frame), 3, 2, glyphs.showable(text), {"1": 1, "L": 255, "RGB": (255, 160, 0)}[mode]
+        )
+        frames.append(frame.tobytes())
+    assert frames[0] == frames[1]
+
+
+def test_the_label_font_file_is_not_held_open_once_its_characters_are_kept(tmp_path):
+    font_file = tmp_path / "label-font.pcf"
+    shutil.copy(WQY12, font_file)
+    kept = LabelGlyphs(str(font_file), 12)
+    frame = Image.new("1", (100, 20))
+    kept.draw(ImageDraw.Draw(frame), 0, 0, "更新于 08:30", 1)
+    kept.draw(ImageDraw.Draw(frame), 0, 0, "新", 1)
+    gc.collect()
+    assert "label-font.pcf" not in Path("/proc/self/maps").read_text()  # nor FreeType's copy of it
+    assert frame.getbbox() is not None  # and the labels were drawn

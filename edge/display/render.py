@@ -32,13 +32,22 @@ class Glyphs:
     def __init__(self, path: str, size: int) -> None:
         self.path = path
         self.size = size
-        self.font = ImageFont.truetype(path, size)
+        self._font: ImageFont.FreeTypeFont | None = None
         self._notdef = self._mask_key(MISSING_PROBE)
         self._has: dict[str, bool] = {}
         top, bottom = self.font.getbbox("新")[1::2]
         # Centre the CJK cell in the line: WenQuanYi 12 px draws it two rows down.
         self.y_offset = -top + max(0, (size - (bottom - top)) // 2)
         self.replacement = "□" if self.has("□") else "?"
+
+    @property
+    def font(self) -> ImageFont.FreeTypeFont:
+        if self._font is None:
+            # Basic layout: the panel draws Chinese and Latin left to right, which needs no
+            # shaping, and the pixels are the same as with Raqm's.  Raqm would bring HarfBuzz
+            # into use for every line: about 0.8 MiB more of the idle daemon's memory.
+            self._font = ImageFont.truetype(self.path, self.size, layout_engine=ImageFont.Layout.BASIC)
+        return self._font
 
     def _mask_key(self, ch: str) -> tuple[tuple[int, int], bytes]:
         mask = self.font.getmask(ch, mode="1")
@@ -66,6 +75,58 @@ class Glyphs:
         for field_text in text.split("\t"):
             draw.text((x, y + self.y_offset), field_text, font=self.font, fill=fill)
             x += math.ceil(self.font.getlength(field_text)) + FIELD_GAP_PX
+
+
+class LabelGlyphs(Glyphs):
+    """The label font (badges 新 急 公告, the 更新于 marker): each character drawn once and kept.
+
+    Labels use a dozen characters, but FreeType holds a bitmap CJK font's metrics for every
+    glyph while it is open (WenQuanYi 12 px: about 2 MiB of the idle daemon with the file's pages
+    it reads).  So the font is open only while a character is met for the first time; after
+    that a label is pasted from the kept cells, pixel for pixel what ``Glyphs`` draws (for a
+    bitmap font, whose glyphs have whole-pixel advances and no kerning).
+    """
+
+    PAD = 4  # a glyph may reach beyond its advance: the cell keeps that much around it
+
+    def __init__(self, path: str, size: int) -> None:
+        self._cells: dict[str, tuple[float, Image.Image]] = {}
+        super().__init__(path, size)
+        self._close()
+
+    def has(self, ch: str) -> bool:
+        known = super().has(ch)
+        self._close()
+        return known
+
+    def width(self, text: str) -> int:
+        fields = text.split("\t")
+        return sum(self._field_width(f) for f in fields) + FIELD_GAP_PX * (len(fields) - 1)
+
+    def draw(self, draw: ImageDraw.ImageDraw, x: int, y: int, text: str, fill: Colour) -> None:
+        for field_text in text.split("\t"):
+            advance = 0.0
+            for ch in field_text:
+                step, cell = self._cell(ch)
+                draw.bitmap((x + math.floor(advance) - self.PAD, y - self.PAD), cell, fill=fill)
+                advance += step
+            x += math.ceil(advance) + FIELD_GAP_PX
+
+    def _field_width(self, text: str) -> int:
+        return math.ceil(sum(self._cell(ch)[0] for ch in text))
+
+    def _cell(self, ch: str) -> tuple[float, Image.Image]:
+        kept = self._cells.get(ch)
+        if kept is None:
+            step = self.font.getlength(ch)
+            cell = Image.new("1", (math.ceil(step) + 2 * self.PAD, self.size + 2 * self.PAD), 0)
+            ImageDraw.Draw(cell).text((self.PAD, self.PAD + self.y_offset), ch, font=self.font, fill=1)
+            kept = self._cells[ch] = (step, cell)
+            self._close()
+        return kept
+
+    def _close(self) -> None:
+        self._font = None  # FreeType frees the face and unmaps the file
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 from edge.config_change import write_atomic
-from edge.releases import current_version, switch_to
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +62,10 @@ def clear_marker(root: Path) -> None:
 
 def guard(root: Path) -> str:
     """One start's check; returns what it did (for the journal and the tests)."""
+    # Here, not at the top: the daemon imports this module for its markers only, and the release
+    # tooling (tarfile with it) loads when an update runs (as edge.update.updater does).
+    from edge.releases import current_version, switch_to
+
     marker = read_marker(root)
     if marker is None or marker.get("rolled_back"):
         return "nothing to guard"
