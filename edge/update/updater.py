@@ -322,14 +322,15 @@ class Updates:
 
     def resume(self) -> None:
         """Carry on with an update that a restart interrupted, from what is running now."""
-        from edge.release import compare_versions
-        from edge.releases import switch_to
-
         row = self.pending()
         if row is None:
             if guard.read_marker(self.root) is not None:
                 guard.clear_marker(self.root)  # the update it guarded is over
             return
+        # Only now: a start with no update under way never loads the release tooling (tarfile).
+        from edge.release import compare_versions
+        from edge.releases import switch_to
+
         state = row["state"]
         try:
             on_new = compare_versions(__version__, row["version"]) == 0
