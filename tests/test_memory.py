@@ -26,3 +26,27 @@ def test_a_start_with_every_feature_loads_neither_cryptography_nor_tomlkit():
     done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]", done.stdout
+
+
+def test_a_started_daemon_carries_no_update_or_typo_tooling_until_it_is_used(tmp_path):
+    """The idle controller's memory (bench/memory_map.py): the release tooling (tarfile), the
+    download client, difflib and sysconfig's build table load only when an update, a misspelt
+    name or zoneinfo's search path would need them."""
+    from support import config_text
+
+    config = tmp_path / "hall-edge.toml"
+    config.write_text(config_text(tmp_path))
+    code = (
+        "import sys\n"
+        "from edge.config import load\n"
+        "from edge.daemon import Daemon\n"
+        f"daemon = Daemon(load({str(config)!r}))\n"
+        "daemon.start()\n"
+        "unwanted = ('tarfile', 'urllib.request', 'difflib', 'edge.release', 'edge.releases')\n"
+        "loaded = [m for m in sys.modules if m in unwanted or m.startswith('_sysconfigdata')]\n"
+        "daemon.stop()\n"
+        "print(sorted(loaded))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]", done.stdout
