@@ -47,6 +47,8 @@ def test_a_started_daemon_carries_no_update_or_typo_tooling_until_it_is_used(tmp
         "daemon.stop()\n"
         "print(sorted(loaded))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]", done.stdout
