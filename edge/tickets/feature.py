@@ -37,6 +37,7 @@ PRIORITY_ARMED_S = (
     10.0  # after the priority key, the next service button within this issues a priority ticket
 )
 DAY_CHECK_S = 30.0
+STUCK_CHECK_S = 1.0  # how often the core looks for a key held past queue.stuck_after_s
 PRINTER_TROUBLE = {
     "paper_out": "打印机缺纸",
     "cover_open": "打印机盖未关",
@@ -104,7 +105,6 @@ class TicketsFeature:
         )
         self.queue.roll_day(core.clock.now())
         core.subscribe(KeyPressed, self._on_key)
-        core.subscribe(KeyStuck, self._on_stuck)
         core.subscribe(KeyReleased, self._on_released)
         core.subscribe(PrinterState, self._on_printer_state)
         core.subscribe(PrintDone, self._on_print_done)
@@ -123,6 +123,7 @@ class TicketsFeature:
         core.register_command("printer.test", self.cmd_printer_test, args=())
         core.register_status("queue", self.status)
         core.every(DAY_CHECK_S, self._on_day_check)
+        core.every(STUCK_CHECK_S, self._check_stuck)
         self._report_due_days()
         if self.config.printer.enabled:
             self.printer = PrinterPort(
@@ -198,6 +199,10 @@ class TicketsFeature:
         if not target:
             raise QueueError("no_target", f"window {window}'s transfer key has no transfer_to in the config")
         self.transfer(window, to_category=target)
+
+    def _check_stuck(self) -> None:
+        for stuck in self.keys.held_too_long():
+            self._on_stuck(stuck)
 
     def _on_stuck(self, stuck: KeyStuck) -> None:
         if stuck.key in self.stuck:

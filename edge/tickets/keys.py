@@ -1,12 +1,15 @@
 """The hall's keys: one service button per category, the priority key, staff keys per window.
 
-Each is a gpiozero ``Button`` (pull-up, active low, debounced by
+Each is a gpiozero ``DigitalInputDevice`` (pull-up, active low, debounced by
 ``queue.bounce_ms``).  Not every pin factory debounces (gpiozero's own
 MockFactory ignores ``bounce_time``), so a press edge within ``bounce_ms``
 of the key's previous edge is dropped here as well.  gpiozero calls back on
-its own thread, so a callback only posts a message to the core.  A held button is one press; a button held
-longer than ``queue.stuck_after_s`` (a jammed key, a leaning broom) posts
-``KeyStuck`` once and ``KeyReleased`` when it lets go.
+its own thread, so a callback only posts a message to the core.  A held key is one press.  A key
+held longer than ``queue.stuck_after_s`` (a jammed key, a leaning broom) is found by the core,
+which asks ``held_too_long`` once a second, and its letting go posts ``KeyReleased``.
+
+Not a ``Button``: a Button times its hold on a thread of its own that wakes every 0.1 s, which
+for a hall's keys is a dozen threads and over a hundred wake-ups a second on an idle Pi.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from gpiozero import Button
+from gpiozero import DigitalInputDevice
 
 log = logging.getLogger(__name__)
 
@@ -47,17 +50,21 @@ class Keys:
         self.pins = pins
         self.bounce_s = bounce_ms / 1000 or None
         self.stuck_after_s = stuck_after_s
-        self.buttons: dict[str, Button] = {}
+        self.lines: dict[str, DigitalInputDevice] = {}
         self._last_edge: dict[str, float] = {}
         self.bounces = 0  # press edges dropped as contact bounce
 
     def open(self, post: Callable[[Any], None]) -> None:
         for key, pin in self.pins.items():
-            button = Button(pin, pull_up=True, bounce_time=self.bounce_s, hold_time=self.stuck_after_s)
-            button.when_pressed = _poster(post, partial(self._pressed, key))
-            button.when_held = _poster(post, partial(_stuck, key, button))
-            button.when_released = _poster(post, partial(self._released, key))
-            self.buttons[key] = button
+            line = DigitalInputDevice(pin, pull_up=True, bounce_time=self.bounce_s)
+            line.when_activated = _poster(post, partial(self._pressed, key))
+            line.when_deactivated = _poster(post, partial(self._released, key))
+            self.lines[key] = line
+
+    def held_too_long(self) -> list[KeyStuck]:
+        """The keys held down for ``stuck_after_s`` or longer, now."""
+        held = ((key, line.active_time) for key, line in self.lines.items())
+        return [KeyStuck(key, seconds) for key, seconds in held if seconds and seconds >= self.stuck_after_s]
 
     def _pressed(self, key: str) -> KeyPressed | None:
         now = time.monotonic()
@@ -73,13 +80,9 @@ class Keys:
         return KeyReleased(key)
 
     def close(self) -> None:
-        for button in self.buttons.values():
-            button.close()
-        self.buttons.clear()
-
-
-def _stuck(key: str, button: Button) -> KeyStuck:
-    return KeyStuck(key, button.held_time or 0.0)
+        for line in self.lines.values():
+            line.close()
+        self.lines.clear()
 
 
 def _poster(post: Callable[[Any], None], make: Callable[[], Any]) -> Callable[[], None]:
