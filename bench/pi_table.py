@@ -36,6 +36,7 @@ class Figure:
     command: list[str]
     pattern: str  # a regex whose group 1 is the figure, in ``unit``
     scale: float = 1.0
+    process: bool = False  # the bench starts ``hall-edge run`` (``--installed`` applies), not in-process
 
 
 def figures(soak_s: float, n: int) -> list[Figure]:
@@ -55,17 +56,18 @@ def figures(soak_s: float, n: int) -> list[Figure]:
         ),
         Figure(
             "start -> READY (minimal) median", "<= 3 s", 3, "s",
-            ["start_ready.py", "-n", "5", "--idle", "1"], r"READY=1 notify +: median +([\d.]+) ms", 1e-3,
+            ["start_ready.py", "-n", "5", "--idle", "1"],
+            r"READY=1 notify +: median +([\d.]+) ms", 1e-3, True,
         ),
         Figure(
             "start -> READY (every feature)", "<= 3 s", 3, "s",
             ["idle_soak.py", "--duration", str(soak_s), "--interval", "5", "--busy", "3"],
-            r"start -> READY=1: (\d+) ms", 1e-3,
+            r"start -> READY=1: (\d+) ms", 1e-3, True,
         ),
         Figure(
             f"busy soak {soak_s / 60:g} min: offline / alarms", "0", 0, "",
             ["idle_soak.py", "--duration", str(soak_s), "--interval", "5", "--busy", "3"],
-            r"components offline: (\d+)",
+            r"components offline: (\d+)", 1.0, True,
         ),
     ]  # fmt: skip
 
@@ -74,7 +76,7 @@ def run(
     figure: Figure, fraction: float | None, cache: dict[tuple[str, ...], str], installed: bool
 ) -> tuple[str, str]:
     command = [sys.executable, str(HERE / figure.command[0]), *figure.command[1:]]
-    if installed:
+    if installed and figure.process:
         command.append("--installed")
     if fraction is not None:
         command += ["--cpu-fraction", str(fraction)]

@@ -116,7 +116,9 @@ SCHEMA: dict[str, Any] = {
         "port": Key(int, 8883, check=port_check),
         "tls": Key(bool, True, "plain TCP only when set to false explicitly"),
         "ca_file": Key(
-            str, "/etc/ssl/certs/ca-certificates.crt", "CA certificate(s) that signed the broker's"
+            str,
+            "/etc/ssl/certs",
+            "CA certificate(s) that signed the broker's: a file, or a folder named by hash (read as needed)",
         ),
         "cert_file": Key(str, "", "client certificate (or use username + password_file)"),
         "key_file": Key(str, "", "client private key", secret_file=True),

@@ -337,9 +337,9 @@ def check_broker(config: Settings, timeout_s: float = BROKER_TIMEOUT_S) -> Check
 def _configure_credentials(client: mqtt.Client, config: Settings) -> None:
     cfg = config.mqtt
     if cfg.tls:
-        client.tls_set(
-            ca_certs=cfg.ca_file or None, certfile=cfg.cert_file or None, keyfile=cfg.key_file or None
-        )
+        from edge.link.connection import tls_context  # the daemon's own TLS settings
+
+        client.tls_set_context(tls_context(cfg))
     if cfg.username:
         password = Path(cfg.password_file).read_text(encoding="utf-8").strip()
         client.username_pw_set(cfg.username, password)

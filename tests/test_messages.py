@@ -23,6 +23,7 @@ from typing import Any
 
 from command_rig import CommandHall
 from hallsim.broker import Mosquitto, free_port
+from pki import tls_files
 
 from edge import admin
 from edge.admin.cli import _parser as admin_parser
@@ -251,24 +252,6 @@ def table(rows: list[tuple[Case, int, str]]) -> str:
         cell = message.replace("|", "\\|").replace("\n", "<br>")
         lines.append(f"| `{case.typed}` | {code} | {cell} |")
     return "\n".join(lines)
-
-
-def tls_files(folder: Path) -> tuple[str, str, str]:
-    """A CA and a server certificate for 127.0.0.1 (CA file, certificate, key) for a TLS broker."""
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.hazmat.primitives.serialization import Encoding
-    from test_link_tls import _certificate, _key_pem, _name, _write
-
-    folder.mkdir()
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = _certificate("hall test CA", ca_key, _name("hall test CA"), ca_key, ca=True)
-    server_key = ec.generate_private_key(ec.SECP256R1())
-    server = _certificate("127.0.0.1", server_key, ca.subject, ca_key)
-    return (
-        _write(folder / "ca.crt", ca.public_bytes(Encoding.PEM)),
-        _write(folder / "server.crt", server.public_bytes(Encoding.PEM)),
-        _write(folder / "server.key", _key_pem(server_key), private=True),
-    )
 
 
 def _run_cases(scene: Scene, tmp_path: Path, make_hall: Callable[..., Any]) -> list[tuple[Case, int, str]]:

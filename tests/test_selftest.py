@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import re
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from gpiozero import Button, Device
 from hallsim.broker import Mosquitto, free_port
 from hallsim.lockboard import SimLockBoard
 from hallsim.pins import PinBoard, SimFactory
 from hallsim.printer import SimPrinter
 from hallsim.rfid import SimReader
+from pki import tls_files
 from support import make_config, wait_for
 
 from edge.cli import main
@@ -262,47 +257,15 @@ def test_no_broker_fails_fast(tmp_path):
     assert "mqtt.host" in row.todo
 
 
-def make_tls(folder) -> tuple[str, str, str]:
-    """A CA and a server certificate for 127.0.0.1 signed by it: (ca, cert, key) paths."""
-    now = dt.datetime.now(dt.UTC)
-
-    def cert(subject: str, key, issuer: str, issuer_key, ca: bool) -> x509.Certificate:
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(hours=1))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        )
-        if not ca:
-            san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
-            builder = builder.add_extension(san, critical=False)
-        return builder.sign(issuer_key, hashes.SHA256())
-
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    server_key = ec.generate_private_key(ec.SECP256R1())
-    paths = [folder / "ca.pem", folder / "server.pem", folder / "server.key"]
-    pem = serialization.Encoding.PEM
-    paths[0].write_bytes(cert("test CA", ca_key, "test CA", ca_key, True).public_bytes(pem))
-    paths[1].write_bytes(cert("127.0.0.1", server_key, "test CA", ca_key, False).public_bytes(pem))
-    paths[2].write_bytes(
-        server_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return tuple(str(p) for p in paths)
-
-
 def test_tls_is_checked_with_the_configured_ca(tmp_path):
-    ca, cert, key = make_tls(tmp_path)
+    ca, cert, key = tls_files(tmp_path / "pki")
     with Mosquitto(tmp_path / "broker", tls=(ca, cert, key)) as tls_broker:
         good = make_config(tmp_path, {"mqtt": {"port": tls_broker.tls_port, "tls": True, "ca_file": ca}})
         row = check_broker(good)
         assert row.result == PASS, row
         assert "(TLS)" in row.detail
         (tmp_path / "other").mkdir()
-        other_ca, _, _ = make_tls(tmp_path / "other")
+        other_ca, _, _ = tls_files(tmp_path / "other")
         wrong = make_config(
             tmp_path, {"mqtt": {"port": tls_broker.tls_port, "tls": True, "ca_file": other_ca}}
         )

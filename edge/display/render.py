@@ -82,9 +82,10 @@ class LabelGlyphs(Glyphs):
 
     Labels use a dozen characters, but FreeType holds a bitmap CJK font's metrics for every
     glyph while it is open (WenQuanYi 12 px: about 2 MiB of the idle daemon with the file's pages
-    it reads).  So the font is open only while a character is met for the first time; after
-    that a label is pasted from the kept cells, pixel for pixel what ``Glyphs`` draws (for a
-    bitmap font, whose glyphs have whole-pixel advances and no kerning).
+    it reads).  So the font is open only while a text brings characters not met before (once
+    for all of them: opening it costs ~2 ms); after that a label is pasted from the kept cells,
+    pixel for pixel what ``Glyphs`` draws (for a bitmap font, whose glyphs have whole-pixel
+    advances and no kerning).
     """
 
     PAD = 4  # a glyph may reach beyond its advance: the cell keeps that much around it
@@ -95,35 +96,43 @@ class LabelGlyphs(Glyphs):
         self._close()
 
     def has(self, ch: str) -> bool:
-        known = super().has(ch)
-        self._close()
-        return known
+        self._learn(ch)
+        return super().has(ch)
+
+    def showable(self, text: str) -> str:
+        self._learn(text)
+        return super().showable(text)
 
     def width(self, text: str) -> int:
+        self._learn(text)
         fields = text.split("\t")
         return sum(self._field_width(f) for f in fields) + FIELD_GAP_PX * (len(fields) - 1)
 
     def draw(self, draw: ImageDraw.ImageDraw, x: int, y: int, text: str, fill: Colour) -> None:
+        self._learn(text)
         for field_text in text.split("\t"):
             advance = 0.0
             for ch in field_text:
-                step, cell = self._cell(ch)
+                step, cell = self._cells[ch]
                 draw.bitmap((x + math.floor(advance) - self.PAD, y - self.PAD), cell, fill=fill)
                 advance += step
             x += math.ceil(advance) + FIELD_GAP_PX
 
     def _field_width(self, text: str) -> int:
-        return math.ceil(sum(self._cell(ch)[0] for ch in text))
+        return math.ceil(sum(self._cells[ch][0] for ch in text))
 
-    def _cell(self, ch: str) -> tuple[float, Image.Image]:
-        kept = self._cells.get(ch)
-        if kept is None:
+    def _learn(self, text: str) -> None:
+        """Keep whether the font has, and the cell of, every character of ``text`` not met before."""
+        new = {ch for ch in text if ch != "\t" and ch not in self._cells}
+        if not new:
+            return
+        for ch in new:
+            super().has(ch)
             step = self.font.getlength(ch)
             cell = Image.new("1", (math.ceil(step) + 2 * self.PAD, self.size + 2 * self.PAD), 0)
             ImageDraw.Draw(cell).text((self.PAD, self.PAD + self.y_offset), ch, font=self.font, fill=1)
-            kept = self._cells[ch] = (step, cell)
-            self._close()
-        return kept
+            self._cells[ch] = (step, cell)
+        self._close()
 
     def _close(self) -> None:
         self._font = None  # FreeType frees the face and unmaps the file

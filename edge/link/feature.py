@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -506,7 +507,9 @@ def check_connection_files(cfg: MqttSettings) -> None:
         read_secret(cfg.password_file)
     if cfg.tls:
         for path in (cfg.ca_file, cfg.cert_file):
-            if path:
+            if path and os.path.isdir(path):
+                os.listdir(path)  # a folder of CAs (by hash): it must be readable
+            elif path:
                 with open(path, "rb"):
                     pass
         if cfg.key_file:
