@@ -106,10 +106,11 @@ class SimulatedHall:
         self.card_key.write_bytes(b"bench-card-key-0123456789abcdef\n")
         self.card_key.chmod(0o600)
 
-    def config(self, port: int, state: Path) -> str:
-        """hall-edge.toml with the screen, printer, queue, buzzer, card reader and locker on."""
+    def config(self, port: int, state: Path, mqtt: dict | None = None) -> str:
+        """hall-edge.toml with the screen, printer, queue, buzzer, card reader and locker on;
+        ``mqtt``: more keys of that table (TLS)."""
         tables = {
-            "mqtt": {"port": port},
+            "mqtt": {"port": port, **(mqtt or {})},
             "storage": {"dir": str(state)},
             "display": {"enabled": True, "open_from": "00:00", "open_until": "00:00"},
             "printer": {"enabled": True, "port": self.printer.port},
@@ -134,12 +135,12 @@ class SimulatedHall:
 
 
 def start_daemon(
-    folder: Path, port: int, notify_path: Path, hall: SimulatedHall | None
+    folder: Path, port: int, notify_path: Path, hall: SimulatedHall | None, mqtt: dict | None = None
 ) -> subprocess.Popen[bytes]:
     config = folder / "hall-edge.toml"
     state = folder / "state"
-    minimal = config_text(folder, {"mqtt": {"port": port}}, **SITE)
-    config.write_text(hall.config(port, state) if hall else minimal)
+    minimal = config_text(folder, {"mqtt": {"port": port, **(mqtt or {})}}, **SITE)
+    config.write_text(hall.config(port, state, mqtt) if hall else minimal)
     env = {**os.environ, "NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": str(WATCHDOG_USEC)}
     env.update(hall.env() if hall else {})
     env.pop("WATCHDOG_PID", None)
