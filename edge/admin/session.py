@@ -200,16 +200,27 @@ def send(
     )
 
 
-def _await_result(session: Session, command_id: str, deadline: float) -> dict[str, Any]:
+def _next_json(session: Session, deadline: float, set_aside_first: bool = False) -> tuple[Any, Any] | None:
+    """(message, its JSON) of the next JSON message before ``deadline``, or None then;
+    ``set_aside_first``: the messages another wait put aside come first."""
     while (left := deadline - time.monotonic()) > 0:
+        if set_aside_first and session.set_aside:
+            message = session.set_aside.pop(0)
+        else:
+            try:
+                message = session.messages.get(timeout=left)
+            except queue.Empty:
+                return None
         try:
-            message = session.messages.get(timeout=left)
-        except queue.Empty:
-            break
-        try:
-            result = json.loads(message.payload)
+            return message, json.loads(message.payload)
         except ValueError:
             continue
+    return None
+
+
+def _await_result(session: Session, command_id: str, deadline: float) -> dict[str, Any]:
+    while (got := _next_json(session, deadline)) is not None:
+        message, result = got
         if isinstance(result, dict) and result.get("id") == command_id and "ok" in result:
             return result
         session.set_aside.append(message)  # perhaps an event that await_outcome wants
@@ -296,18 +307,8 @@ def await_outcomes(session: Session, command_ids: set[str], name: str, deadline:
     started = time.monotonic()
     _kind, types = LONG_RUNNING[name]
     found: dict[str, Final] = {}
-    while len(found) < len(command_ids) and (left := deadline - time.monotonic()) > 0:
-        if session.set_aside:
-            message = session.set_aside.pop(0)
-        else:
-            try:
-                message = session.messages.get(timeout=left)
-            except queue.Empty:
-                break
-        try:
-            event = json.loads(message.payload)
-        except ValueError:
-            continue
+    while len(found) < len(command_ids) and (got := _next_json(session, deadline, True)) is not None:
+        _message, event = got
         if not isinstance(event, dict) or event.get("type") not in types:
             continue
         data = event.get("data") or {}
