@@ -3,7 +3,9 @@
 Starts a private mosquitto and, by default, the simulated hall around the
 daemon: the ESC/POS printer and an RDM6300 reader on ptys (hallsim), the
 pin board for keys, doors, locks and buzzer (``GPIOZERO_PIN_FACTORY=hallsim``),
-the screen on luma's dummy device; queue, locker and buzzer enabled.  Then,
+the loudspeaker on a unix socket, the screen on luma's dummy device; queue,
+locker, buzzer, voice (the default volume table) and the staff console (on
+loopback, nobody logged in) enabled.  Then,
 side by side for ``--duration`` seconds (default 600, the issue's 10 minutes):
 
 - ``hall-edge run`` started under a NOTIFY_SOCKET this script owns, with
@@ -37,10 +39,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import rig
-from hallsim.broker import Mosquitto
+from hallsim.broker import Mosquitto, free_port
 from hallsim.pins import PinBoard, daemon_env
 from hallsim.printer import SimPrinter
 from hallsim.rfid import SimReader
+from hallsim.speaker import SimSpeaker
 from rig import Notifications, config_text, cpu_seconds, daemon_command, rss_kib, stop
 
 from edge.progress import Progress
@@ -92,11 +95,13 @@ class Watched:
 
 
 class SimulatedHall:
-    """The devices around the daemon: printer and reader on ptys, the pin board."""
+    """The devices around the daemon: printer and reader on ptys, the pin board, the speaker."""
 
     def __init__(self, work: Path) -> None:
         self.printer = SimPrinter(work / "paper").start()
         self.reader = SimReader("rdm6300").start()
+        self.speaker = SimSpeaker(work / "speaker.sock", work / "speaker").start()
+        self.console_port = free_port()
         self.pins_socket = work / "pins.sock"
         self.board = PinBoard(self.pins_socket).start()
         for door in DOORS:
@@ -107,8 +112,8 @@ class SimulatedHall:
         self.card_key.chmod(0o600)
 
     def config(self, port: int, state: Path, mqtt: dict | None = None) -> str:
-        """hall-edge.toml with the screen, printer, queue, buzzer, card reader and locker on;
-        ``mqtt``: more keys of that table (TLS)."""
+        """hall-edge.toml with every feature on: screen, printer, queue, buzzer, card reader,
+        locker, voice and staff console; ``mqtt``: more keys of that table (TLS)."""
         tables = {
             "mqtt": {"port": port, **(mqtt or {})},
             "storage": {"dir": str(state)},
@@ -123,6 +128,13 @@ class SimulatedHall:
                 "card_key_file": str(self.card_key),
             },
             "locker": {"enabled": True},
+            "voice": {"enabled": True, "socket": str(self.speaker.socket_path)},
+            "console": {
+                "enabled": True,
+                "listen": ["127.0.0.1"],
+                "plain_http": ["127.0.0.1"],
+                "port": self.console_port,
+            },
         }
         return config_text(state.parent, tables, **SITE)
 
@@ -130,7 +142,7 @@ class SimulatedHall:
         return daemon_env(self.pins_socket)
 
     def stop(self) -> None:
-        for part in (self.board, self.reader, self.printer):
+        for part in (self.board, self.reader, self.printer, self.speaker):
             part.stop()
 
 

@@ -11,6 +11,8 @@ import time
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from edge.libc import libc
+
 _TIME_ERROR = 5  # adjtimex() return value: clock not synchronised
 _CACHE_S = 30.0
 
@@ -23,11 +25,7 @@ class _Timex(ctypes.Structure):
 def kernel_clock_synced() -> bool:
     """The kernel's own answer (adjtimex), the same one timedatectl reports as NTPSynchronized."""
     try:
-        # The C library the process already has: ctypes.util.find_library("c") would run
-        # ``ldconfig -p`` (a fork of the whole daemon) at every check.
-        libc = ctypes.CDLL(None, use_errno=True)
-        tx = _Timex()
-        state = libc.adjtimex(ctypes.byref(tx))
+        state = libc().adjtimex(ctypes.byref(_Timex()))
     except (OSError, AttributeError):
         return False
     return 0 <= state < _TIME_ERROR

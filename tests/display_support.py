@@ -13,7 +13,7 @@ from support import JOB
 
 from edge.display.content import read_jobs, read_notices
 from edge.display.pages import Layouts
-from edge.display.render import Glyphs, LabelGlyphs, Renderer
+from edge.display.render import KeptGlyphs, Renderer
 from edge.display.rotation import Rotation
 
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -43,8 +43,8 @@ def jobs(*entries: dict) -> dict:
 def rotation_for(
     width: int = 128, height: int = 32, font: str = UNIFONT, size: int = 16, mode: str = "1"
 ) -> Rotation:
-    glyphs = Glyphs(font, size)
-    renderer = Renderer(width, height, mode, glyphs, LabelGlyphs(WQY12, 12))  # as the daemon has it
+    glyphs = KeptGlyphs(font, size)
+    renderer = Renderer(width, height, mode, glyphs, KeptGlyphs(WQY12, 12))  # as the daemon has it
     layouts = Layouts(renderer, hall_name="公益性零工市场", service="12333", complaint="12345")
     return Rotation(renderer, layouts, page_seconds=6.0, scroll_px_per_s=32.0, hotline_every_pages=5)
 

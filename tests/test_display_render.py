@@ -28,7 +28,7 @@ from PIL import Image, ImageDraw
 from support import fuzz
 
 from edge.display.content import read_jobs, read_notices
-from edge.display.render import Glyphs, LabelGlyphs
+from edge.display.render import Glyphs, KeptGlyphs
 from edge.display.text import clean, mask_contact, wage_text
 
 PLAIN = {**BRICKLAYER, "urgent": False}
@@ -456,34 +456,65 @@ def test_a_very_long_screen_line_is_cut_and_its_last_row_shown_whole():
     assert art.scrollers and rotation.current.until == pytest.approx(10.0)
 
 
-# ---- the label font, kept as cells -------------------------------------------------------------
+# ---- the fonts, kept as cells -----------------------------------------------------------------
 
 LABEL_TEXTS = st.text(alphabet="新急公告更新于 0123456789:□?\tAB停用", max_size=14)
+JOB_TEXTS = st.text(
+    alphabet="招聘木工瓦工日结元天城关镇急 0123456789/:-.,()（）ABCxyz\t€\u0378\U0001f600", max_size=30
+)
+
+
+def drawn_both_ways(font: str, size: int, text: str, mode: str) -> list[bytes]:
+    """The text drawn by FreeType (Glyphs) and from kept cells (KeptGlyphs), each as frame bytes."""
+    direct, kept = Glyphs(font, size), KeptGlyphs(font, size)
+    assert kept.width(text) == direct.width(text)
+    assert kept.showable(text) == direct.showable(text)
+    frames = []
+    for glyphs in (direct, kept):
+        frame = Image.new(mode, (480, 24))
+        ink = {"1": 1, "L": 255, "RGB": (255, 160, 0)}[mode]
+        glyphs.draw(ImageDraw.Draw(frame), 3, 2, glyphs.showable(text), ink)
+        frames.append(frame.tobytes())
+    return frames
 
 
 @fuzz(150)
 @given(text=LABEL_TEXTS, mode=st.sampled_from(["1", "L", "RGB"]))
 def test_a_label_pasted_from_kept_cells_is_pixel_for_pixel_the_font_drawing_it(text, mode):
-    font, kept = Glyphs(WQY12, 12), LabelGlyphs(WQY12, 12)
-    assert kept.width(text) == font.width(text)
-    assert kept.showable(text) == font.showable(text)
-    frames = []
-    for glyphs in (font, kept):
-        frame = Image.new(mode, (200, 20))
-        glyphs.draw(
-            ImageDraw.Draw(frame), 3, 2, glyphs.showable(text), {"1": 1, "L": 255, "RGB": (255, 160, 0)}[mode]
-        )
-        frames.append(frame.tobytes())
-    assert frames[0] == frames[1]
+    direct, kept = drawn_both_ways(WQY12, 12, text, mode)
+    assert kept == direct
 
 
-def test_the_label_font_file_is_not_held_open_once_its_characters_are_kept(tmp_path):
-    font_file = tmp_path / "label-font.pcf"
-    shutil.copy(WQY12, font_file)
-    kept = LabelGlyphs(str(font_file), 12)
-    frame = Image.new("1", (100, 20))
+@fuzz(150)
+@given(text=JOB_TEXTS, mode=st.sampled_from(["1", "L", "RGB"]))
+def test_a_job_text_pasted_from_kept_cells_is_pixel_for_pixel_unifont_drawing_it(text, mode):
+    direct, kept = drawn_both_ways(UNIFONT, 16, text, mode)
+    assert kept == direct
+
+
+@pytest.mark.parametrize("font", [WQY12, UNIFONT])
+def test_the_font_file_is_not_held_open_once_its_characters_are_kept(tmp_path, font):
+    font_file = tmp_path / ("screen-font" + Path(font).suffix)
+    shutil.copy(font, font_file)
+    kept = KeptGlyphs(str(font_file), 12 if font == WQY12 else 16)
+    frame = Image.new("1", (200, 20))
     kept.draw(ImageDraw.Draw(frame), 0, 0, "更新于 08:30", 1)
     kept.draw(ImageDraw.Draw(frame), 0, 0, "新", 1)
     gc.collect()
-    assert "label-font.pcf" not in Path("/proc/self/maps").read_text()  # nor FreeType's copy of it
-    assert frame.getbbox() is not None  # and the labels were drawn
+    assert font_file.name not in Path("/proc/self/maps").read_text()  # nor FreeType's copy of it
+    assert frame.getbbox() is not None  # and the text was drawn
+
+
+def test_months_of_new_characters_keep_a_bounded_number_of_cells_and_still_draw_each(monkeypatch):
+    monkeypatch.setattr(KeptGlyphs, "MAX_KEPT", 64)
+    kept, direct = KeptGlyphs(UNIFONT, 16), Glyphs(UNIFONT, 16)
+    for start in range(0x4E00, 0x4E00 + 400, 20):  # 400 characters, 20 to a job
+        kept.width("".join(map(chr, range(start, start + 20))))
+    assert len(kept._cells) <= 64
+    first = "一丁丂七"  # learnt first, so dropped long ago: learnt again, drawn the same
+    frames = []
+    for glyphs in (direct, kept):
+        frame = Image.new("1", (80, 20))
+        glyphs.draw(ImageDraw.Draw(frame), 0, 0, first, 1)
+        frames.append(frame.tobytes())
+    assert frames[0] == frames[1]

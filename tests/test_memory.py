@@ -52,3 +52,31 @@ def test_a_started_daemon_carries_no_update_or_typo_tooling_until_it_is_used(tmp
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]", done.stdout
+
+
+def test_the_console_loads_jinja2_for_the_first_page_asked_for_not_at_start(tmp_path):
+    """A hall whose console nobody has opened yet does not carry Jinja2 (~2.5 MiB), and the start
+    does not wait for it (nor for the scrypt of the unknown-name check); the first page still works."""
+    from hallsim.broker import free_port
+    from support import config_text
+
+    port = free_port()
+    config = tmp_path / "hall-edge.toml"
+    console = {"enabled": True, "listen": ["127.0.0.1"], "plain_http": ["127.0.0.1"], "port": port}
+    config.write_text(config_text(tmp_path, {"console": console}))
+    code = (
+        "import sys, urllib.request\n"
+        "from edge.config import load\n"
+        "from edge.daemon import Daemon\n"
+        f"daemon = Daemon(load({str(config)!r}))\n"
+        "daemon.start()\n"
+        "before = 'jinja2' in sys.modules\n"
+        f"page = urllib.request.urlopen('http://127.0.0.1:{port}/login', timeout=30)\n"
+        "print(before, page.status, 'jinja2' in sys.modules, '登录' in page.read().decode())\n"
+        "daemon.stop()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "200", "True", "True"], done.stdout

@@ -21,7 +21,7 @@ from edge.messages import Announce
 from edge.phrases import call_words, pause_words
 from edge.settings import VolumeSettings
 from edge.storage import Storage
-from edge.voice.clips import RATE, read_wav
+from edge.voice.clips import CHIME_FILE, PREPARED_FILE, RATE, read_wav
 from edge.voice.feature import VoiceFeature, volume_at
 
 ALL_DAY = [{"at": "00:00", "percent": 100}]
@@ -307,14 +307,43 @@ def test_the_default_clips_are_made_once_and_a_deleted_one_is_made_again(tmp_pat
 
     cache = tmp_path / "voice" / "default"
     first = prepare(VOCABULARY, cache, "")
-    assert first.unavailable == [] and set(first.clips) == set(VOCABULARY)
+    assert first.unavailable == [] and first.words == set(VOCABULARY)
     made = {path.name: path.stat().st_mtime_ns for path in cache.glob("*.wav")}
     assert len(made) == len(VOCABULARY)
     (cache / "qing.wav").unlink()
     again = prepare(VOCABULARY, cache, "")
-    assert again.clips == first.clips  # the same voice, word for word
+    assert [again.pcm(word) for word in VOCABULARY] == [first.pcm(word) for word in VOCABULARY]  # same voice
     remade = {path.name: path.stat().st_mtime_ns for path in cache.glob("*.wav")}
     assert [name for name in made if remade[name] != made[name]] == ["qing.wav"]
+
+
+def test_the_clips_are_read_from_one_cache_file_written_once_not_at_every_start(tmp_path):
+    from edge.phrases import VOCABULARY
+    from edge.voice.clips import prepare
+
+    cache = tmp_path / "voice" / "default"
+    first = prepare(VOCABULARY, cache, "")
+    written = (cache / PREPARED_FILE).stat().st_mtime_ns
+    again = prepare(VOCABULARY, cache, "")  # a restart
+    assert (cache / PREPARED_FILE).stat().st_mtime_ns == written
+    said = first.pcm("请")
+    assert again.pcm("请") == said and len(said or b"") > RATE // 10
+    (cache / PREPARED_FILE).write_bytes(b"torn by a power cut")
+    mended = prepare(VOCABULARY, cache, "")
+    assert mended.pcm("请") == said
+
+
+def test_on_a_disk_that_cannot_take_the_cache_file_the_clips_stay_in_memory_and_play(tmp_path):
+    from edge.phrases import VOCABULARY
+    from edge.voice.clips import prepare
+
+    made = prepare(VOCABULARY, tmp_path / "made", "")  # the WAVs made while there was room
+    cache = tmp_path / "made"
+    (cache / PREPARED_FILE).unlink()
+    (cache / (PREPARED_FILE.split(".")[0] + ".partial")).mkdir()  # the write of the file fails
+    kept = prepare(VOCABULARY, cache, "")
+    assert not (cache / PREPARED_FILE).exists()
+    assert kept.words == set(VOCABULARY) and kept.pcm("请") == made.pcm("请")
 
 
 def test_without_espeak_ng_and_recordings_the_words_are_unavailable_and_the_chime_stays(tmp_path):
@@ -323,4 +352,4 @@ def test_without_espeak_ng_and_recordings_the_words_are_unavailable_and_the_chim
 
     found = prepare(VOCABULARY, tmp_path / "cache", "", espeak=str(tmp_path / "no-espeak-ng"))
     assert sorted(found.unavailable) == sorted(VOCABULARY)
-    assert found.clips == {} and len(found.chime) > 0
+    assert found.words == set() and len(found.pcm(CHIME_FILE) or b"") > 0

@@ -7,8 +7,7 @@ part of a page (``*_live.html``) is rendered again for the event stream on every
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
+import functools
 import logging
 import re
 import threading
@@ -18,14 +17,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
-
 from edge.console.accounts import ROLE_NAMES, Account
 from edge.console.chart import day_chart
 from edge.console.sessions import Session
+from edge.libc import keep_big_blocks_mapped
 from edge.protocol import check_password, hash_password
 
 if TYPE_CHECKING:
+    from jinja2 import Environment
+
     from edge.console.feature import ConsoleFeature
 
 log = logging.getLogger(__name__)
@@ -38,19 +38,15 @@ WINDOW_ACTIONS = ("call", "recall", "skip", "finish", "pause", "resume", "hold",
 LOCKER_ACTIONS = ("inspect", "write_off", "repaired")
 
 
-def _big_buffers_outside_the_heap() -> None:
-    """scrypt's 16 MiB work buffer must go back to the system after each check.  glibc serves
-    a block that big by mmap, but after freeing one it raises its threshold to that size, and
-    from then on the buffer comes from the heap and stays: each login left the daemon about
-    17 MiB bigger (bench/console_bench.py --rss).  Pinning the threshold at glibc's default
-    keeps such blocks mapped and returned (musl has no mallopt: nothing to do there)."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
+keep_big_blocks_mapped()  # scrypt's 16 MiB buffer goes back after each login
 
 
-_M_MMAP_THRESHOLD = -3  # glibc's malloc.h
-_big_buffers_outside_the_heap()
-_DUMMY_HASH = hash_password("no such account")  # an unknown name costs as much time as a known one
+@functools.cache
+def _dummy_hash() -> str:
+    """Checked for an unknown name, which so costs as much time as a known one.  Made at the first
+    login, not at start: one scrypt is ~0.1 s at full speed, ~0.8 s at 1/8 core."""
+    return hash_password("no such account")
+
 
 DONE = {
     "call": "已呼叫 {ticket}",
@@ -140,19 +136,28 @@ def minutes(seconds: object) -> str:
 class Pages:
     def __init__(self, feature: ConsoleFeature) -> None:
         self.feature = feature
-        self.env = Environment(
+        self.hall_name = feature.settings.hall_name
+        self.categories = {c.code: c.name for c in feature.settings.queue.categories}
+        self.windows = sorted(w.number for w in feature.settings.queue.windows)
+        self._login_slot = threading.BoundedSemaphore(1)  # one scrypt at a time: 16 MiB each
+
+    @functools.cached_property
+    def env(self) -> Environment:
+        """Jinja2 and its templates, loaded for the first page asked for: not on the daemon's way
+        to READY (~0.2 s at 1/8 core), nor in the memory of a hall whose console nobody has
+        opened yet (~2.5 MiB)."""
+        from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+        env = Environment(
             loader=FileSystemLoader(HERE / "templates"),
             autoescape=select_autoescape(default=True, default_for_string=True),
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self.env.filters["clock"] = clock
-        self.env.filters["minutes"] = minutes
-        self.env.globals.update(STATE_NAMES=STATE_NAMES, WINDOW_STATES=WINDOW_STATES, ROLE_NAMES=ROLE_NAMES)
-        self.hall_name = feature.settings.hall_name
-        self.categories = {c.code: c.name for c in feature.settings.queue.categories}
-        self.windows = sorted(w.number for w in feature.settings.queue.windows)
-        self._login_slot = threading.BoundedSemaphore(1)  # one scrypt at a time: 16 MiB each
+        env.filters["clock"] = clock
+        env.filters["minutes"] = minutes
+        env.globals.update(STATE_NAMES=STATE_NAMES, WINDOW_STATES=WINDOW_STATES, ROLE_NAMES=ROLE_NAMES)
+        return env
 
     # -- who is asking --------------------------------------------------------------------
 
@@ -314,7 +319,7 @@ class Pages:
             return reply
         account = self.feature.account(user)
         with self._login_slot:
-            good = check_password(password, account.password_hash if account else _DUMMY_HASH)
+            good = check_password(password, account.password_hash if account else _dummy_hash())
         if account is None or not good:
             lockout.failed(*keys)
             log.warning("console: wrong name or password for %r from %s", user, client)

@@ -25,7 +25,7 @@ from drivers.display import LedPanel, PanelError
 from edge.core import CommandError, Core, Timer
 from edge.display.content import read_jobs, read_notices
 from edge.display.pages import Layouts
-from edge.display.render import Glyphs, LabelGlyphs, Renderer
+from edge.display.render import KeptGlyphs, Renderer
 from edge.display.rotation import Rotation
 from edge.display.text import clean
 from edge.logs import mask_personal
@@ -50,13 +50,13 @@ MAX_MESSAGE_S = 7 * 24 * 3600
 REPORTED_MAX = 10_000
 
 
-def load_glyphs(path: str, size: int, kind: type[Glyphs] = Glyphs) -> Glyphs:
+def load_glyphs(path: str, size: int) -> KeptGlyphs:
     """The configured font, else Unifont 16 (a bitmap font has only its own pixel size)."""
     try:
-        return kind(path, size)
+        return KeptGlyphs(path, size)
     except OSError as exc:
         log.warning("display font %s at %d px cannot be used (%s); using Unifont 16", path, size, exc)
-        return kind(UNIFONT, 16)
+        return KeptGlyphs(UNIFONT, 16)
 
 
 def in_window(moment: datetime, start: str, end: str) -> bool:
@@ -83,7 +83,7 @@ class DisplayFeature:
         self.settings = settings
         cfg = self.cfg = settings.display
         glyphs = load_glyphs(cfg.font, cfg.font_size)
-        small = load_glyphs(cfg.small_font, cfg.small_font_size, LabelGlyphs) if cfg.small_font else glyphs
+        small = load_glyphs(cfg.small_font, cfg.small_font_size) if cfg.small_font else glyphs
         if small.size > glyphs.size:
             small = glyphs
         self.renderer = Renderer(cfg.width, cfg.height, cfg.mode, glyphs, small)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -77,27 +78,32 @@ class Glyphs:
             x += math.ceil(self.font.getlength(field_text)) + FIELD_GAP_PX
 
 
-class LabelGlyphs(Glyphs):
-    """The label font (badges 新 急 公告, the 更新于 marker): each character drawn once and kept.
+class KeptGlyphs(Glyphs):
+    """A font whose characters are each drawn once and kept as cells; what the daemon draws with.
 
-    Labels use a dozen characters, but FreeType holds a bitmap CJK font's metrics for every
-    glyph while it is open (WenQuanYi 12 px: about 2 MiB of the idle daemon with the file's pages
-    it reads).  So the font is open only while a text brings characters not met before (once
-    for all of them: opening it costs ~2 ms); after that a label is pasted from the kept cells,
-    pixel for pixel what ``Glyphs`` draws (for a bitmap font, whose glyphs have whole-pixel
-    advances and no kerning).
+    FreeType holds a bitmap CJK font's tables for every glyph while it is open, and the file's
+    pages it reads stay in the daemon's memory (Unifont 16: about 1.2 MiB, WenQuanYi 12: about
+    2 MiB).  So the font is open only while a text brings characters not met before (once for
+    all of them: opening it costs well under a millisecond at full speed); after that a text is
+    pasted from the kept cells, pixel for pixel what ``Glyphs`` draws (for a bitmap font, whose
+    glyphs have whole-pixel advances and no kerning).  A cell is its glyph's bits packed eight
+    to a byte (a 16-px CJK glyph: 72 bytes); at most ``MAX_KEPT`` are kept, the oldest dropped
+    first (and learnt again when met again), so months of job texts cannot grow the daemon.
     """
 
     PAD = 4  # a glyph may reach beyond its advance: the cell keeps that much around it
+    MAX_KEPT = 4096  # characters; a hall's job texts use a few hundred
 
     def __init__(self, path: str, size: int) -> None:
-        self._cells: dict[str, tuple[float, Image.Image]] = {}
+        self._cells: dict[str, _Cell | None] = {}  # None: the font has no glyph for it
         super().__init__(path, size)
         self._close()
 
     def has(self, ch: str) -> bool:
+        if ch == " ":
+            return True
         self._learn(ch)
-        return super().has(ch)
+        return self._cells[ch] is not None
 
     def showable(self, text: str) -> str:
         self._learn(text)
@@ -113,29 +119,54 @@ class LabelGlyphs(Glyphs):
         for field_text in text.split("\t"):
             advance = 0.0
             for ch in field_text:
-                step, cell = self._cells[ch]
-                draw.bitmap((x + math.floor(advance) - self.PAD, y - self.PAD), cell, fill=fill)
-                advance += step
+                cell = self._cell(ch)
+                bits = Image.frombytes("1", cell.size, cell.bits)
+                draw.bitmap((x + math.floor(advance) - self.PAD, y - self.PAD), bits, fill=fill)
+                advance += cell.step
             x += math.ceil(advance) + FIELD_GAP_PX
 
+    def _cell(self, ch: str) -> _Cell:
+        cell = self._cells[ch]
+        if cell is None:  # drawn all the same, as FreeType would: the font's .notdef box
+            cell = self._cells[MISSING_PROBE]
+            assert cell is not None
+        return cell
+
     def _field_width(self, text: str) -> int:
-        return math.ceil(sum(self._cells[ch][0] for ch in text))
+        return math.ceil(sum(self._cell(ch).step for ch in text))
 
     def _learn(self, text: str) -> None:
-        """Keep whether the font has, and the cell of, every character of ``text`` not met before."""
+        """Keep the cell of (or that the font lacks) every character of ``text`` not met before."""
         new = {ch for ch in text if ch != "\t" and ch not in self._cells}
         if not new:
             return
+        new.add(MISSING_PROBE)  # the box drawn for what the font lacks: kept while anything is
         for ch in new:
-            super().has(ch)
-            step = self.font.getlength(ch)
-            cell = Image.new("1", (math.ceil(step) + 2 * self.PAD, self.size + 2 * self.PAD), 0)
-            ImageDraw.Draw(cell).text((self.PAD, self.PAD + self.y_offset), ch, font=self.font, fill=1)
-            self._cells[ch] = (step, cell)
+            self._cells[ch] = self._drawn(ch) if ch == MISSING_PROBE or super().has(ch) else None
+        self._has.clear()  # the base's answers: the cells keep them now
         self._close()
+        self._forget_oldest(keep=set(text) | {MISSING_PROBE})
+
+    def _drawn(self, ch: str) -> _Cell:
+        step = self.font.getlength(ch)
+        cell = Image.new("1", (math.ceil(step) + 2 * self.PAD, self.size + 2 * self.PAD), 0)
+        ImageDraw.Draw(cell).text((self.PAD, self.PAD + self.y_offset), ch, font=self.font, fill=1)
+        return _Cell(step, cell.size, cell.tobytes())
+
+    def _forget_oldest(self, keep: set[str]) -> None:
+        excess = len(self._cells) - self.MAX_KEPT
+        if excess > 0:
+            for ch in [ch for ch in self._cells if ch not in keep][:excess]:
+                del self._cells[ch]
 
     def _close(self) -> None:
         self._font = None  # FreeType frees the face and unmaps the file
+
+
+class _Cell(NamedTuple):  # a tuple: thousands of them may be kept
+    step: float  # the advance, in pixels
+    size: tuple[int, int]
+    bits: bytes  # mode "1", packed
 
 
 @dataclass(frozen=True)

@@ -35,10 +35,11 @@ from typing import Any
 
 from drivers.speaker import AlsaSpeaker, SocketSpeaker, Speaker, SpeakerError
 from edge.core import Core
+from edge.libc import give_back_freed_memory
 from edge.messages import Announce
 from edge.phrases import VOCABULARY, unknown_words
 from edge.settings import Settings, VolumeSettings
-from edge.voice.clips import CHIME_FILE, RATE, ClipSet, chime, prepare, silence
+from edge.voice.clips import CHIME_FILE, RATE, ClipSet, chime, prepare, scale, silence
 
 log = logging.getLogger(__name__)
 
@@ -281,11 +282,11 @@ class VoiceFeature:
     def _player(self) -> None:
         try:
             self.clips = prepare(VOCABULARY, self.cache_dir, self.voice.clips_dir)
-            for period in self.voice.volume:
-                self.clips.at_volume(period.percent)  # scaled now, not while a call waits
+            give_back_freed_memory()  # the WAVs read to make the clips file
         except Exception:  # a bug here must not leave the queue waiting for ever: chime only
             log.exception("voice: the clips could not be prepared")
-            self.clips = ClipSet(chime=chime(), unavailable=list(VOCABULARY))
+            self.clips = ClipSet(unavailable=list(VOCABULARY))
+            self.clips.keep({CHIME_FILE: chime()}, self.cache_dir)
         clips = self.clips
         self.core.post(
             ClipsReady(
@@ -299,8 +300,8 @@ class VoiceFeature:
             self.core.post(Played(turn, started, time.monotonic(), error))
 
     def _play(self, turn: Turn) -> None:
-        pcm = self.clips.at_volume(turn.percent)
-        self.speaker.play(sentence(pcm, turn), turn.words, duration_s(pcm, turn))
+        pieces = (scale(piece, turn.percent) for piece in sentence(self.clips, turn))
+        self.speaker.play(pieces, turn.words, duration_s(self.clips, turn))
 
 
 def _fault(action: Callable[[], None]) -> tuple[str, str] | None:
@@ -315,23 +316,23 @@ def _fault(action: Callable[[], None]) -> tuple[str, str] | None:
         return ("failed", type(exc).__name__)
 
 
-def sentence(pcm: dict[str, bytes], turn: Turn) -> Iterator[bytes]:
+def sentence(clips: ClipSet, turn: Turn) -> Iterator[bytes]:
     """The chime, then the words ``repeat`` times, as chunks: the first is ready at once."""
-    yield pcm[CHIME_FILE]
+    yield clips.pcm(CHIME_FILE) or b""
     yield silence(AFTER_CHIME_S)
     gap = silence(WORD_GAP_S)
     for saying in range(turn.repeat):
         if saying:
             yield silence(REPEAT_GAP_S)
         for word in turn.words:
-            clip = pcm.get(word)
+            clip = clips.pcm(word)
             if clip is not None:  # a word with no clip at all is left out (alarm.voice_clips said so)
                 yield clip
                 yield gap
 
 
-def duration_s(pcm: dict[str, bytes], turn: Turn) -> float:
-    return sum(len(chunk) for chunk in sentence(pcm, turn)) / (2 * RATE)
+def duration_s(clips: ClipSet, turn: Turn) -> float:
+    return sum(len(chunk) for chunk in sentence(clips, turn)) / (2 * RATE)
 
 
 def volume_at(periods: tuple[VolumeSettings, ...], now: datetime) -> int:
