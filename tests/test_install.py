@@ -536,6 +536,6 @@ def test_the_simulated_hall_runs_in_the_units_file_and_memory_sandbox(tmp_path):
         hall.stop()
         broker.stop()
     log_text = (tmp_path / "daemon.log").read_text()
-    assert "features=link,health,commands,buzzer,tickets,display,locker,voice,console" in log_text
+    assert "features=link,health,commands,buzzer,voice,tickets,display,locker,console" in log_text
     assert "level=error" not in log_text and "Traceback" not in log_text, log_text[-2000:]
     assert (state / "hall-edge.db").exists()

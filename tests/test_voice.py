@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import array
 import json
+import os
+import shutil
 import sqlite3
 import wave
 from datetime import datetime
@@ -18,7 +20,7 @@ from support import make_config, on_core, wait_for
 from edge.clock import Clock
 from edge.core import Core
 from edge.messages import Announce
-from edge.phrases import call_words, pause_words
+from edge.phrases import VOCABULARY, call_words, pause_words
 from edge.settings import VolumeSettings
 from edge.storage import Storage
 from edge.voice.clips import CHIME_FILE, PREPARED_FILE, RATE, read_wav
@@ -353,3 +355,30 @@ def test_without_espeak_ng_and_recordings_the_words_are_unavailable_and_the_chim
     found = prepare(VOCABULARY, tmp_path / "cache", "", espeak=str(tmp_path / "no-espeak-ng"))
     assert sorted(found.unavailable) == sorted(VOCABULARY)
     assert found.words == set() and len(found.pcm(CHIME_FILE) or b"") > 0
+
+
+def test_the_clips_are_made_in_the_background_and_the_player_keeps_full_priority(tmp_path, monkeypatch):
+    """On a slow Pi the first start's 45 runs of espeak-ng must not hold back READY or the keys."""
+    real = shutil.which("espeak-ng")
+    assert real is not None
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "espeak-ng").write_text(f'#!/bin/sh\nnice >> "{tmp_path}/nice.log"\nexec {real} "$@"\n')
+    (tools / "espeak-ng").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}:{os.environ['PATH']}")
+    config = make_config(tmp_path, {"voice": {"enabled": True, "alsa_device": "null", "volume": ALL_DAY}})
+    storage = Storage(config.storage.dir)
+    core = Core(config, storage, Clock(config.time.zone, "synced"))
+    voice = VoiceFeature(config)
+    voice.start(core)
+    core.start()
+    try:
+        wait_for(lambda: voice.ready, 60, "the clips made and read")
+        player_nice = os.getpriority(os.PRIO_PROCESS, voice._thread.native_id)
+    finally:
+        core.stop()
+        voice.stop()
+        storage.close()
+    made_at = (tmp_path / "nice.log").read_text().split()
+    assert len(made_at) == len(VOCABULARY) and set(made_at) == {"10"}
+    assert player_nice == os.getpriority(os.PRIO_PROCESS, 0)  # the player: as the daemon

@@ -21,8 +21,10 @@ voice with one ``alarm.voice_clips``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import queue
 import threading
 import time
@@ -47,6 +49,7 @@ WORD_GAP_S = 0.06  # between two words of a sentence
 REPEAT_GAP_S = 0.7  # between two sayings of the sentence
 AFTER_CHIME_S = 0.25
 RECENT = 10  # announcements kept for status
+BACKGROUND_NICE = 10  # the clips made at start: after the start itself, the keys and the screen
 MIGRATIONS = [
     """
     CREATE TABLE voice_alarm (
@@ -280,13 +283,12 @@ class VoiceFeature:
     # -- player thread ---------------------------------------------------
 
     def _player(self) -> None:
-        try:
-            self.clips = prepare(VOCABULARY, self.cache_dir, self.voice.clips_dir)
-            give_back_freed_memory()  # the WAVs read to make the clips file
-        except Exception:  # a bug here must not leave the queue waiting for ever: chime only
-            log.exception("voice: the clips could not be prepared")
-            self.clips = ClipSet(unavailable=list(VOCABULARY))
-            self.clips.keep({CHIME_FILE: chime()}, self.cache_dir)
+        # The clips are made on a thread of their own, in the background: the first start runs
+        # espeak-ng 45 times (~0.5 s of CPU), each start reads and trims 45 WAVs, and on a slow
+        # Pi that must not hold back READY or the keys; the player itself stays at full priority.
+        preparing = threading.Thread(target=self._prepare, name="voice-clips", daemon=True)
+        preparing.start()
+        preparing.join()
         clips = self.clips
         self.core.post(
             ClipsReady(
@@ -299,9 +301,26 @@ class VoiceFeature:
             error = _fault(lambda: self._play(turn))
             self.core.post(Played(turn, started, time.monotonic(), error))
 
+    def _prepare(self) -> None:
+        in_the_background()
+        try:
+            self.clips = prepare(VOCABULARY, self.cache_dir, self.voice.clips_dir)
+            give_back_freed_memory()  # the WAVs read to make the clips file
+        except Exception:  # a bug here must not leave the queue waiting for ever: chime only
+            log.exception("voice: the clips could not be prepared")
+            self.clips = ClipSet(unavailable=list(VOCABULARY))
+            self.clips.keep({CHIME_FILE: chime()}, self.cache_dir)
+
     def _play(self, turn: Turn) -> None:
         pieces = (scale(piece, turn.percent) for piece in sentence(self.clips, turn))
         self.speaker.play(pieces, turn.words, duration_s(self.clips, turn))
+
+
+def in_the_background() -> None:
+    """Lower the calling thread's priority, and so that of the programs it starts (Linux nices
+    each thread on its own); raising it again would need a privilege, so use a thread for it."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
 
 
 def _fault(action: Callable[[], None]) -> tuple[str, str] | None:
