@@ -97,7 +97,8 @@ class Watched:
 class SimulatedHall:
     """The devices around the daemon: printer and reader on ptys, the pin board, the speaker."""
 
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, without: tuple[str, ...] = ()) -> None:
+        self.without = without  # features left off (e.g. voice, console: the hall of earlier figures)
         self.printer = SimPrinter(work / "paper").start()
         self.reader = SimReader("rdm6300").start()
         self.speaker = SimSpeaker(work / "speaker.sock", work / "speaker").start()
@@ -136,6 +137,8 @@ class SimulatedHall:
                 "port": self.console_port,
             },
         }
+        for feature in self.without:
+            tables[feature]["enabled"] = False
         return config_text(state.parent, tables, **SITE)
 
     def env(self) -> dict[str, str]:
@@ -200,11 +203,17 @@ def offline_lines(folder: Path) -> list[str]:
 
 
 def soak(
-    duration_s: float, interval_s: float, work: Path, simulated_hall: bool = True, busy_s: float = 0.0
+    duration_s: float,
+    interval_s: float,
+    work: Path,
+    simulated_hall: bool = True,
+    busy_s: float = 0.0,
+    *,
+    without: tuple[str, ...] = (),
 ) -> list[str]:
     broker = Mosquitto(work / "broker", persistence=False).start()
     notify = Notifications(work / "notify.sock")
-    hall = SimulatedHall(work) if simulated_hall else None
+    hall = SimulatedHall(work, without) if simulated_hall else None
     processes: list[subprocess.Popen[bytes]] = []
     try:
         began = time.monotonic()
@@ -260,6 +269,19 @@ def soak(
     return lines
 
 
+OPTIONAL_FEATURES = ("voice", "console")  # off by default in a hall's configuration
+
+
+def add_without_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--without",
+        type=lambda text: tuple(name for name in text.split(",") if name),
+        default=(),
+        metavar="FEATURES",
+        help=f"leave these of the simulated hall's features off, e.g. {','.join(OPTIONAL_FEATURES)}",
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--duration", type=float, default=600.0, help="seconds (default 600)")
@@ -268,12 +290,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--busy", type=float, default=0.0, metavar="S", help="a key press and a tap every S s"
     )
+    add_without_option(parser)
     rig.add_daemon_options(parser)
     args = parser.parse_args(argv)
     rig.apply_daemon_options(args, "idle soak")
     work = Path(tempfile.mkdtemp(prefix="hall-bench-soak-"))
     try:
-        for line in soak(args.duration, args.interval, work, not args.minimal, args.busy):
+        lines = soak(args.duration, args.interval, work, not args.minimal, args.busy, without=args.without)
+        for line in lines:
             print(line, flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)

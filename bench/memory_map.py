@@ -5,6 +5,7 @@ of bench/idle_soak.py), idle for ``--idle`` seconds, then its /proc/PID/smaps gr
     .venv/bin/python bench/memory_map.py --idle 15
     .venv/bin/python bench/memory_map.py --idle 15 --installed   # as the installer lays it out
     .venv/bin/python bench/memory_map.py --idle 15 --installed --tls folder   # and over TLS, as a hall
+    .venv/bin/python bench/memory_map.py --idle 15 --installed --without voice,console
 
 ``--tls folder|bundle``: the broker on a TLS listener whose CA is added to this machine's CAs,
 given to the daemon as a folder by hash (as the default mqtt.ca_file = /etc/ssl/certs) or as
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import rig
 from hallsim.broker import Mosquitto
-from idle_soak import SimulatedHall, start_daemon
+from idle_soak import SimulatedHall, add_without_option, start_daemon
 from pki import hashed_folder, tls_files
 from rig import Notifications, rss_kib, stop
 
@@ -64,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--idle", type=float, default=15.0)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--tls", choices=("folder", "bundle"), default=None)
+    add_without_option(parser)
     rig.add_daemon_options(parser)
     args = parser.parse_args(argv)
     rig.apply_daemon_options(args, "memory_map")
@@ -71,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     tls, mqtt = tls_setup(work, args.tls)
     broker = Mosquitto(work / "broker", persistence=False, tls=tls).start()
     notify = Notifications(work / "notify.sock")
-    hall = SimulatedHall(work)
+    hall = SimulatedHall(work, args.without)
     port = broker.tls_port if tls else broker.port
     daemon = start_daemon(work, port or broker.port, work / "notify.sock", hall, mqtt)
     try:
@@ -89,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         broker.stop()
         shutil.rmtree(work, ignore_errors=True)
     where = f"{rig.cpu_fraction_label()}, {rig.daemon_label()}"
-    print(f"hall-edge run, every feature on, idle {args.idle:g} s ({where}):")
+    features = f"every feature on but {', '.join(args.without)}" if args.without else "every feature on"
+    print(f"hall-edge run, {features}, idle {args.idle:g} s ({where}):")
     if args.tls:
         print(f"over TLS, mqtt.ca_file: {mqtt['ca_file']} (this machine's CAs and the broker's)")
     print(f"link to the broker: {link}")

@@ -214,16 +214,11 @@ class LinkFeature:
         core.every(self.mqtt.telemetry_interval_s, self._publish_telemetry)
         self._post_cached_snapshots()
         core.link = self
-        core_runs = threading.Event()
-        core.call_soon(core_runs.set)  # the first thing the core thread does: READY follows
-        self._opener = threading.Thread(target=self._open, args=(core_runs,), name="mqtt-open", daemon=True)
-        self._opener.start()
+        self._opener = threading.Thread(target=self._open, name="mqtt-open", daemon=True)
+        core.call_soon(self._opener.start)  # once the core runs: READY follows at once
 
-    def _open(self, core_runs: threading.Event) -> None:
-        """Import paho, build the client and start connecting, once the core runs (mqtt-open)."""
-        while not core_runs.wait(0.5):
-            if self._closing:
-                return
+    def _open(self) -> None:
+        """Import paho, build the client and start connecting (mqtt-open)."""
         core = self.core
         try:
             from edge.link.connection import Connection, Routes

@@ -137,10 +137,11 @@ class VoiceFeature:
         core.register_status("voice", self.status)
         core.set_component("speaker", "starting")
         self._thread = threading.Thread(target=self._player, name="voice", daemon=True)
-        self._thread.start()
+        # Once the core runs (READY follows at once): the clips' work must not slow the start.
+        core.call_soon(self._thread.start)
 
     def stop(self) -> None:
-        if self._thread is not None:
+        if self._thread is not None and self._thread.ident is not None:
             self._turns.put(_STOP)
             # A sound being played is not waited for: the daemon's stop stays under 2 s.
             self._thread.join(timeout=0.5)
