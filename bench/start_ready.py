@@ -9,11 +9,18 @@ before the process is spawned:
   datagram socket this script creates (what ``Type=notify`` waits for).
 
 The last run is left idle for ``--idle`` seconds before its VmRSS is read
-from /proc/PID/status.  The plain reference, in the same run, is
+from /proc/PID/status.
+
+``--every-feature`` starts the simulated hall of bench/idle_soak.py instead
+(screen, printer, queue, buzzer, reader, locker, voice, console) and times
+two starts per run: the first (no state yet: the database made, the voice's
+clips prepared) and a restart on the state the first left (what a hall sees
+after a power cut or an update).  ``-n`` runs, each on fresh state.  The plain reference, in the same run, is
 ``python -c "import paho.mqtt.client"``: the least any Python MQTT client can
 cost (start to exit, and its RSS after printing a line and idling as long).
 
     .venv/bin/python bench/start_ready.py -n 10 --idle 10
+    .venv/bin/python bench/start_ready.py -n 10 --every-feature --cpu-fraction 0.125 --installed
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import idle_soak
 import rig
 from hallsim.broker import Mosquitto
 
@@ -69,6 +77,39 @@ def run_daemon(folder: Path, port: int, idle_s: float | None) -> Run:
     if code != 0:
         raise RuntimeError(f"hall-edge exited {code} on SIGTERM")
     return run
+
+
+def start_hall(folder: Path, port: int, hall: idle_soak.SimulatedHall) -> float:
+    """One start of the every-feature daemon on ``folder``'s state: seconds to READY=1."""
+    notify = rig.Notifications(folder / "notify.sock")
+    try:
+        begin = time.monotonic()
+        process = idle_soak.start_daemon(folder, port, folder / "notify.sock", hall)
+        try:
+            if not notify.ready.wait(60) or notify.ready_at is None:
+                raise RuntimeError(f"no READY=1 within 60 s: {idle_soak.features_line(folder)}")
+            return notify.ready_at - begin
+        finally:
+            if rig.stop(process) != 0:
+                raise RuntimeError(f"hall-edge exited uncleanly on SIGTERM: {idle_soak.features_line(folder)}")
+    finally:
+        notify.close()
+        (folder / "notify.sock").unlink(missing_ok=True)
+
+
+def every_feature(work: Path, port: int, n: int) -> None:
+    first, again = [], []
+    for i in range(n):
+        folder = work / f"hall-{i}"
+        folder.mkdir()
+        hall = idle_soak.SimulatedHall(folder)
+        try:
+            first.append(start_hall(folder, port, hall))
+            again.append(start_hall(folder, port, hall))
+        finally:
+            hall.stop()
+    print(f"every feature, first start -> READY=1   : {spread(first)}")
+    print(f"every feature, restart -> READY=1       : {spread(again)}")
 
 
 def run_reference(idle_s: float | None) -> Run:
@@ -111,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("-n", type=int, default=10, help="daemon starts (default 10)")
     parser.add_argument("--idle", type=float, default=10.0, help="seconds idle before reading RSS")
+    parser.add_argument(
+        "--every-feature", action="store_true", help="the simulated hall with every feature: first start, restart"
+    )
     rig.add_daemon_options(parser)
     args = parser.parse_args(argv)
     rig.apply_daemon_options(args, "start -> ready")
@@ -118,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="hall-bench-start-"))
     broker = Mosquitto(work / "broker", persistence=False).start()
     try:
+        if args.every_feature:
+            every_feature(work, broker.port, args.n)
+            return 0
         runs = []
         for i in range(args.n):
             folder = work / f"run-{i}"
