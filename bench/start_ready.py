@@ -91,7 +91,7 @@ def start_hall(folder: Path, port: int, hall: idle_soak.SimulatedHall) -> float:
             return notify.ready_at - begin
         finally:
             if rig.stop(process) != 0:
-                raise RuntimeError(f"hall-edge exited uncleanly on SIGTERM: {idle_soak.features_line(folder)}")
+                raise RuntimeError(f"hall-edge exited unclean on SIGTERM: {idle_soak.features_line(folder)}")
     finally:
         notify.close()
         (folder / "notify.sock").unlink(missing_ok=True)
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-n", type=int, default=10, help="daemon starts (default 10)")
     parser.add_argument("--idle", type=float, default=10.0, help="seconds idle before reading RSS")
     parser.add_argument(
-        "--every-feature", action="store_true", help="the simulated hall with every feature: first start, restart"
+        "--every-feature", action="store_true", help="every feature on: first start and restart"
     )
     rig.add_daemon_options(parser)
     args = parser.parse_args(argv)

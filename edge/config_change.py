@@ -32,7 +32,6 @@ import json
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +43,7 @@ from edge.probation import pending_row, when_online
 
 if TYPE_CHECKING:
     import tomlkit
+from edge.records import record
 from edge.settings import CommandsSettings, Settings, to_dict
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ SendError = Callable[[str, str, str, str | None, bytes | None], None]
 """(command id, code, message, response topic, correlation data) -> publishes an ok:false result."""
 
 
-@dataclass(frozen=True)
+@record
 class Origin:
     """The config.set command a change came from, and where its result goes."""
 

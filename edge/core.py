@@ -30,6 +30,7 @@ from edge.clock import Clock
 from edge.messages import LinkPort
 from edge.outbox import Event, Outbox
 from edge.protocol import did_you_mean
+from edge.records import record
 from edge.settings import Settings
 from edge.storage import Storage
 
@@ -62,7 +63,7 @@ CommandTable = dict[str, tuple[CommandHandler, tuple[str, ...]]]
 """Commands by name: each handler and the argument names it accepts (``Core.register_command``)."""
 
 
-@dataclass(frozen=True)
+@record
 class RegisteredCommand:
     """A remote command's handler and the argument names it accepts.
 
@@ -98,7 +99,7 @@ class Feature(Protocol):
     def stop(self) -> None: ...
 
 
-@dataclass(frozen=True)
+@record
 class ComponentChanged:
     """A peripheral's health changed (``ok`` or a short fault word)."""
 
@@ -306,7 +307,7 @@ class Core:
         return 1.0
 
 
-@dataclass(frozen=True)
+@record
 class _Call:
     fn: Callable[[], object]
 

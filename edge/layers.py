@@ -17,11 +17,11 @@ that sets one is an error, whoever wrote it.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from edge.config import SCHEMA, ConfigError, validated
+from edge.records import record
 from edge.schema import Key, secret_paths
 from edge.settings import Settings
 
@@ -79,7 +79,7 @@ def remote_path(base: dict[str, Any]) -> Path:
     return Path(folder if isinstance(folder, str) and folder else default.default) / REMOTE_FILE
 
 
-@dataclass(frozen=True)
+@record
 class Layers:
     """The installer's file and the remote changes, parsed but not yet validated."""
 

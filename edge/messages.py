@@ -8,21 +8,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from typing import Any, Protocol
+
+from edge.records import record
 
 # ---- link (MQTT) ------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class LinkStatus:
     """The broker connection came up or went down."""
 
     online: bool
 
 
-@dataclass(frozen=True)
+@record
 class SnapshotUpdated:
     """A validated jobs/notices/cards snapshot is now the current one.
 
@@ -37,7 +39,7 @@ class SnapshotUpdated:
     new_ids: frozenset[str] = field(default_factory=frozenset)
 
 
-@dataclass(frozen=True)
+@record
 class CommandReceived:
     """A message on the cmd topic, unverified: the commands feature checks it."""
 
@@ -46,7 +48,7 @@ class CommandReceived:
     correlation_data: bytes | None = None
 
 
-@dataclass(frozen=True)
+@record
 class LocalCommand:
     """A command from a person on this controller (the staff console), already authenticated there.
 
@@ -81,7 +83,7 @@ class LinkPort(Protocol):
 # ---- screen -----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class ScreenCall:
     """A window calls a ticket: 请 A023 号 / 到 2 号窗口.
 
@@ -94,14 +96,14 @@ class ScreenCall:
     seconds: float
 
 
-@dataclass(frozen=True)
+@record
 class ScreenCallEnded:
     """The window's called ticket was skipped or served: off the screen in the same frame."""
 
     window: int
 
 
-@dataclass(frozen=True)
+@record
 class ScreenLine:
     """A short transient line bound to its moment (A023 号 打印机缺纸 请到窗口, a locker denial).
 
@@ -118,7 +120,7 @@ class ScreenLine:
     posted_at: float = field(default_factory=time.monotonic)
 
 
-@dataclass(frozen=True)
+@record
 class ScreenLineEnded:
     """The moment of ``source``'s line has passed (a door shut, a ticket called): it leaves now.
 
@@ -131,7 +133,7 @@ class ScreenLineEnded:
 # ---- buzzer -----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class Buzz:
     """Sound a pattern on the buzzer, if one is configured: 'call', 'ok', 'deny', 'alarm'."""
 
@@ -141,7 +143,7 @@ class Buzz:
 # ---- voice ------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class Announce:
     """Say a sentence through the hall's speaker (the voice feature), if one is configured.
 

@@ -19,11 +19,11 @@ import json
 import logging
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from edge.clock import Clock, rfc3339
 from edge.protocol import EVENT_SCHEMA, dumps, new_ulid
+from edge.records import record
 from edge.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ DEFAULT_MAX_BYTES = 100 * 1024 * 1024
 _REARM_FRACTION = 0.9  # the cap alarm fires again only after the outbox fell below this
 
 
-@dataclass(frozen=True)
+@record
 class Event:
     seq: int
     event_id: str

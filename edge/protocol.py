@@ -28,10 +28,11 @@ import stat
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
+
+from edge.records import record
 
 # cryptography (its Rust extension and libcrypto: ~9 MiB resident) is imported where a key is
 # first used, not at start: an idle hall that gets no signed message never loads it.
@@ -322,7 +323,7 @@ def read_private_key(path: str) -> Ed25519PrivateKey:
 UNAUTHENTICATED = ("too_large", "not_json", "malformed", "unknown_kid", "bad_signature")
 
 
-@dataclass(frozen=True)
+@record
 class Refusal:
     """Why a signed payload is not acted on; ``reason`` is one of REFUSAL_REASONS.
 
@@ -336,7 +337,7 @@ class Refusal:
     name: str | None = None
 
 
-@dataclass(frozen=True)
+@record
 class Envelope:
     body: str
     kid: str

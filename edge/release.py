@@ -33,11 +33,11 @@ import json
 import re
 import tarfile
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Any
 
 from edge.protocol import Envelope, VerifyKey, check_signature, escaped, signature_b64
+from edge.records import record
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -73,13 +73,13 @@ class ReleaseRefused(Exception):
         self.message = message
 
 
-@dataclass(frozen=True)
+@record
 class FileEntry:
     sha256: str
     size: int
 
 
-@dataclass(frozen=True)
+@record
 class Manifest:
     """A verified manifest: every field checked, ``raw`` the exact bytes the signature covers."""
 

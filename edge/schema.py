@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
 from edge.protocol import NAME_RE, did_you_mean, secret_file_problem
+from edge.records import record
 
 Check = Callable[[Any], str | None]
 """Returns None when the value is acceptable, else what was expected."""
 
 
-@dataclass(frozen=True)
+@record
 class Key:
     """One configuration value: its type, default, and an optional extra check."""
 
@@ -32,7 +33,7 @@ class Key:
     secret: bool = False  # the value itself is sensitive: redacted by config.get
 
 
-@dataclass(frozen=True)
+@record
 class TableList:
     """An array of tables (``[[queue.categories]]``), each validated against ``item``."""
 

@@ -31,7 +31,6 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +39,7 @@ from edge.clock import Clock
 from edge.config import ConfigError, load
 from edge.health.feature import disk_free_mb, read_cpu_temp_c
 from edge.progress import Progress
+from edge.records import record
 from edge.settings import Settings
 from edge.wiring import DOOR, KEY, OUTPUT, gpio_pins
 
@@ -53,7 +53,7 @@ PASS, WARN, FAIL, SKIP = "PASS", "WARN", "FAIL", "SKIP"
 BROKER_TIMEOUT_S = 10.0
 
 
-@dataclass(frozen=True)
+@record
 class Check:
     name: str
     result: str  # PASS, WARN, FAIL or SKIP

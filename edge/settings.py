@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import fields, is_dataclass
 from typing import Any, ClassVar, Protocol, TypeVar
 
+from edge.records import record
 
-@dataclass(frozen=True)
+
+@record
 class MqttSettings:
     host: str
     port: int
@@ -42,7 +44,7 @@ class MqttSettings:
     telemetry_interval_s: float
 
 
-@dataclass(frozen=True)
+@record
 class StorageSettings:
     dir: str
     outbox_max_events: int
@@ -51,24 +53,24 @@ class StorageSettings:
     reserve_mb: int
 
 
-@dataclass(frozen=True)
+@record
 class TimeSettings:
     zone: str
     clock: str
 
 
-@dataclass(frozen=True)
+@record
 class LoggingSettings:
     level: str
 
 
-@dataclass(frozen=True)
+@record
 class HotlinesSettings:
     service: str
     complaint: str
 
 
-@dataclass(frozen=True)
+@record
 class DisplaySettings:
     enabled: bool
     device: str
@@ -101,7 +103,7 @@ class DisplaySettings:
     frame_mirror: str
 
 
-@dataclass(frozen=True)
+@record
 class PrinterSettings:
     enabled: bool
     transport: str
@@ -120,7 +122,7 @@ RATE_KEYS = ("rate5", "rate4", "rate3", "rate2", "rate1")  # 非常满意 满意
 """The window caller's keys and its rating keypad's, each ``<action>_pin`` in ``[[queue.windows]]``."""
 
 
-@dataclass(frozen=True)
+@record
 class CategorySettings:
     """One ``[[queue.categories]]``: a service and its ticket key."""
 
@@ -129,7 +131,7 @@ class CategorySettings:
     pin: int
 
 
-@dataclass(frozen=True)
+@record
 class WindowSettings:
     """One ``[[queue.windows]]``: a service window and its three keys."""
 
@@ -156,7 +158,7 @@ class WindowSettings:
         return {key: pin for key, pin in pins.items() if pin >= 0}
 
 
-@dataclass(frozen=True)
+@record
 class QueueSettings:
     enabled: bool
     reset_at: str
@@ -175,13 +177,13 @@ class QueueSettings:
     windows: tuple[WindowSettings, ...]
 
 
-@dataclass(frozen=True)
+@record
 class BuzzerSettings:
     enabled: bool
     pin: int
 
 
-@dataclass(frozen=True)
+@record
 class RfidSettings:
     enabled: bool
     reader: str
@@ -193,7 +195,7 @@ class RfidSettings:
     same_card_s: float
 
 
-@dataclass(frozen=True)
+@record
 class CompartmentSettings:
     """One ``[[locker.compartments]]``: its tool, lock, door switch and optional button."""
 
@@ -207,7 +209,7 @@ class CompartmentSettings:
     lock: int
 
 
-@dataclass(frozen=True)
+@record
 class LockerSettings:
     enabled: bool
     locks: str
@@ -224,31 +226,31 @@ class LockerSettings:
     compartments: tuple[CompartmentSettings, ...]
 
 
-@dataclass(frozen=True)
+@record
 class SnapshotsSettings:
     public_keys: Mapping[str, str]
     unsigned: str
 
 
-@dataclass(frozen=True)
+@record
 class CommandsSettings:
     public_keys: Mapping[str, str]
     max_body_bytes: int
     apply_deadline_s: float
 
 
-@dataclass(frozen=True)
+@record
 class ReleasesSettings:
     public_keys: Mapping[str, str]
 
 
-@dataclass(frozen=True)
+@record
 class HealthSettings:
     overheat_c: float
     check_interval_s: float
 
 
-@dataclass(frozen=True)
+@record
 class VolumeSettings:
     """One ``[[voice.volume]]``: the speaker's volume from a time of day until the next one."""
 
@@ -256,7 +258,7 @@ class VolumeSettings:
     percent: int
 
 
-@dataclass(frozen=True)
+@record
 class VoiceSettings:
     enabled: bool
     repeat: int
@@ -267,7 +269,7 @@ class VoiceSettings:
     volume: tuple[VolumeSettings, ...]
 
 
-@dataclass(frozen=True)
+@record
 class ConsoleSettings:
     enabled: bool
     listen: tuple[str, ...]
@@ -278,7 +280,7 @@ class ConsoleSettings:
     closing_at: str
 
 
-@dataclass(frozen=True)
+@record
 class UpdateSettings:
     root: str
     allow_http_hosts: tuple[str, ...]
@@ -288,7 +290,7 @@ class UpdateSettings:
     health_deadline_s: float
 
 
-@dataclass(frozen=True)
+@record
 class Settings:
     """The whole configuration file (``edge.config.load``)."""
 

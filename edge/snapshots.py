@@ -31,6 +31,7 @@ from typing import Any, TypeGuard
 
 from edge.logs import mask_phone
 from edge.protocol import SNAPSHOT_KINDS, Refusal, VerifyKey, load_public_keys, verify_envelope
+from edge.records import record
 from edge.settings import Settings
 from edge.storage import Storage
 
@@ -118,7 +119,7 @@ def parse(kind: str, payload: bytes, max_bytes: int) -> Parsed:
 # ---- the platform's signature ------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class Trust:
     """What a snapshot must satisfy, besides its schema, before it counts."""
 

@@ -11,9 +11,9 @@ gets one line here and is then checked, probed and hinted everywhere.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
+from edge.records import record
 from edge.settings import Settings
 
 Kind = Literal["gpio", "serial", "spi"]
@@ -34,7 +34,7 @@ UDEV_NAMES = ("/dev/hall-printer", "/dev/hall-rfid", "/dev/hall-locks")
 PI_UARTS = ("/dev/hall-rfid", "/dev/ttyAMA0", "/dev/serial0", "/dev/ttyAMA10")
 
 
-@dataclass(frozen=True)
+@record
 class Wire:
     role: str  # what is wired there, as a person says it: "key A", "door 2", "printer"
     kind: Kind

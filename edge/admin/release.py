@@ -29,11 +29,11 @@ import sys
 import tarfile
 import tempfile
 import tomllib
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from edge.protocol import read_private_key
+from edge.records import record
 from edge.release import FileEntry, manifest_bytes, signature_bytes, version_key
 
 PYTHON_VERSION = "3.11"  # Raspberry Pi OS bookworm's
@@ -46,7 +46,7 @@ class BuildError(RuntimeError):
     """The bundle was not built; the message says why and what to do."""
 
 
-@dataclass(frozen=True)
+@record
 class Built:
     path: Path
     version: str

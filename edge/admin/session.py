@@ -10,7 +10,6 @@ import socket
 import ssl
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from edge.admin.settings import (
     Broker,
 )
 from edge.protocol import NAME_RE, REFUSAL_REASONS, Topics, command_body, set_nodelay, sign, state_topics
+from edge.records import record
 
 WHERE_SET = f"--host/--port, or [broker] in {DEFAULT_CONFIG}"
 CLOSED_EARLY = "the broker closed the connection before answering"
@@ -140,7 +140,7 @@ class Session:
         self.client.loop_stop()
 
 
-@dataclass(frozen=True)
+@record
 class Outcome:
     result: dict[str, Any]  # the lgsc.result/1 payload
     seconds: float
@@ -258,7 +258,7 @@ LONG_RUNNING: dict[str, tuple[str, list[str]]] = {
 }
 
 
-@dataclass(frozen=True)
+@record
 class Final:
     """How a long-running command ended: ``confirmed``, ``rolled back``, ``refused`` (or timed out)."""
 

@@ -7,12 +7,13 @@ import base64
 import binascii
 import os
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edge.protocol import read_private_key
+from edge.records import record
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -34,7 +35,7 @@ class AdminError(Exception):
         self.message = message
 
 
-@dataclass(frozen=True)
+@record
 class Broker:
     host: str = "localhost"
     port: int = 8883
@@ -47,14 +48,14 @@ class Broker:
     protocol: str = "mqttv5"
 
 
-@dataclass(frozen=True)
+@record
 class Signing:
     key_file: str = ""
     kid: str = ""
     issuer: str = ""
 
 
-@dataclass(frozen=True)
+@record
 class AdminSettings:
     broker: Broker = field(default_factory=Broker)
     signing: Signing = field(default_factory=Signing)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -36,6 +36,7 @@ from edge.protocol import (
     result_payload,
 )
 from edge.ratelimit import RateLimit, Throttle
+from edge.records import record
 from edge.settings import Settings
 from edge.update.updater import Updates
 
@@ -56,7 +57,7 @@ MIGRATIONS = [
 ]
 
 
-@dataclass(frozen=True)
+@record
 class Reply:
     """Where a command's result goes besides cmd/result: the signed response topic (MQTT 5)."""
 

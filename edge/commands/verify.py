@@ -8,7 +8,7 @@ contract's (``edge.protocol``); what the body must say is checked here.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from typing import Any
 
@@ -26,9 +26,10 @@ from edge.protocol import (
     open_envelope,
     usable_response_topic,
 )
+from edge.records import record
 
 
-@dataclass(frozen=True)
+@record
 class Command:
     """A command whose signature, device, time window and id have all been checked."""
 

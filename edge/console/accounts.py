@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from edge.core import CommandError, Core
 from edge.protocol import password_hash_problem
+from edge.records import record
 
 ROLES = ("window", "locker", "supervisor")
 ROLE_NAMES = {"window": "窗口", "locker": "工具柜", "supervisor": "主管"}
@@ -34,7 +34,7 @@ MIGRATIONS = [
 ]
 
 
-@dataclass(frozen=True)
+@record
 class Account:
     id: str
     name: str

@@ -8,11 +8,11 @@ event.  Expiry depends on the clock, so it is checked when a page is chosen.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
 
 from edge.display.text import Unshowable, clean, headcount_text, mask_contact, masked, wage_text
+from edge.records import record
 
 TITLE_CHARS = 16
 LOCATION_CHARS = 40
@@ -21,7 +21,7 @@ NOTICE_CHARS = 120
 ID_CHARS = 64
 
 
-@dataclass(frozen=True)
+@record
 class JobCard:
     id: str
     title: str
@@ -38,7 +38,7 @@ class JobCard:
         return self.expires_at is None or now < self.expires_at
 
 
-@dataclass(frozen=True)
+@record
 class NoticeCard:
     id: str
     text: str
@@ -50,7 +50,7 @@ class NoticeCard:
         return started and (self.ends_at is None or now < self.ends_at)
 
 
-@dataclass(frozen=True)
+@record
 class Rejected:
     id: str
     reason: str

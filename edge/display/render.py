@@ -17,6 +17,8 @@ from typing import NamedTuple
 
 from PIL import Image, ImageDraw, ImageFont
 
+from edge.records import record
+
 HOLD_S = 1.0
 GAP_PX = 2  # between a badge and its text
 FIELD_GAP_PX = 4  # a tab in a line: narrower than a 16-px font's 8-px space, so a job's head fits 128 px
@@ -169,7 +171,7 @@ class _Cell(NamedTuple):  # a tuple: thousands of them may be kept
     bits: bytes  # mode "1", packed
 
 
-@dataclass(frozen=True)
+@record
 class Line:
     text: str
     badges: tuple[str, ...] = ()  # short inverted labels before the text: 新, 急, 公告
@@ -177,7 +179,7 @@ class Line:
     center: bool = False
 
 
-@dataclass(frozen=True)
+@record
 class Page:
     kind: str  # job, notice, hotline, empty, call, line, message
     lines: tuple[Line, ...]

@@ -29,7 +29,6 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -40,6 +39,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from edge.link.drain import Delivery
 from edge.protocol import set_nodelay
+from edge.records import record
 from edge.schema import read_secret
 from edge.settings import MqttSettings
 
@@ -120,7 +120,7 @@ def delivery_of(reason: Any) -> Delivery:
     return "delivered"
 
 
-@dataclass(frozen=True)
+@record
 class Routes:
     """Where the network thread sends what it hears (each must only post to the core)."""
 

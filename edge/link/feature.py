@@ -26,7 +26,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +37,7 @@ from edge.messages import CommandReceived, LinkStatus, SnapshotUpdated
 from edge.outbox import Event
 from edge.protocol import STATE_SCHEMA, Topics, usable_response_topic
 from edge.ratelimit import RateLimit, Throttle
+from edge.records import record
 from edge.schema import read_secret
 from edge.settings import MqttSettings, Settings
 
@@ -58,24 +58,24 @@ INVALID_WINDOW_S = 60.0
 # ---- messages from the network thread to the core (private to the link) ----------
 
 
-@dataclass(frozen=True)
+@record
 class BrokerConnected:
     session_present: bool
 
 
-@dataclass(frozen=True)
+@record
 class BrokerDisconnected:
     reason: str
 
 
-@dataclass(frozen=True)
+@record
 class SnapshotArrived:
     kind: str
     topic: str
     payload: bytes
 
 
-@dataclass(frozen=True)
+@record
 class PayloadRefused:
     """A message refused before it reached the core (e.g. over the size cap)."""
 
@@ -83,7 +83,7 @@ class PayloadRefused:
     reason: str
 
 
-@dataclass(frozen=True)
+@record
 class InboundHandled:
     """Posted right after an inbound message: once the core gets here, it has handled it."""
 
@@ -92,7 +92,7 @@ class InboundHandled:
     generation: int
 
 
-@dataclass(frozen=True)
+@record
 class AcksWaiting:
     """PUBACKs are waiting in the link's queue (one wake-up for many)."""
 

@@ -7,18 +7,18 @@ documented in docs/locker.md.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from edge.clock import rfc3339
 from edge.locker.ledger import STAFF_ACTS, STATE_NAMES, LastAct, Session, Tool, is_overdue
+from edge.records import record
 
 STAFF_ACTIONS = ("inspect", "repaired", "write_off", "open")
 NOTED = ("repair", "written_off")  # ledger actions whose detail is the staff member's note
 
 
-@dataclass(frozen=True)
+@record
 class LockerState:
     """The locker as the feature knows it at one moment."""
 

@@ -19,28 +19,28 @@ changes of level only, so a bounce's repeated edges do nothing.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from gpiozero import DigitalInputDevice, OutputDevice
 
 from drivers.lockboard import BoardStatus, LockBoards
+from edge.records import record
 from edge.settings import CompartmentSettings, Settings
 
 
-@dataclass(frozen=True)
+@record
 class CardTapped:
     """A new tap on the reader: ``h`` only, never the UID."""
 
     h: str
 
 
-@dataclass(frozen=True)
+@record
 class ReaderHealth:
     ok: bool
 
 
-@dataclass(frozen=True)
+@record
 class DoorChanged:
     """A GPIO door sensor's edge, with the level it went to."""
 
@@ -48,19 +48,19 @@ class DoorChanged:
     is_open: bool
 
 
-@dataclass(frozen=True)
+@record
 class SelectPressed:
     number: int
 
 
-@dataclass(frozen=True)
+@record
 class BoardReport:
     """An RS-485 board's status: door bits for its compartments."""
 
     status: BoardStatus
 
 
-@dataclass(frozen=True)
+@record
 class BoardHealth:
     ok: bool
 

@@ -18,6 +18,7 @@ from typing import Any
 from edge.clock import rfc3339
 from edge.core import Core
 from edge.protocol import new_ulid
+from edge.records import record
 from edge.settings import CompartmentSettings
 
 MIGRATIONS = [
@@ -102,7 +103,7 @@ def is_overdue(tool: Tool, now: float, loan_s: float) -> bool:
     return tool.state == "out" and tool.out_epoch is not None and now - tool.out_epoch > loan_s
 
 
-@dataclass(frozen=True)
+@record
 class LastAct:
     """A tool's latest ledger row: when it entered its state, and who (worker or staff) did it."""
 
@@ -112,7 +113,7 @@ class LastAct:
     detail: str | None
 
 
-@dataclass(frozen=True)
+@record
 class Session:
     compartment: int
     kind: str

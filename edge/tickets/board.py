@@ -8,17 +8,17 @@ shape can be checked without a hall.  The shape is documented in docs/queue.md.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from edge.clock import rfc3339
+from edge.records import record
 from edge.tickets.queue import OpenTicket
 
 CALLER_ACTIONS = ("call", "recall", "skip", "finish", "pause", "resume", "hold", "bring_back", "transfer")
 
 
-@dataclass(frozen=True)
+@record
 class QueuePlan:
     """What the configuration says about the hall's queue: services by code and the windows."""
 

@@ -15,7 +15,6 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
@@ -23,6 +22,7 @@ from drivers.printer import PRINTABLE, PrinterPort, PrintResult, Transport, open
 from edge.core import CommandError, Core
 from edge.messages import Announce, Buzz, ScreenCall, ScreenCallEnded, ScreenLine, ScreenLineEnded
 from edge.phrases import RATE_PROMPT, call_words, pause_words, resume_words
+from edge.records import record
 from edge.settings import Settings
 from edge.tickets.board import QueuePlan, caller_board
 from edge.tickets.keys import KeyPressed, KeyReleased, Keys, KeyStuck
@@ -49,12 +49,12 @@ LEVEL_NAMES = {5: "非常满意", 4: "满意", 3: "基本满意", 2: "不满意"
 MISSED_REPORT_DAYS = 3  # a controller that was off at closing time sends the last few days' reports late
 
 
-@dataclass(frozen=True)
+@record
 class PrinterState:
     word: str
 
 
-@dataclass(frozen=True)
+@record
 class PrintDone:
     result: PrintResult
 

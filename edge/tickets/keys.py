@@ -17,28 +17,29 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 from gpiozero import DigitalInputDevice
 
+from edge.records import record
+
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@record
 class KeyPressed:
     key: str  # "A".."Z", "priority", "window1.call" (any WINDOW_ACTIONS), "window1.rate5".."window1.rate1"
     at: float  # time.monotonic() of the press (for latency figures)
 
 
-@dataclass(frozen=True)
+@record
 class KeyStuck:
     key: str
     held_s: float
 
 
-@dataclass(frozen=True)
+@record
 class KeyReleased:
     key: str
 

@@ -10,16 +10,16 @@ hundred bytes, well under a second at 9600 baud.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from drivers import escpos
+from edge.records import record
 
 # Number size by paper width: 4 characters of 12 dots times the width multiplier must fit.
 NUMBER_SIZE = {58: 4, 80: 5}
 
 
-@dataclass(frozen=True)
+@record
 class TicketText:
     """Everything printed on one ticket."""
 

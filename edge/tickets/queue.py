@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from edge.records import record
 from edge.storage import Storage
 
 MIGRATIONS = [
@@ -110,7 +110,7 @@ class QueueError(Exception):
         self.message = message
 
 
-@dataclass(frozen=True)
+@record
 class Issued:
     ticket: str
     category: str
@@ -122,7 +122,7 @@ class Issued:
     round: int
 
 
-@dataclass(frozen=True)
+@record
 class Called:
     ticket: str
     window: int
@@ -132,7 +132,7 @@ class Called:
     priority: bool = False
 
 
-@dataclass(frozen=True)
+@record
 class OpenTicket:
     """A ticket of the current queue day still in the queue's hands (what a caller screen shows)."""
 
@@ -151,14 +151,14 @@ class OpenTicket:
     held_at: float | None
 
 
-@dataclass(frozen=True)
+@record
 class Finished:
     ticket: str
     window: int
     service_s: float
 
 
-@dataclass(frozen=True)
+@record
 class Transferred:
     ticket: str
     window: int

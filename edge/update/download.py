@@ -17,9 +17,10 @@ import os
 import ssl
 import threading
 import urllib.error
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from edge.records import record
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ class DownloadFailed(Exception):
     """The bundle could not be fetched (network, server, disk): ``update.failed``, try again later."""
 
 
-@dataclass(frozen=True)
+@record
 class Source:
     """Where a bundle comes from and what it must be (all from the signed command)."""
 

@@ -43,7 +43,6 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +52,7 @@ from edge.core import CommandError, CommandTable, Core, Timer
 from edge.diskspace import MIB, free_bytes
 from edge.probation import pending_row, when_online
 from edge.protocol import load_public_keys
+from edge.records import record
 from edge.settings import Settings
 from edge.update import guard
 from edge.update.download import DownloadFailed, DownloadRefused, Source, check_url, fetch
@@ -97,7 +97,7 @@ CHECK_EVERY_S = 0.5
 RESTART_DELAY_S = 0.5  # lets the link send the result before the daemon exits
 
 
-@dataclass(frozen=True)
+@record
 class _Step:
     """From the worker thread: the update reached ``state`` (or was refused / failed)."""
 

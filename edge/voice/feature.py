@@ -30,7 +30,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ from edge.core import Core
 from edge.libc import give_back_freed_memory
 from edge.messages import Announce
 from edge.phrases import VOCABULARY, unknown_words
+from edge.records import record
 from edge.settings import Settings, VolumeSettings
 from edge.voice.clips import CHIME_FILE, RATE, ClipSet, chime, prepare, scale, silence
 
@@ -60,7 +60,7 @@ MIGRATIONS = [
 ]
 
 
-@dataclass(frozen=True)
+@record
 class Turn:
     """One announcement handed to the player: what to say, how often, how loud."""
 
@@ -71,7 +71,7 @@ class Turn:
     asked_at: float  # monotonic, when the Announce was taken by the core
 
 
-@dataclass(frozen=True)
+@record
 class Played:
     """The player finished a turn (``error``: the speaker's fault word and message, if it failed)."""
 
@@ -81,7 +81,7 @@ class Played:
     error: tuple[str, str] | None = None
 
 
-@dataclass(frozen=True)
+@record
 class ClipsReady:
     """The player has the clips (the problems finding them, for the alarm)."""
 
@@ -91,7 +91,7 @@ class ClipsReady:
     unavailable: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@record
 class SpeakerChecked:
     """The player's probe of the speaker at start (``error`` as in Played)."""
 
