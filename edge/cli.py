@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from edge import __version__, logs
 from edge.config import ConfigError, load, placeholder_problems
+from edge.libc import one_malloc_arena
 from edge.protocol import Parser
 from edge.storage import StorageError
 
@@ -119,6 +120,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    one_malloc_arena()
     logs.setup("info")
     try:
         config = load(args.config)

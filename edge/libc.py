@@ -13,6 +13,7 @@ import ctypes
 import functools
 
 _M_MMAP_THRESHOLD = -3  # glibc's malloc.h
+_M_ARENA_MAX = -8
 
 
 @functools.cache
@@ -35,3 +36,14 @@ def keep_big_blocks_mapped(threshold: int = 128 * 1024) -> None:
     the daemon about 17 MiB bigger (bench/console_bench.py --rss)."""
     with contextlib.suppress(OSError, AttributeError):
         libc().mallopt(_M_MMAP_THRESHOLD, threshold)
+
+
+def one_malloc_arena() -> None:
+    """Serve every thread's malloc from one arena; call it before threads start.
+
+    glibc gives each thread that allocates an arena of its own (up to eight per core), each
+    keeping its free pages and its fragments.  The daemon's threads wait nearly always, and
+    what they allocate they allocate holding the GIL, so they would not contend for one:
+    0.5 MiB less resident idle, every feature on (bench/memory_map.py, MALLOC_ARENA_MAX=1)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc().mallopt(_M_ARENA_MAX, 1)
