@@ -281,6 +281,13 @@ def test_start_ready_benchmark_smoke():
         assert figure in out
 
 
+def test_start_ready_every_feature_smoke():
+    """--every-feature: the simulated hall started, then restarted on the state it left."""
+    out = run_bench("start_ready.py", "-n", "1", "--every-feature", timeout=120)
+    for figure in ("every feature, first start -> READY=1", "every feature, restart -> READY=1", "(n=1)"):
+        assert figure in out
+
+
 def test_sdnotify_speaks_to_an_abstract_socket_and_is_quiet_without_one(monkeypatch):
     from edge import sdnotify
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import array
+import contextlib
 import json
 import os
 import shutil
 import sqlite3
 import wave
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -284,8 +286,9 @@ def test_the_self_test_finds_a_missing_sound_card_and_passes_the_simulators_spea
     assert read_index(tmp_path / "speaker") == []  # the probe is not a sound
 
 
-def test_through_aplay_an_announcement_is_played_and_the_speaker_is_ok(tmp_path):
-    """ALSA's own null device takes the samples as a card would (without pacing): aplay's path works."""
+@contextlib.contextmanager
+def voice_on_a_core(tmp_path: Path) -> Iterator[tuple[Core, VoiceFeature]]:
+    """The voice feature on a running core, playing through ALSA's null device all day."""
     config = make_config(tmp_path, {"voice": {"enabled": True, "alsa_device": "null", "volume": ALL_DAY}})
     storage = Storage(config.storage.dir)
     core = Core(config, storage, Clock(config.time.zone, "synced"))
@@ -293,14 +296,20 @@ def test_through_aplay_an_announcement_is_played_and_the_speaker_is_ok(tmp_path)
     voice.start(core)
     core.start()
     try:
-        wait_for(lambda: core.components.get("speaker") == "ok", 30, "the speaker probe")
-        core.post(Announce(call_words("A001", 1)))
-        wait_for(lambda: on_core(core, voice.status)["played"] == 1, 30, "played through aplay")
-        assert on_core(core, voice.status)["failed"] == 0
+        yield core, voice
     finally:
         core.stop()
         voice.stop()
         storage.close()
+
+
+def test_through_aplay_an_announcement_is_played_and_the_speaker_is_ok(tmp_path):
+    """ALSA's own null device takes the samples as a card would (without pacing): aplay's path works."""
+    with voice_on_a_core(tmp_path) as (core, voice):
+        wait_for(lambda: core.components.get("speaker") == "ok", 30, "the speaker probe")
+        core.post(Announce(call_words("A001", 1)))
+        wait_for(lambda: on_core(core, voice.status)["played"] == 1, 30, "played through aplay")
+        assert on_core(core, voice.status)["failed"] == 0
 
 
 def test_the_default_clips_are_made_once_and_a_deleted_one_is_made_again(tmp_path):
@@ -366,19 +375,9 @@ def test_the_clips_are_made_in_the_background_and_the_player_keeps_full_priority
     (tools / "espeak-ng").write_text(f'#!/bin/sh\nnice >> "{tmp_path}/nice.log"\nexec {real} "$@"\n')
     (tools / "espeak-ng").chmod(0o755)
     monkeypatch.setenv("PATH", f"{tools}:{os.environ['PATH']}")
-    config = make_config(tmp_path, {"voice": {"enabled": True, "alsa_device": "null", "volume": ALL_DAY}})
-    storage = Storage(config.storage.dir)
-    core = Core(config, storage, Clock(config.time.zone, "synced"))
-    voice = VoiceFeature(config)
-    voice.start(core)
-    core.start()
-    try:
+    with voice_on_a_core(tmp_path) as (_core, voice):
         wait_for(lambda: voice.ready, 60, "the clips made and read")
         player_nice = os.getpriority(os.PRIO_PROCESS, voice._thread.native_id)
-    finally:
-        core.stop()
-        voice.stop()
-        storage.close()
     made_at = (tmp_path / "nice.log").read_text().split()
     assert len(made_at) == len(VOCABULARY) and set(made_at) == {"10"}
     assert player_nice == os.getpriority(os.PRIO_PROCESS, 0)  # the player: as the daemon
