@@ -152,6 +152,9 @@ class Connection:
         self._stopping = threading.Event()
         self._up_since: float | None = None
         self._session_over = threading.Event()  # the current connection ended (or stop)
+        # The broker acknowledged this connection's subscriptions (SUBACK): from then on a command
+        # sent to the hall reaches it even on a first, clean session.
+        self.subscribed = threading.Event()
         self._thread = threading.Thread(target=self._run, name="mqtt", daemon=True)
 
     # -- building ------------------------------------------------------------
@@ -187,6 +190,7 @@ class Connection:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_publish = self._on_publish
+        client.on_subscribe = lambda *_args: self.subscribed.set()
         return client
 
     # -- running (network thread) -----------------------------------------------
@@ -265,6 +269,7 @@ class Connection:
         self.generation += 1
         self._up_since = time.monotonic()
         set_nodelay(client.socket())
+        self.subscribed.clear()
         with self._guard(client):
             self._subscribe()
             self.routes.connected(bool(flags.session_present))
@@ -272,6 +277,7 @@ class Connection:
     def _on_disconnect(
         self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
     ) -> None:
+        self.subscribed.clear()
         try:
             self.routes.disconnected(str(reason))
         finally:
