@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import functools
 import os
 import subprocess
 import sys
@@ -44,19 +45,25 @@ def grow(folder: Path, mib: float) -> None:
         storage.close()
 
 
-def sqlite_memory_used() -> int:
-    """What the SQLite library this process loaded (the one the sqlite3 module uses) holds."""
+@functools.cache
+def loaded_sqlite() -> ctypes.CDLL:
+    """The SQLite library this process loaded (the one the sqlite3 module uses)."""
+    import sqlite3  # noqa: F401 - maps the library
+
     maps = Path("/proc/self/maps").read_text().split()
-    library = next(path for path in maps if "libsqlite3" in path)
-    lib = ctypes.CDLL(library)
+    lib = ctypes.CDLL(next(path for path in maps if "libsqlite3" in path))
     lib.sqlite3_memory_used.restype = ctypes.c_int64
-    return int(lib.sqlite3_memory_used())
+    return lib
+
+
+def sqlite_memory_used() -> int:
+    return int(loaded_sqlite().sqlite3_memory_used())
 
 
 def open_and_measure(folder: Path, how: str) -> str:
     import sqlite3
 
-    sqlite_memory_used()  # the library mapped before the first figure
+    loaded_sqlite()  # mapped before the first figure
     before_rss, before = rss_kib(os.getpid()), sqlite_memory_used()
     if how == "ours":
         Storage(folder)
