@@ -360,7 +360,8 @@ def relocate(partial: Path, runs_at: Path) -> None:
 
     Text files (scripts' ``#!`` lines, activate scripts, pyvenv.cfg, .pth files)
     are rewritten; compiled ``.pyc`` files are thrown away and compiled again
-    with ``runs_at`` as their source path (tracebacks name the real file).
+    with ``runs_at`` as their source path (tracebacks name the real file), without the
+    docstrings of functions and classes (edge/bytecode.py).
     """
     built = str(partial.resolve()).encode()
     wanted = str(runs_at).encode()
@@ -381,18 +382,9 @@ def relocate(partial: Path, runs_at: Path) -> None:
         cfg.write_text("\n".join(lines) + "\n")
     python = partial / "venv" / "bin" / "python"
     if python.exists() and (partial / "venv" / "lib").is_dir():
-        compile_args = [
-            "-m",
-            "compileall",
-            "-q",
-            "-f",
-            "-j",
-            "0",
-            "-s",
-            str(partial.resolve()),
-            "-p",
-            str(runs_at),
-        ]
+        # as a script of this installer (stdlib only): the release may hold any version of ours
+        compile_args = ["-I", str(Path(__file__).with_name("bytecode.py"))]
+        compile_args += ["--built-in", str(partial.resolve()), "--runs-at", str(runs_at)]
         _run([str(python), *compile_args, str(partial / "venv" / "lib")])
 
 

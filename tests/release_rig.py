@@ -38,7 +38,7 @@ def synthetic_wheel(version: str) -> tuple[str, bytes]:
     """(file name, bytes) of a minimal pure wheel of hall-edge ``version``."""
     info = f"hall_edge-{version}.dist-info"
     files = {
-        "edge/__init__.py": b"",
+        "edge/__init__.py": b'def documented():\n    """Only in the source: the release runs without."""\n',
         "edge/__main__.py": MAIN.encode(),
         f"{info}/METADATA": f"Metadata-Version: 2.1\nName: hall-edge\nVersion: {version}\n".encode(),
         f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",

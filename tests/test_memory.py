@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -81,3 +82,25 @@ def test_the_console_loads_jinja2_for_the_first_page_asked_for_not_at_start(tmp_
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "200", "True", "True"], done.stdout
+
+
+def test_a_halls_gpio_devices_load_without_the_rest_of_gpiozero_which_still_loads_when_asked():
+    """drivers/gpio.py: keys, doors, locks and the buzzer without gpiozero's LED boards, SPI
+    converters, internal sensors and fonts (~1 MiB); ``from gpiozero import X`` still works."""
+    code = (
+        "import os, sys\n"
+        "from drivers.gpio import DigitalInputDevice, OutputDevice, whole_package_loaded\n"
+        "key = DigitalInputDevice(17, pull_up=True)\n"
+        "lock = OutputDevice(18)\n"
+        "lock.on()\n"
+        "others = {'gpiozero.' + m for m in ('boards', 'spi_devices', 'internal_devices', 'fonts')}\n"
+        "print(sorted(others & set(sys.modules)), whole_package_loaded(), lock.value, key.value)\n"
+        "from gpiozero import LEDBoard, DigitalInputDevice as FromWhole\n"
+        "print(whole_package_loaded(), FromWhole is DigitalInputDevice, 'gpiozero.boards' in sys.modules)\n"
+    )
+    env = {**os.environ, "GPIOZERO_PIN_FACTORY": "mock"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["[] False 1 0", "True True True"]

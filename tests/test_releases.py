@@ -168,3 +168,9 @@ def test_install_root_from_a_bundle_builds_a_venv_with_no_path_of_this_machine(t
     prefix = root / "opt/hall-edge"
     assert answers(prefix) == "0.2.0"
     assert offenders(root, build_machine_paths(tmp_path)) == []
+    docs = subprocess.run(
+        [prefix / "current/venv/bin/python", "-c", "import edge; print(edge.documented.__doc__)"],
+        capture_output=True, text=True, timeout=60, check=False, cwd="/",
+        env={"PYTHONDONTWRITEBYTECODE": "1"},
+    )  # fmt: skip
+    assert docs.stdout.strip() == "None", docs.stderr  # compiled by this installer's edge/bytecode.py

@@ -15,7 +15,7 @@ from edge.core import Core, Timer
 from edge.messages import Buzz
 
 if TYPE_CHECKING:
-    from gpiozero import Buzzer as GpioBuzzer
+    from drivers.gpio import Buzzer as GpioBuzzer
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class BuzzerFeature:
         self.played: list[str] = []  # patterns started, newest last (status, tests)
 
     def start(self, core: Core) -> None:
-        from gpiozero import Buzzer as GpioBuzzer  # here: a hall without a buzzer never loads it
+        from drivers.gpio import Buzzer as GpioBuzzer  # here: a hall without a buzzer never loads it
 
         self.core = core
         self.device = GpioBuzzer(self.pin)

@@ -21,8 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from gpiozero import DigitalInputDevice, OutputDevice
-
+from drivers.gpio import DigitalInputDevice, OutputDevice
 from drivers.lockboard import BoardStatus, LockBoards
 from edge.records import record
 from edge.settings import CompartmentSettings, Settings

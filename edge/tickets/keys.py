@@ -20,8 +20,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from gpiozero import DigitalInputDevice
-
+from drivers.gpio import DigitalInputDevice
 from edge.records import record
 
 log = logging.getLogger(__name__)
