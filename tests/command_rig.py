@@ -117,14 +117,7 @@ class CommandHall(Hall):
         super().start()
         if online:
             wait_for(lambda: self.core.link is not None and self.core.link.online, 10, "link online")
-            # Online is the CONNACK; a command published before the SUBACK can find no subscriber
-            # on a first, clean session, and the broker drops it.
-            wait_for(self.subscribed, 10, "the hall subscribed to its commands")
         return self
-
-    def subscribed(self) -> bool:
-        connection = self.core.link.connection if self.core.link is not None else None
-        return connection is not None and connection.subscribed.is_set()
 
     def body(self, name: str, args: dict | None = None, **fields: Any) -> dict[str, Any]:
         now = datetime.now().astimezone().replace(microsecond=0)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
 import uuid
 from collections.abc import Callable
@@ -84,3 +86,71 @@ class Watcher:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+MQTT_PACKETS = {1: "CONNECT", 2: "CONNACK", 3: "PUBLISH", 4: "PUBACK", 8: "SUBSCRIBE", 9: "SUBACK"}
+
+
+def mqtt_packets(buffer: bytearray) -> list[bytes]:
+    """The whole MQTT packets at the start of ``buffer``, taken out of it (a partial one stays)."""
+    packets = []
+    while len(buffer) >= 2:
+        length, shift, at = 0, 0, 1
+        while at < len(buffer) and at <= 4:
+            length |= (buffer[at] & 0x7F) << shift
+            shift += 7
+            at += 1
+            if not buffer[at - 1] & 0x80:
+                break
+        else:
+            return packets  # the remaining-length field itself is not all here yet
+        if len(buffer) < at + length:
+            return packets
+        packets.append(bytes(buffer[: at + length]))
+        del buffer[: at + length]
+    return packets
+
+
+class SubackHolder:
+    """A TCP relay between a hall and the broker that holds each SUBACK back until the hall has
+    sent a PUBLISH or ``hold_s`` has passed, and records the packets it passes on, in order
+    (``"hall PUBLISH"``, ``"broker SUBACK"``): what the hall did before its subscriptions were in."""
+
+    def __init__(self, broker_port: int, hold_s: float = 2.0) -> None:
+        self.broker_port = broker_port
+        self.hold_s = hold_s
+        self.order: list[str] = []
+        self._hall_published = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                hall, _ = self._listener.accept()
+            except OSError:
+                return
+            broker = socket.create_connection(("127.0.0.1", self.broker_port))
+            threading.Thread(target=self._pump, args=(hall, broker, "hall"), daemon=True).start()
+            threading.Thread(target=self._pump, args=(broker, hall, "broker"), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, side: str) -> None:
+        buffer = bytearray()
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                buffer += data
+                for packet in mqtt_packets(buffer):
+                    kind = MQTT_PACKETS.get(packet[0] >> 4, str(packet[0] >> 4))
+                    if side == "broker" and kind == "SUBACK":
+                        self._hall_published.wait(self.hold_s)
+                    self.order.append(f"{side} {kind}")
+                    if side == "hall" and kind == "PUBLISH":
+                        self._hall_published.set()
+                    sink.sendall(packet)
+        for end in (source, sink):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self._listener.close()

@@ -7,7 +7,7 @@ import time
 
 import paho.mqtt.client as mqtt
 import pytest
-from link_support import Watcher, start_link, unique_site
+from link_support import SubackHolder, Watcher, start_link, unique_site
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from support import make_config, wait_for
@@ -48,6 +48,22 @@ def test_birth_on_connect_then_events_in_seq_order(tmp_path, make_hall, broker, 
         assert status["online"] is True and status["outbox_depth"] == 0
     finally:
         rig.stop()
+
+
+def test_the_hall_is_online_only_once_the_broker_has_its_subscriptions(tmp_path, make_hall, broker, site):
+    """On a first, clean session a command the platform sends as soon as it sees the hall's birth
+    must find the hall's subscription: so the hall is online (birth, backlog, status) from the
+    SUBACK, not the CONNACK.  The relay holds the SUBACK back for 2 s unless the hall publishes."""
+    relay = SubackHolder(broker.port, hold_s=2.0)
+    rig = start_link(make_hall, tmp_path, relay.port, site, watch=(LinkStatus,))
+    try:
+        wait_for(lambda: "hall PUBLISH" in relay.order, 15, "the hall's first publish")
+        order = relay.order
+        assert order.index("broker SUBACK") < order.index("hall PUBLISH"), order
+        assert rig.seen[LinkStatus] == [LinkStatus(True)]
+    finally:
+        rig.stop()
+        relay.close()
 
 
 def test_component_change_republishes_birth_and_stop_says_offline(tmp_path, make_hall, broker, site, watcher):

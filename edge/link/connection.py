@@ -152,9 +152,10 @@ class Connection:
         self._stopping = threading.Event()
         self._up_since: float | None = None
         self._session_over = threading.Event()  # the current connection ended (or stop)
-        # The broker acknowledged this connection's subscriptions (SUBACK): from then on a command
-        # sent to the hall reaches it even on a first, clean session.
-        self.subscribed = threading.Event()
+        # The link is online from this connection's SUBACK, not its CONNACK: on a first, clean
+        # session a command sent between the two finds no subscription and the broker drops it.
+        self._subscribe_mid: int | None = None
+        self._session_present = False
         self._thread = threading.Thread(target=self._run, name="mqtt", daemon=True)
 
     # -- building ------------------------------------------------------------
@@ -190,7 +191,7 @@ class Connection:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_publish = self._on_publish
-        client.on_subscribe = lambda *_args: self.subscribed.set()
+        client.on_subscribe = self._on_subscribe
         return client
 
     # -- running (network thread) -----------------------------------------------
@@ -269,15 +270,23 @@ class Connection:
         self.generation += 1
         self._up_since = time.monotonic()
         set_nodelay(client.socket())
-        self.subscribed.clear()
+        self._session_present = bool(flags.session_present)
         with self._guard(client):
-            self._subscribe()
-            self.routes.connected(bool(flags.session_present))
+            self._subscribe_mid = self._subscribe()
+
+    def _on_subscribe(self, client: mqtt.Client, _userdata: Any, mid: int, reasons: Any, _props: Any) -> None:
+        if mid != self._subscribe_mid:  # resubscribe()'s: this connection is online already
+            return
+        refused = [t for t, reason in zip(self.subscriptions, reasons, strict=False) if reason.is_failure]
+        if refused:  # events still go up; what the broker refused will not come down
+            log.error("mqtt broker refused the subscriptions %s", ", ".join(refused))
+        with self._guard(client):
+            self.routes.connected(self._session_present)
 
     def _on_disconnect(
         self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
     ) -> None:
-        self.subscribed.clear()
+        self._subscribe_mid = None
         try:
             self.routes.disconnected(str(reason))
         finally:
@@ -332,11 +341,13 @@ class Connection:
             self.client.unsubscribe(self.subscriptions)
             self._subscribe()
 
-    def _subscribe(self) -> None:
+    def _subscribe(self) -> int | None:
+        """The SUBSCRIBE's packet id, which its SUBACK names (None: the connection is gone)."""
         if self.v5:
-            self.client.subscribe([(topic, SubscribeOptions(qos=1)) for topic in self.subscriptions])
+            _rc, mid = self.client.subscribe([(t, SubscribeOptions(qos=1)) for t in self.subscriptions])
         else:
-            self.client.subscribe([(topic, 1) for topic in self.subscriptions])
+            _rc, mid = self.client.subscribe([(topic, 1) for topic in self.subscriptions])
+        return mid
 
     def stop(self, last_words: tuple[str, bytes] | None, timeout_s: float = 1.0) -> None:
         """Publish ``last_words`` (retained, QoS 1) if connected, disconnect, end the thread."""
