@@ -456,9 +456,12 @@ def _read_key(card_key: bytes | str | Path | None) -> bytes | None:
 # ---- hall-sim central ------------------------------------------------------------------
 
 
+CENTRAL_HELP = "Run a fake central platform until Ctrl-C, then print its report."
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``hall-sim central``: run a fake platform until Ctrl-C, then print its report."""
-    parser = argparse.ArgumentParser(prog="hall-sim central", description=main.__doc__)
+    """``hall-sim central``: see CENTRAL_HELP (a release's bytecode has no function docstrings)."""
+    parser = argparse.ArgumentParser(prog="hall-sim central", description=CENTRAL_HELP)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=1883)
     parser.add_argument("--site", default="qinshui")
