@@ -8,6 +8,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 BYTECODE = Path(__file__).resolve().parents[1] / "edge" / "bytecode.py"
 
 MODULE = '''\
@@ -45,21 +47,21 @@ def fails():
 '''
 
 
-def build(tmp_path: Path) -> Path:
+def build(tmp_path: Path, *options: str) -> Path:
     """The installer's step: a tree built in one folder, compiled to run from another."""
     built = tmp_path / "built"
     (built / "lib" / "pkg").mkdir(parents=True)
     (built / "lib" / "pkg" / "__init__.py").write_text("")
     (built / "lib" / "pkg" / "mod.py").write_text(MODULE)
-    compiled = compile_as_the_installer_does(built)
+    compiled = compile_as_the_installer_does(built, *options)
     assert compiled.returncode == 0, compiled.stderr
     return built / "lib"
 
 
-def compile_as_the_installer_does(built: Path) -> subprocess.CompletedProcess[str]:
+def compile_as_the_installer_does(built: Path, *options: str) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-I", str(BYTECODE), "--built-in", str(built), "--runs-at", "/opt/x"]
     return subprocess.run(
-        [*command, str(built / "lib")], capture_output=True, text=True, timeout=120, check=False
+        [*command, *options, str(built / "lib")], capture_output=True, text=True, timeout=120, check=False
     )
 
 
@@ -73,8 +75,9 @@ def run(lib: Path, code: str) -> str:
     return done.stdout
 
 
-def test_the_compiled_module_runs_without_docstrings_of_functions_and_classes(tmp_path):
-    lib = build(tmp_path)
+@pytest.mark.parametrize("jobs", [[], ["--jobs", "1"]], ids=["a process per CPU", "one process"])
+def test_the_compiled_module_runs_without_docstrings_of_functions_and_classes(tmp_path, jobs):
+    lib = build(tmp_path, *jobs)
     out = run(
         lib,
         """
@@ -118,11 +121,12 @@ def test_an_edited_source_is_compiled_again_by_python_whole(tmp_path):
     assert out.strip() == "Edited on the Pi, by hand."
 
 
-def test_a_file_that_does_not_compile_fails_the_step_and_is_named(tmp_path):
+@pytest.mark.parametrize("jobs", [[], ["--jobs", "1"]], ids=["a process per CPU", "one process"])
+def test_a_file_that_does_not_compile_fails_the_step_and_is_named(tmp_path, jobs):
     built = tmp_path / "built"
     (built / "lib").mkdir(parents=True)
     (built / "lib" / "broken.py").write_text("def f(:\n")
     (built / "lib" / "fine.py").write_text("x = 1\n")
-    done = compile_as_the_installer_does(built)
+    done = compile_as_the_installer_does(built, *jobs)
     assert done.returncode == 1
     assert "broken.py" in done.stderr and "fine.py" not in done.stderr
