@@ -45,7 +45,7 @@ def _register_package_without_init() -> None:
 
 
 def whole_package_loaded() -> bool:
-    """Whether gpiozero's own ``__init__`` has run (for tests and the memory bench)."""
+    """Whether gpiozero's own ``__init__`` has run (tests ask)."""
     package: ModuleType | None = sys.modules.get("gpiozero")
     return package is not None and "__getattr__" not in package.__dict__
 
