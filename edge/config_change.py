@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     import tomlkit
 from edge.records import record
 from edge.settings import CommandsSettings, Settings, to_dict
+from edge.storage import Additive
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ MIGRATIONS = [
     )
     """,
     # The probation of the configuration the change was made from (NULL: a record from before).
-    "ALTER TABLE config_pending ADD COLUMN deadline_s REAL",
+    Additive("ALTER TABLE config_pending ADD COLUMN deadline_s REAL"),
 ]
 
 # Changed by keys.add / keys.remove only: a new key must sign once before an old one may go.

@@ -24,7 +24,7 @@ from typing import Any
 from edge.clock import Clock, rfc3339
 from edge.protocol import EVENT_SCHEMA, dumps, new_ulid
 from edge.records import record
-from edge.storage import Storage
+from edge.storage import Additive, Storage
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ MIGRATIONS = [
     INSERT INTO counters (name, value) VALUES ('event_seq', 0)
     """,
     # At the cap the oldest droppable row is looked up on every append: keep that cheap.
-    "CREATE INDEX outbox_droppable ON outbox (keep, kind = 'alarm', seq)",
+    Additive("CREATE INDEX outbox_droppable ON outbox (keep, kind = 'alarm', seq)"),
 ]
 
 EVENT_KINDS = ("rental", "ticket", "window", "report", "alarm", "audit", "error", "update")

@@ -5,6 +5,12 @@ hands ``Storage.migrate`` an ordered list of SQL scripts; the ``schema_version``
 table remembers how many of each part's scripts have run, so an older
 database is brought forward with its data kept.
 
+A rollback runs the release before on the database the newer one migrated.
+So each part also records how many of its scripts a program must know to use
+the database (``needs``): a script marked ``Additive`` does not raise it, and
+the older release starts; any other script does, and the older release
+refuses the database with a message that says so (docs/releases.md).
+
 Only the core thread uses a Storage (one connection, no locking games).
 
 A full disk (``edge.diskspace``): the storage holds a reserve file, released
@@ -32,12 +38,26 @@ from edge.settings import StorageSettings
 log = logging.getLogger(__name__)
 
 DB_NAME = "hall-edge.db"
-_VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (part TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+# needs: how many of the part's scripts a program must know to use it (NULL: a row from before it: all).
+_VERSION_TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_version"
+    " (part TEXT PRIMARY KEY, version INTEGER NOT NULL, needs INTEGER)"
+)
 _META_TABLE = "CREATE TABLE IF NOT EXISTS storage_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
 
 
 class StorageError(RuntimeError):
     """The storage folder or database cannot be used; the message says why."""
+
+
+class Additive(str):
+    """A migration script that a program knowing fewer of the part's scripts may ignore.
+
+    It adds and changes nothing that older code reads or writes: new tables, new
+    indexes, new columns that may be NULL or have a default.  The older code
+    names the columns it inserts; the newer code takes a NULL in a new column
+    for a row that older code wrote (after a rollback, before the next update).
+    """
 
 
 class Storage:
@@ -60,9 +80,16 @@ class Storage:
                 self.folder,
             )
         self.conn = self._open()
-        self.conn.execute(_VERSION_TABLE)
+        self._version_table()
         self.epoch, self.created_at = self._epoch()
         self.reserve.restore()
+
+    def _version_table(self) -> None:
+        self.conn.execute(_VERSION_TABLE)
+        columns = {row[1] for row in self.conn.execute("PRAGMA table_info(schema_version)")}
+        if "needs" not in columns:  # a database from before rollbacks were thought of
+            with self.transaction() as conn:
+                conn.execute("ALTER TABLE schema_version ADD COLUMN needs INTEGER")
 
     def _epoch(self) -> tuple[str, float]:
         """This database's epoch (a ULID) and creation time (Unix seconds), made once with it.
@@ -187,25 +214,44 @@ class Storage:
     # -- migrations ------------------------------------------------------
 
     def migrate(self, part: str, scripts: Sequence[str]) -> int:
-        """Run the scripts of ``part`` that this database has not seen; returns its version."""
+        """Run the scripts of ``part`` that this database has not seen; returns its version.
+
+        A database that a newer program migrated is used as it is when its newer
+        scripts were all ``Additive``, and refused otherwise.
+        """
         with self.transaction() as conn:
-            row = conn.execute("SELECT version FROM schema_version WHERE part = ?", (part,)).fetchone()
-            current = row[0] if row else 0
+            row = conn.execute("SELECT version, needs FROM schema_version WHERE part = ?", (part,)).fetchone()
+            current, needs = (row[0], row[0] if row[1] is None else row[1]) if row else (0, 0)
             if current > len(scripts):
-                raise StorageError(
-                    f"{self.path}: part {part!r} is at schema version {current}, newer than this "
-                    f"program knows ({len(scripts)}); install the newer hall-edge or restore a backup"
-                )
+                return self._newer(part, current, needs, len(scripts))
             for version, script in enumerate(scripts[current:], start=current + 1):
                 for statement in _statements(script):
                     conn.execute(statement)
+                if not isinstance(script, Additive):
+                    needs = version
                 conn.execute(
-                    "INSERT INTO schema_version (part, version) VALUES (?, ?)"
-                    " ON CONFLICT(part) DO UPDATE SET version = excluded.version",
-                    (part, version),
+                    "INSERT INTO schema_version (part, version, needs) VALUES (?, ?, ?)"
+                    " ON CONFLICT(part) DO UPDATE SET version = excluded.version, needs = excluded.needs",
+                    (part, version, needs),
                 )
                 log.info("migrated part=%s version=%d", part, version)
         return len(scripts)
+
+    def _newer(self, part: str, current: int, needs: int, known: int) -> int:
+        if needs > known:
+            raise StorageError(
+                f"{self.path}: part {part!r} is at schema version {current}, newer than this "
+                f"program knows ({known}), and a program must know its version {needs} to use it; "
+                "install the newer hall-edge or restore a backup"
+            )
+        log.warning(
+            "part=%s is at schema version %d, newer than this program's %d; the newer migrations "
+            "only add, so this program uses the database as it is",
+            part,
+            current,
+            known,
+        )
+        return current
 
     def version(self, part: str) -> int:
         row = self.execute("SELECT version FROM schema_version WHERE part = ?", (part,)).fetchone()

@@ -12,7 +12,7 @@ import pytest
 from support import make_config, run_bench
 
 from edge.daemon import Daemon
-from edge.storage import DB_NAME, Storage, StorageError
+from edge.storage import DB_NAME, Additive, Storage, StorageError
 
 TOOLS_V1 = ["CREATE TABLE tools (id TEXT PRIMARY KEY, kind TEXT NOT NULL)"]
 TOOLS_V2 = [
@@ -80,6 +80,59 @@ def test_a_database_newer_than_the_program_is_refused(storage):
     storage.migrate("tools", TOOLS_V2)
     with pytest.raises(StorageError, match="schema version 2, newer than this program knows"):
         storage.migrate("tools", TOOLS_V1)
+
+
+# The release after TOOLS_V2: a column and a table, nothing the release before reads or writes.
+TOOLS_V3 = [
+    *TOOLS_V2,
+    Additive("ALTER TABLE tools ADD COLUMN bought TEXT"),
+    Additive("CREATE TABLE tool_photos (tool_id TEXT NOT NULL, path TEXT NOT NULL)"),
+]
+
+
+def test_after_a_rollback_the_release_before_runs_on_a_database_that_was_only_added_to(tmp_path):
+    newer = Storage(tmp_path)
+    newer.migrate("tools", TOOLS_V3)
+    newer.execute("INSERT INTO tools (id, kind, bought) VALUES ('T-1', 'hammer', '2026-11')")
+    newer.close()
+
+    rolled_back = Storage(tmp_path)  # the release before, started on that database
+    assert rolled_back.migrate("tools", TOOLS_V2) == 4
+    rolled_back.execute("INSERT INTO tools (id, kind) VALUES ('T-2', 'shovel')")
+    rolled_back.close()
+
+    again = Storage(tmp_path)  # updated once more: nothing to run, both tools there
+    assert again.migrate("tools", TOOLS_V3) == 4
+    rows = again.execute("SELECT id, state, bought FROM tools ORDER BY id").fetchall()
+    assert rows == [("T-1", "ready", "2026-11"), ("T-2", "ready", None)]
+    again.close()
+
+
+def test_a_change_that_is_not_only_added_still_keeps_the_release_before_out(storage):
+    storage.migrate("tools", [*TOOLS_V3, "UPDATE tools SET state = 'checked'"])
+    with pytest.raises(StorageError, match="must know its version 5 to use it"):
+        storage.migrate("tools", TOOLS_V3)
+
+
+def test_a_database_from_before_needs_counts_every_version_it_has_as_needed(tmp_path):
+    folder = tmp_path / "state"
+    folder.mkdir()
+    conn = sqlite3.connect(folder / DB_NAME)
+    conn.execute("CREATE TABLE schema_version (part TEXT PRIMARY KEY, version INTEGER NOT NULL)")
+    conn.execute(
+        "CREATE TABLE tools (id TEXT PRIMARY KEY, kind TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'ready')"
+    )
+    conn.execute("INSERT INTO schema_version VALUES ('tools', 2)")
+    conn.commit()
+    conn.close()
+    storage = Storage(folder)
+    try:
+        with pytest.raises(StorageError, match="must know its version 2"):
+            storage.migrate("tools", TOOLS_V1)
+        assert storage.migrate("tools", TOOLS_V3) == 4
+        assert storage.migrate("tools", TOOLS_V2) == 4  # V3's scripts only added to what V2 needs
+    finally:
+        storage.close()
 
 
 # ---- transactions ----------------------------------------------------------------

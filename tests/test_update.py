@@ -29,6 +29,7 @@ from support import config_document, wait_for
 from update_rig import (
     BROKEN_LINK,
     CRASHES,
+    MIGRATES,
     RELEASE_KID,
     BundleServer,
     Service,
@@ -48,7 +49,7 @@ from edge.releases import current_version, install_release, previous_version, re
 from edge.update.guard import read_marker
 
 KID = "it-test"
-BUILDS = {"0.1.0": {}, "0.2.0": {}, "0.3.0": BROKEN_LINK, "0.4.0": CRASHES}
+BUILDS = {"0.1.0": {}, "0.2.0": {}, "0.3.0": {**BROKEN_LINK, **MIGRATES}, "0.4.0": CRASHES}
 
 
 class Kit:
@@ -173,6 +174,10 @@ class Controller:
             except sqlite3.OperationalError:
                 return None
 
+    def columns(self, table: str) -> list[str]:
+        with contextlib.closing(sqlite3.connect(self.state_dir / "hall-edge.db")) as db:
+            return [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
+
     def admin_flags(self) -> list[str]:
         path = self.root.parent / "hall-admin.toml"
         path.write_text(
@@ -244,7 +249,7 @@ def printed_id(text: str) -> str:
 
 
 def test_a_release_that_fails_its_health_check_rolls_back_by_itself(controller: Controller, kit: Kit) -> None:
-    """0.3.0's paho is broken: its link fails to start, so it switches back to 0.1.0 and says why."""
+    """0.3.0 adds a column and its paho is broken: it switches back to 0.1.0, which runs on that database."""
     kit.place(controller.root, "0.3.0")
     command_id = controller.send("update", kit.bundles["0.3.0"].args(kit.server))
     final = outcome(controller.watcher, command_id)
@@ -253,6 +258,7 @@ def test_a_release_that_fails_its_health_check_rolls_back_by_itself(controller: 
     assert "link" in final["data"]["detail"]
     wait_state(controller.watcher, controller.topic, "0.1.0")
     assert current_version(controller.root) == "0.1.0"
+    assert "route" in controller.columns("outbox")  # 0.3.0 did migrate the database 0.1.0 now runs on
     result = wait_for(
         lambda: [
             b for b in controller.watcher.bodies("/cmd/result") if b.get("id") == command_id and not b["ok"]

@@ -150,6 +150,16 @@ def described(path: Path, version: str) -> Bundle:
 
 # A release whose link cannot start: its paho is broken (a dependency built wrong).
 BROKEN_LINK = {"paho/__init__.py": "raise ImportError('this build of paho is broken')\n"}
+# A release that adds a column to the outbox before its health check fails: the release before it
+# must then run on the database this one migrated (``edge.storage.Additive``).
+MIGRATES = {
+    "zz_migrates.pth": "import sys; sys.argv[1:2] == ['run'] and __import__('hall_edge_migrates')\n",
+    "hall_edge_migrates.py": (
+        "from edge import outbox\n"
+        "from edge.storage import Additive\n"
+        "outbox.MIGRATIONS.append(Additive('ALTER TABLE outbox ADD COLUMN route TEXT'))\n"
+    ),
+}
 # A release that dies before any code of its own runs, at each start of the daemon.
 CRASHES = {"hall_edge_crash.pth": "import sys; sys.argv[1:2] == ['run'] and __import__('os')._exit(70)\n"}
 

@@ -38,6 +38,7 @@ from edge.protocol import (
 from edge.ratelimit import RateLimit, Throttle
 from edge.records import record
 from edge.settings import Settings
+from edge.storage import Additive
 from edge.update.updater import Updates
 
 log = logging.getLogger(__name__)
@@ -51,9 +52,7 @@ MIGRATIONS = [
     CREATE TABLE command_ids (id TEXT PRIMARY KEY, expires_at REAL NOT NULL);
     CREATE INDEX command_ids_expiry ON command_ids (expires_at)
     """,
-    """
-    CREATE TABLE service_starts (at REAL NOT NULL)
-    """,
+    Additive("CREATE TABLE service_starts (at REAL NOT NULL)"),
 ]
 
 

@@ -90,7 +90,8 @@ class Accounts:
         account = self._checked(account_id, args)
         with self.core.storage.transaction() as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO console_accounts VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO console_accounts (id, name, role, windows, password_hash, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
                 (account.id, account.name, account.role, _windows_text(account.windows),
                  account.password_hash, self.core.clock.now().timestamp()),
             )  # fmt: skip

@@ -20,6 +20,7 @@ from edge.core import Core
 from edge.protocol import new_ulid
 from edge.records import record
 from edge.settings import CompartmentSettings
+from edge.storage import Additive
 
 MIGRATIONS = [
     """
@@ -72,7 +73,7 @@ MIGRATIONS = [
         facts TEXT NOT NULL
     )
     """,
-    "ALTER TABLE locker_sessions ADD COLUMN unlocked_at TEXT",
+    Additive("ALTER TABLE locker_sessions ADD COLUMN unlocked_at TEXT"),
 ]
 
 LENDABLE = "available"
