@@ -307,6 +307,10 @@ def test_demo_with_an_rs485_lock_board_and_the_select_buttons(tmp_path, stop_dem
     wait_for(lambda: sim_status(data)["locker"]["3"]["lock"] == "released", 10, "compartment 3 released")
     assert sim_status(data)["locker"]["1"]["lock"] == "locked"  # not the first free one
     assert ok("door", "3", "open", data=data).startswith("compartment 3: door opened (T-drill-01 inside)")
+    # The board is polled (locker.rs485_poll_s): the driller holds the door open until the
+    # controller has read it open, as a person taking a tool out does.
+    polls = sim_status(data)["lock_board_polls"]
+    wait_for(lambda: sim_status(data)["lock_board_polls"] >= polls + 2, 10, "the doors read while open")
     assert ok("door", "3", "close", data=data).strip() == "compartment 3: door closed"
     wait_for(lambda: sim_status(data)["central"]["by_type"].get("rental.checkout"), 10, "rental.checkout")
     assert sim_status(data)["locker"]["3"] == {"tool": "T-drill-01", "lock": "locked", "door": "closed"}

@@ -29,6 +29,7 @@ class SimLockBoard:
         self.doors: dict[tuple[int, int], bool] = {}  # (board, lock) -> open
         self.tools: dict[tuple[int, int], bool] = {}  # IR: a tool is in the compartment
         self.unlocks: list[tuple[int, int, float]] = []  # (board, lock, monotonic time)
+        self.status_replies = 0  # answers to 0x30 sent: the controller has read the doors this often
         self.muted = False
         self.link = Path(link) if link else None
         self._master: int | None = None
@@ -126,3 +127,4 @@ class SimLockBoard:
             return
         with contextlib.suppress(OSError):
             os.write(master, body + bytes([sum(body) % 256]))
+        self.status_replies += 1

@@ -539,6 +539,7 @@ class HallVerbs:
             "lock_board": None
             if devices.locks is None
             else ("plugged" if devices.locks.plugged else "unplugged"),
+            "lock_board_polls": None if devices.locks is None else devices.locks.status_replies,
             "screen": None
             if screen is None
             else {"frames": screen.frames_received, "plugged": screen.plugged},
