@@ -16,7 +16,9 @@ side by side for ``--duration`` seconds (default 600, the issue's 10 minutes):
 
 Every ``--interval`` seconds both are sampled from /proc/PID/stat
 (utime + stime) and /proc/PID/status (VmRSS).  Printed: RSS at start,
-end and max; CPU seconds used and the average CPU share; READY=1 time.
+end and max, the daemon's RSS at seven points through the soak and its
+slope over the second half (a leak is a trend, a high-water mark is not);
+CPU seconds used and the average CPU share; READY=1 time.
 ``--minimal`` runs the daemon with every peripheral off instead.
 
     .venv/bin/python bench/idle_soak.py                 # 10 minutes, simulated hall
@@ -81,6 +83,15 @@ class Watched:
         self.samples.append(
             Sample(time.monotonic(), cpu_seconds(self.process.pid), rss_kib(self.process.pid))
         )
+
+    def course(self, points: int = 7) -> str:
+        """RSS at evenly spaced samples, and its slope over the second half: a leak shows as a trend."""
+        picked = [self.samples[round(i * (len(self.samples) - 1) / (points - 1))] for i in range(points)]
+        half = self.samples[len(self.samples) // 2 :]
+        hours = (half[-1].at - half[0].at) / 3600
+        slope = (half[-1].rss_kib - half[0].rss_kib) / 1024 / hours if hours > 0 else 0.0
+        values = " ".join(f"{s.rss_kib / 1024:.1f}" for s in picked)
+        return f"{self.name} RSS through the soak (MiB): {values}; second half {slope:+.2f} MiB/h"
 
     def summary(self) -> str:
         first, last = self.samples[0], self.samples[-1]
@@ -256,6 +267,7 @@ def soak(
         f" sampled every {interval_s:g} s, {samples} samples"
     ]
     lines += [w.summary() for w in watched]
+    lines.append(watched[0].course())
     lines.append(f"hall-edge {features_line(work)}")
     lines.append(f"hall-edge start -> READY=1: {ready_s * 1000:.0f} ms")
     lines.append(
