@@ -4,7 +4,7 @@
   ``.pth`` file pointing at this checkout (and this environment's packages):
   a release built from it by ``edge.releases.install_release`` runs this
   source and says it is VERSION.  ``extra`` files make a bad release (a
-  broken paho, a Python that exits at once).
+  broken paho, a Python that exits at once) or one that migrates the database.
 - ``make_bundle``: the bundle, signed with the test release key.
 - ``BundleServer``: HTTPS on 127.0.0.1 (a test certificate), with Range, and
   a connection it cuts once after N bytes (resume).
