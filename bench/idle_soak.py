@@ -196,14 +196,18 @@ def start_plain(port: int) -> subprocess.Popen[bytes]:
 
 
 BUTTON_A = 5  # the first queue key of the default configuration
+CALL_WINDOW_1 = 16  # window 1's call key of the default configuration
 VISITOR_CARD = "1A2B3C4D5E"  # not in any cards snapshot: a refused tap, the whole path all the same
 
 
-def keep_busy(hall: SimulatedHall, every_s: float, stop_busy: threading.Event) -> None:
-    """A busy hall: a key press (a ticket printed) and a card tap every ``every_s``."""
+def keep_busy(hall: SimulatedHall, every_s: float, stop_busy: threading.Event, calls: bool = False) -> None:
+    """A busy hall: a key press (a ticket printed) and a card tap every ``every_s``; with ``calls``,
+    window 1 also calls the next ticket each time (on the screen, by voice), so no queue builds up."""
     while not stop_busy.wait(every_s):
         hall.board.click(BUTTON_A)
         hall.reader.tap(VISITOR_CARD)
+        if calls:
+            hall.board.click(CALL_WINDOW_1)
         hall.presses += 1
 
 
@@ -221,6 +225,7 @@ def soak(
     busy_s: float = 0.0,
     *,
     without: tuple[str, ...] = (),
+    calls: bool = False,
 ) -> list[str]:
     broker = Mosquitto(work / "broker", persistence=False).start()
     notify = Notifications(work / "notify.sock")
@@ -236,7 +241,7 @@ def soak(
         processes.append(start_plain(broker.port))
         stop_busy = threading.Event()
         if hall is not None and busy_s > 0:
-            threading.Thread(target=keep_busy, args=(hall, busy_s, stop_busy), daemon=True).start()
+            threading.Thread(target=keep_busy, args=(hall, busy_s, stop_busy, calls), daemon=True).start()
         watched = [Watched("hall-edge run", daemon), Watched("plain paho client", processes[1])]
         start = time.monotonic()
         end = start + duration_s
@@ -261,7 +266,8 @@ def soak(
     what = "simulated hall (screen, printer, reader, keys, locker)" if hall else "minimal (peripherals off)"
     samples = len(watched[0].samples)
     if hall is not None and busy_s > 0:
-        what += f", busy: a key press and a card tap every {busy_s:g} s ({hall.presses} each)"
+        called = ", window 1 calling each ticket" if calls else ""
+        what += f", busy: a key press and a card tap every {busy_s:g} s ({hall.presses} each){called}"
     lines = [
         f"{rig.cpu_fraction_label()}: idle soak, {what}: {duration_s:g} s,"
         f" sampled every {interval_s:g} s, {samples} samples"
@@ -302,13 +308,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--busy", type=float, default=0.0, metavar="S", help="a key press and a tap every S s"
     )
+    parser.add_argument(
+        "--calls", action="store_true", help="with --busy: window 1 calls each ticket (no queue builds up)"
+    )
     add_without_option(parser)
     rig.add_daemon_options(parser)
     args = parser.parse_args(argv)
     rig.apply_daemon_options(args, "idle soak")
     work = Path(tempfile.mkdtemp(prefix="hall-bench-soak-"))
     try:
-        lines = soak(args.duration, args.interval, work, not args.minimal, args.busy, without=args.without)
+        busy = {"busy_s": args.busy, "calls": args.calls}
+        lines = soak(args.duration, args.interval, work, not args.minimal, without=args.without, **busy)
         for line in lines:
             print(line, flush=True)
     finally:
