@@ -41,6 +41,19 @@ def test_a_pressed_button_is_seen_by_gpiozero(board, factory):
     button.close()
 
 
+def test_a_pin_that_changes_all_day_does_not_grow_the_daemon(board, factory):
+    """gpiozero's MockPin keeps a list of every change; the simulated hall's pins keep the last."""
+    button = Button(6, pull_up=True, pin_factory=factory)
+    assert board.wait_setup(6)
+    presses = []
+    button.when_pressed = lambda: presses.append(1)
+    for _ in range(200):
+        board.click(6, hold_s=0)
+    wait_for(lambda: len(presses) == 200 and not button.is_pressed, 10, "200 presses seen")
+    assert len(factory.pin(6).states) == 1
+    button.close()
+
+
 def test_the_board_sees_output_changes_with_times(board, factory):
     lock = OutputDevice(17, pin_factory=factory)
     assert board.wait_setup(17)
