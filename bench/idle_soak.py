@@ -317,8 +317,15 @@ def main(argv: list[str] | None = None) -> int:
     rig.apply_daemon_options(args, "idle soak")
     work = Path(tempfile.mkdtemp(prefix="hall-bench-soak-"))
     try:
-        busy = {"busy_s": args.busy, "calls": args.calls}
-        lines = soak(args.duration, args.interval, work, not args.minimal, without=args.without, **busy)
+        lines = soak(
+            args.duration,
+            args.interval,
+            work,
+            not args.minimal,
+            args.busy,
+            without=args.without,
+            calls=args.calls,
+        )
         for line in lines:
             print(line, flush=True)
     finally:
